@@ -1,0 +1,5 @@
+import sys
+
+from nada.cli import main
+
+sys.exit(main())
