@@ -149,24 +149,44 @@ def validate(p: AdaptParams) -> None:
         raise ParamError("generator", "must name a generator")
     for name in RANGES:
         value = getattr(p, name)
-        if name in ("steps", "layers", "probe_steps", "probe_batch", "reselect_every",
-                    "batch_size", "sample_every", "checkpoint_every", "seed", "n_samples"):
+        if name in (
+            "steps",
+            "layers",
+            "probe_steps",
+            "probe_batch",
+            "reselect_every",
+            "batch_size",
+            "sample_every",
+            "checkpoint_every",
+            "seed",
+            "n_samples",
+        ):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ParamError(name, f"must be an integer (got {value!r})")
         check_range(name, value)
     if p.selection not in SELECTION_METHODS:
-        raise ParamError("selection", f"must be one of {', '.join(SELECTION_METHODS)} (got {p.selection!r})")
+        raise ParamError(
+            "selection", f"must be one of {', '.join(SELECTION_METHODS)} (got {p.selection!r})"
+        )
     if not isinstance(p.include_torgb, bool):
         raise ParamError("include_torgb", f"must be true or false (got {p.include_torgb!r})")
     if not p.clip_models:
         raise ParamError("clip_models", "must name at least one CLIP model")
     if len(p.clip_models) > 4:
-        raise ParamError("clip_models", f"must name at most 4 CLIP models (got {len(p.clip_models)})")
+        raise ParamError(
+            "clip_models", f"must name at most 4 CLIP models (got {len(p.clip_models)})"
+        )
     for spec in p.clip_models:
         if not isinstance(spec.name, str) or not spec.name.strip():
             raise ParamError("clip_models", "entries need a model name")
-        if isinstance(spec.weight, bool) or not isinstance(spec.weight, int | float) or not (0 <= spec.weight <= 100):
-            raise ParamError("clip_models", f"weight of {spec.name} must be 0..100 (got {spec.weight!r})")
+        if (
+            isinstance(spec.weight, bool)
+            or not isinstance(spec.weight, int | float)
+            or not (0 <= spec.weight <= 100)
+        ):
+            raise ParamError(
+                "clip_models", f"weight of {spec.name} must be 0..100 (got {spec.weight!r})"
+            )
     if all(spec.weight == 0 for spec in p.clip_models):
         raise ParamError("clip_models", "need at least one model with weight > 0")
     if p.lambda_direction == 0 and p.lambda_global == 0:

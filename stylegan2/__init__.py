@@ -1,0 +1,45 @@
+"""A StyleGAN2 generator whose checkpoints are interchangeable with rosinality/stylegan2-pytorch.
+
+Public API:
+    Generator                 -- the model (rosinality's state-dict layout and forward()).
+    load_generator, save_generator, LoadedGenerator, CheckpointError -- checkpoint I/O.
+    list_generators, get_generator_info, GeneratorInfo -- the registry of base generators.
+
+Attributes are resolved lazily (PEP 562) so that `import stylegan2.registry` -- which the
+API process does to list generators -- never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Generator": "stylegan2.model",
+    "load_generator": "stylegan2.checkpoint",
+    "save_generator": "stylegan2.checkpoint",
+    "LoadedGenerator": "stylegan2.checkpoint",
+    "CheckpointError": "stylegan2.checkpoint",
+    "list_generators": "stylegan2.registry",
+    "get_generator_info": "stylegan2.registry",
+    "GeneratorInfo": "stylegan2.registry",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from stylegan2.checkpoint import (  # noqa: F401
+        CheckpointError,
+        LoadedGenerator,
+        load_generator,
+        save_generator,
+    )
+    from stylegan2.model import Generator  # noqa: F401
+    from stylegan2.registry import GeneratorInfo, get_generator_info, list_generators  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stylegan2' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
