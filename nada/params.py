@@ -67,6 +67,12 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
 }
 
 
+INT_FIELDS = frozenset(
+    {"steps", "layers", "probe_steps", "probe_batch", "reselect_every", "batch_size",
+     "sample_every", "checkpoint_every", "seed", "n_samples"}
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class AdaptParams:
     """Everything that defines one adaptation run (and is saved with its checkpoint)."""
@@ -149,20 +155,8 @@ def validate(p: AdaptParams) -> None:
         raise ParamError("generator", "must name a generator")
     for name in RANGES:
         value = getattr(p, name)
-        if name in (
-            "steps",
-            "layers",
-            "probe_steps",
-            "probe_batch",
-            "reselect_every",
-            "batch_size",
-            "sample_every",
-            "checkpoint_every",
-            "seed",
-            "n_samples",
-        ):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ParamError(name, f"must be an integer (got {value!r})")
+        if name in INT_FIELDS and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ParamError(name, f"must be an integer (got {value!r})")
         check_range(name, value)
     if p.selection not in SELECTION_METHODS:
         raise ParamError(
