@@ -93,48 +93,96 @@ def upfirdn2d_reference(
     return out.reshape(n, c, out.shape[2], out.shape[3])
 
 
-def _upfir1d(x: Tensor, taps: Sequence[float], dim: int, up: int, pad0: int, pad1: int) -> Tensor:
-    """Along `dim`: zero-insert by `up`, pad, convolve with `taps` -- without the zeros.
+def _fir1d(x: Tensor, taps: Sequence[float], dim: int, up: int, down: int, pad0: int, pad1: int) -> Tensor:
+    """Along `dim`: zero-insert by `up`, pad, convolve with `taps`, keep every `down`-th sample.
 
-    Output j reads z[j + t] * taps[K-1-t] over the zero-inserted, padded signal z. Only taps
-    with (j + t - pad0) divisible by `up` see a sample, so output phase p = j mod up is a
-    plain filter of x with those taps, at offset (p + t - pad0) / up. We compute each phase
-    as a sum of shifted slices and interleave the phases.
+    Computed without the zeros. Output j reads z[j*down + t] * taps[K-1-t] from the
+    zero-inserted, padded signal z; with up > 1 only taps where (j + t - pad0) is divisible
+    by `up` see a sample, so output phase p = j mod up is a plain filter of x with those taps
+    at offset (p + t - pad0) / up. Each phase is a sum of scaled, shifted views written
+    straight into its interleaved slots of the output.
     """
     n = x.shape[dim]
     k = len(taps)
     flipped = list(reversed(taps))
-    out_len = n * up + pad0 + pad1 - k + 1
-    if out_len <= 0:
-        raise ValueError(
-            f"upfirdn2d: output would be empty (input {n}, kernel {k}, pad {pad0},{pad1})"
-        )
-    q_len = -(-out_len // up)  # ceil: every phase is computed to this length, then trimmed
-    phases = []
+    full = n * up + pad0 + pad1 - k + 1  # output length before downsampling
+    if full <= 0:
+        raise ValueError(f"upfirdn2d: output would be empty (input {n}, kernel {k}, pad {pad0},{pad1})")
+    if up > 1 and down > 1:
+        return _fir1d(x, taps, dim, up, 1, pad0, pad1).narrow(dim, 0, full)[_stride_index(x.ndim, dim, down)]
+    if up == 1:
+        out_len = (full - 1) // down + 1
+        xp = F.pad(x, [0, 0] * (x.ndim - 1 - dim) + [pad0, pad1])  # negative pads crop
+        out = None
+        for t, weight in enumerate(flipped):
+            piece = xp.narrow(dim, t, (out_len - 1) * down + 1)
+            if down > 1:
+                piece = piece[_stride_index(x.ndim, dim, down)]
+            if out is None:
+                out = piece * weight
+            else:
+                out.add_(piece, alpha=weight)
+        return out
+    q_len = -(-full // up)  # every phase is computed to this length; the tail is trimmed
+    shape = list(x.shape)
+    shape[dim] = q_len * up
+    out = x.new_empty(shape)
+    slots = out.unflatten(dim, (q_len, up))
     for p in range(up):
+        slot = slots.select(dim + 1, p)
         terms = [(flipped[t], (p + t - pad0) // up) for t in range(k) if (p + t - pad0) % up == 0]
         if not terms:
-            shape = list(x.shape)
-            shape[dim] = q_len
-            phases.append(x.new_zeros(shape))
+            slot.zero_()
             continue
         lo = min(o for _, o in terms)
         hi = max(o for _, o in terms) + q_len - 1
         left, right = max(0, -lo), max(0, hi - (n - 1))
-        xp = x
-        if left or right:
-            pads = [0, 0] * (x.ndim - 1 - dim) + [left, right]
-            xp = F.pad(x, pads)
-        acc = None
-        for weight, offset in terms:
+        xp = F.pad(x, [0, 0] * (x.ndim - 1 - dim) + [left, right]) if left or right else x
+        for i, (weight, offset) in enumerate(terms):
             piece = xp.narrow(dim, offset + left, q_len)
-            acc = piece * weight if acc is None else acc.add(piece, alpha=weight)
-        phases.append(acc)
-    if up == 1:
-        out = phases[0]
-    else:
-        out = torch.stack(phases, dim=dim + 1).flatten(dim, dim + 1)
-    return out.narrow(dim, 0, out_len) if out.shape[dim] != out_len else out
+            if i == 0:
+                torch.mul(piece, weight, out=slot)
+            else:
+                slot.add_(piece, alpha=weight)
+    return out.narrow(dim, 0, full) if full != q_len * up else out
+
+
+def _stride_index(ndim: int, dim: int, step: int) -> tuple:
+    return (slice(None),) * dim + (slice(None, None, step),)
+
+
+def _upfirdn2d_separable(x: Tensor, ky, kx, up: int, down: int, pad: tuple[int, int, int, int]) -> Tensor:
+    px0, px1, py0, py1 = pad
+    out = _fir1d(x, ky, dim=2, up=up, down=down, pad0=py0, pad1=py1)
+    return _fir1d(out, kx, dim=3, up=up, down=down, pad0=px0, pad1=px1)
+
+
+class _UpFirDn2dSeparable(torch.autograd.Function):
+    """Separable upfirdn2d whose backward is again an upfirdn2d (the adjoint), as in NVIDIA's
+    implementation: autograd through the per-tap slices would allocate and zero a full-size
+    gradient for every tap."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, ky, kx, up: int, down: int, pad: tuple[int, int, int, int]) -> Tensor:
+        out = _upfirdn2d_separable(x, ky, kx, up, down, pad)
+        ctx.args = (ky, kx, up, down, pad, x.shape[2], x.shape[3], out.shape[2], out.shape[3])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        ky, kx, up, down, pad, in_h, in_w, out_h, out_w = ctx.args
+        px0, px1, py0, py1 = pad
+        kh, kw = len(ky), len(kx)
+        grad_pad = (
+            kw - px0 - 1,
+            in_w * up - out_w * down + px0 - up + 1,
+            kh - py0 - 1,
+            in_h * up - out_h * down + py0 - up + 1,
+        )
+        grad = _UpFirDn2dSeparable.apply(
+            grad_out, tuple(reversed(ky)), tuple(reversed(kx)), down, up, grad_pad
+        )
+        return grad, None, None, None, None, None
 
 
 def upfirdn2d(
@@ -147,18 +195,13 @@ def upfirdn2d(
 ) -> Tensor:
     """Same contract as `upfirdn2d_reference`; fast when the kernel is separable.
 
-    `separable=(ky, kx)` passes the kernel's 1-D factors (modules compute them once); without
-    them, or with `down > 1` and `up > 1` together, the reference runs.
+    `separable=(ky, kx)` passes the kernel's 1-D factors (modules compute them once with
+    `separable_factors`); without them the reference runs.
     """
     if separable is None:
         return upfirdn2d_reference(input, kernel, up=up, down=down, pad=pad)
-    pad_x0, pad_x1, pad_y0, pad_y1 = _pad4(pad)
-    ky, kx = separable
-    out = _upfir1d(input, ky, dim=2, up=up, pad0=pad_y0, pad1=pad_y1)
-    out = _upfir1d(out, kx, dim=3, up=up, pad0=pad_x0, pad1=pad_x1)
-    if down > 1:
-        out = out[:, :, ::down, ::down]
-    return out
+    ky, kx = (tuple(float(t) for t in taps) for taps in separable)
+    return _UpFirDn2dSeparable.apply(input, ky, kx, up, down, _pad4(pad))
 
 
 def fused_leaky_relu_reference(
