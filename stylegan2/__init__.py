@@ -20,6 +20,8 @@ _EXPORTS = {
     "save_generator": "stylegan2.checkpoint",
     "LoadedGenerator": "stylegan2.checkpoint",
     "CheckpointError": "stylegan2.checkpoint",
+    "random_generator": "stylegan2.checkpoint",
+    "UnknownGeneratorError": "stylegan2.registry",
     "list_generators": "stylegan2.registry",
     "get_generator_info": "stylegan2.registry",
     "GeneratorInfo": "stylegan2.registry",
@@ -32,10 +34,16 @@ if TYPE_CHECKING:  # pragma: no cover
         CheckpointError,
         LoadedGenerator,
         load_generator,
+        random_generator,
         save_generator,
     )
     from stylegan2.model import Generator  # noqa: F401
-    from stylegan2.registry import GeneratorInfo, get_generator_info, list_generators  # noqa: F401
+    from stylegan2.registry import (  # noqa: F401
+        GeneratorInfo,
+        UnknownGeneratorError,
+        get_generator_info,
+        list_generators,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,279 @@
+"""Fetch one file over HTTP(S) into a cache: resumable, checksummed, one process at a time.
+
+`download(url, dest, sha256=...)` streams into `<dest>.part`, resumes a `.part` left by an
+earlier attempt with an HTTP Range request, checks the SHA-256 of the whole file and only
+then renames it to `dest`. A lock file (`<dest>.lock`, `fcntl.flock`) makes a second process
+wait for the first instead of downloading the same bytes twice.
+
+Standard library only (urllib), plus tqdm for the progress bar; no torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import http.client
+import logging
+import os
+import re
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "stylegan-nada (+https://github.com/rinongal/StyleGAN-nada)"
+_CHUNK = 1 << 20  # bytes per read/write
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+_UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
+
+
+class DownloadError(RuntimeError):
+    """A file could not be fetched; the message says how to place it by hand."""
+
+
+class ChecksumError(DownloadError):
+    """A file's SHA-256 is not the expected one."""
+
+    def __init__(self, message: str, *, expected: str, got: str):
+        super().__init__(message)
+        self.expected = expected
+        self.got = got
+
+
+class _Incomplete(Exception):
+    """The server closed the connection early; the attempt is retried (and resumed)."""
+
+
+# (path, inode, size, mtime_ns) -> hex digest, so that verifying a cached file and then
+# recording its hash in a checkpoint's identity reads a 380 MB file once, not twice.
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
+def _stat_key(path: Path) -> tuple[str, int, int, int]:
+    st = path.stat()
+    return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file (remembered while the file's size and mtime are unchanged)."""
+    path = Path(path)
+    key = _stat_key(path)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        hasher = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(_CHUNK):
+                hasher.update(chunk)
+        digest = _DIGESTS[key] = hasher.hexdigest()
+    return digest
+
+
+def remember_digest(path: Path, digest: str) -> None:
+    """Tell `sha256_file` the digest of a file just written (so it is not read back)."""
+    _DIGESTS[_stat_key(path)] = digest
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing); blocks while another holds it.
+
+    The lock file is left in place: deleting it would let a third process lock a new file
+    while a second still waits on the old one.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+b") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process to finish %s", path.with_suffix(""))
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike[str],
+    *,
+    sha256: str | None = None,  # expected hex digest; None: accept any (caller records it)
+    name: str | None = None,  # what the file is, for messages ('ffhq-1024'); default: file name
+    progress: bool | None = None,  # progress bar on stderr; None: only when stderr is a tty
+    timeout: float = 30.0,  # seconds without data before an attempt fails
+    retries: int = 3,  # further attempts (each resuming) after a network failure
+    backoff: float = 1.0,  # seconds before the first retry; doubles each time
+) -> str:
+    """Download `url` to `dest` and return the file's hex SHA-256.
+
+    Bytes go to `<dest>.part` first; a `.part` from an interrupted attempt is resumed with a
+    Range request (a server that answers 200 instead of 206 restarts it from zero). `dest`
+    appears only once complete and, when `sha256` is given, verified. If `dest` already
+    exists (e.g. another process finished it while this one waited on the lock) it is
+    verified and kept.
+
+    Raises:
+        ChecksumError: the downloaded bytes do not hash to `sha256` (the `.part` is removed).
+        DownloadError: the network or server failed; the `.part` is kept for a later resume.
+    """
+    dest = Path(dest)
+    label = name or dest.name
+    expected = sha256.lower() if sha256 else None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+
+    with file_lock(dest.with_name(dest.name + ".lock")):
+        if dest.is_file():
+            digest = sha256_file(dest)
+            if expected and digest != expected:
+                raise ChecksumError(
+                    f"{label}: cached file {dest} has sha256 {digest}, expected {expected}; "
+                    "delete it and download again",
+                    expected=expected,
+                    got=digest,
+                )
+            return digest
+
+        last_error: BaseException | None = None
+        digest: str | None = None
+        for attempt in range(retries + 1):
+            if attempt:
+                delay = backoff * 2 ** (attempt - 1)
+                log.warning("%s: %s; retrying in %.0f s", label, _reason(last_error), delay)
+                time.sleep(delay)
+            try:
+                digest = _fetch(url, part, label=label, progress=progress, timeout=timeout)
+                break
+            except urllib.error.HTTPError as exc:
+                last_error = exc
+                if exc.code < 500 and exc.code not in (408, 429):
+                    break  # 404, 403, ...: asking again will not help
+            except (OSError, http.client.HTTPException, _Incomplete) as exc:
+                last_error = exc  # URLError, refused, reset, timeout, short read
+                if _offline(exc):
+                    break  # no route or no server: fail now, with the how-to message
+        if digest is None:
+            raise DownloadError(
+                f"could not download {label} from {url} ({_reason(last_error)}); "
+                f"place the file by hand at {dest} or pass a local path with --generator PATH"
+                + (" (a later attempt resumes the partial download)" if part.exists() else "")
+            ) from last_error
+
+        if expected and digest != expected:
+            part.unlink(missing_ok=True)
+            raise ChecksumError(
+                f"checksum mismatch for {label} downloaded from {url}: expected sha256 "
+                f"{expected}, got {digest}; the download was deleted. Try again; if it "
+                "persists, the file at that URL is not the published one",
+                expected=expected,
+                got=digest,
+            )
+        os.replace(part, dest)
+        remember_digest(dest, digest)
+        log.info("downloaded %s to %s (sha256 %s)", label, dest, digest)
+        return digest
+
+
+def _offline(exc: BaseException) -> bool:
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, socket.gaierror) or (
+        isinstance(reason, OSError)
+        and reason.errno in (errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH)
+    )
+
+
+def _reason(exc: BaseException | None) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    return str(exc) or type(exc).__name__
+
+
+def _fetch(url: str, part: Path, *, label: str, progress: bool | None, timeout: float) -> str:
+    """One attempt: append the missing bytes to `part` and return the whole file's digest."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 416 or not offset:
+            raise
+        # Range Not Satisfiable: the .part may already hold the whole file.
+        match = _UNSATISFIED_RANGE.search(exc.headers.get("Content-Range", ""))
+        exc.close()
+        if match and int(match.group(1)) == offset:
+            return _hash_file(part)
+        log.info("%s: partial download does not match the server's file; restarting", label)
+        part.unlink()
+        return _fetch(url, part, label=label, progress=progress, timeout=timeout)
+
+    with response:
+        total: int | None = None
+        if offset and response.status == 206:
+            match = _CONTENT_RANGE.search(response.headers.get("Content-Range", ""))
+            if not match or int(match.group(1)) != offset:
+                part.unlink()  # the next attempt starts from zero
+                raise _Incomplete(f"server answered an unexpected range {match and match[0]!r}")
+            total = None if match.group(3) == "*" else int(match.group(3))
+            mode, hasher = "ab", _hash_prefix(part)
+        else:
+            if offset:
+                log.info("%s: server does not support resuming; restarting from zero", label)
+            offset, mode, hasher = 0, "wb", hashlib.sha256()
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+
+        from tqdm.auto import tqdm
+
+        show = sys.stderr.isatty() if progress is None else progress
+        with (
+            part.open(mode) as f,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=label,
+                file=sys.stderr,
+                disable=not show,
+            ) as bar,
+        ):
+            size = offset
+            while chunk := response.read(_CHUNK):
+                f.write(chunk)
+                hasher.update(chunk)
+                size += len(chunk)
+                bar.update(len(chunk))
+            f.flush()
+            os.fsync(f.fileno())
+    if total is not None and size != total:
+        raise _Incomplete(f"connection closed after {size} of {total} bytes")
+    return hasher.hexdigest()
+
+
+def _hash_prefix(path: Path) -> hashlib._Hash:
+    hasher = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            hasher.update(chunk)
+    return hasher
+
+
+def _hash_file(path: Path) -> str:
+    return _hash_prefix(path).hexdigest()

@@ -1,0 +1,176 @@
+"""`nada models list|pull|add` through the real dispatcher (local HTTP server, tmp cache)."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nada.cli import main
+from stylegan2 import registry
+from stylegan2.registry import GeneratorInfo
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("NADA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(registry, "_GENERATORS", dict(registry._GENERATORS))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def www(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
+    )
+    threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # parser.exit for CLIError and usage errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def tiny_entry(url: str, **kw: object) -> GeneratorInfo:
+    fields = dict(name="tiny-8", size=8, domain="test", description="test", filename="t8.pt")
+    fields.update(kw)
+    return GeneratorInfo(url=url, **fields)  # type: ignore[arg-type]
+
+
+def test_list_shows_names_sizes_and_cache_state(
+    capsys: pytest.CaptureFixture[str], isolated: Path
+) -> None:
+    code, out, _ = run(capsys, "models", "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "SIZE", "DOMAIN", "CACHED"]
+    ffhq = next(line for line in lines if line.startswith("ffhq-1024"))
+    assert "1024" in ffhq and "human faces" in ffhq and ffhq.rstrip().endswith("no")
+    assert any(line.startswith("random-<size>") for line in lines)
+    assert f"cache: {isolated}" in out
+    assert "afhq-dog-512: No direct download" in out  # the manual note
+
+    target = registry.cache_path("ffhq-1024")
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"placed by hand")
+    _, out, _ = run(capsys, "models", "list")
+    ffhq = next(line for line in out.splitlines() if line.startswith("ffhq-1024"))
+    assert f"yes  {target}" in ffhq
+
+    _, out, _ = run(capsys, "models", "list", "--json")
+    data = json.loads(out)
+    assert data["cache_dir"] == str(isolated)
+    by_name = {g["name"]: g for g in data["generators"]}
+    assert by_name["ffhq-1024"]["cached"] is True
+    assert by_name["lsun-church-256"] == by_name["lsun-church-256"] | {"size": 256, "cached": False}
+
+
+def test_pull_downloads_then_verifies(
+    capsys: pytest.CaptureFixture[str], www: tuple[str, Path]
+) -> None:
+    base, root = www
+    (root / "t8.pt").write_bytes(b"weights" * 1000)
+    registry.add_generator(tiny_entry(f"{base}/t8.pt"))
+    code, out, _ = run(capsys, "models", "pull", "tiny-8", "--no-progress")
+    assert code == 0 and "downloaded, verified" in out
+    assert registry.cached_path("tiny-8").read_bytes() == b"weights" * 1000
+    code, out, _ = run(capsys, "models", "pull", "tiny-8")
+    assert code == 0 and "already cached, verified" in out
+
+    registry.cached_path("tiny-8").write_bytes(b"changed")
+    code, _, err = run(capsys, "models", "pull", "tiny-8")
+    assert code == 2 and "nada: error: tiny-8: cached file" in err and "sha256" in err
+
+
+def test_pull_errors(capsys: pytest.CaptureFixture[str], isolated: Path) -> None:
+    code, _, err = run(capsys, "models", "pull", "ffqh-1024")
+    assert code == 2
+    assert "nada: error: unknown generator 'ffqh-1024'; known: ffhq-1024" in err
+    code, _, err = run(capsys, "models", "pull", "afhq-cat-512")
+    assert code == 2 and "nada models add afhq-cat-512 PATH" in err
+    code, _, err = run(capsys, "models", "pull", "random-64")
+    assert code == 2 and "nothing to download" in err
+    registry.add_generator(tiny_entry("http://127.0.0.1:9/t8.pt"))  # nothing listens there
+    code, _, err = run(capsys, "models", "pull", "tiny-8")
+    assert code == 2
+    assert "could not download tiny-8 from http://127.0.0.1:9/t8.pt" in err
+    assert str(isolated / "generators" / "t8.pt") in err
+
+
+def test_models_without_an_action_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "models")
+    assert code == 2 and "list" in out and "pull" in out and "add" in out
+
+
+def test_add_checks_the_file_before_caching_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from stylegan2.checkpoint import random_generator, save_generator
+
+    small = random_generator(8, style_dim=32, n_mlp=2)
+    path = tmp_path / "mine.pt"
+    save_generator(path, small.generator, small.latent_avg, {"source": "test"})
+    registry.add_generator(
+        GeneratorInfo(
+            name="mine-8",
+            size=8,
+            domain="t",
+            description="t",
+            filename="m.pt",
+            manual="x",
+            style_dim=32,
+            n_mlp=2,
+        )  # fmt: skip
+    )
+    code, out, _ = run(capsys, "models", "add", "mine-8", str(path))
+    assert code == 0 and "added" in out
+    assert registry.cached_path("mine-8").read_bytes() == path.read_bytes()
+
+    code, _, err = run(capsys, "models", "add", "lsun-church-256", str(path))
+    assert (
+        code == 2
+        and "is not lsun-church-256: it has size 8, style_dim 32, n_mlp 2; lsun-church-256 needs "
+        "size 256, style_dim 512, n_mlp 8"
+        in err
+    )
+    junk = tmp_path / "junk.pt"
+    junk.write_text("<html>404</html>")
+    code, _, err = run(capsys, "models", "add", "mine-8", str(junk))
+    assert code == 2 and "not a PyTorch checkpoint" in err
+    save_generator(path, small.generator, small.latent_avg, {"source": "other"})
+    code, _, err = run(capsys, "models", "add", "mine-8", str(path))
+    assert code == 2 and "--force" in err
+    code, _, _ = run(capsys, "models", "add", "mine-8", str(path), "--force")
+    assert code == 0
+
+
+def test_listing_does_not_import_torch() -> None:
+    code = (
+        "import argparse, sys, stylegan2.cli as c; p = argparse.ArgumentParser(); "
+        "c.register(p.add_subparsers()); a = p.parse_args(['models', 'list']); a.func(a); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
