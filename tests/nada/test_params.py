@@ -1,0 +1,74 @@
+"""The shared parameter schema: defaults from the paper, ranges, and errors naming the knob."""
+
+import math
+
+import pytest
+
+from nada.catalog import check_clip_name, split_clip_name
+from nada.params import RANGES, AdaptParams, ClipSpec, ParamError
+
+
+def test_defaults_follow_the_paper():
+    p = AdaptParams("photo", "sketch")
+    assert (p.lr, p.steps, p.batch_size, p.sample_every) == (0.002, 300, 2, 50)
+    assert [c.name for c in p.clip_models] == ["ViT-B-32", "ViT-B-16"]
+    assert p.sample_truncation == 0.7
+
+
+def test_round_trip_through_plain_data():
+    p = AdaptParams("face", "Shrek", clip_models=(ClipSpec("ViT-B-32:random", 0.5),), layers=3)
+    data = p.to_dict()
+    assert data["clip_models"] == [{"name": "ViT-B-32:random", "weight": 0.5}]
+    assert AdaptParams.from_dict(data) == p
+
+
+@pytest.mark.parametrize(
+    "changes, field, fragment",
+    [
+        ({"steps": 0}, "steps", "1..5000 (got 0)"),
+        ({"steps": 5001}, "steps", "1..5000"),
+        ({"steps": 2.5}, "steps", "integer"),
+        ({"steps": True}, "steps", "integer"),
+        ({"lr": math.nan}, "lr", "nan"),
+        ({"lr": 0.0}, "lr", "1e-06..1.0"),
+        ({"mixing": 1.5}, "mixing", "0.0..1.0"),
+        ({"layers": -1}, "layers", "0..64"),
+        ({"selection": "random"}, "selection", "latent, gradient"),
+        ({"include_torgb": "yes"}, "include_torgb", "true or false"),
+        ({"source_text": ""}, "source_text", "empty"),
+        ({"target_text": "   "}, "target_text", "empty"),
+        ({"target_text": "a\x00b"}, "target_text", "control characters"),
+        ({"target_text": "x" * 301}, "target_text", "at most 300"),
+        ({"target_text": "photo"}, "target_text", "differ"),
+        ({"clip_models": ()}, "clip_models", "at least one"),
+        ({"clip_models": (ClipSpec("ViT-B-32", -1),)}, "clip_models", "0..100"),
+        ({"clip_models": (ClipSpec("ViT-B-32", 0),)}, "clip_models", "weight > 0"),
+        ({"lambda_direction": 0.0}, "lambda_direction", "both be 0"),
+    ],
+)
+def test_bad_values_name_the_field(changes, field, fragment):
+    base = {"source_text": "photo", "target_text": "sketch"}
+    with pytest.raises(ParamError) as info:
+        AdaptParams(**{**base, **changes})
+    assert info.value.field == field
+    assert fragment in str(info.value)
+
+
+def test_unknown_key_is_refused():
+    with pytest.raises(ParamError, match="is not a parameter"):
+        AdaptParams.from_dict({"source_text": "a", "target_text": "b", "stepz": 3})
+
+
+def test_every_range_has_a_field():
+    fields = AdaptParams.__dataclass_fields__
+    assert set(RANGES) <= set(fields)
+
+
+def test_clip_names():
+    assert split_clip_name("ViT-B/32") == ("ViT-B-32", "openai")
+    assert split_clip_name("ViT-B-16:random") == ("ViT-B-16", "random")
+    assert check_clip_name("ViT-B-32:random") == ("ViT-B-32", "random")
+    with pytest.raises(ParamError, match="known: ViT-B-32"):
+        check_clip_name("ViT-Q-99")
+    with pytest.raises(ParamError, match="unknown weights 'nope'"):
+        check_clip_name("ViT-B-32:nope")
