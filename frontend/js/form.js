@@ -1,0 +1,338 @@
+// The "new job" form: prompts with presets, the base generator, and every engine
+// parameter under "Advanced" with its default and allowed range. Errors — ours or the
+// service's 422 — appear next to the field they concern.
+
+import { api, ApiError } from "./api.js";
+import { clipModelsField } from "./clip-field.js";
+import { h, setText, toast, uid } from "./dom.js";
+import { checkNumber, formatNumber, numberText, rangeText } from "./schema.js";
+
+// Prompt pairs people actually use with StyleGAN-NADA (from the paper and its demos).
+export const PRESETS = [
+  { source: "photo", target: "sketch" },
+  { source: "face", target: "Shrek" },
+  { source: "face", target: "anime painting" },
+  { source: "face", target: "Pixar cartoon" },
+  { source: "face", target: "zombie" },
+];
+
+// How each parameter reads in the form. Fields the service accepts but this table does
+// not know still appear (under "Other"), labelled by their name.
+const FIELD_INFO = {
+  steps: { label: "Training steps", help: "Iterations of fine-tuning." },
+  batch_size: { label: "Batch size", help: "Latents per training step." },
+  lr: { label: "Learning rate", help: "Adam; betas (0, 0.99)." },
+  mixing: { label: "Style mixing", help: "Probability of mixing two latents." },
+  seed: { label: "Seed", help: "Seeds latents, noise and random CLIP weights." },
+  layers: { label: "Layers per step (k)", help: "Layers trained each step; 0 trains every candidate." },
+  selection: {
+    label: "Layer selection",
+    help: "How the k layers are chosen: a short W+ optimisation probe, or the largest gradients.",
+    options: { latent: "latent (W+ probe)", gradient: "gradient" },
+  },
+  include_torgb: { label: "Also select to_rgb layers", help: "Let the colour-output layers be trained too." },
+  probe_steps: { label: "Probe steps", help: "Optimisation steps of the selection probe." },
+  probe_batch: { label: "Probe batch", help: "Latents in the selection probe." },
+  reselect_every: { label: "Reselect every", help: "Steps between layer selections." },
+  clip_models: { label: "CLIP models", help: "Models guiding the loss, each with its share." },
+  lambda_direction: { label: "Directional loss weight", help: "The paper's main loss." },
+  lambda_global: { label: "Global loss weight", help: "Pulls images toward the target text." },
+  sample_every: { label: "Sample every", help: "Steps between progress images; the last step always samples." },
+  checkpoint_every: { label: "Checkpoint every", help: "Steps between intermediate .pt files; 0 = final only." },
+  n_samples: { label: "Images per sample", help: "Fixed latents shown in each progress image." },
+  sample_truncation: { label: "Sample truncation ψ", help: "Truncation of the progress images." },
+};
+
+const GROUPS = [
+  { title: "Training", fields: ["steps", "batch_size", "lr", "mixing", "seed"] },
+  { title: "Layer selection", fields: ["layers", "selection", "include_torgb", "probe_steps", "probe_batch", "reselect_every"] },
+  { title: "CLIP guidance", fields: ["clip_models", "lambda_direction", "lambda_global"] },
+  { title: "Progress output", fields: ["sample_every", "checkpoint_every", "n_samples", "sample_truncation"] },
+];
+const BASIC = new Set(["source_text", "target_text", "generator"]);
+
+/**
+ * Build the form. ctx: {schema, generators: [..], clipModels: [names], prefill: params|null,
+ * onCreated(job)}. Returns the <form> element.
+ */
+export function jobForm(ctx) {
+  const { schema } = ctx;
+  const fields = schema.fields;
+  const controls = {}; // name -> {get(), set(v), error(msg), focus(), container}
+  const formError = h("div", { class: "form-error", role: "alert", hidden: true });
+
+  // ---- one labelled control with its hint and its error slot ------------------------
+  function fieldShell(name, labelText, control, hintText, { wide = false, inline = false } = {}) {
+    const hintId = uid(`${name}-hint`);
+    const errorId = uid(`${name}-error`);
+    const error = h("div", { class: "field-error", id: errorId, "data-error-for": name });
+    const hint = hintText ? h("div", { class: "hint", id: hintId }, hintText) : null;
+    control.setAttribute("aria-describedby", [hint ? hintId : null, errorId].filter(Boolean).join(" "));
+    const label = h("label", { for: control.id }, labelText);
+    const shell = h("div", { class: ["field", wide && "field-wide", inline && "field-inline"], "data-field": name },
+      inline ? [control, label] : [label, control], hint, error);
+    const showError = (msg) => {
+      setText(error, msg || "");
+      shell.classList.toggle("has-error", Boolean(msg));
+      if (msg) control.setAttribute("aria-invalid", "true");
+      else control.removeAttribute("aria-invalid");
+    };
+    control.addEventListener("input", () => showError(""));
+    return { shell, showError };
+  }
+
+  function hintFor(spec, info) {
+    const parts = [];
+    const range = rangeText(spec);
+    if (range) parts.push(range);
+    if (spec.default !== undefined && typeof spec.default !== "object") {
+      parts.push(`default ${typeof spec.default === "boolean" ? (spec.default ? "on" : "off") : formatNumber(spec.default)}`);
+    }
+    const head = parts.join(" · ");
+    return [head && h("span", { class: "hint-range" }, head), info.help && ` ${info.help}`];
+  }
+
+  function numberControl(spec) {
+    const info = FIELD_INFO[spec.name] || { help: spec.description };
+    const input = h("input", {
+      id: uid(spec.name), name: spec.name, type: "number", inputmode: spec.type === "integer" ? "numeric" : "decimal",
+      step: spec.type === "integer" ? "1" : "any", min: spec.min, max: spec.max, value: numberText(spec.default),
+      required: spec.required || undefined,
+    });
+    const { shell, showError } = fieldShell(spec.name, info.label || spec.name, input, hintFor(spec, info));
+    controls[spec.name] = {
+      container: shell,
+      get: () => {
+        const text = input.value.trim();
+        return text === "" ? undefined : Number(text);
+      },
+      set: (v) => { input.value = numberText(v); },
+      check: () => checkNumber(spec, input.value),
+      error: showError,
+      focus: () => input.focus(),
+      reset: () => { input.value = numberText(spec.default); showError(""); },
+    };
+    return shell;
+  }
+
+  function enumControl(spec) {
+    const info = FIELD_INFO[spec.name] || { help: spec.description };
+    const select = h("select", { id: uid(spec.name), name: spec.name },
+      spec.enum.map((v) => h("option", { value: v, selected: v === spec.default }, (info.options && info.options[v]) || v)));
+    const { shell, showError } = fieldShell(spec.name, info.label || spec.name, select, hintFor(spec, info));
+    controls[spec.name] = {
+      container: shell, get: () => select.value, set: (v) => { select.value = v; }, error: showError,
+      focus: () => select.focus(), reset: () => { select.value = spec.default ?? spec.enum[0]; showError(""); },
+    };
+    return shell;
+  }
+
+  function boolControl(spec) {
+    const info = FIELD_INFO[spec.name] || { help: spec.description };
+    const box = h("input", { id: uid(spec.name), name: spec.name, type: "checkbox", checked: Boolean(spec.default) });
+    const { shell, showError } = fieldShell(spec.name, info.label || spec.name, box, hintFor(spec, info), { inline: true });
+    controls[spec.name] = {
+      container: shell, get: () => box.checked, set: (v) => { box.checked = Boolean(v); }, error: showError,
+      focus: () => box.focus(), reset: () => { box.checked = Boolean(spec.default); showError(""); },
+    };
+    return shell;
+  }
+
+  function textControl(spec) {
+    const info = FIELD_INFO[spec.name] || { help: spec.description };
+    const input = h("input", { id: uid(spec.name), name: spec.name, type: "text", value: spec.default ?? "", maxlength: spec.maxLength });
+    const { shell, showError } = fieldShell(spec.name, info.label || spec.name, input, info.help);
+    controls[spec.name] = {
+      container: shell, get: () => input.value, set: (v) => { input.value = v ?? ""; }, error: showError,
+      focus: () => input.focus(), reset: () => { input.value = spec.default ?? ""; showError(""); },
+    };
+    return shell;
+  }
+
+  function controlFor(spec) {
+    if (spec.name === "clip_models") {
+      const { element, control } = clipModelsField(spec, { names: ctx.clipModels, label: FIELD_INFO.clip_models.label });
+      controls.clip_models = control;
+      return element;
+    }
+    if (spec.enum) return enumControl(spec);
+    if (spec.type === "boolean") return boolControl(spec);
+    if (spec.type === "integer" || spec.type === "number") return numberControl(spec);
+    if (spec.type === "string") return textControl(spec);
+    return null; // a structured field this page does not know how to edit: leave it to the default
+  }
+
+  // ---- prompts and generator -------------------------------------------------------
+  function promptControl(name, labelText, placeholder) {
+    const spec = fields[name] || { maxLength: 300 };
+    const input = h("input", {
+      id: uid(name), name, type: "text", required: true, maxlength: spec.maxLength, placeholder,
+      autocomplete: "off", spellcheck: "true", class: "prompt-input",
+    });
+    const { shell, showError } = fieldShell(name, labelText, input, null);
+    controls[name] = {
+      container: shell, get: () => input.value, set: (v) => { input.value = v ?? ""; }, error: showError,
+      focus: () => input.focus(), input,
+      check: () => (input.value.trim() ? null : `${name} must not be empty`),
+      reset: () => showError(""),
+    };
+    return shell;
+  }
+
+  function generatorControl() {
+    const spec = fields.generator || { default: "ffhq-1024" };
+    const gens = [
+      ...(ctx.generators || []),
+      ...(ctx.randomSizes || []).map((size) => ({ name: `random-${size}`, size, description: "Seeded random weights: no download, for trying the service out.", random: true })),
+    ];
+    const known = gens.map((g) => g.name);
+    const option = (g) => h("option", { value: g.name }, g.size ? `${g.name}  (${g.size}×${g.size})` : g.name);
+    const pretrained = gens.filter((g) => !g.random);
+    const random = gens.filter((g) => g.random);
+    const select = h("select", { id: uid("generator"), name: "generator" },
+      random.length ? h("optgroup", { label: "Pretrained" }, pretrained.map(option)) : pretrained.map(option),
+      random.length ? h("optgroup", { label: "Random weights (no download)" }, random.map(option)) : null,
+      h("option", { value: "__other" }, "Other…"));
+    const other = h("input", { type: "text", class: "generator-other", placeholder: "registry name or random-<size>", "aria-label": "Generator name", hidden: true, spellcheck: "false" });
+    const describe = h("div", { class: "generator-desc muted" });
+    const update = () => {
+      other.hidden = select.value !== "__other";
+      const g = gens.find((x) => x.name === select.value);
+      setText(describe, g ? [g.description, g.domain].filter(Boolean).join(" · ") : select.value === "__other" ? "Any generator the service can load; it answers with the known names if not." : "");
+    };
+    select.addEventListener("change", () => { update(); if (!other.hidden) other.focus(); });
+    const set = (v) => {
+      if (v && known.includes(v)) select.value = v;
+      else if (v) { select.value = "__other"; other.value = v; }
+      update();
+    };
+    const { shell, showError } = fieldShell("generator", "Base generator", select, describe);
+    const control = h("div", { class: "generator-control" });
+    shell.replaceChild(control, select);
+    control.append(select, other);
+    other.addEventListener("input", () => showError(""));
+    set(known.includes(spec.default) ? spec.default : known[0] || spec.default);
+    controls.generator = {
+      container: shell, get: () => (select.value === "__other" ? other.value.trim() : select.value), set,
+      error: showError, focus: () => (other.hidden ? select : other).focus(),
+      reset: () => { set(known.includes(spec.default) ? spec.default : known[0] || spec.default); showError(""); },
+    };
+    return shell;
+  }
+
+  // ---- assemble ----------------------------------------------------------------------
+  const presets = h("div", { class: "presets", role: "group", "aria-label": "Presets" },
+    h("span", { class: "presets-label muted" }, "Try"),
+    PRESETS.map((p) => h("button", {
+      type: "button", class: "chip",
+      onclick: () => {
+        controls.source_text.set(p.source);
+        controls.target_text.set(p.target);
+        controls.source_text.error("");
+        controls.target_text.error("");
+        controls.target_text.focus();
+      },
+    }, p.source, h("span", { class: "arrow", "aria-hidden": "true" }, " → "), h("span", { class: "visually-hidden" }, " to "), p.target)));
+
+  const swap = h("button", { type: "button", class: "button button-icon swap", title: "Swap source and target", "aria-label": "Swap source and target" }, "⇄");
+  swap.addEventListener("click", () => {
+    const s = controls.source_text.get();
+    controls.source_text.set(controls.target_text.get());
+    controls.target_text.set(s);
+  });
+
+  const promptRow = h("div", { class: "prompt-row" },
+    promptControl("source_text", "Source text", "e.g. photo"),
+    swap,
+    promptControl("target_text", "Target text", "e.g. sketch"));
+
+  const advancedNames = schema.order.filter((n) => !BASIC.has(n) && fields[n]);
+  const grouped = new Set(GROUPS.flatMap((g) => g.fields));
+  const groups = [...GROUPS, { title: "Other", fields: advancedNames.filter((n) => !grouped.has(n)) }]
+    .map((g) => ({ ...g, fields: g.fields.filter((n) => advancedNames.includes(n)) }))
+    .filter((g) => g.fields.length);
+  const resetButton = h("button", { type: "button", class: "button button-small button-quiet" }, "Reset to defaults");
+  resetButton.addEventListener("click", () => {
+    for (const n of advancedNames) controls[n] && controls[n].reset();
+    controls.generator.reset();
+    toast("Advanced settings reset to the defaults.");
+  });
+  const advanced = h("details", { class: "advanced" },
+    h("summary", {}, h("span", {}, "Advanced"), h("span", { class: "summary-note muted" }, `${advancedNames.length} engine parameters, defaults from ${schema.source === "openapi" ? "the service" : "nada/params.py"}`)),
+    h("div", { class: "advanced-body" },
+      groups.map((g) => h("fieldset", { class: "group" }, h("legend", {}, g.title),
+        h("div", { class: "grid" }, g.fields.map((n) => controlFor(fields[n]))))),
+      h("div", { class: "advanced-actions" }, resetButton)));
+
+  const submit = h("button", { type: "submit", class: "button button-primary" }, "Start adaptation");
+  const form = h("form", { class: "job-form", novalidate: true, "aria-label": "New adaptation job" },
+    presets, promptRow, generatorControl(), advanced, formError,
+    h("div", { class: "form-actions" }, submit,
+      h("span", { class: "muted small" }, "Runs on the service's GPU worker; samples appear as it trains.")));
+
+  function clearErrors() {
+    for (const c of Object.values(controls)) c.error("");
+    formError.hidden = true;
+    formError.replaceChildren();
+  }
+
+  /** Show [{field, message}] next to their fields; the rest above the button. Focus the first. */
+  function showErrors(errors) {
+    const loose = [];
+    let first = null;
+    for (const { field, message } of errors) {
+      const c = field && controls[field];
+      if (c) {
+        c.error(message);
+        if (!first) first = c;
+      } else loose.push(field ? `${field}: ${message}` : message);
+    }
+    if (loose.length) {
+      formError.hidden = false;
+      formError.replaceChildren(h("strong", {}, "The service refused this job."), h("ul", {}, loose.map((m) => h("li", {}, m))));
+    }
+    if (first) {
+      if (advanced.contains(first.container)) advanced.open = true;
+      first.focus();
+      first.container.scrollIntoView({ block: "center", behavior: "smooth" });
+    } else if (loose.length) formError.scrollIntoView({ block: "center" });
+  }
+
+  function values() {
+    const body = {};
+    for (const name of schema.order) {
+      const c = controls[name];
+      if (!c) continue;
+      const v = c.get();
+      if (v !== undefined && v !== "") body[name] = v;
+    }
+    return body;
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors();
+    const local = Object.entries(controls)
+      .map(([field, c]) => ({ field, message: c.check ? c.check() : null }))
+      .filter((e) => e.message);
+    if (local.length) return showErrors(local);
+    submit.disabled = true;
+    setText(submit, "Submitting…");
+    try {
+      const job = await api.createJob(values());
+      ctx.onCreated(job);
+    } catch (err) {
+      if (err instanceof ApiError && err.fieldErrors.length) showErrors(err.fieldErrors);
+      else showErrors([{ field: null, message: err.message }]);
+    } finally {
+      submit.disabled = false;
+      setText(submit, "Start adaptation");
+    }
+  });
+
+  if (ctx.prefill) {
+    for (const [name, v] of Object.entries(ctx.prefill)) if (controls[name]) controls[name].set(v);
+    advanced.open = true;
+  }
+  return form;
+}
