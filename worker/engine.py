@@ -1,0 +1,553 @@
+"""The adaptation engine: `run_adaptation` turns a base generator and two prompts into an
+adapted generator (StyleGAN-NADA, Gal et al., 2021).
+
+One step (sec. 3 of the paper, defaults from appendix I):
+  1. every `reselect_every` steps, pick the k layers to train (`worker.layers`, sec. 3.3);
+  2. map a batch of z through the frozen mapping network to W+ (optionally style-mixed);
+  3. render it with the frozen generator (no graph) and the trainable one, same noise;
+  4. CLIP loss (`worker.clip_loss`), backward, Adam (lr 0.002, betas (0, 0.99)) over the
+     selected layers only.
+
+Every random draw of step s comes from an RNG seeded by (seed, s), so a run resumed from an
+intermediate checkpoint continues exactly as the uninterrupted run would have.
+
+This module does I/O and progress reporting; the math lives in clip_loss.py and layers.py.
+No Celery or web imports: the CLI and the Celery task both call `run_adaptation`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+from torch import Tensor, nn
+
+import stylegan2
+from nada import __version__ as nada_version
+from nada.params import AdaptParams
+from stylegan2.checkpoint import FORMAT_VERSION, GeneratorConfig, read_checkpoint
+from worker.clip_loss import ClipGuide
+from worker.clip_models import ClipModel, canonical_clip_name, check_clip_name, load_clip
+from worker.events import AdaptResult, CancelCheck, Canceled, Progress, ProgressCallback
+from worker.layers import candidate_layers, layer_parameters, select_layers, set_trainable
+from worker.samples import image_grid, noise_shapes, random_noise, render, sample_path, write_png
+
+log = logging.getLogger(__name__)
+
+ADAM_BETAS = (0.0, 0.99)  # appendix I; floats: torch refuses a mix of int and float
+CHECKPOINT_NAME = "adapted.pt"
+METRICS_NAME = "metrics.jsonl"
+PARAMS_NAME = "params.json"
+SAMPLE_MAX_TILE = 256  # progress samples are for judging, not for keeping: cap tile size
+# Parameters that may differ between a run and the run it resumes: they change neither the
+# training steps already taken nor the ones to come.
+RESUMABLE_CHANGES = frozenset({"steps", "sample_every", "checkpoint_every"})
+
+
+class ResumeError(ValueError):
+    """resume_from cannot continue this run: unreadable, or made by a different job."""
+
+
+# -- models shared between jobs -----------------------------------------------------------
+
+
+class ModelCache:
+    """Loaded CLIP models and base generators, kept between jobs of one worker process.
+
+    Keys are (name, device) — plus the seed for random CLIP weights and the file's size and
+    mtime for generator paths — so a changed file is reloaded. Least recently used entries go
+    first once a kind holds `max_items`. Cached models are frozen (requires_grad False) and
+    never trained: the engine trains a copy.
+    """
+
+    def __init__(self, max_items: int = 4):
+        self.max_items = max_items  # per kind (CLIP models, generators)
+        self._clips: OrderedDict[tuple[Any, ...], ClipModel] = OrderedDict()
+        self._generators: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+    def clip(self, name: str, device: torch.device | str, seed: int = 0) -> ClipModel:
+        canonical = canonical_clip_name(name)
+        random = canonical.endswith(":random")
+        key = (canonical, str(torch.device(device)), seed if random else None)
+        return self._get(self._clips, key, lambda: load_clip(name, device, seed=seed))
+
+    def generator(self, name_or_path: str, device: torch.device | str) -> Any:
+        """A stylegan2.LoadedGenerator, frozen."""
+        path = Path(name_or_path)
+        stamp = (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else None
+        key = (str(path.resolve()) if stamp else name_or_path, stamp, str(torch.device(device)))
+
+        def load() -> Any:
+            loaded = stylegan2.load_generator(name_or_path, device=device)
+            loaded.generator.eval().requires_grad_(False)
+            return loaded
+
+        return self._get(self._generators, key, load)
+
+    def clear(self) -> None:
+        self._clips.clear()
+        self._generators.clear()
+
+    def _get(self, store: OrderedDict, key: tuple[Any, ...], load: Callable[[], Any]) -> Any:
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+        value = load()
+        store[key] = value
+        while len(store) > self.max_items:
+            store.popitem(last=False)
+        return value
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' -> CUDA when available, else CPU; anything torch accepts otherwise."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N (got {device!r})") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
+    return resolved
+
+
+def _enable_fast_cuda_math(device: torch.device) -> None:
+    """On CUDA: TF32 matmuls and convolutions (10-bit mantissa products, fp32 accumulation:
+    far more precise than the generator's and CLIP's own error), and cuDNN autotuning (every
+    generator pass of a run has the same shapes, since the probe runs in chunks of the
+    training batch). Weights and activations stay fp32: StyleGAN2's demodulation and skip
+    sums are where half precision hurts. (CLIP's precision: clip_models.ClipModel.autocast.)"""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+
+
+# -- per-step randomness ------------------------------------------------------------------
+
+
+def step_rng(seed: int, step: int, stream: str) -> torch.Generator:
+    """A CPU RNG for one purpose ('train', 'probe', 'samples') of one step, independent of
+    every other: what step s draws does not depend on the steps before it."""
+    digest = hashlib.blake2b(f"{seed}/{step}/{stream}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
+
+
+@torch.no_grad()
+def sample_wplus(generator: nn.Module, batch: int, mixing: float, rng: torch.Generator) -> Tensor:
+    """W+ codes [batch, n_latent, style_dim] on the generator's device: z ~ N(0, I) through
+    the (frozen) mapping network, with style mixing at a random crossover with probability
+    `mixing` (rosinality's mixing_noise, made deterministic)."""
+    device = next(generator.parameters()).device
+    n_latent = generator.n_latent
+    z = torch.randn(batch, generator.style_dim, generator=rng)
+    w = generator.style(z.to(device))
+    wplus = w.unsqueeze(1).repeat(1, n_latent, 1)
+    if mixing > 0 and float(torch.rand((), generator=rng)) < mixing:
+        z2 = torch.randn(batch, generator.style_dim, generator=rng)
+        crossover = int(torch.randint(1, n_latent, (), generator=rng))
+        wplus[:, crossover:] = generator.style(z2.to(device)).unsqueeze(1)
+    return wplus
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    """What changes as a run proceeds (and what an intermediate checkpoint must restore)."""
+
+    step: int = 0  # training steps completed
+    selected: tuple[str, ...] = ()  # layers trained in the last step
+    selections: dict[str, list[str]] = field(default_factory=dict)  # sample step -> layers
+    samples: list[Path] = field(default_factory=list)
+
+
+class _Adaptation:
+    """One job's models, optimizer and state; `run_adaptation` drives it."""
+
+    def __init__(
+        self,
+        params: AdaptParams,
+        out_dir: Path,
+        device: torch.device,
+        models: ModelCache,
+        generator_source: str,
+    ):
+        self.params = params
+        self.out_dir = out_dir
+        self.device = device
+        for spec in params.clip_models:  # refuse a bad name before loading anything
+            check_clip_name(spec.name)
+        base = models.generator(generator_source, device)
+        self.identity = dict(base.identity)
+        if not self.identity.get("name"):
+            self.identity["name"] = params.generator
+        self.latent_avg = base.latent_avg
+        self.frozen = base.generator  # shared with the cache: never trained
+        self.trainable = copy.deepcopy(self.frozen)
+        self.candidates = candidate_layers(self.trainable, params.include_torgb)
+        self.optimizer = torch.optim.Adam(
+            layer_parameters(self.trainable, self.candidates), lr=params.lr, betas=ADAM_BETAS
+        )
+        clips = [
+            (models.clip(spec.name, device, seed=params.seed), spec.weight)
+            for spec in params.clip_models
+            if spec.weight > 0
+        ]
+        self.guide = ClipGuide(
+            clips,
+            params.source_text,
+            params.target_text,
+            params.lambda_direction,
+            params.lambda_global,
+        )
+        self.clip_names = [canonical_clip_name(spec.name) for spec in params.clip_models]
+        self.state = _State()
+        self._noise_shapes = noise_shapes(self.frozen)
+        rng = step_rng(params.seed, 0, "samples")
+        self._sample_z = torch.randn(params.n_samples, self.frozen.style_dim, generator=rng)
+        self._sample_noise = random_noise(self._noise_shapes, params.n_samples, rng)
+        self._source_row: Tensor | None = None
+
+    # selection and training
+
+    @property
+    def selects(self) -> bool:
+        """Whether a probe picks the layers (False: k = 0 or k >= candidates: train all)."""
+        return 0 < self.params.layers < len(self.candidates)
+
+    def _noise(self, batch: int, rng: torch.Generator) -> list[Tensor]:
+        return [n.to(self.device) for n in random_noise(self._noise_shapes, batch, rng)]
+
+    def select(self, step: int) -> tuple[str, ...]:
+        p = self.params
+        if not self.selects:
+            return self.candidates
+        rng = step_rng(p.seed, step, "probe")
+        wplus = sample_wplus(self.frozen, p.probe_batch, 0.0, rng)
+        selection = select_layers(
+            p.selection,
+            self.trainable,
+            self.candidates,
+            p.layers,
+            wplus,
+            self.guide.global_loss,
+            probe_steps=p.probe_steps,
+            noise=self._noise(p.probe_batch, rng),
+            chunk=p.batch_size,  # the probe's peak memory is a training step's
+        )
+        return selection.layers
+
+    def train_step(self, step: int) -> dict[str, float]:
+        p = self.params
+        rng = step_rng(p.seed, step, "train")
+        wplus = sample_wplus(self.frozen, p.batch_size, p.mixing, rng)
+        noise = self._noise(p.batch_size, rng)
+        set_trainable(self.trainable, self.state.selected)
+        with torch.no_grad():
+            frozen_images, _ = self.frozen([wplus], input_is_latent=True, noise=noise)
+        adapted_images, _ = self.trainable([wplus], input_is_latent=True, noise=noise)
+        losses = self.guide.losses(adapted_images, frozen_images)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        # Unselected parameters have grad None, and Adam skips those entirely: no decay of
+        # old moments, no update from them, so they stay bit-for-bit unchanged.
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {name: float(value.detach()) for name, value in losses.items()}
+
+    # outputs
+
+    def write_sample(self, step: int) -> Path:
+        p = self.params
+        args = dict(
+            truncation=p.sample_truncation,
+            truncation_latent=self.latent_avg,
+            batch_size=p.batch_size,
+        )
+        if self._source_row is None:
+            self._source_row = render(self.frozen, self._sample_z, self._sample_noise, **args)
+        if step == 0:  # nothing trained yet: the adapted row is the source row
+            adapted = self._source_row
+        else:
+            adapted = render(self.trainable, self._sample_z, self._sample_noise, **args)
+        grid = image_grid([self._source_row, adapted], max_tile=SAMPLE_MAX_TILE)
+        return write_png(sample_path(self.out_dir, step), grid)
+
+    def metadata(self) -> dict[str, Any]:
+        """What the adapted checkpoint says about itself (plain data)."""
+        return {
+            "kind": "stylegan-nada",
+            "source_text": self.params.source_text,
+            "target_text": self.params.target_text,
+            "params": self.params.to_dict(),
+            "steps_done": self.state.step,
+            "clip_models": self.clip_names,
+            "selected_layers": dict(self.state.selections),
+            "candidate_layers": list(self.candidates),
+            "base": {k: v for k, v in self.identity.items()},
+            "versions": {
+                "nada": nada_version,
+                "torch": str(torch.__version__),  # a str subclass: not plain data
+                "open_clip": str(open_clip.__version__),
+                "python": platform.python_version(),
+            },
+        }
+
+    def write_checkpoint(self, path: Path) -> Path:
+        """An intermediate checkpoint: the adapted checkpoint's layout (stylegan2 loads it)
+        plus 'resume': the optimizer state and run state. The RNG needs no saving: each
+        step's draws are seeded by (seed, step)."""
+        state = {k: v.detach().cpu().clone() for k, v in self.trainable.state_dict().items()}
+        metadata = json.loads(json.dumps(self.metadata()))  # plain data, as weights_only wants
+        g = self.trainable
+        config = GeneratorConfig(g.size, g.style_dim, g.n_mlp, g.channel_multiplier)
+        metadata["stylegan2"] = {**asdict(config), "format_version": FORMAT_VERSION}
+        resume = {
+            "step": self.state.step,
+            "selected": list(self.state.selected),
+            "optimizer": self.optimizer.state_dict(),
+        }
+        payload = {
+            "g_ema": state,
+            "latent_avg": self.latent_avg.detach().cpu().reshape(-1).clone(),
+            "metadata": metadata,
+            "resume": resume,
+        }
+        return _atomic_torch_save(payload, path)
+
+    def restore(self, path: Path) -> None:
+        """Continue from an intermediate checkpoint written by `write_checkpoint`."""
+        try:
+            ckpt = read_checkpoint(path)
+        except ValueError as exc:  # CheckpointError
+            raise ResumeError(str(exc)) from None
+        if not isinstance(ckpt, dict) or "resume" not in ckpt:
+            raise ResumeError(f"{path} is not an intermediate checkpoint of a run")
+        meta = ckpt.get("metadata") or {}
+        old, new = meta.get("params") or {}, self.params.to_dict()
+        for key in sorted(set(old) | set(new)):
+            if key not in RESUMABLE_CHANGES and old.get(key) != new.get(key):
+                raise ResumeError(
+                    f"{path} was trained with {key}={old.get(key)!r}; this run has "
+                    f"{key}={new.get(key)!r} (only {', '.join(sorted(RESUMABLE_CHANGES))} may change)"
+                )
+        old_base = meta.get("base") or {}
+        for key in ("name", "sha256", "seed"):
+            if old_base.get(key) != self.identity.get(key):
+                raise ResumeError(
+                    f"{path} was trained from generator {old_base.get('name')!r} "
+                    f"({key} {old_base.get(key)!r}); this run's is {self.identity.get(key)!r}"
+                )
+        resume = ckpt["resume"]
+        if resume["step"] > self.params.steps:
+            raise ResumeError(
+                f"{path} is at step {resume['step']}; steps must be at least that (got {self.params.steps})"
+            )
+        self.trainable.load_state_dict(ckpt["g_ema"], strict=True)
+        self.optimizer.load_state_dict(resume["optimizer"])
+        self.state.step = int(resume["step"])
+        self.state.selected = tuple(resume["selected"])
+        self.state.selections = {
+            k: v
+            for k, v in (meta.get("selected_layers") or {}).items()
+            if int(k) <= self.state.step
+        }
+        self.state.samples = [
+            sample_path(self.out_dir, s)
+            for s in range(self.state.step + 1)
+            if sample_path(self.out_dir, s).is_file()
+        ]
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _truncate_metrics(path: Path, last_step: int) -> None:
+    """Keep the metrics of steps <= last_step (a resumed run rewrites the rest)."""
+    if not path.is_file():
+        return
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= last_step
+    ]
+    _atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+
+
+def checkpoint_path(out_dir: Path, step: int) -> Path:
+    return Path(out_dir) / "checkpoints" / f"step_{step:06d}.pt"
+
+
+def run_adaptation(
+    params: AdaptParams,
+    out_dir: Path,
+    *,
+    device: str = "auto",
+    on_progress: ProgressCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+    resume_from: Path | None = None,
+    models: ModelCache | None = None,
+    generator_path: Path | None = None,
+) -> AdaptResult:
+    """Adapt `params.generator` from `params.source_text` to `params.target_text`.
+
+    Args:
+        params: the job (validated on construction).
+        out_dir: receives adapted.pt, samples/step_XXXXXX.png, metrics.jsonl, params.json and,
+            with checkpoint_every, checkpoints/step_XXXXXX.pt.
+        device: 'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...
+        on_progress: receives Progress events (stages, every step, samples, checkpoints).
+        should_cancel: polled before every step and before saving; True raises Canceled and
+            leaves no adapted.pt.
+        resume_from: an intermediate checkpoint of the same job to continue from.
+        models: a ModelCache to reuse models across jobs (a fresh one if None).
+        generator_path: a local file holding params.generator (the worker resolves registry
+            names itself); its name stays params.generator in the metadata.
+
+    Returns:
+        AdaptResult with the paths written and the checkpoint's sha256.
+
+    Raises:
+        Canceled: should_cancel returned True.
+        nada.params.ParamError: a prompt too long for CLIP, an unknown CLIP model.
+    """
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    emit = on_progress or (lambda event: None)
+    cancel = should_cancel or (lambda: False)
+    p = params
+    dev = resolve_device(device)
+    _enable_fast_cuda_math(dev)
+
+    def event(kind: str, stage: str, step: int, **kwargs: Any) -> None:
+        emit(Progress(kind=kind, stage=stage, step=step, total_steps=p.steps, **kwargs))
+
+    log.info(
+        "adapting %s from %r to %r: %d steps on %s",
+        p.generator,
+        p.source_text,
+        p.target_text,
+        p.steps,
+        dev,
+    )
+    final = out_dir / CHECKPOINT_NAME
+    if final.exists():  # a previous run's: it would pass for this run's if this one stops
+        log.info("removing the previous run's %s", final)
+        final.unlink()
+    event("stage", "loading", 0)
+    run = _Adaptation(p, out_dir, dev, models or ModelCache(), str(generator_path or p.generator))
+    metrics = out_dir / METRICS_NAME
+    if resume_from is not None:
+        run.restore(Path(resume_from))
+        _truncate_metrics(metrics, run.state.step)
+    else:
+        metrics.write_text("", encoding="utf-8")
+    _atomic_write_text(
+        out_dir / PARAMS_NAME,
+        json.dumps({**p.to_dict(), "device": str(dev), "base": run.identity}, indent=2) + "\n",
+    )
+    if resume_from is not None:
+        log.info("resumed from %s at step %d", resume_from, run.state.step)
+    if run.state.step == 0:
+        run.state.samples = [run.write_sample(0)]
+        event("sample", "loading", 0, path=run.state.samples[-1])
+
+    recent: deque[float] = deque(maxlen=10)  # seconds of the last steps
+    first = True
+    with metrics.open("a", encoding="utf-8") as log_file:
+        for step in range(run.state.step, p.steps):
+            if cancel():
+                raise Canceled(f"canceled before step {step + 1} of {p.steps}")
+            t0 = time.perf_counter()
+            if step % p.reselect_every == 0 or not run.state.selected:
+                if first and run.selects:
+                    event("stage", "selecting", step)
+                run.state.selected = run.select(step)
+            t_select = time.perf_counter() - t0
+            if first:
+                event("stage", "training", step)
+                first = False
+            losses = run.train_step(step)
+            seconds = time.perf_counter() - t0
+            recent.append(seconds)
+            done = run.state.step = step + 1
+            line = {
+                "step": done,
+                "losses": losses,
+                "selected_layers": list(run.state.selected),
+                "seconds": round(seconds, 4),
+                "selection_seconds": round(t_select, 4),
+            }
+            log_file.write(json.dumps(line) + "\n")
+            log_file.flush()
+            event(
+                "step",
+                "training",
+                done,
+                losses=losses,
+                selected_layers=run.state.selected,
+                seconds_per_step=sum(recent) / len(recent),
+            )
+            if done % p.sample_every == 0 or done == p.steps:
+                run.state.selections[str(done)] = list(run.state.selected)
+                run.state.samples.append(run.write_sample(done))
+                event("sample", "training", done, path=run.state.samples[-1])
+            if p.checkpoint_every and done % p.checkpoint_every == 0 and done < p.steps:
+                path = run.write_checkpoint(checkpoint_path(out_dir, done))
+                event("checkpoint", "training", done, path=path)
+
+    if cancel():
+        raise Canceled(f"canceled after step {run.state.step} of {p.steps}, before saving")
+    event("stage", "saving", run.state.step)
+    digest = stylegan2.save_generator(final, run.trainable, run.latent_avg, run.metadata())
+    log.info("wrote %s (sha256 %s)", final, digest)
+    return AdaptResult(
+        checkpoint=final,
+        samples=tuple(run.state.samples),
+        metrics=metrics,
+        checkpoint_sha256=digest,
+        steps=run.state.step,
+        seconds=time.perf_counter() - started,
+    )

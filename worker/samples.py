@@ -1,0 +1,155 @@
+"""Image grids and PNG files: what a person looks at to judge an adaptation.
+
+Progress samples are a source row (the frozen generator) over an adapted row (the trainable
+one) on fixed latents, so that successive files show the same faces changing. PNGs are
+written atomically (temp file + os.replace): a reader polling the samples folder never sees
+half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+
+def to_uint8(images: Tensor) -> np.ndarray:
+    """[N, 3, H, W] in ~[-1, 1] -> uint8 [N, H, W, 3] (clipped, rounded)."""
+    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round()
+    return x.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def image_grid(
+    rows: Sequence[Tensor],  # each [N, 3, H, W] in [-1, 1], same N, H, W
+    max_tile: int | None = None,  # downscale tiles larger than this (pixels); None keeps size
+    padding: int = 2,  # pixels between tiles
+) -> np.ndarray:
+    """Rows of images -> one uint8 image [rows*H, N*W, 3] with a white gutter."""
+    if not rows:
+        raise ValueError("image_grid needs at least one row")
+    tiles = []
+    for row in rows:
+        row = row.detach().float()
+        if max_tile is not None and row.shape[-1] > max_tile:
+            row = F.interpolate(row, size=(max_tile, max_tile), mode="area")
+        tiles.append(to_uint8(row))
+    n, h, w, _ = tiles[0].shape
+    if any(t.shape != tiles[0].shape for t in tiles):
+        raise ValueError("image_grid rows must have the same number and size of images")
+    grid = np.full(
+        (len(tiles) * (h + padding) - padding, n * (w + padding) - padding, 3), 255, np.uint8
+    )
+    for r, row_tiles in enumerate(tiles):
+        for c in range(n):
+            y, x = r * (h + padding), c * (w + padding)
+            grid[y : y + h, x : x + w] = row_tiles[c]
+    return grid
+
+
+def write_png(path: Path, image: np.ndarray) -> Path:
+    """Write a uint8 [H, W, 3] image as PNG, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(image).save(f, format="PNG")
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a served file must be readable
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def sample_path(out_dir: Path, step: int) -> Path:
+    """samples/step_000050.png: step 0 is before training (source and adapted rows equal)."""
+    return Path(out_dir) / "samples" / f"step_{step:06d}.png"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-7' -> [0..7]; '1,5,9' -> [1, 5, 9]; '0-3,10' -> [0, 1, 2, 3, 10]."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            if sep:
+                first, last = int(lo), int(hi)
+                if last < first:
+                    raise ValueError
+                seeds.extend(range(first, last + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise ValueError(f"seeds must look like '0-7' or '1,5,9' (got {text!r})") from None
+    if not seeds:
+        raise ValueError(f"seeds must name at least one seed (got {text!r})")
+    if any(s < 0 or s >= 2**32 for s in seeds):
+        raise ValueError("seeds must be 0..4294967295")
+    return seeds
+
+
+def noise_shapes(generator: torch.nn.Module) -> list[tuple[int, int]]:
+    """(height, width) of each per-layer noise input, in the order forward() takes them."""
+    return [
+        tuple(getattr(generator.noises, f"noise_{i}").shape[-2:])
+        for i in range(generator.num_layers)
+    ]
+
+
+def random_noise(
+    shapes: Sequence[tuple[int, int]], batch: int, rng: torch.Generator
+) -> list[Tensor]:
+    """Per-layer noise [batch, 1, h, w] drawn from `rng` on the CPU (the same on any device)."""
+    return [torch.randn(batch, 1, h, w, generator=rng) for h, w in shapes]
+
+
+def seeded_inputs(seeds: Sequence[int], generator: torch.nn.Module) -> tuple[Tensor, list[Tensor]]:
+    """z [N, style_dim] and noise for each seed, each seed on its own RNG: seed 7 renders the
+    same image whichever other seeds are in the grid."""
+    shapes = noise_shapes(generator)
+    zs, noises = [], []
+    for seed in seeds:
+        rng = torch.Generator().manual_seed(int(seed))
+        zs.append(torch.randn(1, generator.style_dim, generator=rng))
+        noises.append(random_noise(shapes, 1, rng))
+    return torch.cat(zs), [torch.cat(layer) for layer in zip(*noises, strict=True)]
+
+
+@torch.no_grad()
+def render(
+    generator: torch.nn.Module,
+    z: Tensor,  # [N, style_dim] on any device
+    noise: Sequence[Tensor],  # per layer [N, 1, h, w]
+    truncation: float = 1.0,  # psi; 1 disables truncation
+    truncation_latent: Tensor | None = None,  # [style_dim] or [1, style_dim]
+    batch_size: int = 4,  # images per forward pass (bounds memory)
+) -> Tensor:
+    """Images [N, 3, H, W] in ~[-1, 1] on the CPU, rendered in batches without a graph."""
+    device = next(generator.parameters()).device
+    center = None if truncation_latent is None else truncation_latent.reshape(1, -1).to(device)
+    if truncation < 1 and center is None:
+        raise ValueError("truncation < 1 needs truncation_latent (the mean w)")
+    out = []
+    for i in range(0, z.shape[0], batch_size):
+        part = slice(i, i + batch_size)
+        w = generator.style(z[part].to(device))
+        image, _ = generator(
+            [w],
+            input_is_latent=True,
+            truncation=truncation,
+            truncation_latent=center,
+            noise=[n[part].to(device) for n in noise],
+        )
+        out.append(image.float().cpu())
+    return torch.cat(out)
