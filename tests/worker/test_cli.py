@@ -16,16 +16,6 @@ from nada.params import AdaptParams, ClipSpec
 from worker.cli import params_from_args
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """On shared CI cores one torch thread is several times faster than two (OpenMP threads
-    wait for each other while the other core is busy); the results are the same."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow  # ~30 s: a 64-px generator at 512 channels and ViT-B/32 on a CPU
 def test_adapt_end_to_end_on_random_64_with_vit_b_32(tmp_path, capsys):
     out = tmp_path / "run"

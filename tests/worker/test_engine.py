@@ -36,16 +36,6 @@ def make_params(**changes) -> AdaptParams:
     return AdaptParams(**base)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: on shared cores, OpenMP hand-offs between threads cost more than the work
-    (a 2-thread tiny-CLIP forward measured 300x slower than a 1-thread one under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def models() -> ModelCache:
     return ModelCache()

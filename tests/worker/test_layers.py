@@ -21,15 +21,6 @@ from worker.layers import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models: OpenMP hand-offs on shared cores cost more than the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_generator(size: int = 16, seed: int = 0) -> Generator:
     torch.manual_seed(seed)
     return Generator(size, style_dim=32, n_mlp=2, channel_multiplier=1).eval().requires_grad_(False)

@@ -19,14 +19,6 @@ from worker.samples import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize(
     ("text", "seeds"),
     [("0-7", list(range(8))), ("1,5,9", [1, 5, 9]), ("0-2, 10", [0, 1, 2, 10]), ("4", [4])],
