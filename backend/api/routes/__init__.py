@@ -1,0 +1,1 @@
+"""One APIRouter per resource; backend/main.py mounts them under /api/v1."""

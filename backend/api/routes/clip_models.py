@@ -1,0 +1,21 @@
+"""/clip-models: the CLIP models that may guide a job (nada/catalog.py)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from backend.schemas import ClipModelPublic, ClipModelsPublic
+from nada.catalog import CLIP_MODELS, RANDOM_TAG
+
+router = APIRouter(prefix="/clip-models", tags=["clip-models"])
+
+
+@router.get("", response_model=ClipModelsPublic)
+def read_clip_models() -> ClipModelsPublic:
+    """Every offered architecture:weights pair; ':random' is seeded random weights."""
+    data = [
+        ClipModelPublic(name=f"{arch}:{tag}", architecture=arch, pretrained=tag, default=i == 0)
+        for arch, tags in CLIP_MODELS.items()
+        for i, tag in enumerate((*tags, RANDOM_TAG))
+    ]
+    return ClipModelsPublic(data=data, count=len(data))

@@ -1,0 +1,47 @@
+"""/healthz: is the database reachable, is the broker reachable."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request, Response, status
+from sqlalchemy import text
+
+from backend.api.deps import QueueDep, SessionDep
+from backend.schemas import HealthPublic
+from nada import __version__
+
+router = APIRouter(tags=["health"])
+
+_BROKER_CHECK_SECONDS = 10.0  # a broker probe opens a connection: do it this often at most
+
+
+def _broker_ok(request: Request, queue: QueueDep) -> bool:
+    cached = getattr(request.app.state, "broker_health", None)
+    if cached and time.monotonic() - cached[0] < _BROKER_CHECK_SECONDS:
+        return cached[1]
+    ok = queue.broker_ok(timeout=2.0)
+    request.app.state.broker_health = (time.monotonic(), ok)
+    return ok
+
+
+@router.get("/healthz", response_model=HealthPublic, responses={503: {"model": HealthPublic}})
+def healthz(
+    request: Request, session: SessionDep, queue: QueueDep, response: Response
+) -> HealthPublic:
+    """200 while the database answers; 'degraded' if the broker does not (jobs still queue
+    and are dispatched once it is back)."""
+    try:
+        session.execute(text("SELECT 1"))
+        database = "ok"
+    except Exception:
+        database = "unavailable"
+    broker = "ok" if _broker_ok(request, queue) else "unavailable"
+    if database != "ok":
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return HealthPublic(
+        status="ok" if database == broker == "ok" else "degraded",
+        database=database,
+        broker=broker,
+        version=__version__,
+    )

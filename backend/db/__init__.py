@@ -1,0 +1,1 @@
+"""Persistence: ORM models (`models`) and engines/sessions/migrations (`session`)."""

@@ -1,0 +1,116 @@
+"""ORM models: a job and the events it emitted. The database is the source of truth.
+
+Lease columns (issue #6): a running job is owned by `worker_id` while `lease_expires_at`
+is in the future. `attempt` counts claims and is the fencing token: every write a worker
+makes is conditional on `attempt` still being the one it claimed (see backend/leases.py).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class JobStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    canceled = "canceled"
+
+
+ACTIVE = (JobStatus.queued, JobStatus.running)
+FINISHED = (JobStatus.succeeded, JobStatus.failed, JobStatus.canceled)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python; timestamptz on PostgreSQL, naive UTC text on SQLite."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; use datetime.now(UTC)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid4 hex
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.queued)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)  # AdaptParams.to_dict()
+    # Progress, as last reported by the worker.
+    stage: Mapped[str | None] = mapped_column(String(32))
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    total_steps: Mapped[int] = mapped_column(Integer)
+    losses: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    selected_layers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    seconds_per_step: Mapped[float | None] = mapped_column(Float)
+    sample_steps: Mapped[list[int]] = mapped_column(JSON, default=list)  # files in samples/
+    checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))  # set when adapted.pt is
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Lease and fencing (issue #6).
+    attempt: Mapped[int] = mapped_column(Integer, default=0)  # claims so far; fencing token
+    worker_id: Mapped[str | None] = mapped_column(String(255))  # holder of the current lease
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Timeline.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)  # last (re)enqueue: queue order
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # broker took the task
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # first claim
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_jobs_created_at", "created_at"),
+        Index("ix_jobs_status_created_at", "status", "created_at"),
+        Index("ix_jobs_status_queued_at", "status", "queued_at"),
+        Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        Index("ix_jobs_status_dispatched_at", "status", "dispatched_at"),
+    )
+
+
+class JobEvent(Base):
+    """One thing that happened to a job; `id` is the Server-Sent Events id (global, rising)."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # queued, started, progress, sample, ...
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_job_events_job_id_id", "job_id", "id"),)

@@ -1,0 +1,210 @@
+"""Data access for jobs on the API's side: create, list, inspect, cancel, delete, events.
+
+Small keyword-only functions over a Session; the caller owns the transaction. Every state
+change is one conditional UPDATE, so the API and a worker racing for the same job cannot
+both win. What workers do (claims, leases, fenced progress, the reaper) is backend/leases.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from backend.db.models import FINISHED, Job, JobEvent, JobStatus
+from nada.params import AdaptParams
+
+TERMINAL_EVENTS = ("succeeded", "failed", "canceled")
+
+
+class JobNotFound(LookupError):
+    def __init__(self, job_id: str):
+        super().__init__(f"job {job_id!r} not found")
+
+
+class JobConflict(Exception):
+    """The job's status does not allow the operation (cancel a finished job, ...)."""
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    running: int  # jobs being worked on (~ busy workers)
+    running_steps_left: int
+    seconds_per_step: float | None  # recent average, None before any job reported one
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def add_event(session: Session, *, job_id: str, kind: str, attempt: int, data: dict) -> None:
+    """Append to the job's event log (its row id is the SSE event id)."""
+    session.add(JobEvent(job_id=job_id, kind=kind, attempt=attempt, data=data, created_at=utcnow()))
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def create_job(session: Session, *, params: AdaptParams) -> Job:
+    now = utcnow()
+    job = Job(
+        id=new_job_id(),
+        status=JobStatus.queued,
+        params=params.to_dict(),
+        stage=None,
+        step=0,
+        total_steps=params.steps,
+        losses={},
+        selected_layers=[],
+        sample_steps=[],
+        cancel_requested=False,
+        attempt=0,
+        created_at=now,
+        queued_at=now,
+    )
+    session.add(job)
+    session.flush()
+    add_event(session, job_id=job.id, kind="queued", attempt=0, data={"status": "queued"})
+    return job
+
+
+def mark_dispatched(session: Session, *, job_id: str) -> None:
+    """Record that the broker accepted a task message for the job."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.queued)
+        .values(dispatched_at=utcnow())
+    )
+
+
+def get_job(session: Session, *, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+def list_jobs(
+    session: Session, *, statuses: list[str] | None = None, offset: int = 0, limit: int = 20
+) -> tuple[list[Job], int]:
+    """Newest first, and the number of jobs that match in all."""
+    where = [Job.status.in_(statuses)] if statuses else []
+    count = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+    rows = session.scalars(
+        select(Job)
+        .where(*where)
+        .order_by(Job.created_at.desc(), Job.id.desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return list(rows), count
+
+
+def queue_stats(session: Session) -> QueueStats:
+    running, steps_left, sps = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(Job.total_steps - Job.step), 0),
+            func.avg(Job.seconds_per_step),
+        ).where(Job.status == JobStatus.running)
+    ).one()
+    if sps is None:
+        recent = (
+            select(Job.seconds_per_step)
+            .where(Job.status == JobStatus.succeeded, Job.seconds_per_step.is_not(None))
+            .order_by(Job.finished_at.desc())
+            .limit(20)
+            .subquery()
+        )
+        sps = session.scalar(select(func.avg(recent.c.seconds_per_step)))
+    return QueueStats(int(running), int(steps_left), float(sps) if sps is not None else None)
+
+
+def queue_position(session: Session, *, job: Job) -> tuple[int, int]:
+    """(1-based place among queued jobs in dispatch order, steps of the queued jobs ahead)."""
+    ahead, steps = session.execute(
+        select(func.count(), func.coalesce(func.sum(Job.total_steps), 0)).where(
+            Job.status == JobStatus.queued,
+            or_(
+                Job.queued_at < job.queued_at,
+                and_(Job.queued_at == job.queued_at, Job.id < job.id),
+            ),
+        )
+    ).one()
+    return int(ahead) + 1, int(steps)
+
+
+def estimate(
+    session: Session, *, job: Job, stats: QueueStats | None
+) -> tuple[int | None, float | None]:
+    """(queue_position, eta_seconds) of a job; eta is a rough estimate from recent speed."""
+    if job.status == JobStatus.running:
+        sps = job.seconds_per_step or (stats.seconds_per_step if stats else None)
+        return None, None if sps is None else round((job.total_steps - job.step) * sps, 1)
+    if job.status != JobStatus.queued:
+        return None, None
+    position, steps_ahead = queue_position(session, job=job)
+    if stats is None or stats.seconds_per_step is None:
+        return position, None
+    workers = max(stats.running, 1)
+    steps = stats.running_steps_left + steps_ahead + job.total_steps
+    return position, round(steps * stats.seconds_per_step / workers, 1)
+
+
+def request_cancel(session: Session, *, job_id: str) -> Job:
+    """Cancel a queued job now, or ask the worker of a running job to stop at its next step.
+
+    Raises JobNotFound, or JobConflict for a finished job.
+    """
+    now = utcnow()
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.queued)
+        .values(status=JobStatus.canceled, cancel_requested=True, finished_at=now)
+        .returning(Job.attempt)
+    ).first()
+    if row is not None:
+        add_event(session, job_id=job_id, kind="canceled", attempt=row.attempt, data={})
+        return get_job(session, job_id=job_id)
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.running)
+        .values(cancel_requested=True)
+        .returning(Job.id)
+    ).first()
+    job = get_job(session, job_id=job_id)
+    if row is None:
+        raise JobConflict(
+            f"job {job_id} is {job.status}; only queued and running jobs can be canceled"
+        )
+    session.refresh(job)
+    return job
+
+
+def delete_job(session: Session, *, job_id: str) -> None:
+    """Delete a finished job's row and events (the caller removes its files after commit)."""
+    deleted = session.execute(
+        delete(Job).where(Job.id == job_id, Job.status.in_(FINISHED)).returning(Job.id)
+    ).first()
+    if deleted is None:
+        job = get_job(session, job_id=job_id)
+        raise JobConflict(f"job {job_id} is {job.status}; cancel it and wait until it stops")
+    # SQLite enforces ON DELETE CASCADE only with foreign_keys=ON; be explicit either way.
+    session.execute(delete(JobEvent).where(JobEvent.job_id == job_id))
+
+
+def events_after(
+    session: Session, *, job_id: str, after_id: int = 0, limit: int = 500
+) -> list[JobEvent]:
+    return list(
+        session.scalars(
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.id > after_id)
+            .order_by(JobEvent.id)
+            .limit(limit)
+        )
+    )

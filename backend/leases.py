@@ -1,0 +1,283 @@
+"""Data access for jobs on the workers' side: claims, leases and fencing (issue #6).
+
+Keyword-only functions over a Session, like backend/jobs.py. The protocol, in the order a
+job meets it:
+
+1. claim_job: `UPDATE ... SET status='running', attempt=attempt+1, lease_expires_at=now+L
+   WHERE id=:id AND NOT cancel_requested AND (status='queued' OR (status='running' AND
+   lease expired))`. The returned attempt number is the worker's *fencing token*.
+2. While it runs, the worker renews the lease (renew_lease) and records progress; each of
+   these writes carries `WHERE attempt=:attempt AND status='running'`, so a worker that lost
+   its lease (it stalled, another worker took over, the job was reaped) writes nothing and
+   learns that it should stop (the functions return False).
+3. finish_job: the final state, fenced the same way.
+4. reap_expired, run periodically by the API and by every worker: a running job whose lease
+   expired is re-queued (its worker vanished), or failed with `worker_lost` once it used
+   max_attempts claims, or marked canceled if a cancel was pending. Queued jobs that no
+   broker message is known to carry (the API died between commit and send, or the broker
+   refused) are returned for re-dispatch too. Duplicate messages are harmless: the claim
+   of a job that is not claimable is a no-op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, literal, or_, select, update
+from sqlalchemy.orm import Session
+
+from backend.db.models import FINISHED, Job, JobStatus, UTCDateTime
+from backend.jobs import add_event, utcnow
+
+WORKER_LOST = "worker_lost"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on a job: `attempt` fences all of its writes."""
+
+    job_id: str
+    attempt: int
+    params: dict[str, Any]
+
+
+def _now(session: Session) -> Any:
+    """'now' for lease arithmetic: the database's clock where it has one we can use in SQL
+    (PostgreSQL, shared by all workers), else this process's clock (SQLite: one machine)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.now()
+    return utcnow()
+
+
+def _sql_time(now: Any) -> Any:
+    """`now` usable inside SQL functions (a Python datetime needs the column's type)."""
+    return literal(now, UTCDateTime()) if isinstance(now, datetime) else now
+
+
+def claim_job(
+    session: Session, *, job_id: str, worker_id: str, lease_seconds: float, max_attempts: int
+) -> Claim | None:
+    """Take the job for this worker, or None if it is not claimable (done, canceled, held by
+    a live worker, or out of attempts: the reaper fails those)."""
+    now = _now(session)
+    expired = and_(Job.status == JobStatus.running, Job.lease_expires_at < now)
+    row = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.cancel_requested.is_(False),
+            Job.attempt < max_attempts,
+            or_(Job.status == JobStatus.queued, expired),
+        )
+        .values(
+            status=JobStatus.running,
+            attempt=Job.attempt + 1,
+            worker_id=worker_id,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            heartbeat_at=now,
+            started_at=func.coalesce(Job.started_at, _sql_time(now)),
+            stage=None,
+        )
+        .returning(Job.attempt, Job.params)
+    ).first()
+    if row is None:
+        return None
+    add_event(
+        session,
+        job_id=job_id,
+        kind="started",
+        attempt=row.attempt,
+        data={"status": "running", "attempt": row.attempt, "worker": worker_id},
+    )
+    return Claim(job_id=job_id, attempt=row.attempt, params=row.params)
+
+
+def _fence(job_id: str, attempt: int) -> Any:
+    return and_(Job.id == job_id, Job.attempt == attempt, Job.status == JobStatus.running)
+
+
+def renew_lease(
+    session: Session, *, job_id: str, attempt: int, lease_seconds: float
+) -> bool | None:
+    """Extend the lease. Returns cancel_requested, or None when the lease is lost."""
+    now = _now(session)
+    row = session.execute(
+        update(Job)
+        .where(_fence(job_id, attempt))
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds), heartbeat_at=now)
+        .returning(Job.cancel_requested)
+    ).first()
+    return None if row is None else bool(row.cancel_requested)
+
+
+def cancel_requested(session: Session, *, job_id: str, attempt: int) -> bool | None:
+    """Whether the job should stop: True/False, or None when the lease is lost."""
+    row = session.execute(select(Job.cancel_requested).where(_fence(job_id, attempt))).first()
+    return None if row is None else bool(row.cancel_requested)
+
+
+def record_progress(
+    session: Session,
+    *,
+    job_id: str,
+    attempt: int,
+    stage: str,
+    step: int,
+    total_steps: int,
+    losses: dict[str, float] | None = None,
+    selected_layers: list[str] | None = None,
+    seconds_per_step: float | None = None,
+    lease_seconds: float,
+) -> bool:
+    """Record a stage change or a finished step (and renew the lease); False = lease lost."""
+    now = _now(session)
+    values: dict[str, Any] = {
+        "stage": stage,
+        "step": step,
+        "total_steps": total_steps,
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        "heartbeat_at": now,
+    }
+    if losses is not None:
+        values["losses"] = losses
+    if selected_layers is not None:
+        values["selected_layers"] = selected_layers
+    if seconds_per_step is not None:
+        values["seconds_per_step"] = seconds_per_step
+    row = session.execute(
+        update(Job).where(_fence(job_id, attempt)).values(**values).returning(Job.id)
+    ).first()
+    if row is None:
+        return False
+    data: dict[str, Any] = {"stage": stage, "step": step, "total_steps": total_steps}
+    if losses is not None:
+        data["losses"] = losses
+    if selected_layers is not None:
+        data["selected_layers"] = selected_layers
+    if seconds_per_step is not None:
+        data["eta_seconds"] = round((total_steps - step) * seconds_per_step, 1)
+    add_event(session, job_id=job_id, kind="progress", attempt=attempt, data=data)
+    return True
+
+
+def record_sample(session: Session, *, job_id: str, attempt: int, step: int) -> bool:
+    """Record that samples/step_<step>.png was published; False = lease lost."""
+    row = session.execute(
+        update(Job)
+        .where(_fence(job_id, attempt))
+        .values(heartbeat_at=utcnow())
+        .returning(Job.sample_steps)
+    ).first()
+    if row is None:
+        return False
+    steps = sorted({*row.sample_steps, step})  # a resumed attempt may sample a step again
+    session.execute(update(Job).where(Job.id == job_id).values(sample_steps=steps))
+    add_event(session, job_id=job_id, kind="sample", attempt=attempt, data={"step": step})
+    return True
+
+
+def finish_job(
+    session: Session,
+    *,
+    job_id: str,
+    attempt: int,
+    status: JobStatus,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    checkpoint_sha256: str | None = None,
+) -> bool:
+    """Record the outcome of the attempt; False if the attempt no longer holds the job."""
+    assert status in FINISHED
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": utcnow(),
+        "lease_expires_at": None,
+        "error_code": error_code,
+        "error_message": error_message,
+    }
+    if status == JobStatus.succeeded:
+        values.update(checkpoint_sha256=checkpoint_sha256, stage=None)
+    row = session.execute(
+        update(Job).where(_fence(job_id, attempt)).values(**values).returning(Job.step)
+    ).first()
+    if row is None:
+        return False
+    data: dict[str, Any] = {"status": str(status), "step": row.step}
+    if error_code:
+        data["error"] = {"code": error_code, "message": error_message}
+    add_event(session, job_id=job_id, kind=str(status), attempt=attempt, data=data)
+    return True
+
+
+def reap_expired(
+    session: Session, *, max_attempts: int, dispatch_grace_seconds: float = 30.0
+) -> list[str]:
+    """Settle running jobs whose worker vanished; return the ids to (re-)dispatch.
+
+    Those are the jobs re-queued here, plus queued jobs that no broker message is known
+    to carry `dispatch_grace_seconds` after they were queued.
+    """
+    now = _now(session)
+    expired = and_(Job.status == JobStatus.running, Job.lease_expires_at < now)
+    done = {"finished_at": utcnow(), "lease_expires_at": None}
+
+    rows = session.execute(
+        update(Job)
+        .where(expired, Job.cancel_requested.is_(True))
+        .values(status=JobStatus.canceled, **done)
+        .returning(Job.id, Job.attempt)
+    ).all()
+    for job_id, attempt in rows:
+        add_event(
+            session, job_id=job_id, kind="canceled", attempt=attempt, data={"status": "canceled"}
+        )
+
+    message = (
+        f"the worker running this job stopped responding; gave up after {max_attempts} attempts"
+    )
+    rows = session.execute(
+        update(Job)
+        .where(expired, Job.attempt >= max_attempts)
+        .values(status=JobStatus.failed, error_code=WORKER_LOST, error_message=message, **done)
+        .returning(Job.id, Job.attempt)
+    ).all()
+    for job_id, attempt in rows:
+        error = {"code": WORKER_LOST, "message": message}
+        add_event(
+            session,
+            job_id=job_id,
+            kind="failed",
+            attempt=attempt,
+            data={"status": "failed", "error": error},
+        )
+
+    requeued = session.execute(
+        update(Job)
+        .where(expired)
+        .values(
+            status=JobStatus.queued,
+            queued_at=utcnow(),
+            dispatched_at=None,
+            worker_id=None,
+            lease_expires_at=None,
+        )
+        .returning(Job.id, Job.attempt)
+    ).all()
+    for job_id, attempt in requeued:
+        add_event(
+            session,
+            job_id=job_id,
+            kind="queued",
+            attempt=attempt,
+            data={"status": "queued", "reason": WORKER_LOST, "attempts_used": attempt},
+        )
+
+    stale = utcnow() - timedelta(seconds=dispatch_grace_seconds)
+    undispatched = session.scalars(
+        select(Job.id).where(
+            Job.status == JobStatus.queued, Job.dispatched_at.is_(None), Job.queued_at < stale
+        )
+    ).all()
+    return sorted({*(r.id for r in requeued), *undispatched})

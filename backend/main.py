@@ -1,0 +1,61 @@
+"""The FastAPI application: wiring only (routes live in backend/api/routes/)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from backend.api.routes import clip_models, generators, health, jobs
+from backend.db.session import migrate
+from backend.jobs import JobConflict, JobNotFound
+from backend.queue import JobQueue, Reaper
+from backend.schemas import API_PREFIX
+from backend.settings import Settings, get_settings
+from nada import __version__
+
+
+def create_app(settings: Settings | None = None, *, queue: JobQueue | None = None) -> FastAPI:
+    """The API (under /api/v1), its docs (/docs) and the page (/, if frontend/ exists)."""
+    settings = settings or get_settings()
+    queue = queue or JobQueue(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            await run_in_threadpool(migrate, settings.db_url)
+        settings.jobs_dir.mkdir(parents=True, exist_ok=True)
+        reaper = Reaper(settings, queue)
+        reaper.start()
+        try:
+            yield
+        finally:
+            reaper.stop()
+            queue.close()
+
+    app = FastAPI(
+        title="StyleGAN-NADA",
+        version=__version__,
+        description="Text-driven domain adaptation of StyleGAN2 generators, as a job queue.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.queue = queue
+
+    @app.exception_handler(JobNotFound)
+    async def _not_found(_: Request, exc: JobNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(JobConflict)
+    async def _conflict(_: Request, exc: JobConflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    for module in (jobs, generators, clip_models, health):
+        app.include_router(module.router, prefix=API_PREFIX)
+    if settings.frontend_dir and settings.frontend_dir.is_dir():
+        app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")
+    return app

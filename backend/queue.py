@@ -1,0 +1,178 @@
+"""The job queue's producer side: Celery settings shared with the workers, dispatch by task
+name (the API never imports `worker`), and the reaper that settles jobs of vanished workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from celery import Celery
+
+from backend import jobs, leases
+from backend.db.session import session_scope
+from backend.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "nada.adapt"  # worker/tasks.py registers the task under this name
+_PRUNE_EVERY_S = 600.0  # how often a reaper clears delivered embedded-broker messages
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings for minutes-long, one-per-GPU tasks (used by API and workers alike)."""
+    if settings.embedded_broker:
+        # kombu's SQLAlchemy transport passes its options to create_engine(). It never
+        # re-delivers a message whose worker died; the reaper below re-dispatches instead.
+        transport_options: dict[str, Any] = {"connect_args": {"timeout": 30}}
+    else:
+        # Redis re-delivers an unacknowledged message after visibility_timeout, which must
+        # outlast the longest job or a healthy job would be delivered twice (harmless, the
+        # claim is conditional, but wasteful). Dead workers are found sooner by the leases.
+        transport_options = {"visibility_timeout": settings.job_time_limit + 3600}
+        if settings.broker_prefix:
+            transport_options["global_keyprefix"] = settings.broker_prefix
+    return {
+        "broker_url": settings.broker,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "task_default_queue": settings.queue,
+        "task_routes": {TASK_NAME: {"queue": settings.queue}},
+        "task_acks_late": True,  # ack after the task ran, so a crash leaves it un-acked
+        "task_reject_on_worker_lost": True,  # a killed pool child re-queues its message
+        "task_acks_on_failure_or_timeout": True,  # failures are recorded in the job row
+        "worker_prefetch_multiplier": 1,  # hold no message another worker could run
+        "worker_concurrency": 1,  # one job per GPU
+        "task_ignore_result": True,  # state lives in the job database, not a result backend
+        "result_backend": None,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+        "broker_pool_limit": 16,
+    }
+
+
+def prepare_embedded_broker(settings: Settings) -> None:
+    """Put the embedded broker's SQLite file in WAL mode (a property of the file, kept).
+
+    kombu opens it in rollback-journal mode, where each publish costs several fsyncs
+    (~20 ms here); WAL needs one and lets the worker poll while the API publishes.
+    """
+    if not settings.embedded_broker:
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(settings.data_dir / "broker.sqlite", timeout=30)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+
+
+def prune_embedded_broker(settings: Settings, older_than_s: float = 3600.0) -> int:
+    """Delete delivered messages from the embedded broker (kombu keeps them, invisible)."""
+    path = settings.data_dir / "broker.sqlite"
+    if not settings.embedded_broker or not path.is_file():
+        return 0
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+        try:
+            cursor = db.execute(
+                "DELETE FROM kombu_message WHERE visible = 0 AND timestamp < datetime('now', ?)",
+                (f"-{int(older_than_s)} seconds",),
+            )
+        except sqlite3.OperationalError:  # no table yet
+            return 0
+        db.commit()
+        return cursor.rowcount
+
+
+def make_celery(settings: Settings, name: str = "nada") -> Celery:
+    app = Celery(name, set_as_current=False)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+class JobQueue:
+    """Sends `nada.adapt(job_id)` messages; a message is a hint, the job row is the truth."""
+
+    def __init__(self, settings: Settings, app: Celery | None = None):
+        self.settings = settings
+        self.app = app or make_celery(settings, name="nada-api")
+        prepare_embedded_broker(settings)
+
+    def send(self, job_id: str) -> bool:
+        """Publish one task message; False (logged) if the broker refused."""
+        try:
+            self.app.send_task(
+                TASK_NAME,
+                args=[job_id],
+                queue=self.settings.queue,
+                task_id=f"{job_id}-{uuid.uuid4().hex[:8]}",
+                retry=True,
+                retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+            )
+        except Exception as exc:  # the broker is down: the reaper re-dispatches later
+            log.warning("could not enqueue job %s: %s", job_id, exc)
+            return False
+        return True
+
+    def dispatch(self, job_ids: Iterable[str]) -> list[str]:
+        """Send each job and record it as dispatched; return the ids sent."""
+        sent = [job_id for job_id in job_ids if self.send(job_id)]
+        if sent:
+            with session_scope(self.settings.db_url) as session:
+                for job_id in sent:
+                    jobs.mark_dispatched(session, job_id=job_id)
+        return sent
+
+    def broker_ok(self, timeout: float = 2.0) -> bool:
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=timeout)
+                return True
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def sweep(settings: Settings, queue: JobQueue) -> list[str]:
+    """One reaper pass: settle expired leases, then (re-)dispatch what needs a message."""
+    with session_scope(settings.db_url) as session:
+        job_ids = leases.reap_expired(
+            session,
+            max_attempts=settings.max_attempts,
+            dispatch_grace_seconds=max(settings.reap_every * 2, 5.0),
+        )
+    if job_ids:
+        log.info("re-dispatching %d job(s): %s", len(job_ids), ", ".join(job_ids))
+        queue.dispatch(job_ids)
+    return job_ids
+
+
+class Reaper(threading.Thread):
+    """Runs `sweep` every settings.reap_every seconds until stop() (daemon thread)."""
+
+    def __init__(self, settings: Settings, queue: JobQueue):
+        super().__init__(name="nada-reaper", daemon=True)
+        self.settings = settings
+        self.queue = queue
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        last_prune = 0.0
+        while not self._stop_event.wait(self.settings.reap_every):
+            try:
+                sweep(self.settings, self.queue)
+                if time.monotonic() - last_prune > _PRUNE_EVERY_S:
+                    last_prune = time.monotonic()
+                    prune_embedded_broker(self.settings)
+            except Exception:  # a database hiccup must not end the reaper
+                log.exception("reaper pass failed")
+
+    def stop(self) -> None:
+        self._stop_event.set()

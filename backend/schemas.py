@@ -1,0 +1,236 @@
+"""Request and response bodies of the REST API (the ORM models live in backend/db/models.py).
+
+`JobCreate` is generated from `nada.params.AdaptParams`: the same fields, defaults and
+ranges (shown in OpenAPI as minimum/maximum), checked by the same functions, so the API
+cannot drift from the engine. The last word is AdaptParams itself (`JobCreate.to_params`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+import typing
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic_core import PydanticCustomError
+
+from backend.db.models import Job, JobStatus
+from backend.generators import check_generator_name
+from nada import params as P
+from nada.catalog import check_clip_name
+
+API_PREFIX = "/api/v1"
+
+
+def _checked(check: typing.Callable[[Any], Any]) -> AfterValidator:
+    """An AfterValidator that runs a nada.params-style check and keeps its message."""
+
+    def validate(value: Any) -> Any:
+        try:
+            check(value)
+        except P.ParamError as exc:
+            # No context: the message is used verbatim, braces and all.
+            raise PydanticCustomError("invalid_param", str(exc)) from None
+        return value
+
+    return AfterValidator(validate)
+
+
+class ClipModel(BaseModel):
+    """One CLIP model guiding the loss (see GET /clip-models for names)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, _checked(check_clip_name)] = Field(
+        description="'ViT-B-32', 'ViT-B-32:openai', 'ViT-B-32:random' (seeded random weights)"
+    )
+    weight: float = Field(1.0, ge=0, le=100, description="this model's share of the loss")
+
+
+def _field_comments() -> dict[str, str]:
+    """The trailing '# comment' of each AdaptParams field: its documentation."""
+    found = {}
+    for line in inspect.getsource(P.AdaptParams).splitlines():
+        match = re.match(r"\s+(\w+): [^#]+#\s*(.+)$", line)
+        if match:
+            found[match.group(1)] = match.group(2).strip()
+    return found
+
+
+def _field_checks(name: str) -> list[Any]:
+    if name in ("source_text", "target_text"):
+        return [_checked(lambda v, n=name: P.check_prompt(n, v))]
+    if name == "generator":
+        return [_checked(check_generator_name)]
+    if name in P.RANGES:
+        return [_checked(lambda v, n=name: P.check_range(n, v))]
+    return []
+
+
+def _clip_models_factory(specs: list[tuple[str, float]]) -> typing.Callable[[], list[ClipModel]]:
+    return lambda: [ClipModel(name=n, weight=w) for n, w in specs]
+
+
+def _job_create_fields() -> dict[str, Any]:
+    hints = typing.get_type_hints(P.AdaptParams)
+    comments = _field_comments()
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(P.AdaptParams):
+        annotation: Any = hints[f.name]
+        default: Any = ...  # required
+        factory: Any = None
+        extra: dict[str, Any] = {}
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        if f.name == "clip_models":
+            annotation = list[ClipModel]
+            specs = [(c.name, c.weight) for c in default]
+            default, factory = dataclasses.MISSING, _clip_models_factory(specs)
+            extra = {"default": [{"name": n, "weight": w} for n, w in specs]}
+        elif f.name == "selection":
+            annotation = Literal[P.SELECTION_METHODS]  # type: ignore[valid-type]
+        if f.name in P.RANGES:
+            lo, hi = P.RANGES[f.name]
+            extra = {k: v for k, v in (("minimum", lo), ("maximum", hi)) if v is not None}
+        checks = _field_checks(f.name)
+        if checks:
+            annotation = Annotated[annotation, *checks]
+        kwargs: dict[str, Any] = {
+            "description": comments.get(f.name),
+            "json_schema_extra": extra or None,
+        }
+        if factory is not None:
+            kwargs["default_factory"] = factory
+        else:
+            kwargs["default"] = default
+        fields[f.name] = (annotation, Field(**kwargs))
+    return fields
+
+
+class _JobCreateBase(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"source_text": "photo", "target_text": "sketch"}]},
+    )
+
+    def to_params(self) -> P.AdaptParams:
+        """The engine's parameters; raises ParamError for what only the whole can tell."""
+        return P.AdaptParams.from_dict(self.model_dump())
+
+
+JobCreate = create_model(  # type: ignore[call-overload]
+    "JobCreate",
+    __base__=_JobCreateBase,
+    __doc__="A new adaptation job: only the two texts are required (see nada/params.py).",
+    **_job_create_fields(),
+)
+
+
+class ErrorPublic(BaseModel):
+    code: str = Field(description="worker_lost, invalid_params, out_of_memory, engine_error, ...")
+    message: str
+
+
+class SamplePublic(BaseModel):
+    step: int
+    url: str
+
+
+class JobPublic(BaseModel):
+    id: str
+    status: JobStatus
+    stage: str | None = Field(description="loading, selecting, training, saving")
+    step: int
+    total_steps: int
+    queue_position: int | None = Field(description="1 = next to start; null unless queued")
+    eta_seconds: float | None = Field(description="rough estimate from recent speed")
+    params: dict[str, Any]
+    selected_layers: list[str]
+    losses: dict[str, float]
+    samples: list[SamplePublic]
+    checkpoint_url: str | None
+    error: ErrorPublic | None
+    attempt: int = Field(description="claims by a worker so far (> 1 after a lost worker)")
+    cancel_requested: bool
+    events_url: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    count: int
+
+
+def job_url(job_id: str) -> str:
+    return f"{API_PREFIX}/jobs/{job_id}"
+
+
+def sample_url(job_id: str, step: int) -> str:
+    return f"{job_url(job_id)}/samples/{step}.png"
+
+
+def job_public(job: Job, *, queue_position: int | None, eta_seconds: float | None) -> JobPublic:
+    succeeded = job.status == JobStatus.succeeded
+    return JobPublic(
+        id=job.id,
+        status=JobStatus(job.status),
+        stage=job.stage,
+        step=job.step,
+        total_steps=job.total_steps,
+        queue_position=queue_position,
+        eta_seconds=eta_seconds,
+        params=job.params,
+        selected_layers=job.selected_layers or [],
+        losses=job.losses or {},
+        samples=[SamplePublic(step=s, url=sample_url(job.id, s)) for s in job.sample_steps or []],
+        checkpoint_url=f"{job_url(job.id)}/checkpoint" if succeeded else None,
+        error=ErrorPublic(code=job.error_code, message=job.error_message or "")
+        if job.error_code
+        else None,
+        attempt=job.attempt,
+        cancel_requested=job.cancel_requested,
+        events_url=f"{job_url(job.id)}/events",
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+class GeneratorPublic(BaseModel):
+    name: str
+    size: int = Field(description="image resolution in pixels")
+    description: str
+    url: str | None
+    sha256: str | None
+
+
+class GeneratorsPublic(BaseModel):
+    data: list[GeneratorPublic]
+    count: int
+    random_sizes: list[int] = Field(description="sizes accepted as 'random-<size>'")
+
+
+class ClipModelPublic(BaseModel):
+    name: str = Field(description="what to pass in clip_models[].name")
+    architecture: str
+    pretrained: str
+    default: bool = Field(description="the weights a bare architecture name selects")
+
+
+class ClipModelsPublic(BaseModel):
+    data: list[ClipModelPublic]
+    count: int
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unavailable"]
+    broker: Literal["ok", "unavailable"]
+    version: str

@@ -1,0 +1,86 @@
+"""The service's configuration: one pydantic-settings class read from NADA_* variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_REPO_FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+
+
+class Settings(BaseSettings):
+    """Everything the API, the embedded worker and `nada worker` read from the environment.
+
+    Unset URLs mean the embedded, serverless setup: SQLite for jobs and a SQLite-backed
+    Celery transport, both under `data_dir`. Scale-out sets NADA_DATABASE_URL
+    (postgresql+psycopg://...) and NADA_BROKER_URL (redis://...) on every process.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="NADA_", extra="ignore")
+
+    data_dir: Path = Field(Path("nada-data"), description="job files, SQLite files")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; None = SQLite in data_dir")
+    broker_url: str | None = Field(None, description="Celery broker; None = SQLite transport")
+    broker_prefix: str = Field("", description="key prefix in a shared Redis (tests, tenants)")
+    queue: str = Field("nada", description="Celery queue the adaptation tasks go to")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    device: str = Field("auto", description="torch device of this worker: auto, cpu, cuda:N")
+
+    # Worker leases (see backend/leases.py): a running job belongs to the worker whose lease
+    # has not expired; a worker renews it every lease_seconds / 4.
+    lease_seconds: float = Field(60.0, gt=0, description="how long a silent worker keeps a job")
+    max_attempts: int = Field(3, ge=1, description="claims before a job fails with worker_lost")
+    reap_interval: float | None = Field(None, description="seconds between lease sweeps")
+    job_time_limit: int = Field(6 * 3600, gt=0, description="longest job, seconds")
+    cancel_poll_seconds: float = Field(1.0, ge=0, description="throttle of the cancel check")
+
+    # Server-Sent Events.
+    sse_poll_seconds: float = Field(0.5, gt=0)
+    sse_heartbeat_seconds: float = Field(15.0, gt=0)
+
+    frontend_dir: Path | None = Field(_REPO_FRONTEND, description="static page served at /")
+    migrate_on_start: bool = True
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("frontend_dir", "database_url", "broker_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value  # NADA_FRONTEND_DIR= turns the page off
+
+    @property
+    def db_url(self) -> str:
+        url = self.database_url or f"sqlite:///{self.data_dir / 'nada.sqlite'}"
+        # 'postgresql://' would pick psycopg2; we ship psycopg 3.
+        for plain in ("postgres://", "postgresql://"):
+            if url.startswith(plain):
+                return "postgresql+psycopg://" + url[len(plain) :]
+        return url
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.data_dir / 'broker.sqlite'}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url is None
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def reap_every(self) -> float:
+        return self.reap_interval or max(self.lease_seconds / 2, 0.5)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,94 @@
+"""`nada serve` and `nada worker` as a user runs them (argument handling, refusals)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from backend import cli as backend_cli
+from backend.settings import Settings
+from nada.cli import CLIError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nada")
+    subparsers = parser.add_subparsers(dest="command")
+    backend_cli.register(subparsers)
+    from worker.worker_cli import register_worker_command
+
+    register_worker_command(subparsers)
+    return parser
+
+
+def test_serve_and_worker_options() -> None:
+    args = _parser().parse_args(["serve", "--port", "9001", "--no-worker", "--data-dir", "d"])
+    assert (args.port, args.no_worker, args.data_dir, args.host) == (9001, True, Path("d"), None)
+    args = _parser().parse_args(["worker", "--device", "cuda:1"])
+    assert args.device == "cuda:1" and args.func.__name__ == "run_worker"
+
+
+def test_serve_refuses_a_busy_port() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(CLIError, match=f"cannot listen on 127.0.0.1:{port}"):
+            backend_cli._check_port("127.0.0.1", port)
+
+
+def test_worker_refuses_a_bad_device() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "worker.worker_cli", "--device", "gpu0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--device must be auto, cpu, mps, cuda or cuda:N (got 'gpu0')" in result.stderr
+
+
+def test_settings_from_the_environment(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("NADA_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("NADA_DATABASE_URL", "postgresql://u:p@db/nada")
+    monkeypatch.setenv("NADA_FRONTEND_DIR", "")
+    s = Settings()
+    assert s.db_url == "postgresql+psycopg://u:p@db/nada"
+    assert s.broker == f"sqla+sqlite:///{tmp_path / 'd' / 'broker.sqlite'}"
+    assert s.frontend_dir is None and s.host == "127.0.0.1" and s.port == 8000
+    monkeypatch.setenv("NADA_DATABASE_URL", "")
+    assert Settings().db_url == f"sqlite:///{tmp_path / 'd' / 'nada.sqlite'}"
+
+
+@pytest.mark.slow
+def test_the_local_worker_does_not_outlive_nada_serve(tmp_path: Path) -> None:
+    """`nada serve` starts its worker with --parent-pid: parent killed, no orphan."""
+    script = (
+        f"{sys.executable} -m worker.worker_cli --device cpu --parent-pid $$ "
+        f"> {tmp_path / 'worker.log'} 2>&1 & echo $!; sleep 1"
+    )
+    env = {**os.environ, "NADA_DATA_DIR": str(tmp_path / "data")}
+    for key in ("NADA_DATABASE_URL", "NADA_BROKER_URL"):
+        env.pop(key, None)
+    out = subprocess.run(
+        ["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+            break
+        time.sleep(0.2)
+    else:
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, 9)
+            raise AssertionError((tmp_path / "worker.log").read_text()[-2000:])

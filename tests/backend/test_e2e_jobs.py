@@ -1,0 +1,386 @@
+"""End to end: real API and Celery worker processes, the real engine on a tiny job.
+
+Two deployments run the same tests:
+- redis-postgres: `uvicorn backend.main:create_app` + `python -m worker.worker_cli` (the
+  `nada worker` code) over the local Redis and PostgreSQL (own database, key prefix, queue);
+- embedded: `nada serve` alone (SQLite, the SQLite Celery transport, its own worker child).
+
+Jobs use generator 'random-64' and CLIP 'ViT-B-32:random' on the CPU: a few s per step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import create_pg_database, drop_pg_database  # type: ignore[import-not-found]
+
+pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.timeout(900)]
+
+ROOT = Path(__file__).resolve().parents[2]
+API = "/api/v1"
+TINY = {
+    "source_text": "photo",
+    "target_text": "sketch",
+    "generator": "random-64",
+    "clip_models": [{"name": "ViT-B-32:random", "weight": 1}],
+    "batch_size": 1,
+    "sample_every": 2,
+    "probe_batch": 2,
+    "n_samples": 2,
+}
+JOB_TIMEOUT = 300.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+class Deployment:
+    """Processes of one deployment, their logs, and an HTTP client to the API."""
+
+    def __init__(self, kind: str, workdir: Path, env: dict[str, str]):
+        self.kind = kind
+        self.workdir = workdir
+        self.env = env
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.api: subprocess.Popen[bytes] | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.http = httpx.Client(base_url=self.base, timeout=30)
+        self._logs = 0
+
+    def _spawn(self, argv: list[str], name: str) -> subprocess.Popen[bytes]:
+        self._logs += 1
+        log = open(self.workdir / f"{self._logs:02d}-{name}.log", "wb")  # noqa: SIM115
+        return subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in sorted(self.workdir.glob("*.log"))
+        )
+
+    def start_api(self) -> None:
+        if self.kind == "embedded":
+            argv = [
+                sys.executable,
+                "-m",
+                "nada.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--device",
+                "cpu",
+            ]
+        else:
+            argv = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "backend.main:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ]
+        self.api = self._spawn(argv, "api")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.api.poll() is None, self.logs()
+            try:
+                if self.http.get(f"{API}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"API did not come up\n{self.logs()}")
+
+    def stop_api(self) -> None:
+        if self.api is not None and self.api.poll() is None:
+            children = _children(self.api.pid)  # `nada serve`'s local worker
+            self.api.send_signal(signal.SIGTERM)
+            try:
+                self.api.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.api.pid, signal.SIGKILL)
+                self.api.wait()
+            deadline = time.monotonic() + 20
+            while any(_alive(c) for c in children) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            orphans = [c for c in children if _alive(c)]
+            for pid in orphans:
+                os.kill(pid, signal.SIGKILL)
+            assert not orphans, f"`nada serve` left its worker running\n{self.logs()}"
+
+    def start_worker(self) -> None:
+        if self.kind == "embedded":
+            return  # `nada serve` restarts its own worker
+        name = f"w{len(self.workers)}"
+        self.workers.append(
+            self._spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "worker.worker_cli",
+                    "--device",
+                    "cpu",
+                    "--hostname",
+                    f"{name}@%h",
+                ],
+                name,
+            )
+        )
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker process running jobs (no cleanup, as a crashed machine)."""
+        if self.kind == "embedded":
+            assert self.api is not None
+            pids = [p for p in _children(self.api.pid)]
+            assert pids, "no worker child"
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+        else:
+            for worker in self.workers:
+                if worker.poll() is None:
+                    os.killpg(worker.pid, signal.SIGKILL)
+                    worker.wait()
+
+    def stop(self) -> None:
+        self.stop_api()
+        for worker in self.workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+        self.http.close()
+
+    # --- the API, as a client uses it
+
+    def submit(self, **params: Any) -> str:
+        r = self.http.post(f"{API}/jobs", json={**TINY, **params})
+        assert r.status_code == 202, r.text
+        return r.json()["id"]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        r = self.http.get(f"{API}/jobs/{job_id}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def wait(
+        self, job_id: str, until: Callable[[dict[str, Any]], bool], what: str
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + JOB_TIMEOUT
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            if until(job):
+                return job
+            if job["status"] in ("succeeded", "failed", "canceled"):
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"job {job_id} never got {what}: {job}\n{self.logs()}")
+
+    def wait_status(self, job_id: str, status: str) -> dict[str, Any]:
+        return self.wait(job_id, lambda j: j["status"] == status, status)
+
+
+class EventRecorder(threading.Thread):
+    """Reads a job's SSE stream in the background until it ends."""
+
+    def __init__(self, base: str, job_id: str):
+        super().__init__(daemon=True)
+        self.url = f"{base}{API}/jobs/{job_id}/events"
+        self.events: list[dict[str, Any]] = []
+        self.start()
+
+    def run(self) -> None:
+        with httpx.stream("GET", self.url, timeout=JOB_TIMEOUT) as r:
+            current: dict[str, Any] = {}
+            for line in r.iter_lines():
+                if not line:
+                    if "event" in current:
+                        self.events.append(current)
+                    current = {}
+                elif line.startswith(("id: ", "event: ")):
+                    key, _, value = line.partition(": ")
+                    current[key] = value
+                elif line.startswith("data: "):
+                    current["data"] = json.loads(line[6:])
+
+    def kinds(self) -> list[str]:
+        return [e["event"] for e in self.events if e["event"] != "heartbeat"]
+
+
+@pytest.fixture(scope="module", params=["redis-postgres", "embedded"])
+def deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    kind = request.param
+    workdir = tmp_path_factory.mktemp(kind)
+    env = {
+        **os.environ,
+        "NADA_DATA_DIR": str(workdir / "data"),
+        "NADA_CACHE_DIR": str(workdir / "cache"),
+        "NADA_DEVICE": "cpu",
+        "NADA_LEASE_SECONDS": "4",
+        "NADA_REAP_INTERVAL": "1",
+        "NADA_CANCEL_POLL_SECONDS": "0.2",
+        "NADA_SSE_POLL_SECONDS": "0.1",
+        "NADA_SSE_HEARTBEAT_SECONDS": "2",
+        "NADA_FRONTEND_DIR": "",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for k in ("NADA_DATABASE_URL", "NADA_BROKER_URL", "NADA_BROKER_PREFIX", "NADA_QUEUE"):
+        env.pop(k, None)
+    pg = None
+    if kind == "redis-postgres":
+        pg = create_pg_database(f"nada_test_{uuid.uuid4().hex[:12]}")
+        prefix = request.getfixturevalue("redis_prefix")
+        env.update(
+            NADA_DATABASE_URL=pg,
+            NADA_BROKER_URL=request.getfixturevalue("redis_url"),
+            NADA_BROKER_PREFIX=prefix,
+            NADA_QUEUE=f"nada-e2e-{uuid.uuid4().hex[:6]}",
+        )
+    d = Deployment(kind, workdir, env)
+    try:
+        d.start_api()
+        d.start_worker()
+        yield d
+    finally:
+        d.stop()
+        if pg:
+            drop_pg_database(pg)
+
+
+def test_job_runs_to_success_with_samples_checkpoint_and_events(deployment: Deployment) -> None:
+    d = deployment
+    job_id = d.submit(steps=2)
+    events = EventRecorder(d.base, job_id)
+    job = d.wait_status(job_id, "succeeded")
+    events.join(30)
+    kinds = events.kinds()
+    assert kinds[:2] == ["queued", "started"] and kinds[-1] == "succeeded", kinds
+    assert "progress" in kinds and "sample" in kinds
+    steps = [e["data"]["step"] for e in events.events if e["event"] == "progress"]
+    assert steps[-1] == 2 and steps == sorted(steps)
+    assert job["step"] == 2 and job["attempt"] == 1 and job["error"] is None
+    assert job["losses"] and job["selected_layers"] and job["started_at"] and job["finished_at"]
+    assert [s["step"] for s in job["samples"]] == [0, 2]  # 0: before training
+    for sample in job["samples"]:
+        png = d.http.get(sample["url"])
+        assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    r = d.http.get(job["checkpoint_url"])
+    assert r.status_code == 200 and "nada-photo-to-sketch-" in r.headers["content-disposition"]
+    path = d.workdir / "downloaded.pt"
+    path.write_bytes(r.content)
+    import hashlib
+
+    from stylegan2 import load_generator
+
+    loaded = load_generator(path)  # load_state_dict(strict=True) inside
+    assert loaded.generator.size == 64
+    root = d.workdir / "data" / "jobs" / job_id
+    assert (
+        hashlib.sha256(r.content).hexdigest()
+        == hashlib.sha256((root / "adapted.pt").read_bytes()).hexdigest()
+    )
+
+
+def test_cancel_a_queued_and_a_running_job(deployment: Deployment) -> None:
+    d = deployment
+    running = d.submit(steps=4, seed=1)
+    queued = d.submit(steps=4, seed=2)
+    d.wait_status(running, "running")
+    assert d.job(queued)["status"] == "queued" and d.job(queued)["queue_position"] == 1
+    r = d.http.post(f"{API}/jobs/{queued}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "canceled"
+    events = EventRecorder(d.base, running)
+    r = d.http.post(f"{API}/jobs/{running}/cancel")
+    assert r.status_code == 202 and r.json()["cancel_requested"]
+    job = d.wait_status(running, "canceled")
+    assert job["step"] < 4 and job["checkpoint_url"] is None
+    events.join(30)
+    assert events.kinds()[-1] == "canceled"
+    assert d.http.post(f"{API}/jobs/{running}/cancel").status_code == 409
+    assert d.job(queued)["started_at"] is None  # its message, when delivered, did nothing
+    assert d.http.delete(f"{API}/jobs/{queued}").status_code == 204
+
+
+def test_killed_worker_job_is_finished_by_a_new_worker_without_duplicate_files(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    job_id = d.submit(steps=4, checkpoint_every=2, seed=3)
+    root = d.workdir / "data" / "jobs" / job_id
+    d.wait(job_id, lambda j: (root / "checkpoints" / "step_000002.pt").is_file(), "a checkpoint")
+    d.kill_worker()
+    d.start_worker()
+    job = d.wait_status(job_id, "succeeded")
+    assert job["attempt"] == 2 and job["step"] == 4
+    assert [s["step"] for s in job["samples"]] == [0, 2, 4]
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert files == [
+        "adapted.pt",
+        "metrics.jsonl",
+        "samples/step_000000.png",
+        "samples/step_000002.png",
+        "samples/step_000004.png",
+    ], f"{files}\n{d.logs()}"
+    with d.http.stream("GET", f"{API}/jobs/{job_id}/events") as r:
+        kinds = [line[7:] for line in r.iter_lines() if line.startswith("event: ")]
+    assert kinds.count("started") == 2 and kinds.count("queued") == 2 and kinds[-1] == "succeeded"
+
+
+def test_restarting_the_api_loses_nothing(deployment: Deployment) -> None:
+    d = deployment
+    before = d.http.get(f"{API}/jobs", params={"limit": 100}).json()
+    pending = d.submit(steps=1, seed=4)
+    d.stop_api()
+    d.start_api()
+    after = d.http.get(f"{API}/jobs", params={"limit": 100}).json()
+    assert after["count"] == before["count"] + 1
+    old = {j["id"]: j for j in after["data"]}
+    for job in before["data"]:
+        assert {k: v for k, v in old[job["id"]].items() if k != "eta_seconds"} == {
+            k: v for k, v in job.items() if k != "eta_seconds"
+        }
+    job = d.wait_status(pending, "succeeded")  # queued before the restart, done after it
+    assert d.http.get(job["checkpoint_url"]).status_code == 200

@@ -1,0 +1,70 @@
+"""The producer side against the real brokers: Redis (key prefix per session) and the
+embedded SQLite transport; and the reliability settings the workers share."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+
+from backend.queue import TASK_NAME, JobQueue, celery_config, prune_embedded_broker
+from backend.settings import Settings
+
+# kombu's SQLAlchemy transport uses a loader option SQLAlchemy 2.1 deprecates (not ours).
+pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+
+
+def test_reliability_settings(tmp_path, redis_url) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(data_dir=tmp_path, broker_url=redis_url, job_time_limit=3600)
+    conf = celery_config(settings)
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert conf["worker_prefetch_multiplier"] == 1 and conf["worker_concurrency"] == 1
+    assert conf["broker_transport_options"]["visibility_timeout"] > settings.job_time_limit
+    embedded = celery_config(Settings(data_dir=tmp_path))
+    assert embedded["broker_url"] == f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+
+
+def test_send_to_redis_under_a_key_prefix(tmp_path, redis_url, redis_prefix) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(
+        data_dir=tmp_path, broker_url=redis_url, broker_prefix=redis_prefix, queue="q1"
+    )
+    queue = JobQueue(settings)
+    try:
+        assert queue.broker_ok()
+        assert queue.send("ab" * 16)
+    finally:
+        queue.close()
+    client = redis.Redis.from_url(redis_url)
+    messages = client.lrange(f"{redis_prefix}q1", 0, -1)
+    client.close()
+    assert len(messages) == 1
+    message = json.loads(messages[0])
+    assert message["headers"]["task"] == TASK_NAME
+    assert json.loads(__import__("base64").b64decode(message["body"]))[0] == ["ab" * 16]
+
+
+def test_send_to_the_embedded_sqlite_transport(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    queue = JobQueue(Settings(data_dir=tmp_path))
+    try:
+        assert queue.send("cd" * 16) and queue.send("ef" * 16)
+    finally:
+        queue.close()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "broker.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM kombu_message").fetchone()[0] == 2
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        conn.execute(
+            "UPDATE kombu_message SET visible = 0, timestamp = '2000-01-01 00:00:00' WHERE id = 1"
+        )
+    assert prune_embedded_broker(Settings(data_dir=tmp_path)) == 1
+
+
+def test_send_to_an_unreachable_broker_is_false(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    queue = JobQueue(Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:1/0"))
+    try:
+        assert not queue.send("01" * 16)
+        assert not queue.broker_ok(timeout=0.5)
+    finally:
+        queue.close()

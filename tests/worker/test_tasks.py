@@ -1,0 +1,285 @@
+"""worker.tasks.run_job, the plain function behind the Celery task, with a scripted engine.
+
+The real engine and a real Celery worker are exercised by tests/backend/test_e2e_*.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text, update
+from sqlalchemy.engine import make_url
+
+from backend import jobs, leases, storage
+from backend.db.models import Job
+from backend.db.session import get_engine, migrate, session_scope
+from backend.settings import Settings
+from nada.params import AdaptParams
+from worker.events import AdaptResult, Canceled, Progress
+
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PARAMS = AdaptParams(
+    "photo", "sketch", generator="random-64", steps=4, sample_every=2, checkpoint_every=2
+)
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    name = f"nada_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    migrate(url)
+    yield url
+    get_engine(url).dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'nada.sqlite'}"
+        migrate(url)
+    else:
+        url = request.getfixturevalue("pg_url")
+        with get_engine(url).begin() as conn:
+            conn.execute(text("TRUNCATE jobs, job_events RESTART IDENTITY CASCADE"))
+    return Settings(data_dir=tmp_path / "data", database_url=url, cancel_poll_seconds=0)
+
+
+class ScriptedEngine:
+    """Stands in for worker.engine.run_adaptation: same signature, same files, same events."""
+
+    def __init__(
+        self,
+        *,
+        fail: Exception | None = None,
+        hook: Callable[[int], None] | None = None,
+        refuse_resume: bool = False,
+    ):
+        self.fail = fail
+        self.refuse_resume = refuse_resume
+        self.hook = hook  # called after each step with the step number
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, params, out_dir, *, device, on_progress, should_cancel, resume_from, models):  # type: ignore[no-untyped-def]
+        self.calls.append({"out_dir": out_dir, "device": device, "resume_from": resume_from})
+        total = params.steps
+        if resume_from and self.refuse_resume:
+            raise ValueError(f"resume_from {resume_from} is not an intermediate checkpoint")
+        start = storage.step_of(resume_from) if resume_from else 0
+        on_progress(Progress("stage", "loading", start, total))
+        on_progress(Progress("stage", "training", start, total))
+        samples = []
+        for step in range(start + 1, total + 1):
+            if should_cancel():
+                raise Canceled()
+            if self.fail is not None and step == 2:
+                raise self.fail
+            on_progress(
+                Progress(
+                    "step",
+                    "training",
+                    step,
+                    total,
+                    losses={"total": 1 / step},
+                    selected_layers=("convs.1",),
+                    seconds_per_step=0.1,
+                )
+            )
+            if step % params.sample_every == 0 or step == total:
+                png = out_dir / "samples" / f"step_{step:06d}.png"
+                storage.write_bytes(png, f"png {step}".encode())
+                samples.append(png)
+                on_progress(Progress("sample", "training", step, total, path=png))
+            if params.checkpoint_every and step % params.checkpoint_every == 0:
+                pt = out_dir / "checkpoints" / f"step_{step:06d}.pt"
+                storage.write_bytes(pt, f"ckpt {step}".encode())
+                on_progress(Progress("checkpoint", "training", step, total, path=pt))
+            if self.hook:
+                self.hook(step)
+        on_progress(Progress("stage", "saving", total, total))
+        ckpt = storage.write_bytes(out_dir / "adapted.pt", b"adapted weights")
+        metrics = storage.write_bytes(out_dir / "metrics.jsonl", b"{}\n")
+        return AdaptResult(
+            ckpt,
+            tuple(samples),
+            metrics,
+            hashlib.sha256(b"adapted weights").hexdigest(),
+            total,
+            0.1,
+        )
+
+
+def _submit(settings: Settings, params: AdaptParams = PARAMS) -> str:
+    with session_scope(settings.db_url) as s:
+        return jobs.create_job(s, params=params).id
+
+
+def _run(settings: Settings, job_id: str, engine: ScriptedEngine, worker: str = "w1") -> str:
+    from worker.tasks import run_job
+
+    return run_job(
+        job_id, settings=settings, worker_id=worker, run_adaptation=engine, models=object()
+    )
+
+
+def _job(settings: Settings, job_id: str) -> Job:
+    with session_scope(settings.db_url) as s:
+        return jobs.get_job(s, job_id=job_id)
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_success_publishes_samples_and_checkpoint_once(settings: Settings) -> None:
+    job_id = _submit(settings)
+    engine = ScriptedEngine()
+    assert _run(settings, job_id, engine) == "succeeded"
+    job = _job(settings, job_id)
+    assert (job.status, job.step, job.sample_steps, job.attempt) == ("succeeded", 4, [2, 4], 1)
+    assert job.checkpoint_sha256 == hashlib.sha256(b"adapted weights").hexdigest()
+    assert job.losses == {"total": 0.25} and job.selected_layers == ["convs.1"]
+    root = storage.job_dir(settings.jobs_dir, job_id)
+    assert _files(root) == [
+        "adapted.pt",
+        "metrics.jsonl",
+        "samples/step_000002.png",
+        "samples/step_000004.png",
+    ]
+    assert engine.calls[0]["device"] == "auto" and engine.calls[0]["resume_from"] is None
+    with session_scope(settings.db_url) as s:
+        kinds = [e.kind for e in jobs.events_after(s, job_id=job_id)]
+    assert kinds[:2] == ["queued", "started"] and kinds[-1] == "succeeded"
+    assert kinds.count("sample") == 2
+    # A re-delivered message for the finished job does nothing.
+    assert _run(settings, job_id, ScriptedEngine()) == "skipped"
+
+
+def test_engine_error_fails_the_job_with_its_message(settings: Settings) -> None:
+    job_id = _submit(settings)
+    outcome = _run(
+        settings, job_id, ScriptedEngine(fail=RuntimeError("CUDA out of memory. Tried 2 GiB"))
+    )
+    assert outcome == "failed"
+    job = _job(settings, job_id)
+    assert (job.status, job.error_code, job.error_message) == (
+        "failed",
+        "out_of_memory",
+        "CUDA out of memory. Tried 2 GiB",
+    )
+    assert not (storage.job_dir(settings.jobs_dir, job_id) / "attempts").exists()
+
+
+def test_cancel_stops_a_running_job_at_its_next_step(settings: Settings) -> None:
+    job_id = _submit(settings)
+
+    def cancel_after_first_step(step: int) -> None:
+        if step == 1:
+            with session_scope(settings.db_url) as s:
+                jobs.request_cancel(s, job_id=job_id)
+
+    assert _run(settings, job_id, ScriptedEngine(hook=cancel_after_first_step)) == "canceled"
+    job = _job(settings, job_id)
+    assert (job.status, job.step) == ("canceled", 1)
+
+
+def test_a_worker_that_lost_its_lease_writes_nothing_final(settings: Settings) -> None:
+    job_id = _submit(settings)
+
+    def taken_over(step: int) -> None:
+        if step == 1:  # our lease expires and another worker claims the job
+            with session_scope(settings.db_url) as s:
+                s.execute(
+                    update(Job)
+                    .where(Job.id == job_id)
+                    .values(lease_expires_at=jobs.utcnow() - timedelta(minutes=1))
+                )
+            with session_scope(settings.db_url) as s:
+                assert leases.claim_job(
+                    s, job_id=job_id, worker_id="w2", lease_seconds=60, max_attempts=3
+                )
+
+    assert _run(settings, job_id, ScriptedEngine(hook=taken_over)) == "lost"
+    job = _job(settings, job_id)
+    assert (job.status, job.attempt, job.worker_id, job.step) == ("running", 2, "w2", 1)
+
+
+def test_a_new_attempt_resumes_from_the_published_checkpoint(settings: Settings) -> None:
+    job_id = _submit(settings)
+    with session_scope(settings.db_url) as s:  # attempt 1 got to step 2, then its worker died
+        leases.claim_job(s, job_id=job_id, worker_id="dead", lease_seconds=60, max_attempts=3)
+        s.flush()
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(lease_expires_at=jobs.utcnow() - timedelta(minutes=1))
+        )
+    root = storage.job_dir(settings.jobs_dir, job_id)
+    storage.write_bytes(storage.intermediate_checkpoint_path(root, 2), b"ckpt 2")
+    storage.write_bytes(storage.sample_path(root, 2), b"png 2")
+    storage.write_bytes(storage.attempt_dir(root, 1) / "samples" / "step_000002.png", b"png 2")
+    engine = ScriptedEngine()
+    assert _run(settings, job_id, engine, worker="w2") == "succeeded"
+    assert engine.calls[0]["resume_from"] == storage.intermediate_checkpoint_path(root, 2)
+    assert _job(settings, job_id).attempt == 2
+    assert _files(root) == [
+        "adapted.pt",
+        "metrics.jsonl",
+        "samples/step_000002.png",
+        "samples/step_000004.png",
+    ]
+
+
+def test_a_checkpoint_that_cannot_be_resumed_means_starting_over(settings: Settings) -> None:
+    job_id = _submit(settings)
+    with session_scope(settings.db_url) as s:
+        leases.claim_job(s, job_id=job_id, worker_id="dead", lease_seconds=60, max_attempts=3)
+        s.flush()
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(lease_expires_at=jobs.utcnow() - timedelta(minutes=1))
+        )
+    root = storage.job_dir(settings.jobs_dir, job_id)
+    storage.write_bytes(storage.intermediate_checkpoint_path(root, 2), b"from another version")
+    storage.write_bytes(storage.attempt_dir(root, 1) / "samples" / "step_000002.png", b"png 2")
+    engine = ScriptedEngine(refuse_resume=True)
+    assert _run(settings, job_id, engine, worker="w2") == "succeeded"
+    assert [c["resume_from"] for c in engine.calls] == [
+        storage.intermediate_checkpoint_path(root, 2),
+        None,
+    ]
+    assert _job(settings, job_id).step == 4
+    assert _files(root) == [
+        "adapted.pt",
+        "metrics.jsonl",
+        "samples/step_000002.png",
+        "samples/step_000004.png",
+    ]
+
+
+def test_the_task_is_registered_under_the_name_the_api_sends() -> None:
+    from backend.queue import TASK_NAME
+    from worker.celery_app import app
+    from worker.tasks import adapt
+
+    assert adapt.name == TASK_NAME and TASK_NAME in app.tasks
+    assert adapt.acks_late and adapt.reject_on_worker_lost
+
+
+def test_models_are_cached_between_jobs_of_a_worker_process() -> None:
+    from worker import engine, tasks
+
+    cache = tasks._model_cache()
+    assert isinstance(cache, engine.ModelCache) and tasks._model_cache() is cache
