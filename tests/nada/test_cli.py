@@ -1,0 +1,28 @@
+"""The `nada` entry point as a user runs it."""
+
+import subprocess
+import sys
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "nada", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_help_lists_every_command():
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("models", "adapt", "generate", "serve", "worker"):
+        assert command in result.stdout
+
+
+def test_no_command_prints_help_and_fails():
+    result = run()
+    assert result.returncode == 2
+    assert "usage" in result.stdout
+
+
+def test_version():
+    result = run("--version")
+    assert result.returncode == 0 and "nada" in result.stdout
