@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import argparse
 import enum
-import functools
 import hashlib
-import http.server
 import os
 import pickle
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -359,26 +355,6 @@ def test_unknown_names_and_missing_files(tmp_path: Path) -> None:
         load_generator("ffqh-1024")
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
         load_generator(tmp_path / "nope.pt")
-
-
-@pytest.fixture
-def file_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    root = tmp_path / "www"
-    root.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
-    )
-    threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def test_registry_names_download_verify_and_check_the_size(

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,26 +19,6 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("NADA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(registry, "_GENERATORS", dict(registry._GENERATORS))
     return tmp_path / "cache"
-
-
-@pytest.fixture
-def www(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    root = tmp_path / "www"
-    root.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
-    )
-    threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -89,9 +65,9 @@ def test_list_shows_names_sizes_and_cache_state(
 
 
 def test_pull_downloads_then_verifies(
-    capsys: pytest.CaptureFixture[str], www: tuple[str, Path]
+    capsys: pytest.CaptureFixture[str], file_server: tuple[str, Path]
 ) -> None:
-    base, root = www
+    base, root = file_server
     (root / "t8.pt").write_bytes(b"weights" * 1000)
     registry.add_generator(tiny_entry(f"{base}/t8.pt"))
     code, out, _ = run(capsys, "models", "pull", "tiny-8", "--no-progress")

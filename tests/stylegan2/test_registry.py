@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import http.server
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +27,8 @@ from stylegan2.registry import (
     parse_random_name,
     resolve,
 )
+
+from .conftest import serve_directory
 
 PAYLOAD = b"not really a generator, but the registry does not care\n" * 100
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -54,15 +54,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
         def log_message(self, *args: object) -> None:
             seen.append(self.path)
 
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Handler, directory=str(root))
-    )
-    threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_directory(root, Handler) as url:
+        yield url, seen
 
 
 def tiny(url: str | None, sha256: str | None = None, **kw: object) -> GeneratorInfo:
