@@ -1,32 +1,49 @@
-"""Adaptation step benchmark: seconds per training step (layer selection included) and peak
-memory, one fresh process per configuration.
+r"""Adaptation step benchmark: our engine's training step against the original StyleGAN-NADA
+step (bench/nada_original.py), measured side by side in one run, each in a fresh process.
 
     # CPU, 256 px, batch 2, ViT-B-32 with random weights (what docs/performance.md reports)
     .venv/bin/python bench/adapt_step.py --size 256 --clip ViT-B-32:random --steps 3
 
-    # GPU target: 1024 px, both CLIP models, the paper's 300 steps
+    # GPU: 1024 px, both CLIP models; ratios from 20 steps a side, then ours alone for the
+    # 300-step target
     .venv/bin/python bench/adapt_step.py --size 1024 --clip ViT-B-32:random,ViT-B-16:random \
-        --device cuda --steps 300 --configs latent
+        --device cuda --steps 20
+    .venv/bin/python bench/adapt_step.py --size 1024 --clip ViT-B-32:random,ViT-B-16:random \
+        --device cuda --steps 300 --configs latent --sides ours
 
-Each configuration runs `worker.engine.run_adaptation` on a random generator of the given
-size (style_dim 512, channel_multiplier 2: the FFHQ architecture) in a child process, and
-reads the per-step wall time (selection + training step) from its metrics.jsonl. The first
-step is reported apart (allocator warm-up); "s/step" is the mean of the others. Peak memory
-is the child's ru_maxrss (everything the process ever held: models, text encoding, samples)
-and, on CUDA, torch.cuda.max_memory_allocated/reserved. "cpu s/step" is the process's CPU
-time per step (all threads): on a shared machine it moves less with the load than wall time. Configurations:
-  latent    the paper's W+ probe every step (probe batch 8, k 10)
-  gradient  the gradient probe every step (probe batch 8, k 10)
-  none      no selection: every candidate layer trained (k 0)
-Ratios against a reference (seconds per step, GB) are printed when given.
+Both sides use the same settings: a random generator of the given size (style_dim 512,
+channel_multiplier 2: the FFHQ architecture), the given CLIP models with seeded random
+weights, the training batch, and per configuration:
+  latent    the paper's W+ probe every step (probe batch 8, one SGD step, k layers)
+  gradient  ours only: the gradient probe every step (compared with the original's latent)
+  none      no selection: ours trains every candidate layer, the original its default
+            layers (constant input, conv1, convs)
+k is 10, or one less than the candidate layers for generators too small for that.
+
+"ours" runs `worker.engine.run_adaptation` and reads each step's wall time (selection
+included) from metrics.jsonl; "original" runs `nada_original.OriginalNada.step()`. The first
+step is warm-up (allocator, the original's text direction); s/step is the median of the
+others. "cpu s/step" is the process's CPU time per step (all threads): on shared cores it
+moves less with the load than wall time. Peak RSS is the child's ru_maxrss, read by this
+process when the child ends (everything it held: models, text encoding, ours' samples);
+on CUDA also torch.cuda.max_memory_allocated/reserved. Configurations and sides are
+interleaved (with --repeats, the side that goes first alternates), so a load change on a
+shared machine hits both. Ratios are ours / original for each configuration.
+
+Memory guard: while a child runs, this process watches MemAvailable; below --min-free-gb it
+kills the child (its own child, nothing else) instead of letting the kernel's OOM killer pick
+a process. The child's figures then say "stopped" with the peak RSS it had reached, a lower
+bound of what it needs, and the memory ratio becomes an upper bound ("<=").
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-import resource
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,24 +52,46 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
-    "latent": {"selection": "latent", "layers": 10, "probe_batch": 8, "reselect_every": 1},
-    "gradient": {"selection": "gradient", "layers": 10, "probe_batch": 8, "reselect_every": 1},
+    "latent": {"selection": "latent", "probe_batch": 8, "reselect_every": 1},
+    "gradient": {"selection": "gradient", "probe_batch": 8, "reselect_every": 1},
     "none": {"layers": 0},
 }
+BASELINE_OF = {"latent": "latent", "gradient": "latent", "none": "none"}
+SIDES = ("ours", "original")
+TARGETS = {"time": 0.6, "memory": 0.5}  # ours / original, at most
+GB = 2**30
 
 
-def child(args: argparse.Namespace) -> dict:
-    """Run one configuration in this process and return its figures."""
+def layers_k(size: int) -> int:
+    """k for the selecting configurations: 10 (the paper's), or candidates - 1 when the
+    generator has no more than 10 candidate layers (conv1 + two convs per resolution)."""
+    candidates = 1 + 2 * (int(math.log2(size)) - 2)
+    return min(10, candidates - 1)
+
+
+def _median_after_first(values: list[float]) -> float:
+    return statistics.median(values[1:] or values)
+
+
+def _cuda_figures(torch, device) -> dict:
+    return {
+        "gpu": torch.cuda.get_device_name(device),
+        "peak_gpu_allocated_gb": round(torch.cuda.max_memory_allocated(device) / GB, 2),
+        "peak_gpu_reserved_gb": round(torch.cuda.max_memory_reserved(device) / GB, 2),
+    }
+
+
+def child_ours(args: argparse.Namespace) -> dict:
+    """Run one configuration of our engine in this process and return its figures."""
     import torch
 
-    sys.path.insert(0, str(ROOT))
     from nada.params import AdaptParams, ClipSpec
     from worker.engine import ModelCache, resolve_device, run_adaptation
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     clips = tuple(ClipSpec(name.strip(), 1.0) for name in args.clip.split(","))
+    config = dict(CONFIGS[args.child])
+    config.setdefault("layers", layers_k(args.size))
     params = AdaptParams(
         source_text="photo",
         target_text="sketch",
@@ -63,7 +102,7 @@ def child(args: argparse.Namespace) -> dict:
         sample_every=5000,  # only the step-0 and the final sample
         n_samples=1,
         seed=0,
-        **CONFIGS[args.child],
+        **config,
     )
     models = ModelCache()
     if args.clip_bf16:
@@ -83,30 +122,208 @@ def child(args: argparse.Namespace) -> dict:
         total = time.perf_counter() - started
         lines = [json.loads(line) for line in result.metrics.read_text().splitlines()]
     seconds = [line["seconds"] for line in lines]
-    selection = [line["selection_seconds"] for line in lines]
-    later = seconds[1:] or seconds
     cpu = [b - a for a, b in zip(cpu_marks, cpu_marks[1:], strict=False)]
-    cpu_later = cpu[1:] or cpu
     figures = {
-        "config": args.child,
-        "size": args.size,
-        "batch_size": args.batch_size,
-        "clip": args.clip + (" (bf16)" if args.clip_bf16 else ""),
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "steps": len(seconds),
+        "layers": params.layers,
         "first_step_s": round(seconds[0], 3),
-        "s_per_step": round(sum(later) / len(later), 3),
-        "selection_s_per_step": round(sum(selection[1:] or selection) / len(later), 3),
-        "cpu_s_per_step": round(sum(cpu_later) / len(cpu_later), 3),
+        "s_per_step": round(_median_after_first(seconds), 3),
+        "selection_s_per_step": round(
+            _median_after_first([line["selection_seconds"] for line in lines]), 3
+        ),
+        "cpu_s_per_step": round(_median_after_first(cpu), 3) if cpu else None,
+        "step_s": [round(s, 3) for s in seconds],
         "run_s": round(total, 1),
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
     }
     if device.type == "cuda":
-        figures["gpu"] = torch.cuda.get_device_name(device)
-        figures["peak_gpu_allocated_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-        figures["peak_gpu_reserved_gb"] = round(torch.cuda.max_memory_reserved(device) / 2**30, 2)
+        figures.update(_cuda_figures(torch, device))
     return figures
+
+
+def child_original(args: argparse.Namespace) -> dict:
+    """Run one configuration of the original step in this process and return its figures."""
+    import torch
+    from nada_original import OriginalNada, timed_steps  # bench/ is the script's directory
+
+    from worker.engine import resolve_device
+
+    device = resolve_device(args.device)
+    torch.manual_seed(0)  # the latents and noise; the weights are seeded on their own
+    k = layers_k(args.size) if CONFIGS[args.child].get("layers") != 0 else 0
+    started = time.perf_counter()
+    nada = OriginalNada(
+        generator=f"random-{args.size}",
+        clip_models=[name.strip() for name in args.clip.split(",")],
+        batch_size=args.batch_size,
+        auto_layer_k=k,
+        auto_layer_batch=CONFIGS[args.child].get("probe_batch", 8),
+        device=device,
+        texture_clip=args.texture_clip,
+    )
+    wall, cpu = timed_steps(nada, args.steps)
+    figures = {
+        "layers": k,
+        "first_step_s": round(wall[0], 3),
+        "s_per_step": round(_median_after_first(wall), 3),
+        "cpu_s_per_step": round(_median_after_first(cpu), 3),
+        "step_s": [round(s, 3) for s in wall],
+        "run_s": round(time.perf_counter() - started, 1),
+    }
+    if device.type == "cuda":
+        figures.update(_cuda_figures(torch, device))
+    return figures
+
+
+def child(args: argparse.Namespace) -> dict:
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    figures = {
+        "config": args.child,
+        "side": args.side,
+        "size": args.size,
+        "batch_size": args.batch_size,
+        "clip": args.clip + (" (bf16)" if args.clip_bf16 and args.side == "ours" else ""),
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "steps": args.steps,
+    }
+    figures.update(child_ours(args) if args.side == "ours" else child_original(args))
+    return figures
+
+
+# -- the parent: runs the children and compares ------------------------------------------
+
+
+def _meminfo_gb(field: str) -> float | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) * 1024 / GB
+    except OSError:
+        return None
+    return None
+
+
+def _peak_rss_gb(pid: int) -> float | None:
+    """VmHWM (peak resident set so far) of a running process, from /proc."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / GB
+    except OSError:
+        return None
+    return None
+
+
+def run_child(args: argparse.Namespace, config: str, side: str) -> dict:
+    """One configuration of one side in a fresh process; its figures plus the peak RSS the
+    kernel recorded for it (ru_maxrss from wait4)."""
+    cmd = [sys.executable, __file__, "--child", config, "--side", side]
+    for flag in ("size", "clip", "device", "steps", "batch_size", "threads"):
+        cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    if args.clip_bf16:
+        cmd.append("--clip-bf16")
+    if args.texture_clip:
+        cmd.append("--texture-clip")
+    load_start = os.getloadavg()[0]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, text=True)
+        stopped_at = None
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            free = _meminfo_gb("MemAvailable")
+            if stopped_at is None and free is not None and free < args.min_free_gb:
+                stopped_at = _peak_rss_gb(proc.pid)
+                os.kill(proc.pid, signal.SIGKILL)  # our own child
+            time.sleep(0.1)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    rss = usage.ru_maxrss * 1024 / GB  # kilobytes on Linux
+    base = {"config": config, "side": side, "load_start": round(load_start, 2)}
+    base["load_end"] = round(os.getloadavg()[0], 2)
+    if stopped_at is not None:
+        return {
+            **base,
+            "stopped": f"memory guard: MemAvailable fell below {args.min_free_gb} GB",
+            "peak_rss_gb": round(max(rss, stopped_at or 0.0), 2),
+        }
+    if proc.returncode:
+        sys.stderr.write(stderr[-4000:])
+        raise SystemExit(f"{side} {config} failed (exit {proc.returncode})")
+    figures = json.loads(stdout.strip().splitlines()[-1])
+    return {**figures, **base, "peak_rss_gb": round(rss, 2)}
+
+
+def ratios(results: list[dict], configs: list[str]) -> dict[str, dict]:
+    """ours / original per configuration: wall time, CPU time, peak RSS (None where the
+    original did not finish; memory then an upper bound, flagged 'memory_bound')."""
+
+    def pooled(side: str, config: str) -> list[dict]:
+        return [r for r in results if r["side"] == side and r["config"] == config]
+
+    out: dict[str, dict] = {}
+    for config in configs:
+        ours, base = pooled("ours", config), pooled("original", BASELINE_OF[config])
+        finished = [r for r in base if "stopped" not in r]
+        entry: dict = {"baseline": f"original {BASELINE_OF[config]}"}
+        for key, name in (("s_per_step", "time"), ("cpu_s_per_step", "cpu_time")):
+            a = [r[key] for r in ours if r.get(key) is not None]
+            b = [r[key] for r in finished if r.get(key) is not None]
+            ratio = statistics.median(a) / statistics.median(b) if a and b else None
+            entry[name] = round(ratio, 3) if ratio is not None else None
+        ours_rss = max(r["peak_rss_gb"] for r in ours)
+        base_rss = max(r["peak_rss_gb"] for r in base)
+        entry["memory"] = round(ours_rss / base_rss, 3)
+        entry["memory_bound"] = "upper" if len(finished) < len(base) else None
+        entry["meets_targets"] = (
+            entry["time"] is not None
+            and entry["time"] <= TARGETS["time"]
+            and entry["memory"] <= TARGETS["memory"]
+        )
+        out[config] = entry
+    return out
+
+
+def print_report(results: list[dict], table: dict[str, dict]) -> None:
+    print(
+        f"{'config':<9} {'side':<9} {'s/step':>8} {'cpu s/step':>11} {'1st step':>9} "
+        f"{'peak RSS GB':>12} {'load':>11}"
+    )
+    for r in results:
+        load = f"{r['load_start']:.1f}-{r['load_end']:.1f}"
+        if "stopped" in r:
+            print(
+                f"{r['config']:<9} {r['side']:<9} {'stopped':>8} {'':>11} {'':>9} "
+                f"{'>=':>4}{r['peak_rss_gb']:>8.2f} {load:>11}"
+            )
+            continue
+        cpu = f"{r['cpu_s_per_step']:.2f}" if r.get("cpu_s_per_step") is not None else "-"
+        print(
+            f"{r['config']:<9} {r['side']:<9} {r['s_per_step']:>8.2f} {cpu:>11} "
+            f"{r['first_step_s']:>9.2f} {r['peak_rss_gb']:>12.2f} {load:>11}"
+        )
+
+    if not table:
+        return
+
+    def fmt(value: float | None) -> str:
+        return f"{value:.2f}x" if value is not None else "n/a"
+
+    print(f"ours / original (targets: time <= {TARGETS['time']}x, memory <= {TARGETS['memory']}x)")
+    for config, entry in table.items():
+        bound = "<= " if entry["memory_bound"] else ""
+        print(
+            f"  {config:<9} vs {entry['baseline']:<16} time {fmt(entry['time']):>6}  "
+            f"cpu time {fmt(entry['cpu_time']):>6}  memory {bound}{fmt(entry['memory'])}"
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -114,15 +331,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=256, help="generator resolution (random weights)")
     p.add_argument("--clip", default="ViT-B-32:random", help="comma-separated CLIP models")
     p.add_argument("--device", default="cpu", help="cpu, cuda, auto")
-    p.add_argument("--steps", type=int, default=3, help="training steps per configuration")
+    p.add_argument("--steps", type=int, default=3, help="steps per child (the first: warm-up)")
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--configs", default="latent,none", help=f"of {', '.join(CONFIGS)}")
-    p.add_argument("--clip-bf16", action="store_true", help="CLIP under bf16 autocast (CUDA only)")
+    p.add_argument("--repeats", type=int, default=1, help="rounds of all children, interleaved")
+    p.add_argument("--sides", default=",".join(SIDES), help="ours,original (one side: no ratios)")
+    p.add_argument("--clip-bf16", action="store_true", help="ours: CLIP under bf16 autocast (CUDA)")
+    p.add_argument(
+        "--texture-clip", action="store_true", help="original: also hold its unused RN50 CLIP"
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--reference-seconds", type=float, default=None, help="s/step to compare to")
-    p.add_argument("--reference-gb", type=float, default=None, help="peak GB to compare to")
+    p.add_argument(
+        "--min-free-gb", type=float, default=1.5, help="memory guard: stop a child below this"
+    )
+    p.add_argument("--json", action="store_true", help="print only the final JSON line")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    p.add_argument("--side", default="ours", choices=SIDES, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.steps < 2:
+        p.error(f"--steps must be at least 2: the first is warm-up (got {args.steps})")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,37 +362,53 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise SystemExit(f"--configs: unknown {', '.join(unknown)}; known: {', '.join(CONFIGS)}")
-    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
-    results = []
-    for config in configs:
-        cmd = [sys.executable, __file__, "--child", config]
-        for flag in ("size", "clip", "device", "steps", "batch_size", "threads"):
-            cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-        if args.clip_bf16:
-            cmd.append("--clip-bf16")
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        if proc.returncode:
-            sys.stderr.write(proc.stderr[-4000:])
-            raise SystemExit(f"configuration {config} failed (exit {proc.returncode})")
-        figures = json.loads(proc.stdout.strip().splitlines()[-1])
-        if args.reference_seconds:
-            figures["time_ratio"] = round(figures["s_per_step"] / args.reference_seconds, 3)
-        if args.reference_gb:
-            figures["memory_ratio"] = round(figures["peak_rss_gb"] / args.reference_gb, 3)
-        results.append(figures)
-        print(json.dumps(figures), flush=True)
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
-    header = (
-        f"{'config':<9} {'s/step':>8} {'select s':>9} {'cpu s/step':>11} {'1st step':>9} "
-        f"{'peak RSS GB':>12}"
+    say = (lambda *a, **k: None) if args.json else print
+    load_before = os.getloadavg()
+    free = _meminfo_gb("MemAvailable")
+    say(
+        f"load average before: {load_before[0]:.2f} (1 min), {load_before[1]:.2f} (5 min) "
+        f"on {os.cpu_count()} CPUs; memory available: "
+        f"{'unknown' if free is None else f'{free:.1f} GB'}",
+        flush=True,
     )
-    print(header)
-    for r in results:
-        print(
-            f"{r['config']:<9} {r['s_per_step']:>8.2f} {r['selection_s_per_step']:>9.2f} "
-            f"{r['cpu_s_per_step']:>11.2f} {r['first_step_s']:>9.2f} {r['peak_rss_gb']:>12.2f}"
-        )
+    sides = [side.strip() for side in args.sides.split(",") if side.strip()]
+    if not sides or any(side not in SIDES for side in sides):
+        raise SystemExit(f"--sides: got {args.sides!r}; known: {', '.join(SIDES)}")
+    plan: list[tuple[str, str]] = []  # (config, side), interleaved
+    for config in configs:
+        for side in sides:
+            run = config if side == "ours" else BASELINE_OF[config]
+            if (run, side) not in plan:
+                plan.append((run, side))
+    results = []
+    for repeat in range(args.repeats):
+        for config, side in plan if repeat % 2 == 0 else _swap_sides(plan):
+            figures = run_child(args, config, side)
+            figures["repeat"] = repeat
+            results.append(figures)
+            say(json.dumps(figures), flush=True)
+    load_after = os.getloadavg()
+    say(f"load average after: {load_after[0]:.2f} (1 min), {load_after[1]:.2f} (5 min)")
+    table = ratios(results, configs) if len(sides) == len(SIDES) else {}
+    if not args.json:
+        print_report(results, table)
+    summary = {
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in load_after],
+        "cpus": os.cpu_count(),
+        "ratios": table,
+        "results": results,
+    }
+    print(json.dumps(summary))
     return 0
+
+
+def _swap_sides(plan: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The same children with the original first within each configuration."""
+    swapped = list(plan)
+    for i in range(0, len(swapped) - 1, 2):
+        swapped[i], swapped[i + 1] = swapped[i + 1], swapped[i]
+    return swapped
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ One step (sec. 3 of the paper, defaults from appendix I):
 Every random draw of step s comes from an RNG seeded by (seed, s), so a run resumed from an
 intermediate checkpoint continues exactly as the uninterrupted run would have.
 
-This module does I/O and progress reporting; the math lives in clip_loss.py and layers.py.
-No Celery or web imports: the CLI and the Celery task both call `run_adaptation`.
+This module drives a run and reports its progress; the math lives in clip_loss.py and
+layers.py, the models shared between jobs in model_cache.py, intermediate checkpoints and
+resume in checkpoints.py. No Celery or web imports: the CLI and the Celery task both call
+`run_adaptation`.
 """
 
 from __future__ import annotations
@@ -21,13 +23,10 @@ import copy
 import hashlib
 import json
 import logging
-import os
 import platform
-import tempfile
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +37,31 @@ from torch import Tensor, nn
 import stylegan2
 from nada import __version__ as nada_version
 from nada.params import AdaptParams
-from stylegan2.checkpoint import FORMAT_VERSION, GeneratorConfig, read_checkpoint
+from worker.checkpoints import (
+    ResumeError,
+    atomic_write_text,
+    checkpoint_path,
+    read_resume_point,
+    truncate_metrics,
+    write_intermediate_checkpoint,
+)
 from worker.clip_loss import ClipGuide
-from worker.clip_models import ClipModel, canonical_clip_name, check_clip_name, load_clip
+from worker.clip_models import canonical_clip_name, check_clip_name
 from worker.events import AdaptResult, CancelCheck, Canceled, Progress, ProgressCallback
 from worker.layers import candidate_layers, layer_parameters, select_layers, set_trainable
+from worker.model_cache import ModelCache, enable_fast_cuda_math, resolve_device
 from worker.samples import image_grid, noise_shapes, random_noise, render, sample_path, write_png
+
+# Re-exported: callers (worker.tasks, worker.cli, bench/) import these from worker.engine.
+__all__ = [
+    "ModelCache",
+    "ResumeError",
+    "checkpoint_path",
+    "resolve_device",
+    "run_adaptation",
+    "sample_wplus",
+    "step_rng",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,89 +70,6 @@ CHECKPOINT_NAME = "adapted.pt"
 METRICS_NAME = "metrics.jsonl"
 PARAMS_NAME = "params.json"
 SAMPLE_MAX_TILE = 256  # progress samples are for judging, not for keeping: cap tile size
-# Parameters that may differ between a run and the run it resumes: they change neither the
-# training steps already taken nor the ones to come.
-RESUMABLE_CHANGES = frozenset({"steps", "sample_every", "checkpoint_every"})
-
-
-class ResumeError(ValueError):
-    """resume_from cannot continue this run: unreadable, or made by a different job."""
-
-
-# -- models shared between jobs -----------------------------------------------------------
-
-
-class ModelCache:
-    """Loaded CLIP models and base generators, kept between jobs of one worker process.
-
-    Keys are (name, device) — plus the seed for random CLIP weights and the file's size and
-    mtime for generator paths — so a changed file is reloaded. Least recently used entries go
-    first once a kind holds `max_items`. Cached models are frozen (requires_grad False) and
-    never trained: the engine trains a copy.
-    """
-
-    def __init__(self, max_items: int = 4):
-        self.max_items = max_items  # per kind (CLIP models, generators)
-        self._clips: OrderedDict[tuple[Any, ...], ClipModel] = OrderedDict()
-        self._generators: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-
-    def clip(self, name: str, device: torch.device | str, seed: int = 0) -> ClipModel:
-        canonical = canonical_clip_name(name)
-        random = canonical.endswith(":random")
-        key = (canonical, str(torch.device(device)), seed if random else None)
-        return self._get(self._clips, key, lambda: load_clip(name, device, seed=seed))
-
-    def generator(self, name_or_path: str, device: torch.device | str) -> Any:
-        """A stylegan2.LoadedGenerator, frozen."""
-        path = Path(name_or_path)
-        stamp = (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else None
-        key = (str(path.resolve()) if stamp else name_or_path, stamp, str(torch.device(device)))
-
-        def load() -> Any:
-            loaded = stylegan2.load_generator(name_or_path, device=device)
-            loaded.generator.eval().requires_grad_(False)
-            return loaded
-
-        return self._get(self._generators, key, load)
-
-    def clear(self) -> None:
-        self._clips.clear()
-        self._generators.clear()
-
-    def _get(self, store: OrderedDict, key: tuple[Any, ...], load: Callable[[], Any]) -> Any:
-        if key in store:
-            store.move_to_end(key)
-            return store[key]
-        value = load()
-        store[key] = value
-        while len(store) > self.max_items:
-            store.popitem(last=False)
-        return value
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU; anything torch accepts otherwise."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N (got {device!r})") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
-    return resolved
-
-
-def _enable_fast_cuda_math(device: torch.device) -> None:
-    """On CUDA: TF32 matmuls and convolutions (10-bit mantissa products, fp32 accumulation:
-    far more precise than the generator's and CLIP's own error), and cuDNN autotuning (every
-    generator pass of a run has the same shapes, since the probe runs in chunks of the
-    training batch). Weights and activations stay fp32: StyleGAN2's demodulation and skip
-    sums are where half precision hurts. (CLIP's precision: clip_models.ClipModel.autocast.)"""
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
 
 
 # -- per-step randomness ------------------------------------------------------------------
@@ -310,113 +245,30 @@ class _Adaptation:
         }
 
     def write_checkpoint(self, path: Path) -> Path:
-        """An intermediate checkpoint: the adapted checkpoint's layout (stylegan2 loads it)
-        plus 'resume': the optimizer state and run state. The RNG needs no saving: each
-        step's draws are seeded by (seed, step)."""
-        state = {k: v.detach().cpu().clone() for k, v in self.trainable.state_dict().items()}
-        metadata = json.loads(json.dumps(self.metadata()))  # plain data, as weights_only wants
-        g = self.trainable
-        config = GeneratorConfig(g.size, g.style_dim, g.n_mlp, g.channel_multiplier)
-        metadata["stylegan2"] = {**asdict(config), "format_version": FORMAT_VERSION}
-        resume = {
-            "step": self.state.step,
-            "selected": list(self.state.selected),
-            "optimizer": self.optimizer.state_dict(),
-        }
-        payload = {
-            "g_ema": state,
-            "latent_avg": self.latent_avg.detach().cpu().reshape(-1).clone(),
-            "metadata": metadata,
-            "resume": resume,
-        }
-        return _atomic_torch_save(payload, path)
+        """An intermediate checkpoint of this run (worker.checkpoints)."""
+        return write_intermediate_checkpoint(
+            path,
+            self.trainable,
+            self.latent_avg,
+            self.metadata(),
+            step=self.state.step,
+            selected=self.state.selected,
+            optimizer=self.optimizer,
+        )
 
     def restore(self, path: Path) -> None:
         """Continue from an intermediate checkpoint written by `write_checkpoint`."""
-        try:
-            ckpt = read_checkpoint(path)
-        except ValueError as exc:  # CheckpointError
-            raise ResumeError(str(exc)) from None
-        if not isinstance(ckpt, dict) or "resume" not in ckpt:
-            raise ResumeError(f"{path} is not an intermediate checkpoint of a run")
-        meta = ckpt.get("metadata") or {}
-        old, new = meta.get("params") or {}, self.params.to_dict()
-        for key in sorted(set(old) | set(new)):
-            if key not in RESUMABLE_CHANGES and old.get(key) != new.get(key):
-                raise ResumeError(
-                    f"{path} was trained with {key}={old.get(key)!r}; this run has "
-                    f"{key}={new.get(key)!r} (only {', '.join(sorted(RESUMABLE_CHANGES))} may change)"
-                )
-        old_base = meta.get("base") or {}
-        for key in ("name", "sha256", "seed"):
-            if old_base.get(key) != self.identity.get(key):
-                raise ResumeError(
-                    f"{path} was trained from generator {old_base.get('name')!r} "
-                    f"({key} {old_base.get(key)!r}); this run's is {self.identity.get(key)!r}"
-                )
-        resume = ckpt["resume"]
-        if resume["step"] > self.params.steps:
-            raise ResumeError(
-                f"{path} is at step {resume['step']}; steps must be at least that (got {self.params.steps})"
-            )
-        self.trainable.load_state_dict(ckpt["g_ema"], strict=True)
-        self.optimizer.load_state_dict(resume["optimizer"])
-        self.state.step = int(resume["step"])
-        self.state.selected = tuple(resume["selected"])
-        self.state.selections = {
-            k: v
-            for k, v in (meta.get("selected_layers") or {}).items()
-            if int(k) <= self.state.step
-        }
+        point = read_resume_point(path, self.params, self.identity)
+        self.trainable.load_state_dict(point.generator_state, strict=True)
+        self.optimizer.load_state_dict(point.optimizer_state)
+        self.state.step = point.step
+        self.state.selected = point.selected
+        self.state.selections = dict(point.selections)
         self.state.samples = [
             sample_path(self.out_dir, s)
             for s in range(self.state.step + 1)
             if sample_path(self.out_dir, s).is_file()
         ]
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _truncate_metrics(path: Path, last_step: int) -> None:
-    """Keep the metrics of steps <= last_step (a resumed run rewrites the rest)."""
-    if not path.is_file():
-        return
-    kept = [
-        line
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip() and json.loads(line).get("step", 0) <= last_step
-    ]
-    _atomic_write_text(path, "".join(f"{line}\n" for line in kept))
-
-
-def checkpoint_path(out_dir: Path, step: int) -> Path:
-    return Path(out_dir) / "checkpoints" / f"step_{step:06d}.pt"
 
 
 def run_adaptation(
@@ -459,7 +311,7 @@ def run_adaptation(
     cancel = should_cancel or (lambda: False)
     p = params
     dev = resolve_device(device)
-    _enable_fast_cuda_math(dev)
+    enable_fast_cuda_math(dev)
 
     def event(kind: str, stage: str, step: int, **kwargs: Any) -> None:
         emit(Progress(kind=kind, stage=stage, step=step, total_steps=p.steps, **kwargs))
@@ -481,10 +333,10 @@ def run_adaptation(
     metrics = out_dir / METRICS_NAME
     if resume_from is not None:
         run.restore(Path(resume_from))
-        _truncate_metrics(metrics, run.state.step)
+        truncate_metrics(metrics, run.state.step)
     else:
         metrics.write_text("", encoding="utf-8")
-    _atomic_write_text(
+    atomic_write_text(
         out_dir / PARAMS_NAME,
         json.dumps({**p.to_dict(), "device": str(dev), "base": run.identity}, indent=2) + "\n",
     )

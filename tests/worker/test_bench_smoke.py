@@ -1,0 +1,94 @@
+"""bench/nada_original.py computes what the original StyleGAN-NADA step computes (on tiny
+models), and bench/adapt_step.py runs both sides and compares them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_bench(name: str) -> ModuleType:
+    """bench/ holds scripts, not a package: load one by path."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def original() -> ModuleType:
+    return load_bench("nada_original")
+
+
+def changed_parameters(nada) -> set[str]:
+    frozen = dict(nada.frozen.named_parameters())
+    return {n for n, p in nada.trainable.named_parameters() if not torch.equal(p, frozen[n])}
+
+
+def test_original_step_selects_k_layers_and_trains_only_those(original) -> None:
+    torch.manual_seed(0)
+    nada = original.OriginalNada("random-8", ["nada-tiny:random"], auto_layer_k=2)
+    result = nada.step()
+    assert len(result.layers) == 2
+    assert set(result.layers) <= {"conv1", "to_rgb1", "convs.0", "convs.1"}  # its index map
+    changed = changed_parameters(nada)
+    assert changed and all(name.split(".")[0] in {"conv1", "to_rgb1", "convs"} for name in changed)
+    assert all(any(name.startswith(f"{layer}.") for layer in result.layers) for name in changed)
+    # CLIP was never frozen: both towers got parameter gradients (probe and training step).
+    clip = nada.losses[0].model
+    assert clip.visual.conv1.weight.grad is not None
+    assert clip.token_embedding.weight.grad is not None
+    assert torch.isfinite(torch.tensor(result.loss))
+
+
+def test_original_without_selection_trains_its_default_layers(original) -> None:
+    torch.manual_seed(0)
+    nada = original.OriginalNada("random-8", ["nada-tiny:random"], auto_layer_k=0)
+    assert nada.step().layers == ("input", "conv1", "convs")
+    changed = {name.split(".")[0] for name in changed_parameters(nada)}
+    assert changed <= {"input", "conv1", "convs"} and "conv1" in changed
+    # No probe ran, so the text tower saw no backward.
+    assert nada.losses[0].model.token_embedding.weight.grad is None
+
+
+def test_ratios_are_ours_over_the_original_and_bound_memory_when_it_was_stopped() -> None:
+    bench = load_bench("adapt_step")
+    results = [
+        {"config": "latent", "side": "ours", "s_per_step": 2.0, "cpu_s_per_step": 3.0,
+         "peak_rss_gb": 3.0},
+        {"config": "latent", "side": "original", "s_per_step": 8.0, "cpu_s_per_step": 12.0,
+         "peak_rss_gb": 10.0},
+        {"config": "none", "side": "ours", "s_per_step": 1.0, "cpu_s_per_step": 1.0,
+         "peak_rss_gb": 3.0},
+        {"config": "none", "side": "original", "stopped": "memory guard", "peak_rss_gb": 12.0},
+    ]  # fmt: skip
+    table = bench.ratios(results, ["latent", "none"])
+    assert table["latent"]["time"] == 0.25 and table["latent"]["memory"] == 0.3
+    assert table["latent"]["memory_bound"] is None and table["latent"]["meets_targets"]
+    assert table["none"]["time"] is None and table["none"]["memory"] == 0.25
+    assert table["none"]["memory_bound"] == "upper" and not table["none"]["meets_targets"]
+    assert bench.layers_k(256) == 10 and bench.layers_k(16) == 4
+
+
+@pytest.mark.slow
+def test_bench_runs_both_sides_on_tiny_models() -> None:
+    cmd = [sys.executable, "bench/adapt_step.py", "--size", "16", "--clip", "nada-tiny:random"]
+    cmd += ["--steps", "2", "--threads", "1", "--json"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    sides = {(r["config"], r["side"]) for r in report["results"]}
+    assert sides == {(c, s) for c in ("latent", "none") for s in ("ours", "original")}
+    assert all(r["s_per_step"] > 0 and r["peak_rss_gb"] > 0 for r in report["results"])
+    for config in ("latent", "none"):
+        assert report["ratios"][config]["time"] > 0 and report["ratios"][config]["memory"] > 0

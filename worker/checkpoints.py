@@ -1,0 +1,158 @@
+"""Intermediate checkpoints of a run, and the files a resumed run rewrites.
+
+An intermediate checkpoint (`OUT/checkpoints/step_XXXXXX.pt`) has the adapted checkpoint's
+layout, so stylegan2 loads it like any generator, plus 'resume': the step, the layers
+selected last and the optimizer state. The RNG needs no saving: every draw of step s is
+seeded by (seed, s). `read_resume_point` refuses a checkpoint made by a different job,
+naming the parameter that differs.
+
+Every file is written atomically (temporary file + `os.replace`), readable by others (0644).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from nada.params import AdaptParams
+from stylegan2.checkpoint import FORMAT_VERSION, GeneratorConfig, read_checkpoint
+
+# Parameters that may differ between a run and the run it resumes: they change neither the
+# training steps already taken nor the ones to come.
+RESUMABLE_CHANGES = frozenset({"steps", "sample_every", "checkpoint_every"})
+
+
+class ResumeError(ValueError):
+    """resume_from cannot continue this run: unreadable, or made by a different job."""
+
+
+def checkpoint_path(out_dir: Path, step: int) -> Path:
+    return Path(out_dir) / "checkpoints" / f"step_{step:06d}.pt"
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """What an intermediate checkpoint restores."""
+
+    step: int  # training steps completed
+    selected: tuple[str, ...]  # layers trained in the last step
+    selections: dict[str, list[str]]  # sample step -> layers, for sample steps <= step
+    generator_state: dict[str, Tensor]  # the trainable generator's state dict
+    optimizer_state: dict[str, Any]  # Adam's state dict
+
+
+def write_intermediate_checkpoint(
+    path: Path,
+    generator: nn.Module,  # the trainable generator
+    latent_avg: Tensor,  # the base generator's truncation centre
+    metadata: dict[str, Any],  # the adapted checkpoint's metadata (plain data)
+    *,
+    step: int,  # training steps completed
+    selected: tuple[str, ...],  # layers trained in the last step
+    optimizer: torch.optim.Optimizer,
+) -> Path:
+    """Write the adapted checkpoint's layout plus 'resume' to `path`, atomically."""
+    state = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
+    metadata = json.loads(json.dumps(metadata))  # plain data, as weights_only wants
+    g = generator
+    config = GeneratorConfig(g.size, g.style_dim, g.n_mlp, g.channel_multiplier)
+    metadata["stylegan2"] = {**asdict(config), "format_version": FORMAT_VERSION}
+    resume = {"step": step, "selected": list(selected), "optimizer": optimizer.state_dict()}
+    payload = {
+        "g_ema": state,
+        "latent_avg": latent_avg.detach().cpu().reshape(-1).clone(),
+        "metadata": metadata,
+        "resume": resume,
+    }
+    return atomic_torch_save(payload, path)
+
+
+def read_resume_point(path: Path, params: AdaptParams, identity: dict[str, Any]) -> ResumePoint:
+    """Read an intermediate checkpoint written by `write_intermediate_checkpoint` and check
+    that it belongs to this job: same parameters (but RESUMABLE_CHANGES), same base generator
+    (`identity`: name, sha256, seed), and no further than `params.steps`.
+
+    Raises:
+        ResumeError: unreadable, not an intermediate checkpoint, or another job's.
+    """
+    try:
+        ckpt = read_checkpoint(path)
+    except ValueError as exc:  # CheckpointError
+        raise ResumeError(str(exc)) from None
+    if not isinstance(ckpt, dict) or "resume" not in ckpt:
+        raise ResumeError(f"{path} is not an intermediate checkpoint of a run")
+    meta = ckpt.get("metadata") or {}
+    old, new = meta.get("params") or {}, params.to_dict()
+    for key in sorted(set(old) | set(new)):
+        if key not in RESUMABLE_CHANGES and old.get(key) != new.get(key):
+            raise ResumeError(
+                f"{path} was trained with {key}={old.get(key)!r}; this run has "
+                f"{key}={new.get(key)!r} (only {', '.join(sorted(RESUMABLE_CHANGES))} may change)"
+            )
+    old_base = meta.get("base") or {}
+    for key in ("name", "sha256", "seed"):
+        if old_base.get(key) != identity.get(key):
+            raise ResumeError(
+                f"{path} was trained from generator {old_base.get('name')!r} "
+                f"({key} {old_base.get(key)!r}); this run's is {identity.get(key)!r}"
+            )
+    resume = ckpt["resume"]
+    if resume["step"] > params.steps:
+        raise ResumeError(
+            f"{path} is at step {resume['step']}; steps must be at least that (got {params.steps})"
+        )
+    step = int(resume["step"])
+    return ResumePoint(
+        step=step,
+        selected=tuple(resume["selected"]),
+        selections={k: v for k, v in (meta.get("selected_layers") or {}).items() if int(k) <= step},
+        generator_state=ckpt["g_ema"],
+        optimizer_state=resume["optimizer"],
+    )
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Keep the metrics of steps <= last_step (a resumed run rewrites the rest)."""
+    if not path.is_file():
+        return
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= last_step
+    ]
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+
+
+def atomic_torch_save(obj: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
