@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stylegan2.ops import (
+    demod_noise_act,
     fused_leaky_relu,
     fused_leaky_relu_reference,
     make_kernel,
@@ -172,11 +173,20 @@ class ModulatedConv2d(nn.Module):
         )
 
     def forward(self, input: Tensor, style: Tensor) -> Tensor:
+        if self.fused:
+            return self._forward_grouped(input, self.modulation(style), self.weight[0] * self.scale)
+        out, dcoefs = self.forward_undemodulated(input, style)
+        if dcoefs is not None:
+            out = out * dcoefs.view(*dcoefs.shape, 1, 1).to(out.dtype)
+        return out
+
+    def forward_undemodulated(self, input: Tensor, style: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The convolution of the style-scaled input, and the demodulation coefficients
+        [N, out] (None without demodulation) still to be applied per output channel; callers
+        that apply them fused with later element-wise work use this."""
         batch = input.shape[0]
         styles = self.modulation(style)  # [N, in]
         weight = self.weight[0] * self.scale  # [out, in, k, k]
-        if self.fused:
-            return self._forward_grouped(input, styles, weight)
         dcoefs = None
         if self.demodulate:
             # sum over (in, k, k) of (w * s)^2 == s^2 @ sum_kk(w^2)^T
@@ -187,13 +197,10 @@ class ModulatedConv2d(nn.Module):
         w = weight.to(x.dtype)
         if self.upsample:
             out = F.conv_transpose2d(x, w.transpose(0, 1), stride=2)
+            out = self.blur(out)  # a per-channel scale commutes with the blur
         else:
             out = F.conv2d(x, w, padding=self.padding)
-        if dcoefs is not None:
-            out = out * dcoefs.view(batch, -1, 1, 1).to(out.dtype)
-        if self.upsample:
-            out = self.blur(out)
-        return out
+        return out, dcoefs
 
     def _forward_grouped(self, input: Tensor, styles: Tensor, weight: Tensor) -> Tensor:
         batch, in_channel, height, width = input.shape
@@ -273,9 +280,18 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_channel)
 
     def forward(self, input: Tensor, style: Tensor, noise: Tensor | None = None) -> Tensor:
-        out = self.conv(input, style)
-        out = self.noise(out, noise=noise)
-        return self.activate(out)
+        if self.conv.fused or self.activate.reference_ops or not self.conv.demodulate:
+            out = self.conv(input, style)
+            out = self.noise(out, noise=noise)
+            return self.activate(out)
+        # Demodulation, noise, bias and activation in one pass (see ops.demod_noise_act).
+        out, dcoefs = self.conv.forward_undemodulated(input, style)
+        if noise is None:
+            noise = out.new_empty(out.shape[0], 1, out.shape[2], out.shape[3]).normal_()
+        act = self.activate
+        return demod_noise_act(
+            out, dcoefs, self.noise.weight, noise, act.bias, act.negative_slope, act.scale
+        )
 
 
 class ToRGB(nn.Module):

@@ -93,7 +93,9 @@ def upfirdn2d_reference(
     return out.reshape(n, c, out.shape[2], out.shape[3])
 
 
-def _fir1d(x: Tensor, taps: Sequence[float], dim: int, up: int, down: int, pad0: int, pad1: int) -> Tensor:
+def _fir1d(
+    x: Tensor, taps: Sequence[float], dim: int, up: int, down: int, pad0: int, pad1: int
+) -> Tensor:
     """Along `dim`: zero-insert by `up`, pad, convolve with `taps`, keep every `down`-th sample.
 
     Computed without the zeros. Output j reads z[j*down + t] * taps[K-1-t] from the
@@ -107,9 +109,13 @@ def _fir1d(x: Tensor, taps: Sequence[float], dim: int, up: int, down: int, pad0:
     flipped = list(reversed(taps))
     full = n * up + pad0 + pad1 - k + 1  # output length before downsampling
     if full <= 0:
-        raise ValueError(f"upfirdn2d: output would be empty (input {n}, kernel {k}, pad {pad0},{pad1})")
+        raise ValueError(
+            f"upfirdn2d: output would be empty (input {n}, kernel {k}, pad {pad0},{pad1})"
+        )
     if up > 1 and down > 1:
-        return _fir1d(x, taps, dim, up, 1, pad0, pad1).narrow(dim, 0, full)[_stride_index(x.ndim, dim, down)]
+        return _fir1d(x, taps, dim, up, 1, pad0, pad1).narrow(dim, 0, full)[
+            _stride_index(x.ndim, dim, down)
+        ]
     if up == 1:
         out_len = (full - 1) // down + 1
         xp = F.pad(x, [0, 0] * (x.ndim - 1 - dim) + [pad0, pad1])  # negative pads crop
@@ -151,7 +157,9 @@ def _stride_index(ndim: int, dim: int, step: int) -> tuple:
     return (slice(None),) * dim + (slice(None, None, step),)
 
 
-def _upfirdn2d_separable(x: Tensor, ky, kx, up: int, down: int, pad: tuple[int, int, int, int]) -> Tensor:
+def _upfirdn2d_separable(
+    x: Tensor, ky, kx, up: int, down: int, pad: tuple[int, int, int, int]
+) -> Tensor:
     px0, px1, py0, py1 = pad
     out = _fir1d(x, ky, dim=2, up=up, down=down, pad0=py0, pad1=py1)
     return _fir1d(out, kx, dim=3, up=up, down=down, pad0=px0, pad1=px1)
@@ -163,7 +171,9 @@ class _UpFirDn2dSeparable(torch.autograd.Function):
     gradient for every tap."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, ky, kx, up: int, down: int, pad: tuple[int, int, int, int]) -> Tensor:
+    def forward(
+        ctx, x: Tensor, ky, kx, up: int, down: int, pad: tuple[int, int, int, int]
+    ) -> Tensor:
         out = _upfirdn2d_separable(x, ky, kx, up, down, pad)
         ctx.args = (ky, kx, up, down, pad, x.shape[2], x.shape[3], out.shape[2], out.shape[3])
         return out
@@ -255,3 +265,78 @@ def fused_leaky_relu(
 ) -> Tensor:
     """Same contract as `fused_leaky_relu_reference`, with half the saved activations."""
     return _FusedLeakyReLU.apply(input, bias, negative_slope, scale)
+
+
+def demod_noise_act_reference(
+    input: Tensor,
+    dcoefs: Tensor,
+    noise_weight: Tensor,
+    noise: Tensor,
+    bias: Tensor | None,
+    negative_slope: float = 0.2,
+    scale: float = math.sqrt(2),
+) -> Tensor:
+    """The tail of a synthesis layer: demodulate ([N, C] per-channel scale), add weighted noise
+    ([N or 1, 1, H, W]), then bias + leaky ReLU + gain."""
+    out = input * dcoefs.view(*dcoefs.shape, 1, 1) + noise_weight * noise
+    return fused_leaky_relu_reference(out, bias, negative_slope, scale)
+
+
+class _DemodNoiseAct(torch.autograd.Function):
+    """`demod_noise_act_reference` in one output allocation, saving the input and the output.
+
+    Autograd over the separate ops allocates a tensor per op in both passes; this is the
+    element-wise bulk of every synthesis layer. Parameter gradients are reductions that need
+    no full-size temporary (einsum for the demodulation, a channel sum for the noise weight).
+    """
+
+    @staticmethod
+    def forward(ctx, input, dcoefs, noise_weight, noise, bias, negative_slope, scale):
+        out = input * dcoefs.view(*dcoefs.shape, 1, 1).to(input.dtype)
+        out.add_(noise.to(input.dtype) * noise_weight.to(input.dtype))
+        if bias is not None:
+            out.add_(bias.view(1, -1, 1, 1).to(input.dtype))
+        F.leaky_relu_(out, negative_slope)
+        out.mul_(scale)
+        ctx.save_for_backward(input, dcoefs, noise_weight, noise, out)
+        ctx.negative_slope, ctx.scale = negative_slope, scale
+        ctx.has_bias = bias is not None
+        ctx.bias_dtype = bias.dtype if bias is not None else None
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output):
+        input, dcoefs, noise_weight, noise, out = ctx.saved_tensors
+        grad = torch.where(out > 0, grad_output, grad_output * ctx.negative_slope)
+        grad.mul_(ctx.scale)  # d(loss)/d(pre-activation)
+        need = ctx.needs_input_grad
+        grad_input = grad * dcoefs.view(*dcoefs.shape, 1, 1).to(grad.dtype) if need[0] else None
+        grad_dcoefs = (
+            torch.einsum("nchw,nchw->nc", grad, input).to(dcoefs.dtype) if need[1] else None
+        )
+        grad_noise_weight = grad_noise = None
+        if need[2] or need[3]:
+            per_pixel = grad.sum(1, keepdim=True)  # [N, 1, H, W]
+            if need[2]:
+                grad_noise_weight = (per_pixel * noise).sum().reshape(1).to(noise_weight.dtype)
+            if need[3]:
+                grad_noise = per_pixel * noise_weight
+                if noise.shape[0] == 1:
+                    grad_noise = grad_noise.sum(0, keepdim=True)
+                grad_noise = grad_noise.to(noise.dtype)
+        grad_bias = grad.sum([0, 2, 3]).to(ctx.bias_dtype) if ctx.has_bias and need[4] else None
+        return grad_input, grad_dcoefs, grad_noise_weight, grad_noise, grad_bias, None, None
+
+
+def demod_noise_act(
+    input: Tensor,
+    dcoefs: Tensor,
+    noise_weight: Tensor,
+    noise: Tensor,
+    bias: Tensor | None,
+    negative_slope: float = 0.2,
+    scale: float = math.sqrt(2),
+) -> Tensor:
+    """Same contract as `demod_noise_act_reference`, fused."""
+    return _DemodNoiseAct.apply(input, dcoefs, noise_weight, noise, bias, negative_slope, scale)

@@ -5,6 +5,8 @@ import torch
 
 from stylegan2.ops import (
     assert_shape,
+    demod_noise_act,
+    demod_noise_act_reference,
     fused_leaky_relu,
     fused_leaky_relu_reference,
     make_kernel,
@@ -104,3 +106,23 @@ def test_upfirdn2d_cuda_matches_cpu():
     cpu = upfirdn2d(x, kernel, up=2, pad=(2, 1), separable=sep)
     gpu = upfirdn2d(x.cuda(), kernel.cuda(), up=2, pad=(2, 1), separable=sep)
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("noise_batch", [1, 3])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_demod_noise_act_matches_reference(noise_batch, with_bias):
+    torch.manual_seed(0)
+    f64 = {"dtype": torch.float64, "requires_grad": True}
+    x = torch.randn(3, 4, 5, 6, **f64)
+    d = torch.rand(3, 4, **f64)
+    nw = torch.randn(1, **f64)
+    noise = torch.randn(noise_batch, 1, 5, 6, **f64)
+    bias = torch.randn(4, **f64) if with_bias else None
+    inputs = (x, d, nw, noise) + ((bias,) if with_bias else ())
+    ref = demod_noise_act_reference(x, d, nw, noise, bias)
+    fast = demod_noise_act(x, d, nw, noise, bias)
+    torch.testing.assert_close(fast, ref)
+    g = torch.randn_like(ref)
+    torch.testing.assert_close(
+        torch.autograd.grad(fast, inputs, g), torch.autograd.grad(ref, inputs, g)
+    )
