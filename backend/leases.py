@@ -17,6 +17,9 @@ job meets it:
    broker message is known to carry (the API died between commit and send, or the broker
    refused) are returned for re-dispatch too. Duplicate messages are harmless: the claim
    of a job that is not claimable is a no-op.
+5. dispatched_queued: queued jobs whose message the broker accepted a while ago; the
+   reaper re-sends them when the broker holds fewer messages than there are queued jobs
+   (the broker lost messages: Redis flushed, or restarted without persistence).
 """
 
 from __future__ import annotations
@@ -281,3 +284,15 @@ def reap_expired(
         )
     ).all()
     return sorted({*(r.id for r in requeued), *undispatched})
+
+
+def dispatched_queued(session: Session, *, older_than_seconds: float) -> tuple[int, list[str]]:
+    """(queued jobs with a dispatched message, those dispatched over `older_than_seconds`
+    ago, oldest first): the reaper compares the first with the broker's queue depth."""
+    rows = session.execute(
+        select(Job.id, Job.dispatched_at)
+        .where(Job.status == JobStatus.queued, Job.dispatched_at.is_not(None))
+        .order_by(Job.queued_at)
+    ).all()
+    stale = utcnow() - timedelta(seconds=older_than_seconds)
+    return len(rows), [r.id for r in rows if r.dispatched_at < stale]

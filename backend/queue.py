@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from celery import Celery
+from kombu import Exchange, Queue
 
 from backend import jobs, leases
 from backend.db.session import session_scope
@@ -128,6 +129,27 @@ class JobQueue:
                     jobs.mark_dispatched(session, job_id=job_id)
         return sent
 
+    def pending_messages(self) -> int | None:
+        """Messages waiting in the job queue (not those held by workers), or None if the
+        broker cannot tell now.
+
+        Declares the queue, its exchange and binding on the way (idempotent): a flushed
+        Redis lost the binding too, and kombu would route new messages to its dead-letter
+        queue until a worker reconnects and declares it again.
+        """
+        name = self.settings.queue
+        queue = Queue(name, Exchange(name, type="direct"), routing_key=name)
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=2.0)
+                bound = queue.bind(conn.default_channel)
+                bound.declare()
+                _, count, _ = bound.queue_declare()
+                return int(count)
+        except Exception as exc:
+            log.debug("could not read the depth of queue %s: %s", name, exc)
+            return None
+
     def broker_ok(self, timeout: float = 2.0) -> bool:
         try:
             with self.app.connection_for_write() as conn:
@@ -140,14 +162,37 @@ class JobQueue:
         self.app.close()
 
 
+def lost_messages(settings: Settings, queue: JobQueue, grace_seconds: float) -> list[str]:
+    """Queued jobs whose broker message may have vanished (Redis flushed, or restarted
+    without its append-only file): when the queue holds fewer messages than there are
+    dispatched, queued jobs, the ones dispatched over `grace_seconds` ago are re-sent.
+    Which message is missing cannot be told, so some may be duplicates (harmless: the
+    claim is conditional); a re-send renews dispatched_at, so each job gets at most one
+    extra message per grace period, and none while the broker holds enough."""
+    with session_scope(settings.db_url) as session:
+        queued, stale = leases.dispatched_queued(session, older_than_seconds=grace_seconds)
+    if not stale:
+        return []
+    depth = queue.pending_messages()
+    if depth is None or depth >= queued:
+        return []
+    log.warning(
+        "the broker holds %d message(s) for %d queued job(s): re-sending %d",
+        depth,
+        queued,
+        len(stale),
+    )
+    return stale
+
+
 def sweep(settings: Settings, queue: JobQueue) -> list[str]:
     """One reaper pass: settle expired leases, then (re-)dispatch what needs a message."""
+    grace = max(settings.reap_every * 2, 5.0)
     with session_scope(settings.db_url) as session:
         job_ids = leases.reap_expired(
-            session,
-            max_attempts=settings.max_attempts,
-            dispatch_grace_seconds=max(settings.reap_every * 2, 5.0),
+            session, max_attempts=settings.max_attempts, dispatch_grace_seconds=grace
         )
+    job_ids = sorted({*job_ids, *lost_messages(settings, queue, grace)})
     if job_ids:
         log.info("re-dispatching %d job(s): %s", len(job_ids), ", ".join(job_ids))
         queue.dispatch(job_ids)

@@ -10,12 +10,18 @@ Reliability (see backend/leases.py for the lease protocol):
   intermediate checkpoints are published under fixed names by rename, and a new attempt
   resumes from the latest published checkpoint. Success publishes adapted.pt the same way
   and removes the attempts' working directories.
+- Bounded: an attempt that runs past NADA_JOB_TIME_LIMIT is stopped at its next step and
+  fails with `timeout`; CUDA out-of-memory fails with `out_of_memory` and frees the cached
+  blocks before the next job; a full disk fails with `io`, and the attempt's files go.
 """
 
 from __future__ import annotations
 
+import errno
+import gc
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -53,15 +59,34 @@ def _engine_run() -> Callable[..., AdaptResult]:
     return run_adaptation
 
 
+TIMEOUT = "timeout"
+OUT_OF_MEMORY = "out_of_memory"
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
 def error_code(exc: BaseException) -> str:
+    """The job's error code for an exception out of the engine or the file publishing."""
     name = type(exc).__name__
     if isinstance(exc, ParamError):
         return "invalid_params"
+    # torch.cuda.OutOfMemoryError, or a RuntimeError from older torch / other allocators
     if "OutOfMemory" in name or "out of memory" in str(exc).lower():
-        return "out_of_memory"
+        return OUT_OF_MEMORY
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        return "io"
     if isinstance(exc, FileNotFoundError):
         return "missing_file"
     return "engine_error"
+
+
+def release_accelerator_memory() -> None:
+    """After an out-of-memory failure: collect the failed attempt's tensors (its frames
+    are gone once the exception is handled) and give cached CUDA blocks back, so the next
+    job on this worker starts from a clean allocator."""
+    gc.collect()
+    torch = sys.modules.get("torch")  # never import torch here (tests, CPU-only API)
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class AttemptRecorder:
@@ -81,6 +106,9 @@ class AttemptRecorder:
         self.lost = False
         self.cancel = False
         self.steps = 0  # training steps this attempt ran
+        self.timed_out = False
+        self.out_of_memory = False  # the attempt failed for lack of GPU memory
+        self.deadline = time.monotonic() + settings.job_time_limit  # NADA_JOB_TIME_LIMIT
         self._last_cancel_check = 0.0
 
     def _write(self, fn: Callable[..., bool | None], **kwargs: Any) -> Any:
@@ -130,9 +158,15 @@ class AttemptRecorder:
                 older.unlink(missing_ok=True)
 
     def should_cancel(self) -> bool:
-        if self.lost or self.cancel:
+        """Polled by the engine before every step: stop on a lost lease, a cancel, or the
+        time limit (`timed_out` tells the task to record `timeout`, not `canceled`)."""
+        if self.lost or self.cancel or self.timed_out:
             return True
         now = time.monotonic()
+        if now >= self.deadline:
+            log.warning("job %s: past its time limit, stopping", self.job_id)
+            self.timed_out = True
+            return True
         if now - self._last_cancel_check < self.settings.cancel_poll_seconds:
             return False
         self._last_cancel_check = now
@@ -208,6 +242,39 @@ def _settle_files(settings: Settings, recorder: AttemptRecorder) -> bool:
     return True
 
 
+def _fail(settings: Settings, recorder: AttemptRecorder, code: str, message: str) -> str:
+    failed = _finish(settings, recorder, JobStatus.failed, error_code=code, error_message=message)
+    return "failed" if failed else "lost"
+
+
+def _fail_on(settings: Settings, recorder: AttemptRecorder, exc: Exception) -> str:
+    """Record `exc` as the attempt's failure (unless the attempt lost the job)."""
+    if recorder.lost:
+        return "lost"
+    log.error("job %s: attempt %d failed", recorder.job_id, recorder.attempt, exc_info=exc)
+    code = error_code(exc)
+    recorder.out_of_memory = code == OUT_OF_MEMORY
+    message = str(exc) or type(exc).__name__
+    del exc  # its traceback holds the engine's frames, and with them its tensors
+    if not _settle_files(settings, recorder):
+        return "lost"
+    return _fail(settings, recorder, code, message)
+
+
+def _publish_result(recorder: AttemptRecorder, result: AdaptResult) -> bool:
+    """Move the final files into place; False if the lease was lost meanwhile."""
+    root = recorder.root
+    for sample in result.samples:  # normally all published already, via events
+        step = storage.step_of(sample)
+        missing = step is not None and not storage.sample_path(root, step).exists()
+        if missing and recorder.publish_sample(step, sample) is False:
+            return False
+    storage.publish(result.checkpoint, storage.checkpoint_path(root))
+    if result.metrics.is_file():
+        storage.publish(result.metrics, root / "metrics.jsonl")
+    return True
+
+
 def run_job(
     job_id: str,
     *,
@@ -233,16 +300,17 @@ def run_job(
 
     root = storage.job_dir(settings.jobs_dir, job_id)
     work = storage.attempt_dir(root, claim.attempt)
-    storage.remove_tree(work)
-    work.mkdir(parents=True)
-    resume_from = storage.latest_intermediate_checkpoint(root)
-    if resume_from is not None and storage.resume_metrics_path(root).is_file():
-        storage.publish(storage.resume_metrics_path(root), work / "metrics.jsonl", copy=True)
     recorder = AttemptRecorder(settings, claim, root, work)
     keeper = LeaseKeeper(settings, recorder)
     keeper.start()
     try:
         try:
+            storage.remove_tree(work)
+            work.mkdir(parents=True)  # a full disk fails here already: `io`, not a retry
+            resume_from = storage.latest_intermediate_checkpoint(root)
+            if resume_from is not None and storage.resume_metrics_path(root).is_file():
+                metrics = storage.resume_metrics_path(root)
+                storage.publish(metrics, work / "metrics.jsonl", copy=True)
             params = AdaptParams.from_dict(claim.params)
             run = run_adaptation or _engine_run()
             engine_kwargs: dict[str, Any] = dict(
@@ -273,31 +341,21 @@ def run_job(
         except Canceled:
             if not _settle_files(settings, recorder):
                 return "lost"
+            if recorder.timed_out:
+                limit = settings.job_time_limit
+                message = f"the job ran longer than NADA_JOB_TIME_LIMIT ({limit} s)"
+                return _fail(settings, recorder, TIMEOUT, message)
             return "canceled" if _finish(settings, recorder, JobStatus.canceled) else "lost"
         except Exception as exc:
-            if recorder.lost:
-                return "lost"
-            log.exception("job %s: attempt %d failed", job_id, claim.attempt)
-            if not _settle_files(settings, recorder):
-                return "lost"
-            failed = _finish(
-                settings,
-                recorder,
-                JobStatus.failed,
-                error_code=error_code(exc),
-                error_message=str(exc) or type(exc).__name__,
-            )
-            return "failed" if failed else "lost"
+            return _fail_on(settings, recorder, exc)
         if recorder.lost:
             return "lost"
-        for sample in result.samples:  # normally all published already, via events
-            step = storage.step_of(sample)
-            if step is not None and not storage.sample_path(root, step).exists():
-                recorder.publish_sample(step, sample)
-        storage.publish(result.checkpoint, storage.checkpoint_path(root))
-        if result.metrics.is_file():
-            storage.publish(result.metrics, root / "metrics.jsonl")
-        if not _settle_files(settings, recorder):
+        try:
+            published = _publish_result(recorder, result)
+        except OSError as exc:  # a full disk while publishing: no half-written file remains
+            storage.checkpoint_path(root).unlink(missing_ok=True)
+            return _fail_on(settings, recorder, exc)
+        if not published or not _settle_files(settings, recorder):
             return "lost"
         if not _finish(
             settings, recorder, JobStatus.succeeded, checkpoint_sha256=result.checkpoint_sha256
@@ -310,6 +368,8 @@ def run_job(
         attempts = work.parent
         if attempts.is_dir() and not any(attempts.iterdir()):
             attempts.rmdir()
+        if recorder.out_of_memory:
+            release_accelerator_memory()
 
 
 @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)

@@ -19,6 +19,7 @@ _HERE = Path(__file__).resolve().parent.parent  # backend/
 # Connections per process: more than the API's 40 request threads plus the SSE pollers and
 # the reaper could want at once, so a request never waits for a connection held by another.
 _POOL_SIZE, _POOL_OVERFLOW = 10, 40
+_CONNECT_TIMEOUT_S = 5  # PostgreSQL: seconds to establish a connection
 _MIGRATE_LOCK_ID = 0x4E414441  # 'NADA': pg_advisory_lock key serialising migrations
 
 
@@ -48,7 +49,16 @@ def get_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=_POOL_SIZE, max_overflow=_POOL_OVERFLOW)
+    # pool_pre_ping replaces connections a database restart killed, so the service recovers
+    # by itself; connect_timeout turns an unreachable server into a prompt error (the API
+    # answers 503, backend/db/errors.py) instead of a request hanging on the OS's timeout.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=_POOL_SIZE,
+        max_overflow=_POOL_OVERFLOW,
+        connect_args={"connect_timeout": _CONNECT_TIMEOUT_S},
+    )
 
 
 @lru_cache(maxsize=8)

@@ -283,3 +283,115 @@ def test_models_are_cached_between_jobs_of_a_worker_process() -> None:
 
     cache = tasks._model_cache()
     assert isinstance(cache, engine.ModelCache) and tasks._model_cache() is cache
+
+
+# --- Timeouts and resources: faults injected through the engine and storage (a CPU test
+# machine cannot run out of GPU memory or disk for real).
+
+
+def test_a_job_past_its_time_limit_is_stopped_and_fails_with_timeout(
+    settings: Settings,
+) -> None:
+    import time
+
+    settings = settings.model_copy(update={"job_time_limit": 1})
+    job_id = _submit(settings)
+    engine = ScriptedEngine(hook=lambda step: time.sleep(1.1) if step == 1 else None)
+    assert _run(settings, job_id, engine) == "failed"
+    job = _job(settings, job_id)
+    assert (job.status, job.error_code, job.step) == ("failed", "timeout", 1)
+    assert "NADA_JOB_TIME_LIMIT" in (job.error_message or "")
+    assert _files(storage.job_dir(settings.jobs_dir, job_id)) == []  # no checkpoints, attempts
+
+
+def test_cuda_out_of_memory_fails_the_job_frees_memory_and_the_worker_goes_on(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import worker.tasks
+
+    released: list[bool] = []
+    monkeypatch.setattr(worker.tasks, "release_accelerator_memory", lambda: released.append(True))
+    oom, after = _submit(settings), _submit(settings)
+    failing = ScriptedEngine(fail=torch.cuda.OutOfMemoryError("CUDA error: out of memory"))
+    assert _run(settings, oom, failing) == "failed"
+    job = _job(settings, oom)
+    assert (job.status, job.error_code) == ("failed", "out_of_memory")
+    assert released == [True]
+    assert _files(storage.job_dir(settings.jobs_dir, oom)) == []
+    assert _run(settings, after, ScriptedEngine()) == "succeeded"  # same process, next job
+    assert released == [True]
+
+
+def test_release_accelerator_memory_runs_without_a_gpu() -> None:
+    from worker.tasks import release_accelerator_memory
+
+    release_accelerator_memory()  # gc + empty_cache only where CUDA is present
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EDQUOT"])
+def test_a_full_disk_during_training_fails_with_io_and_leaves_no_partial_files(
+    settings: Settings, code: str
+) -> None:
+    import errno
+    import os
+
+    job_id = _submit(settings)
+    err = OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+    assert _run(settings, job_id, ScriptedEngine(fail=err)) == "failed"
+    job = _job(settings, job_id)
+    assert (job.status, job.error_code) == ("failed", "io")
+    # attempts/ and checkpoints/ are gone; only whole files published before remain
+    assert _files(storage.job_dir(settings.jobs_dir, job_id)) == []
+
+
+def test_a_full_disk_while_publishing_the_result_fails_with_io(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    real_publish = storage.publish
+
+    def publish(src: Path, dst: Path, *, copy: bool = False) -> Path:
+        if dst.name == "metrics.jsonl" and dst.parent.name != "checkpoints" and not copy:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_publish(src, dst, copy=copy)
+
+    monkeypatch.setattr(storage, "publish", publish)
+    job_id = _submit(settings)
+    assert _run(settings, job_id, ScriptedEngine()) == "failed"
+    job = _job(settings, job_id)
+    assert (job.status, job.error_code, job.checkpoint_sha256) == ("failed", "io", None)
+    root = storage.job_dir(settings.jobs_dir, job_id)
+    assert _files(root) == ["samples/step_000002.png", "samples/step_000004.png"]
+
+
+def test_error_codes() -> None:
+    import errno
+
+    from worker.tasks import error_code
+
+    assert error_code(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")) == (
+        "out_of_memory"
+    )
+    assert error_code(OSError(errno.ENOSPC, "No space left on device")) == "io"
+    assert error_code(OSError(errno.EDQUOT, "Disk quota exceeded")) == "io"
+    assert error_code(FileNotFoundError(errno.ENOENT, "gone")) == "missing_file"
+    assert error_code(ValueError("x")) == "engine_error"
+
+
+def test_a_full_disk_before_the_engine_starts_fails_with_io(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    def full(_: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(storage, "latest_intermediate_checkpoint", full)
+    job_id = _submit(settings)
+    engine = ScriptedEngine()
+    assert _run(settings, job_id, engine) == "failed" and engine.calls == []
+    assert _job(settings, job_id).error_code == "io"
+    assert _files(storage.job_dir(settings.jobs_dir, job_id)) == []

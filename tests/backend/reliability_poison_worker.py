@@ -1,0 +1,36 @@
+"""TEST HOOK, never used in production: `nada worker` whose engine kills the worker process
+(os._exit, as a segfault or the kernel's OOM killer would) for a job whose target_text is
+$NADA_TEST_POISON_TARGET. Run as `python -m tests.backend.reliability_poison_worker
+--device cpu` by tests/backend/test_reliability_broker.py; other jobs run normally.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import worker.tasks
+
+POISON = os.environ["NADA_TEST_POISON_TARGET"]
+_real_engine_run = worker.tasks._engine_run
+
+
+def _engine_run() -> Callable[..., Any]:
+    run = _real_engine_run()
+
+    def run_or_die(params: Any, *args: Any, **kwargs: Any) -> Any:
+        if params.target_text == POISON:
+            os._exit(1)
+        return run(params, *args, **kwargs)
+
+    return run_or_die
+
+
+worker.tasks._engine_run = _engine_run
+
+if __name__ == "__main__":
+    from worker.worker_cli import main
+
+    sys.exit(main())
