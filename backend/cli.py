@@ -18,8 +18,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nada.cli import CLIError
+
+if TYPE_CHECKING:
+    from backend.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=None, help="port (NADA_PORT, 8000)")
     parser.add_argument("--data-dir", type=Path, default=None, help="NADA_DATA_DIR (./nada-data)")
     parser.add_argument("--no-worker", action="store_true", help="run the API only")
+    parser.add_argument(
+        "--insecure-bind",
+        action="store_true",
+        help="allow a non-loopback --host without NADA_API_TOKENS (NADA_ALLOW_INSECURE_BIND=1)",
+    )
     parser.add_argument("--device", default=None, help="the local worker's device (auto)")
     parser.set_defaults(func=serve)
 
@@ -55,6 +64,24 @@ def _check_port(host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as exc:
             raise CLIError(f"cannot listen on {host}:{port} ({exc.strerror}); try --port") from None
+
+
+def check_bind(settings: Settings, *, insecure_bind: bool = False) -> None:
+    """Refuse to serve an open API (no NADA_API_TOKENS) on anything but a loopback address,
+    unless asked to explicitly (--insecure-bind, NADA_ALLOW_INSECURE_BIND=1)."""
+    from backend.security import is_loopback
+
+    if settings.tokens or is_loopback(settings.host):
+        return
+    if insecure_bind or settings.allow_insecure_bind:
+        log.warning("serving on %s without API tokens: anyone who can reach it can use it",
+                    settings.host)  # fmt: skip
+        return
+    raise CLIError(
+        f"refusing to serve on {settings.host} without API tokens: anyone who can reach it "
+        "could run jobs. Set NADA_API_TOKENS (see docs/security.md), bind to 127.0.0.1, or "
+        "pass --insecure-bind (NADA_ALLOW_INSECURE_BIND=1) if something else guards it"
+    )
 
 
 class LocalWorker:
@@ -131,6 +158,7 @@ def serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise CLIError(str(exc)) from None
     os.environ["NADA_DATA_DIR"] = str(settings.data_dir)  # absolute, for the child
+    check_bind(settings, insecure_bind=args.insecure_bind)
 
     import uvicorn
 

@@ -49,12 +49,24 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-def create_job(session: Session, *, params: AdaptParams) -> Job:
+def create_job(
+    session: Session,
+    *,
+    params: AdaptParams,
+    owner: str = "",
+    idempotency_key: str | None = None,
+    request_sha256: str | None = None,
+) -> Job:
+    """A queued job. With an idempotency key, a concurrent twin raises IntegrityError at
+    flush (unique owner+key); the caller rolls back and reads the winner."""
     now = utcnow()
     job = Job(
         id=new_job_id(),
         status=JobStatus.queued,
         params=params.to_dict(),
+        owner=owner,
+        idempotency_key=idempotency_key,
+        request_sha256=request_sha256,
         stage=None,
         step=0,
         total_steps=params.steps,
@@ -81,18 +93,42 @@ def mark_dispatched(session: Session, *, job_id: str) -> None:
     )
 
 
-def get_job(session: Session, *, job_id: str) -> Job:
+def get_job(session: Session, *, job_id: str, owner: str | None = None) -> Job:
+    """The job; JobNotFound also when `owner` is given and the job is someone else's (a
+    token cannot even learn that another token's job exists)."""
     job = session.get(Job, job_id)
-    if job is None:
+    if job is None or (owner is not None and job.owner != owner):
         raise JobNotFound(job_id)
     return job
 
 
+def find_idempotent(session: Session, *, owner: str, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.owner == owner, Job.idempotency_key == key))
+
+
+def active_jobs(session: Session, *, owner: str) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.owner == owner, Job.status.in_((JobStatus.queued, JobStatus.running)))
+        )
+        or 0
+    )
+
+
 def list_jobs(
-    session: Session, *, statuses: list[str] | None = None, offset: int = 0, limit: int = 20
+    session: Session,
+    *,
+    statuses: list[str] | None = None,
+    offset: int = 0,
+    limit: int = 20,
+    owner: str | None = None,
 ) -> tuple[list[Job], int]:
-    """Newest first, and the number of jobs that match in all."""
+    """Newest first, and the number of jobs that match in all (of `owner`, if given)."""
     where = [Job.status.in_(statuses)] if statuses else []
+    if owner is not None:
+        where.append(Job.owner == owner)
     count = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
     rows = session.scalars(
         select(Job)

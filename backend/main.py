@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from backend.api.deps import get_owner
 from backend.api.routes import clip_models, generators, health, jobs
+from backend.db.errors import install_db_error_handlers
 from backend.db.session import migrate
 from backend.jobs import JobConflict, JobNotFound
 from backend.queue import JobQueue, Reaper
 from backend.schemas import API_PREFIX
+from backend.security import SubmissionLimiter
 from backend.settings import Settings, get_settings
 from nada import __version__
 
@@ -45,6 +49,17 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     )
     app.state.settings = settings
     app.state.queue = queue
+    app.state.submission_limiter = SubmissionLimiter(settings.submissions_per_minute)
+    if settings.cors_origin_list:  # off unless NADA_CORS_ORIGINS names the origins
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            expose_headers=["Location", "Retry-After"],
+        )
+
+    install_db_error_handlers(app)  # 503 + Retry-After while the database is unreachable
 
     @app.exception_handler(JobNotFound)
     async def _not_found(_: Request, exc: JobNotFound) -> JSONResponse:
@@ -54,8 +69,10 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     async def _conflict(_: Request, exc: JobConflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
-    for module in (jobs, generators, clip_models, health):
-        app.include_router(module.router, prefix=API_PREFIX)
+    # Every /api/v1 route needs a token when NADA_API_TOKENS is set; /healthz stays open.
+    for module in (jobs, generators, clip_models):
+        app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(get_owner)])
+    app.include_router(health.router, prefix=API_PREFIX)
     if settings.frontend_dir and settings.frontend_dir.is_dir():
         app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")
     return app

@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from backend.db.models import Job, JobStatus
 from backend.generators import check_generator_name
+from backend.security import CLIP_CONTEXT_TOKENS, CLIP_PROMPT_TOKENS, clip_token_lower_bound
 from nada import params as P
 from nada.catalog import check_clip_name
 
@@ -60,9 +61,21 @@ def _field_comments() -> dict[str, str]:
     return found
 
 
+def _check_prompt(name: str, text: Any) -> None:
+    """nada.params' checks, then CLIP's context (a lower bound; see backend/security.py)."""
+    P.check_prompt(name, text)
+    pieces = clip_token_lower_bound(text)
+    if pieces > CLIP_PROMPT_TOKENS:
+        raise P.ParamError(
+            name,
+            f"is too long for CLIP's {CLIP_CONTEXT_TOKENS}-token context (at least {pieces} "
+            f"tokens; at most {CLIP_PROMPT_TOKENS} fit)",
+        )
+
+
 def _field_checks(name: str) -> list[Any]:
     if name in ("source_text", "target_text"):
-        return [_checked(lambda v, n=name: P.check_prompt(n, v))]
+        return [_checked(lambda v, n=name: _check_prompt(n, v))]
     if name == "generator":
         return [_checked(check_generator_name)]
     if name in P.RANGES:

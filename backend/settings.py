@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from backend.security import ApiToken, parse_tokens
 
 _REPO_FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 
@@ -45,12 +47,29 @@ class Settings(BaseSettings):
     frontend_dir: Path | None = Field(_REPO_FRONTEND, description="static page served at /")
     migrate_on_start: bool = True
 
+    # Access (docs/security.md). No tokens: the API is open and `nada serve` binds to a
+    # loopback address only, unless allow_insecure_bind says otherwise.
+    api_tokens: SecretStr | None = Field(None, description="'tok1,alice:tok2'; None = no auth")
+    allow_insecure_bind: bool = Field(False, description="serve without tokens on any address")
+    cors_origins: str | None = Field(None, description="comma-separated origins; None = no CORS")
+    max_active_jobs: int = Field(4, ge=0, description="queued+running jobs per token; 0 = no cap")
+    submissions_per_minute: int = Field(30, ge=0, description="POST /jobs per token; 0 = no cap")
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
-    @field_validator("frontend_dir", "database_url", "broker_url", mode="before")
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_parse(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_tokens(value.get_secret_value())  # raises ValueError naming the entry
+        return value
+
+    @field_validator(
+        "frontend_dir", "database_url", "broker_url", "api_tokens", "cors_origins", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value  # NADA_FRONTEND_DIR= turns the page off
@@ -71,6 +90,15 @@ class Settings(BaseSettings):
     @property
     def embedded_broker(self) -> bool:
         return self.broker_url is None
+
+    @property
+    def tokens(self) -> tuple[ApiToken, ...]:
+        """The configured API tokens, hashed; empty = no authentication."""
+        return parse_tokens(self.api_tokens.get_secret_value() if self.api_tokens else None)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in (self.cors_origins or "").split(",") if o.strip()]
 
     @property
     def jobs_dir(self) -> Path:

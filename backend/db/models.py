@@ -80,6 +80,11 @@ class Job(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Access (docs/security.md): the submitting token's name ('' without tokens) and the
+    # client's Idempotency-Key with the hash of the body it came with.
+    owner: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    request_sha256: Mapped[str | None] = mapped_column(String(64))
     # Lease and fencing (issue #6).
     attempt: Mapped[int] = mapped_column(Integer, default=0)  # claims so far; fencing token
     worker_id: Mapped[str | None] = mapped_column(String(255))  # holder of the current lease
@@ -98,6 +103,8 @@ class Job(Base):
         Index("ix_jobs_status_queued_at", "status", "queued_at"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         Index("ix_jobs_status_dispatched_at", "status", "dispatched_at"),
+        Index("ix_jobs_owner_created_at", "owner", "created_at"),
+        Index("ux_jobs_owner_idempotency_key", "owner", "idempotency_key", unique=True),
     )
 
 

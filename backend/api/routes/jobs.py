@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import re
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +12,7 @@ from typing import Annotated
 from fastapi import (
     APIRouter,
     BackgroundTasks,
+    Depends,
     Header,
     HTTPException,
     Query,
@@ -16,12 +20,16 @@ from fastapi import (
     Response,
     status,
 )
+from fastapi import (
+    Path as PathParam,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, StreamingResponse
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend import jobs, storage
-from backend.api.deps import QueueDep, SessionDep, SettingsDep
+from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
 from backend.db.models import Job, JobStatus
 from backend.events import job_event_stream
 from backend.schemas import JobCreate, JobPublic, JobsPublic, job_public, job_url
@@ -31,9 +39,33 @@ from nada.params import ParamError
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 _ERRORS = {
-    404: {"description": "No job with this id"},
+    404: {"description": "No job with this id (or not this token's)"},
     409: {"description": "The job's status does not allow this"},
 }
+
+
+def _valid_job_id(
+    job_id: Annotated[str, PathParam(description="the job's id: 32 hex digits (uuid4)")],
+) -> str:
+    """Ids are uuid4 hex: anything else is a job that does not exist (404) and never
+    reaches a query or a file path."""
+    if not re.fullmatch(r"[0-9a-f]{32}", job_id):
+        raise jobs.JobNotFound(job_id[:64])
+    return job_id
+
+
+JobId = Annotated[str, Depends(_valid_job_id)]
+_MAX_STEP = 10**6  # far above any job's steps; keeps file names and SQL integers sane
+_MAX_EVENT_ID = 2**62  # BIGINT-safe
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")  # visible ASCII, like HTTP tokens
+
+
+def _too_many(detail: str, retry_after: float) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        detail,
+        headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
+    )
 
 
 def _public(session: Session, job: Job, stats: jobs.QueueStats | None = None) -> JobPublic:
@@ -54,14 +86,26 @@ def _job_root(settings: Settings, job_id: str) -> Path:
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobPublic,
-    responses={202: {"headers": {"Location": {"description": "the job's URL"}}}},
+    responses={
+        200: {"description": "A repeated Idempotency-Key: the job it created"},
+        202: {"headers": {"Location": {"description": "the job's URL"}}},
+        422: {"description": "Invalid parameters, or an Idempotency-Key reused for another body"},
+        429: {"description": "Too many active jobs or submissions; see Retry-After"},
+    },
 )
 def create_job(
     body: JobCreate,
+    request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     queue: QueueDep,
+    owner: CurrentOwner,
     response: Response,
     background: BackgroundTasks,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="repeat a submission safely: same key, same body -> same job"),
+    ] = None,
 ) -> JobPublic:
     """Queue an adaptation job. Only source_text and target_text are required."""
     try:
@@ -70,8 +114,44 @@ def create_job(
         raise RequestValidationError(
             [{"type": "invalid_param", "loc": ("body", exc.field), "msg": str(exc), "input": None}]
         ) from None
-    job = jobs.create_job(session, params=params)
-    session.commit()
+    who = owner or ""
+    digest = None
+    if idempotency_key is not None:
+        if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise _invalid_key("must be 1..128 visible ASCII characters")
+        canonical = json.dumps(params.to_dict(), sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        earlier = jobs.find_idempotent(session, owner=who, key=idempotency_key)
+        if earlier is not None:
+            return _replay(session, earlier, digest, response)
+    if owner is not None:  # per-token limits (docs/security.md)
+        if settings.max_active_jobs and (
+            jobs.active_jobs(session, owner=who) >= settings.max_active_jobs
+        ):
+            raise _too_many(
+                f"this token has {settings.max_active_jobs} queued or running jobs "
+                "(NADA_MAX_ACTIVE_JOBS); wait for one to finish or cancel one",
+                60,
+            )
+        wait = request.app.state.submission_limiter.acquire(who)
+        if wait:
+            raise _too_many(
+                f"more than {settings.submissions_per_minute} submissions in a minute "
+                "(NADA_SUBMISSIONS_PER_MINUTE)",
+                wait,
+            )
+    try:
+        job = jobs.create_job(
+            session, params=params, owner=who, idempotency_key=idempotency_key,
+            request_sha256=digest,
+        )  # fmt: skip
+        session.commit()
+    except IntegrityError:  # a concurrent request with the same key won the insert
+        session.rollback()
+        earlier = jobs.find_idempotent(session, owner=who, key=idempotency_key or "")
+        if earlier is None or digest is None:
+            raise
+        return _replay(session, earlier, digest, response)
     # Publish after the commit (a worker must find the row) and after the response: the
     # client need not wait for the broker. A publish that fails or never happens (the
     # process dies first) is retried by the reaper, which re-dispatches undispatched jobs.
@@ -83,16 +163,40 @@ def create_job(
     return public
 
 
+def _invalid_key(why: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "idempotency_key", "loc": ("header", "idempotency-key"), "msg": why,
+          "input": None}]
+    )  # fmt: skip
+
+
+def _replay(session: Session, job: Job, digest: str, response: Response) -> JobPublic:
+    """The job an earlier request with this Idempotency-Key created (200), or 422 if that
+    request had other parameters."""
+    if job.request_sha256 != digest:
+        raise _invalid_key(
+            f"was already used for job {job.id} with other parameters; use a new key"
+        )
+    response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = job_url(job.id)
+    return _public(session, job)
+
+
 @router.get("", response_model=JobsPublic)
 def list_jobs(
     session: SessionDep,
+    owner: CurrentOwner,
     status: Annotated[list[JobStatus] | None, Query(description="repeat to allow several")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobsPublic:
     """Jobs, newest first."""
     rows, count = jobs.list_jobs(
-        session, statuses=[str(s) for s in status] if status else None, offset=offset, limit=limit
+        session,
+        statuses=[str(s) for s in status] if status else None,
+        offset=offset,
+        limit=limit,
+        owner=owner,
     )
     active = any(j.status in (JobStatus.queued, JobStatus.running) for j in rows)
     stats = jobs.queue_stats(session) if active else None
@@ -100,8 +204,8 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={404: _ERRORS[404]})
-def read_job(job_id: str, session: SessionDep) -> JobPublic:
-    return _public(session, jobs.get_job(session, job_id=job_id))
+def read_job(job_id: JobId, session: SessionDep, owner: CurrentOwner) -> JobPublic:
+    return _public(session, jobs.get_job(session, job_id=job_id, owner=owner))
 
 
 @router.get(
@@ -113,17 +217,20 @@ def read_job(job_id: str, session: SessionDep) -> JobPublic:
     },
 )
 def job_events(
-    job_id: str,
+    job_id: JobId,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
-    after: Annotated[int | None, Query(ge=0, description="like Last-Event-ID")] = None,
+    owner: CurrentOwner,
+    last_event_id: Annotated[int | None, Header(ge=0, le=_MAX_EVENT_ID)] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=_MAX_EVENT_ID, description="like Last-Event-ID")
+    ] = None,
 ) -> StreamingResponse:
     """The job's events (queued, started, progress, sample, succeeded, failed, canceled),
     then heartbeats while nothing happens; the stream ends after the final event.
     Reconnect with Last-Event-ID (browsers do it for you) to continue where it broke off."""
-    jobs.get_job(session, job_id=job_id)
+    jobs.get_job(session, job_id=job_id, owner=owner)
     session.close()  # the stream polls with its own sessions; do not hold this one open
     stream = job_event_stream(
         db_url=settings.db_url,
@@ -146,9 +253,12 @@ def job_events(
     status_code=status.HTTP_202_ACCEPTED,
     responses={200: {"description": "A queued job, canceled now"}, **_ERRORS},
 )
-def cancel_job(job_id: str, session: SessionDep, response: Response) -> JobPublic:
+def cancel_job(
+    job_id: JobId, session: SessionDep, owner: CurrentOwner, response: Response
+) -> JobPublic:
     """Cancel a queued job (200, canceled now) or a running one (202: it stops at its next
     step; follow the events or poll for status 'canceled'). 409 for a finished job."""
+    jobs.get_job(session, job_id=job_id, owner=owner)  # 404 for another token's job
     job = jobs.request_cancel(session, job_id=job_id)
     session.commit()
     if job.status == JobStatus.canceled:
@@ -157,9 +267,12 @@ def cancel_job(job_id: str, session: SessionDep, response: Response) -> JobPubli
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
-def delete_job(job_id: str, session: SessionDep, settings: SettingsDep) -> Response:
+def delete_job(
+    job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
+) -> Response:
     """Remove a finished job and its files (409 while it is queued or running)."""
     root = _job_root(settings, job_id)
+    jobs.get_job(session, job_id=job_id, owner=owner)
     jobs.delete_job(session, job_id=job_id)
     session.commit()
     storage.remove_tree(root)
@@ -171,9 +284,15 @@ def delete_job(job_id: str, session: SessionDep, settings: SettingsDep) -> Respo
     response_class=FileResponse,
     responses={200: {"content": {"image/png": {}}}, 404: {"description": "No such sample"}},
 )
-def read_sample(job_id: str, step: int, session: SessionDep, settings: SettingsDep) -> Response:
+def read_sample(
+    job_id: JobId,
+    step: Annotated[int, PathParam(ge=0, le=_MAX_STEP)],
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: CurrentOwner,
+) -> Response:
     """A progress image: the source generator's row over the adapted generator's row."""
-    job = jobs.get_job(session, job_id=job_id)
+    job = jobs.get_job(session, job_id=job_id, owner=owner)
     path = storage.sample_path(_job_root(settings, job_id), step)
     if step not in (job.sample_steps or []) or not path.is_file():
         raise HTTPException(404, f"job {job_id} has no sample at step {step}")
@@ -193,9 +312,11 @@ def _checkpoint_filename(job: Job) -> str:
     response_class=FileResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, **_ERRORS},
 )
-def read_checkpoint(job_id: str, session: SessionDep, settings: SettingsDep) -> Response:
+def read_checkpoint(
+    job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
+) -> Response:
     """The adapted generator (.pt: weights, latent average and the job's parameters)."""
-    job = jobs.get_job(session, job_id=job_id)
+    job = jobs.get_job(session, job_id=job_id, owner=owner)
     path = storage.checkpoint_path(_job_root(settings, job_id))
     if job.status != JobStatus.succeeded:
         raise jobs.JobConflict(
