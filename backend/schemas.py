@@ -167,6 +167,9 @@ class JobPublic(BaseModel):
     losses: dict[str, float]
     samples: list[SamplePublic]
     checkpoint_url: str | None
+    checkpoints: list[SamplePublic] = Field(
+        default_factory=list, description="intermediate checkpoints present now ({step, url})"
+    )
     error: ErrorPublic | None
     attempt: int = Field(description="claims by a worker so far (> 1 after a lost worker)")
     cancel_requested: bool
@@ -189,7 +192,13 @@ def sample_url(job_id: str, step: int) -> str:
     return f"{job_url(job_id)}/samples/{step}.png"
 
 
-def job_public(job: Job, *, queue_position: int | None, eta_seconds: float | None) -> JobPublic:
+def job_public(
+    job: Job,
+    *,
+    queue_position: int | None,
+    eta_seconds: float | None,
+    checkpoint_steps: list[int] | None = None,
+) -> JobPublic:
     succeeded = job.status == JobStatus.succeeded
     return JobPublic(
         id=job.id,
@@ -204,6 +213,10 @@ def job_public(job: Job, *, queue_position: int | None, eta_seconds: float | Non
         losses=job.losses or {},
         samples=[SamplePublic(step=s, url=sample_url(job.id, s)) for s in job.sample_steps or []],
         checkpoint_url=f"{job_url(job.id)}/checkpoint" if succeeded else None,
+        checkpoints=[
+            SamplePublic(step=s, url=f"{job_url(job.id)}/checkpoints/{s}.pt")
+            for s in checkpoint_steps or []
+        ],
         error=ErrorPublic(code=job.error_code, message=job.error_message or "")
         if job.error_code
         else None,

@@ -55,6 +55,12 @@ def step_of(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def intermediate_checkpoint_steps(job_root: Path) -> list[int]:
+    """Steps of the intermediate checkpoints present now, oldest first."""
+    found = (step_of(p) for p in (job_root / "checkpoints").glob("step_*.pt"))
+    return sorted(s for s in found if s is not None)
+
+
 def latest_intermediate_checkpoint(job_root: Path) -> Path | None:
     found = [(step_of(p), p) for p in (job_root / "checkpoints").glob("step_*.pt")]
     found = [(s, p) for s, p in found if s is not None]

@@ -192,6 +192,22 @@ def test_finished_job_has_samples_checkpoint_and_filename(client, settings) -> N
     )
 
 
+def test_intermediate_checkpoints_are_listed_and_downloadable(client, settings) -> None:  # type: ignore[no-untyped-def]
+    job_id = _submit(client)["id"]
+    assert client.get(f"{API}/jobs/{job_id}").json()["checkpoints"] == []
+    root = storage.job_dir(settings.jobs_dir, job_id)
+    storage.write_bytes(storage.intermediate_checkpoint_path(root, 2), b"state at 2")
+    job = client.get(f"{API}/jobs/{job_id}").json()
+    assert job["checkpoints"] == [{"step": 2, "url": f"{API}/jobs/{job_id}/checkpoints/2.pt"}]
+    listed = client.get(f"{API}/jobs").json()["data"][0]
+    assert listed["id"] == job_id and listed["checkpoints"] == job["checkpoints"]
+    got = client.get(job["checkpoints"][0]["url"])
+    assert got.status_code == 200 and got.content == b"state at 2"
+    assert "-step2.pt" in got.headers["content-disposition"]
+    assert client.get(f"{API}/jobs/{job_id}/checkpoints/3.pt").status_code == 404
+    assert client.get(f"{API}/jobs/{job_id}/checkpoints/-1.pt").status_code == 422
+
+
 def test_failed_job_reports_its_error(client, settings) -> None:  # type: ignore[no-untyped-def]
     job_id = _submit(client)["id"]
     _run_to_end(settings, job_id, JobStatus.failed)

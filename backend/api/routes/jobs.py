@@ -68,11 +68,14 @@ def _too_many(detail: str, retry_after: float) -> HTTPException:
     )
 
 
-def _public(session: Session, job: Job, stats: jobs.QueueStats | None = None) -> JobPublic:
+def _public(
+    session: Session, settings: Settings, job: Job, stats: jobs.QueueStats | None = None
+) -> JobPublic:
     if stats is None and job.status in (JobStatus.queued, JobStatus.running):
         stats = jobs.queue_stats(session)
     position, eta = jobs.estimate(session, job=job, stats=stats)
-    return job_public(job, queue_position=position, eta_seconds=eta)
+    checkpoints = storage.intermediate_checkpoint_steps(_job_root(settings, job.id))
+    return job_public(job, queue_position=position, eta_seconds=eta, checkpoint_steps=checkpoints)
 
 
 def _job_root(settings: Settings, job_id: str) -> Path:
@@ -123,7 +126,7 @@ def create_job(
         digest = hashlib.sha256(canonical.encode()).hexdigest()
         earlier = jobs.find_idempotent(session, owner=who, key=idempotency_key)
         if earlier is not None:
-            return _replay(session, earlier, digest, response)
+            return _replay(session, settings, earlier, digest, response)
     if owner is not None:  # per-token limits (docs/security.md)
         if settings.max_active_jobs and (
             jobs.active_jobs(session, owner=who) >= settings.max_active_jobs
@@ -151,14 +154,14 @@ def create_job(
         earlier = jobs.find_idempotent(session, owner=who, key=idempotency_key or "")
         if earlier is None or digest is None:
             raise
-        return _replay(session, earlier, digest, response)
+        return _replay(session, settings, earlier, digest, response)
     # Publish after the commit (a worker must find the row) and after the response: the
     # client need not wait for the broker. A publish that fails or never happens (the
     # process dies first) is retried by the reaper, which re-dispatches undispatched jobs.
     background.add_task(queue.dispatch, [job.id])
     response.headers["Location"] = job_url(job.id)
     session.refresh(job)
-    public = _public(session, job)
+    public = _public(session, settings, job)
     session.close()  # give the connection back before the dispatch needs one
     return public
 
@@ -170,7 +173,9 @@ def _invalid_key(why: str) -> RequestValidationError:
     )  # fmt: skip
 
 
-def _replay(session: Session, job: Job, digest: str, response: Response) -> JobPublic:
+def _replay(
+    session: Session, settings: Settings, job: Job, digest: str, response: Response
+) -> JobPublic:
     """The job an earlier request with this Idempotency-Key created (200), or 422 if that
     request had other parameters."""
     if job.request_sha256 != digest:
@@ -179,12 +184,13 @@ def _replay(session: Session, job: Job, digest: str, response: Response) -> JobP
         )
     response.status_code = status.HTTP_200_OK
     response.headers["Location"] = job_url(job.id)
-    return _public(session, job)
+    return _public(session, settings, job)
 
 
 @router.get("", response_model=JobsPublic)
 def list_jobs(
     session: SessionDep,
+    settings: SettingsDep,
     owner: CurrentOwner,
     status: Annotated[list[JobStatus] | None, Query(description="repeat to allow several")] = None,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
@@ -200,12 +206,14 @@ def list_jobs(
     )
     active = any(j.status in (JobStatus.queued, JobStatus.running) for j in rows)
     stats = jobs.queue_stats(session) if active else None
-    return JobsPublic(data=[_public(session, j, stats) for j in rows], count=count)
+    return JobsPublic(data=[_public(session, settings, j, stats) for j in rows], count=count)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={404: _ERRORS[404]})
-def read_job(job_id: JobId, session: SessionDep, owner: CurrentOwner) -> JobPublic:
-    return _public(session, jobs.get_job(session, job_id=job_id, owner=owner))
+def read_job(
+    job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
+) -> JobPublic:
+    return _public(session, settings, jobs.get_job(session, job_id=job_id, owner=owner))
 
 
 @router.get(
@@ -254,7 +262,11 @@ def job_events(
     responses={200: {"description": "A queued job, canceled now"}, **_ERRORS},
 )
 def cancel_job(
-    job_id: JobId, session: SessionDep, owner: CurrentOwner, response: Response
+    job_id: JobId,
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: CurrentOwner,
+    response: Response,
 ) -> JobPublic:
     """Cancel a queued job (200, canceled now) or a running one (202: it stops at its next
     step; follow the events or poll for status 'canceled'). 409 for a finished job."""
@@ -263,7 +275,7 @@ def cancel_job(
     session.commit()
     if job.status == JobStatus.canceled:
         response.status_code = status.HTTP_200_OK
-    return _public(session, job)
+    return _public(session, settings, job)
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
@@ -327,3 +339,25 @@ def read_checkpoint(
     return FileResponse(
         path, media_type="application/octet-stream", filename=_checkpoint_filename(job)
     )
+
+
+@router.get(
+    "/{job_id}/checkpoints/{step}.pt",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, 404: _ERRORS[404]},
+)
+def read_intermediate_checkpoint(
+    job_id: JobId,
+    step: Annotated[int, PathParam(ge=0, le=_MAX_STEP)],
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: CurrentOwner,
+) -> Response:
+    """An intermediate checkpoint of a job still in progress (listed in the job's
+    `checkpoints` while it exists: the newest is kept for resuming, all go when the job ends)."""
+    job = jobs.get_job(session, job_id=job_id, owner=owner)
+    path = storage.intermediate_checkpoint_path(_job_root(settings, job_id), step)
+    if not path.is_file():
+        raise HTTPException(404, f"job {job_id} has no checkpoint at step {step}")
+    name = _checkpoint_filename(job).removesuffix(".pt") + f"-step{step}.pt"
+    return FileResponse(path, media_type="application/octet-stream", filename=name)
