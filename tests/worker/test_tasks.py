@@ -215,9 +215,9 @@ def test_a_worker_that_lost_its_lease_writes_nothing_final(settings: Settings) -
     assert (job.status, job.attempt, job.worker_id, job.step) == ("running", 2, "w2", 1)
 
 
-def test_a_new_attempt_resumes_from_the_published_checkpoint(settings: Settings) -> None:
-    job_id = _submit(settings)
-    with session_scope(settings.db_url) as s:  # attempt 1 got to step 2, then its worker died
+def _claimed_by_a_dead_worker(settings: Settings, job_id: str) -> None:
+    """Attempt 1 claimed the job and its lease has run out: the worker is gone."""
+    with session_scope(settings.db_url) as s:
         leases.claim_job(s, job_id=job_id, worker_id="dead", lease_seconds=60, max_attempts=3)
         s.flush()
         s.execute(
@@ -225,6 +225,11 @@ def test_a_new_attempt_resumes_from_the_published_checkpoint(settings: Settings)
             .where(Job.id == job_id)
             .values(lease_expires_at=jobs.utcnow() - timedelta(minutes=1))
         )
+
+
+def test_a_new_attempt_resumes_from_the_published_checkpoint(settings: Settings) -> None:
+    job_id = _submit(settings)
+    _claimed_by_a_dead_worker(settings, job_id)  # attempt 1 got to step 2, then died
     root = storage.job_dir(settings.jobs_dir, job_id)
     storage.write_bytes(storage.intermediate_checkpoint_path(root, 2), b"ckpt 2")
     storage.write_bytes(storage.sample_path(root, 2), b"png 2")
@@ -243,14 +248,7 @@ def test_a_new_attempt_resumes_from_the_published_checkpoint(settings: Settings)
 
 def test_a_checkpoint_that_cannot_be_resumed_means_starting_over(settings: Settings) -> None:
     job_id = _submit(settings)
-    with session_scope(settings.db_url) as s:
-        leases.claim_job(s, job_id=job_id, worker_id="dead", lease_seconds=60, max_attempts=3)
-        s.flush()
-        s.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(lease_expires_at=jobs.utcnow() - timedelta(minutes=1))
-        )
+    _claimed_by_a_dead_worker(settings, job_id)
     root = storage.job_dir(settings.jobs_dir, job_id)
     storage.write_bytes(storage.intermediate_checkpoint_path(root, 2), b"from another version")
     storage.write_bytes(storage.attempt_dir(root, 1) / "samples" / "step_000002.png", b"png 2")
