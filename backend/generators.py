@@ -1,17 +1,28 @@
 """The generators a job may start from, as the API sees them (names, no weights).
 
 Reads `stylegan2.registry` (torch-free). Besides registered names the engine accepts
-'random-<size>' (a seeded random generator, no download); file paths are the CLI's only.
+'random-<size>' (a seeded random generator, no download) and generators uploaded through
+POST /generators (validated, re-saved as `<data_dir>/generators/<name>.pt` with a JSON
+sidecar `<name>.json`); file paths are the CLI's only.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from nada.params import ParamError
 from stylegan2 import registry
 
 RANDOM_SIZES = registry.RANDOM_SIZES
+UPLOAD_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+# Data directories whose uploads job submissions may name. The JobCreate schema check has
+# no access to the app's settings, so the generators routes register their app's data_dir
+# here (and the environment's NADA_DATA_DIR is always consulted).
+_upload_roots: set[Path] = set()
 
 
 @dataclass(frozen=True)
@@ -21,15 +32,86 @@ class GeneratorEntry:
     description: str
     url: str | None
     sha256: str | None
+    source: str = "registry"
 
 
-def list_generators() -> list[GeneratorEntry]:
-    return [
+def uploads_dir(data_dir: Path) -> Path:
+    return data_dir / "generators"
+
+
+def remember_data_dir(data_dir: Path) -> None:
+    _upload_roots.add(Path(data_dir))
+
+
+def _roots() -> list[Path]:
+    roots = set(_upload_roots)
+    try:
+        from backend.settings import get_settings
+
+        roots.add(get_settings().data_dir)
+    except Exception:  # an invalid environment: only the registered roots
+        pass
+    return sorted(roots)
+
+
+def uploaded_path(name: str, data_dir: Path | None = None) -> Path | None:
+    """The stored file of uploaded generator `name`, or None."""
+    if not UPLOAD_NAME.fullmatch(name):
+        return None
+    for root in [data_dir] if data_dir is not None else _roots():
+        path = uploads_dir(root) / f"{name}.pt"
+        if path.is_file() and path.with_suffix(".json").is_file():
+            return path
+    return None
+
+
+def list_uploaded(data_dir: Path) -> list[GeneratorEntry]:
+    found = []
+    folder = uploads_dir(data_dir)
+    for sidecar in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        name = sidecar.stem
+        if not UPLOAD_NAME.fullmatch(name) or not (folder / f"{name}.pt").is_file():
+            continue
+        try:
+            meta = json.loads(sidecar.read_text())
+            size, sha256 = int(meta["size"]), str(meta["sha256"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        owner = meta.get("owner")
+        found.append(
+            GeneratorEntry(
+                name=name,
+                size=size,
+                description="uploaded" + (f" by {owner}" if owner else ""),
+                url=None,
+                sha256=sha256,
+                source="upload",
+            )
+        )
+    return found
+
+
+def list_generators(data_dir: Path | None = None) -> list[GeneratorEntry]:
+    registered = [
         GeneratorEntry(
             name=g.name, size=g.size, description=g.description, url=g.url, sha256=g.sha256
         )
         for g in registry.list_generators()
     ]
+    return registered + (list_uploaded(data_dir) if data_dir is not None else [])
+
+
+def name_taken(name: str, data_dir: Path) -> bool:
+    return name in registry.generator_names() or (uploads_dir(data_dir) / f"{name}.pt").exists()
+
+
+def check_upload_name(name: str) -> str:
+    """Return `name` if a new upload may take it (syntax only), else raise ParamError."""
+    if not UPLOAD_NAME.fullmatch(name):
+        raise ParamError("name", "must match [a-z0-9][a-z0-9._-]{0,63}")
+    if name.startswith(registry.RANDOM_PREFIX):
+        raise ParamError("name", f"must not start with {registry.RANDOM_PREFIX!r}")
+    return name
 
 
 def check_generator_name(name: str) -> str:
@@ -40,7 +122,7 @@ def check_generator_name(name: str) -> str:
     except ValueError as exc:  # random-<size> with a size the model cannot have
         raise ParamError("generator", f"is not usable: {exc}") from None
     known = registry.generator_names()
-    if name in known:
+    if name in known or uploaded_path(name) is not None:
         return name
-    hint = ", ".join([*known, "random-<size>"])
+    hint = ", ".join([*known, "random-<size>", "an uploaded name (GET /generators)"])
     raise ParamError("generator", f"has unknown name {name!r}; known: {hint}")

@@ -235,6 +235,9 @@ class GeneratorPublic(BaseModel):
     description: str
     url: str | None
     sha256: str | None
+    source: Literal["registry", "upload"] = Field(
+        "registry", description="'upload': stored by POST /generators"
+    )
 
 
 class GeneratorsPublic(BaseModel):

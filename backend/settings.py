@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     cors_origins: str | None = Field(None, description="comma-separated origins; None = no CORS")
     max_active_jobs: int = Field(4, ge=0, description="queued+running jobs per token; 0 = no cap")
     submissions_per_minute: int = Field(30, ge=0, description="POST /jobs per token; 0 = no cap")
+    max_upload_mb: float = Field(1024, gt=0, description="largest POST /generators file, MiB")
 
     @field_validator("data_dir")
     @classmethod

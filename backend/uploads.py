@@ -8,9 +8,11 @@ into a `ValidatedGenerator` or a `GeneratorRejected` whose message says why.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,3 +74,40 @@ def validate_generator_file(
     if not answer.get("ok"):
         raise GeneratorRejected(str(answer.get("error", "refused")))
     return ValidatedGenerator(size=int(answer["size"]), sha256=str(answer["sha256"]))
+
+
+class UploadTooLarge(ValueError):
+    """The upload exceeded the size cap (the partial file has been removed)."""
+
+
+def store_generator(
+    src: Path, folder: Path, name: str, *, owner: str | None, uploaded_at: str
+) -> ValidatedGenerator:
+    """Validate `src` and publish it as `folder/<name>.pt` plus `folder/<name>.json`.
+
+    Both are written under temporary names and renamed into place (the .json last: a name
+    is listed/usable only once both exist). Raises GeneratorRejected, FileExistsError."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final, sidecar = folder / f"{name}.pt", folder / f"{name}.json"
+    tmp_pt = folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex}.pt.tmp"
+    tmp_json = tmp_pt.with_suffix(".json.tmp")
+    try:
+        result = validate_generator_file(src, tmp_pt)
+        tmp_json.write_text(
+            json.dumps(
+                {
+                    "name": name,
+                    "size": result.size,
+                    "sha256": result.sha256,
+                    "bytes": tmp_pt.stat().st_size,
+                    "uploaded_at": uploaded_at,
+                    "owner": owner,
+                }
+            )
+        )
+        os.link(tmp_pt, final)  # FileExistsError if the name was taken meanwhile
+        os.replace(tmp_json, sidecar)
+        return result
+    finally:
+        tmp_pt.unlink(missing_ok=True)
+        tmp_json.unlink(missing_ok=True)

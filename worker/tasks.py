@@ -31,9 +31,11 @@ from typing import Any
 from backend import leases, storage
 from backend.db.models import JobStatus
 from backend.db.session import session_scope
+from backend.generators import uploaded_path
 from backend.queue import TASK_NAME
 from backend.settings import Settings, get_settings
 from nada.params import AdaptParams, ParamError
+from stylegan2 import registry
 from worker.celery_app import app
 from worker.events import AdaptResult, Canceled, Progress
 
@@ -319,6 +321,9 @@ def run_job(
                 should_cancel=recorder.should_cancel,
                 models=models if models is not None else _model_cache(),
             )
+            uploaded = uploaded_path(params.generator, settings.data_dir)
+            if uploaded is not None and params.generator not in registry.generator_names():
+                engine_kwargs["generator_path"] = uploaded  # POST /generators (data dir)
             try:
                 result = run(params, work, resume_from=resume_from, **engine_kwargs)
             except Exception as exc:

@@ -1,0 +1,199 @@
+"""POST /api/v1/generators: uploading a custom base generator through the TestClient.
+
+Pass criteria: a valid generator is stored (re-saved plus a JSON sidecar), listed by GET
+/generators, accepted by POST /jobs and handed to the engine by its file path; a taken name
+is 409, a bad name 422, an over-cap file 413; a hostile pickle and a truncated file are
+refused with 422 saying why, the payload never runs, and no partial file is left behind."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from backend.settings import Settings
+from stylegan2.checkpoint import load_generator, random_generator, save_generator
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def db_url(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """SQLite only: the upload route does not touch the job database (test_jobs_api does)."""
+    from backend.db.session import get_engine, migrate
+
+    url = f"sqlite:///{tmp_path / 'nada.sqlite'}"
+    migrate(url)
+    yield url
+    get_engine(url).dispose()
+
+
+@pytest.fixture(scope="module")
+def good_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    loaded = random_generator(8)
+    path = tmp_path_factory.mktemp("gen") / "good.pt"
+    save_generator(path, loaded.generator, loaded.latent_avg, {"note": "test"})
+    return path.read_bytes()
+
+
+class _Payload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _upload(client, name: str, data: bytes):  # type: ignore[no-untyped-def]
+    return client.post(
+        f"{API}/generators",
+        data={"name": name},
+        files={"file": ("g.pt", io.BytesIO(data), "application/octet-stream")},
+    )
+
+
+def _leftovers(settings: Settings) -> list[str]:
+    """Every file under the upload folders that is not a published generator."""
+    found = []
+    for folder in ("generators", "uploads-incoming"):
+        root = settings.data_dir / folder
+        for path in root.rglob("*") if root.is_dir() else []:
+            if not (folder == "generators" and path.suffix in (".pt", ".json")):
+                found.append(str(path))
+    return found
+
+
+def test_upload_list_submit_and_worker_path(client, settings: Settings, good_bytes: bytes) -> None:  # type: ignore[no-untyped-def]
+    r = _upload(client, "my-gen.v1", good_bytes)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["name"] == "my-gen.v1" and body["size"] == 8 and body["source"] == "upload"
+    assert len(body["sha256"]) == 64
+
+    stored = settings.data_dir / "generators" / "my-gen.v1.pt"
+    meta = json.loads(stored.with_suffix(".json").read_text())
+    assert meta["sha256"] == body["sha256"] and meta["size"] == 8 and meta["uploaded_at"]
+    assert "owner" in meta
+    assert load_generator(stored).metadata["source"]["kind"] == "upload"  # the re-save
+    assert _leftovers(settings) == []
+
+    listed = {g["name"]: g for g in client.get(f"{API}/generators").json()["data"]}
+    assert listed["my-gen.v1"]["source"] == "upload"
+    assert all(g["source"] == "registry" for n, g in listed.items() if n != "my-gen.v1")
+
+    job = client.post(
+        f"{API}/jobs",
+        json={"source_text": "photo", "target_text": "sketch", "generator": "my-gen.v1"},
+    )
+    assert job.status_code == 202, job.text
+    unknown = client.post(
+        f"{API}/jobs",
+        json={"source_text": "photo", "target_text": "sketch", "generator": "not-uploaded"},
+    )
+    assert unknown.status_code == 422
+
+    # The worker hands the stored file to the engine (generator_path=).
+    from worker.tasks import run_job
+
+    seen: dict = {}
+
+    def engine(params, out_dir, **kw):  # type: ignore[no-untyped-def]
+        seen.update(generator=params.generator, path=kw.get("generator_path"))
+        raise RuntimeError("stop here")
+
+    run_job(job.json()["id"], settings=settings, worker_id="t", run_adaptation=engine, models=1)
+    assert seen == {"generator": "my-gen.v1", "path": stored}
+
+    again = _upload(client, "my-gen.v1", good_bytes)
+    assert again.status_code == 409 and "already exists" in again.text
+    registered = client.get(f"{API}/generators").json()["data"]
+    taken = next(g["name"] for g in registered if g["source"] == "registry")
+    assert _upload(client, taken, good_bytes).status_code == 409
+
+
+@pytest.mark.parametrize("name", ["Upper", "random-64", "-dash", "a" * 65, "a/b", ""])
+def test_bad_names_are_422(client, settings: Settings, name: str) -> None:  # type: ignore[no-untyped-def]
+    r = _upload(client, name, b"not even read")
+    assert r.status_code == 422, r.text
+    assert _leftovers(settings) == [] and not (settings.data_dir / "generators").exists()
+
+
+def test_hostile_pickle_and_truncated_file_are_refused(
+    client, settings: Settings, good_bytes: bytes, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    marker = tmp_path / "pwned"
+    buf = io.BytesIO()
+    torch.save({"g_ema": _Payload(marker), "latent_avg": torch.zeros(512)}, buf)
+    for name, data, why in [
+        ("evil", buf.getvalue(), "refused"),
+        ("evil-raw", pickle.dumps({"g_ema": _Payload(marker)}), "refused"),
+        ("half", good_bytes[: len(good_bytes) // 2], "truncated or corrupted"),
+    ]:
+        r = _upload(client, name, data)
+        assert r.status_code == 422, r.text
+        assert why in r.text and str(settings.data_dir) not in r.text
+        assert not marker.exists(), "the payload ran"
+    assert [
+        g["name"] for g in client.get(f"{API}/generators").json()["data"] if g["source"] == "upload"
+    ] == []
+    assert _leftovers(settings) == []
+    assert list((settings.data_dir / "generators").glob("*")) == []
+
+
+def test_over_the_size_cap_is_413(client, settings: Settings, good_bytes: bytes) -> None:  # type: ignore[no-untyped-def]
+    settings.max_upload_mb = 1 / 1024  # 1 KiB; the app reads its settings per request
+    r = _upload(client, "big", good_bytes)
+    assert r.status_code == 413, r.text
+    assert "NADA_MAX_UPLOAD_MB" in r.text
+    assert _leftovers(settings) == []
+    assert not (settings.data_dir / "generators" / "big.pt").exists()
+
+
+def test_over_the_cap_without_content_length_is_413(client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """A chunked body (no Content-Length) is cut off while streaming."""
+    settings.max_upload_mb = 1 / 1024
+    boundary = "XyZ"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nbig\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="g.pt"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+
+    def body():  # type: ignore[no-untyped-def]
+        yield head
+        for _ in range(64):
+            yield b"\0" * 1024
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    r = client.post(
+        f"{API}/generators",
+        content=body(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert r.status_code == 413, r.text
+    assert _leftovers(settings) == []
+
+
+def test_upload_needs_a_token_and_records_its_owner(
+    client, settings: Settings, good_bytes: bytes
+) -> None:  # type: ignore[no-untyped-def]
+    from pydantic import SecretStr
+
+    settings.api_tokens = SecretStr("alice:alice-token-0123456789")
+    assert _upload(client, "mine", good_bytes).status_code == 401
+    assert not (settings.data_dir / "generators" / "mine.pt").exists()
+    r = client.post(
+        f"{API}/generators",
+        data={"name": "mine"},
+        files={"file": ("g.pt", io.BytesIO(good_bytes))},
+        headers={"authorization": "Bearer alice-token-0123456789"},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["description"] == "uploaded by alice"
+    meta = json.loads((settings.data_dir / "generators" / "mine.json").read_text())
+    assert meta["owner"] == "alice"
