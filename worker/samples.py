@@ -8,8 +8,6 @@ half a file.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
+
+from worker.files import atomic_open
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -55,18 +55,9 @@ def image_grid(
 
 def write_png(path: Path, image: np.ndarray) -> Path:
     """Write a uint8 [H, W, 3] image as PNG, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(image).save(f, format="PNG")
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a served file must be readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path, "wb") as f:
+        Image.fromarray(image).save(f, format="PNG")
+    return Path(path)
 
 
 def sample_path(out_dir: Path, step: int) -> Path:
