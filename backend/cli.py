@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nada.cli import CLIError
+from nada.errors import CLIError
 
 if TYPE_CHECKING:
-    from backend.settings import Settings
+    from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def serve(args: argparse.Namespace) -> int:
             os.environ[env] = str(flag)
     from pydantic import ValidationError
 
-    from backend.settings import get_settings
+    from jobs.settings import get_settings
 
     get_settings.cache_clear()
     try:
@@ -162,8 +162,8 @@ def serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from backend.db.session import migrate
     from backend.main import create_app
+    from jobs.db.session import migrate
 
     _check_port(settings.host, settings.port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)

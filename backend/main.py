@@ -11,15 +11,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from backend.api.db_errors import install_db_error_handlers
 from backend.api.deps import get_owner
 from backend.api.routes import clip_models, generators, health, jobs
-from backend.db.errors import install_db_error_handlers
-from backend.db.session import migrate
-from backend.jobs import JobConflict, JobNotFound
-from backend.queue import JobQueue, Reaper
 from backend.schemas import API_PREFIX
 from backend.security import SubmissionLimiter
-from backend.settings import Settings, get_settings
+from jobs.db.session import migrate
+from jobs.queue import JobQueue, Reaper
+from jobs.settings import Settings, get_settings
+from jobs.store import JobConflict, JobNotFound
 from nada import __version__
 
 

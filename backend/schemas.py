@@ -1,4 +1,4 @@
-"""Request and response bodies of the REST API (the ORM models live in backend/db/models.py).
+"""Request and response bodies of the REST API (the ORM models live in jobs/db/models.py).
 
 `JobCreate` is generated from `nada.params.AdaptParams`: the same fields, defaults and
 ranges (shown in OpenAPI as minimum/maximum), checked by the same functions, so the API
@@ -17,9 +17,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
-from backend.db.models import Job, JobStatus
-from backend.generators import check_generator_name
 from backend.security import CLIP_CONTEXT_TOKENS, CLIP_PROMPT_TOKENS, clip_token_lower_bound
+from jobs.db.models import Job, JobStatus
+from jobs.generators import check_generator_name
 from nada import params as P
 from nada.catalog import check_clip_name
 

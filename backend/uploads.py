@@ -1,6 +1,6 @@
 """Checking an uploaded generator file without touching it in this (torch-free) process.
 
-`validate_generator_file` runs `python -m backend.validate_generator` with
+`validate_generator_file` runs `python -m stylegan2.validate` with
 RLIMIT_AS / RLIMIT_CPU set in the child and a wall-clock timeout, and turns its answer
 into a `ValidatedGenerator` or a `GeneratorRejected` whose message says why.
 """
@@ -15,6 +15,8 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from nada.rundir import write_text
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -51,7 +53,7 @@ def validate_generator_file(
     """
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "backend.validate_generator", str(src), str(dst)],
+            [sys.executable, "-m", "stylegan2.validate", str(src), str(dst)],
             cwd=_REPO,
             capture_output=True,
             text=True,
@@ -90,24 +92,22 @@ def store_generator(
     folder.mkdir(parents=True, exist_ok=True)
     final, sidecar = folder / f"{name}.pt", folder / f"{name}.json"
     tmp_pt = folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex}.pt.tmp"
-    tmp_json = tmp_pt.with_suffix(".json.tmp")
     try:
         result = validate_generator_file(src, tmp_pt)
-        tmp_json.write_text(
-            json.dumps(
-                {
-                    "name": name,
-                    "size": result.size,
-                    "sha256": result.sha256,
-                    "bytes": tmp_pt.stat().st_size,
-                    "uploaded_at": uploaded_at,
-                    "owner": owner,
-                }
-            )
-        )
+        meta = {
+            "name": name,
+            "size": result.size,
+            "sha256": result.sha256,
+            "bytes": tmp_pt.stat().st_size,
+            "uploaded_at": uploaded_at,
+            "owner": owner,
+        }
         os.link(tmp_pt, final)  # FileExistsError if the name was taken meanwhile
-        os.replace(tmp_json, sidecar)
+        try:
+            write_text(sidecar, json.dumps(meta))
+        except BaseException:
+            final.unlink(missing_ok=True)
+            raise
         return result
     finally:
         tmp_pt.unlink(missing_ok=True)
-        tmp_json.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ this list so that a typo is a 422 listing the known names, not a failed GPU job.
 
 from __future__ import annotations
 
-from nada.params import ParamError
+from nada.errors import ParamError
 
 # architecture -> pretrained tags offered (the first is the default). 'random' is always
 # accepted: seeded random weights, no download (tests, offline demos).

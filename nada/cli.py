@@ -13,6 +13,7 @@ import logging
 import sys
 
 from nada import __version__
+from nada.errors import CLIError
 
 # (module, what it provides). Order is the order in `nada --help`.
 _COMMAND_MODULES = (
@@ -20,10 +21,6 @@ _COMMAND_MODULES = (
     "worker.cli",  # adapt, generate, worker
     "backend.cli",  # serve
 )
-
-
-class CLIError(Exception):
-    """A user-facing error: printed as `nada: error: <message>` with exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

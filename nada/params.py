@@ -15,18 +15,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from nada.errors import ParamError
+
 MAX_PROMPT_CHARS = 300  # CLIP's context is 77 tokens; the tokenizer check is the engine's.
 SELECTION_METHODS = ("latent", "gradient")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-class ParamError(ValueError):
-    """A parameter outside its allowed values. `field` names the knob; str() says why."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field} {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from nada.rundir import atomic_open
 from stylegan2 import registry
 from stylegan2.download import remember_digest, sha256_file
 from stylegan2.model import Generator, channels_for
@@ -427,19 +427,9 @@ def save_generator(
     )
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"g_ema": state, "latent_avg": latent_avg, "metadata": metadata}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        digest = sha256_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        torch.save({"g_ema": state, "latent_avg": latent_avg, "metadata": metadata}, f)
+    digest = sha256_file(path)
     remember_digest(path, digest)
     return digest
 

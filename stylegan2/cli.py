@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from nada.cli import CLIError
+from nada.errors import CLIError
 from stylegan2 import registry
 from stylegan2.download import DownloadError
 

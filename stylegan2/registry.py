@@ -20,11 +20,10 @@ import dataclasses
 import logging
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from nada.rundir import publish
 from stylegan2.download import (
     ChecksumError,
     DownloadError,
@@ -356,14 +355,6 @@ def install_file(name: str, source: str | os.PathLike[str], *, overwrite: bool =
                 f"{name} is already cached at {path} with different contents; pass --force "
                 "to replace it"
             )
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        publish(source, path, copy=True)
         _record_sha256(path, digest)
     return path

@@ -1,6 +1,6 @@
 """The Celery app of the GPU workers: `celery -A worker.celery_app worker` or `nada worker`.
 
-Its settings come from backend.queue.celery_config (shared with the API's producer): late
+Its settings come from jobs.queue.celery_config (shared with the API's producer): late
 acks, prefetch 1, one task at a time, a broker visibility timeout beyond the longest job.
 Each worker also runs the lease reaper, so jobs of a vanished worker are re-queued even
 while no API process is up.
@@ -12,9 +12,9 @@ import logging
 
 from celery import signals
 
-from backend.db.session import migrate
-from backend.queue import JobQueue, Reaper, make_celery, prepare_embedded_broker
-from backend.settings import get_settings
+from jobs.db.session import migrate
+from jobs.queue import JobQueue, Reaper, make_celery, prepare_embedded_broker
+from jobs.settings import get_settings
 
 log = logging.getLogger(__name__)
 

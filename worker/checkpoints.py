@@ -20,8 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from nada.params import AdaptParams
+from nada.rundir import atomic_open, write_text
 from stylegan2.checkpoint import FORMAT_VERSION, GeneratorConfig, read_checkpoint
-from worker.files import atomic_open
 
 # Parameters that may differ between a run and the run it resumes: they change neither the
 # training steps already taken nor the ones to come.
@@ -30,10 +30,6 @@ RESUMABLE_CHANGES = frozenset({"steps", "sample_every", "checkpoint_every"})
 
 class ResumeError(ValueError):
     """resume_from cannot continue this run: unreadable, or made by a different job."""
-
-
-def checkpoint_path(out_dir: Path, step: int) -> Path:
-    return Path(out_dir) / "checkpoints" / f"step_{step:06d}.pt"
 
 
 @dataclass(frozen=True)
@@ -126,7 +122,7 @@ def truncate_metrics(path: Path, last_step: int) -> None:
         for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip() and json.loads(line).get("step", 0) <= last_step
     ]
-    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+    write_text(path, "".join(f"{line}\n" for line in kept))
 
 
 def atomic_torch_save(obj: Any, path: Path) -> Path:
@@ -134,7 +130,3 @@ def atomic_torch_save(obj: Any, path: Path) -> Path:
         torch.save(obj, f)
     return path
 
-
-def atomic_write_text(path: Path, text: str) -> None:
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        f.write(text)

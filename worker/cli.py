@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nada.cli import CLIError
+from nada.errors import CLIError
 from nada.params import AdaptParams, ClipSpec, ParamError
 
 # AdaptParams field -> the `nada adapt` flag that sets it.

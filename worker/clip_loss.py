@@ -20,7 +20,7 @@ import torch
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 from torch import Tensor
 
-from nada.params import ParamError
+from nada.errors import ParamError
 from worker.clip_models import ClipModel
 
 TEMPLATES: tuple[Callable[[str], str], ...] = tuple(OPENAI_IMAGENET_TEMPLATES)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nada.catalog import CLIP_MODELS, RANDOM_TAG, split_clip_name
-from nada.params import ParamError
+from nada.errors import ParamError
 
 log = logging.getLogger(__name__)
 

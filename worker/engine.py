@@ -36,11 +36,10 @@ from torch import Tensor, nn
 
 import stylegan2
 from nada import __version__ as nada_version
+from nada import rundir
 from nada.params import AdaptParams
 from worker.checkpoints import (
     ResumeError,
-    atomic_write_text,
-    checkpoint_path,
     read_resume_point,
     truncate_metrics,
     write_intermediate_checkpoint,
@@ -50,13 +49,12 @@ from worker.clip_models import canonical_clip_name, check_clip_name
 from worker.events import AdaptResult, CancelCheck, Canceled, Progress, ProgressCallback
 from worker.layers import candidate_layers, layer_parameters, select_layers, set_trainable
 from worker.model_cache import ModelCache, enable_fast_cuda_math, resolve_device
-from worker.samples import image_grid, noise_shapes, random_noise, render, sample_path, write_png
+from worker.samples import image_grid, noise_shapes, random_noise, render, write_png
 
 # Re-exported: callers (worker.tasks, worker.cli, bench/) import these from worker.engine.
 __all__ = [
     "ModelCache",
     "ResumeError",
-    "checkpoint_path",
     "resolve_device",
     "run_adaptation",
     "sample_wplus",
@@ -66,9 +64,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ADAM_BETAS = (0.0, 0.99)  # appendix I; floats: torch refuses a mix of int and float
-CHECKPOINT_NAME = "adapted.pt"
-METRICS_NAME = "metrics.jsonl"
-PARAMS_NAME = "params.json"
 SAMPLE_MAX_TILE = 256  # progress samples are for judging, not for keeping: cap tile size
 
 
@@ -222,7 +217,7 @@ class _Adaptation:
         else:
             adapted = render(self.trainable, self._sample_z, self._sample_noise, **args)
         grid = image_grid([self._source_row, adapted], max_tile=SAMPLE_MAX_TILE)
-        return write_png(sample_path(self.out_dir, step), grid)
+        return write_png(rundir.sample_path(self.out_dir, step), grid)
 
     def metadata(self) -> dict[str, Any]:
         """What the adapted checkpoint says about itself (plain data)."""
@@ -265,9 +260,9 @@ class _Adaptation:
         self.state.selected = point.selected
         self.state.selections = dict(point.selections)
         self.state.samples = [
-            sample_path(self.out_dir, s)
+            rundir.sample_path(self.out_dir, s)
             for s in range(self.state.step + 1)
-            if sample_path(self.out_dir, s).is_file()
+            if rundir.sample_path(self.out_dir, s).is_file()
         ]
 
 
@@ -324,20 +319,20 @@ def run_adaptation(
         p.steps,
         dev,
     )
-    final = out_dir / CHECKPOINT_NAME
+    final = rundir.adapted_path(out_dir)
     if final.exists():  # a previous run's: it would pass for this run's if this one stops
         log.info("removing the previous run's %s", final)
         final.unlink()
     event("stage", "loading", 0)
     run = _Adaptation(p, out_dir, dev, models or ModelCache(), str(generator_path or p.generator))
-    metrics = out_dir / METRICS_NAME
+    metrics = rundir.metrics_path(out_dir)
     if resume_from is not None:
         run.restore(Path(resume_from))
         truncate_metrics(metrics, run.state.step)
     else:
         metrics.write_text("", encoding="utf-8")
-    atomic_write_text(
-        out_dir / PARAMS_NAME,
+    rundir.write_text(
+        rundir.params_path(out_dir),
         json.dumps({**p.to_dict(), "device": str(dev), "base": run.identity}, indent=2) + "\n",
     )
     if resume_from is not None:
@@ -387,7 +382,7 @@ def run_adaptation(
                 run.state.samples.append(run.write_sample(done))
                 event("sample", "training", done, path=run.state.samples[-1])
             if p.checkpoint_every and done % p.checkpoint_every == 0 and done < p.steps:
-                path = run.write_checkpoint(checkpoint_path(out_dir, done))
+                path = run.write_checkpoint(rundir.intermediate_checkpoint_path(out_dir, done))
                 event("checkpoint", "training", done, path=path)
 
     if cancel():

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from worker.files import atomic_open
+from nada.rundir import atomic_open
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -58,11 +58,6 @@ def write_png(path: Path, image: np.ndarray) -> Path:
     with atomic_open(path, "wb") as f:
         Image.fromarray(image).save(f, format="PNG")
     return Path(path)
-
-
-def sample_path(out_dir: Path, step: int) -> Path:
-    """samples/step_000050.png: step 0 is before training (source and adapted rows equal)."""
-    return Path(out_dir) / "samples" / f"step_{step:06d}.png"
 
 
 def parse_seeds(text: str) -> list[int]:

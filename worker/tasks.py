@@ -1,7 +1,7 @@
 """The Celery task `nada.adapt(job_id)`: a thin shell around `run_job`, which claims the job,
 runs the engine with a progress callback and records the outcome.
 
-Reliability (see backend/leases.py for the lease protocol):
+Reliability (see jobs/leases.py for the lease protocol):
 - Idempotent by job id: the claim is a conditional UPDATE, so a duplicate or re-delivered
   message for a job that is done, canceled or held by a live worker does nothing.
 - Fenced: every write carries the claimed attempt number; a worker that lost its lease
@@ -28,12 +28,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from backend import leases, storage
-from backend.db.models import JobStatus
-from backend.db.session import session_scope
-from backend.generators import uploaded_path
-from backend.queue import TASK_NAME
-from backend.settings import Settings, get_settings
+from jobs import leases, storage
+from jobs.db.models import JobStatus
+from jobs.db.session import session_scope
+from jobs.generators import uploaded_path
+from jobs.queue import TASK_NAME
+from jobs.settings import Settings, get_settings
+from nada import rundir
 from nada.params import AdaptParams, ParamError
 from stylegan2 import registry
 from worker.celery_app import app
@@ -145,18 +146,18 @@ class AttemptRecorder:
             self.lost = True
 
     def publish_sample(self, step: int, path: Path) -> Any:
-        storage.publish(path, storage.sample_path(self.root, step))
+        rundir.publish(path, rundir.sample_path(self.root, step))
         return self._write(leases.record_sample, step=step)
 
     def publish_checkpoint(self, step: int, path: Path) -> None:
         """Keep the newest intermediate checkpoint where a later attempt resumes from it,
         with the metrics log so far (copied: the engine keeps appending to its own)."""
-        published = storage.publish(path, storage.intermediate_checkpoint_path(self.root, step))
+        published = rundir.publish(path, rundir.intermediate_checkpoint_path(self.root, step))
         metrics = self.work / "metrics.jsonl"
         if metrics.is_file():
-            storage.publish(metrics, storage.resume_metrics_path(self.root), copy=True)
+            rundir.publish(metrics, rundir.resume_metrics_path(self.root), copy=True)
         for older in published.parent.glob("step_*.pt"):
-            if older != published and (storage.step_of(older) or 0) < step:
+            if older != published and (rundir.step_of(older) or 0) < step:
                 older.unlink(missing_ok=True)
 
     def should_cancel(self) -> bool:
@@ -239,8 +240,8 @@ def _settle_files(settings: Settings, recorder: AttemptRecorder) -> bool:
         )
     if held is None:
         return False
-    storage.remove_tree(recorder.root / "checkpoints")
-    storage.remove_tree(recorder.root / "attempts")
+    rundir.remove_tree(recorder.root / "checkpoints")
+    rundir.remove_tree(recorder.root / "attempts")
     return True
 
 
@@ -267,13 +268,13 @@ def _publish_result(recorder: AttemptRecorder, result: AdaptResult) -> bool:
     """Move the final files into place; False if the lease was lost meanwhile."""
     root = recorder.root
     for sample in result.samples:  # normally all published already, via events
-        step = storage.step_of(sample)
-        missing = step is not None and not storage.sample_path(root, step).exists()
+        step = rundir.step_of(sample)
+        missing = step is not None and not rundir.sample_path(root, step).exists()
         if missing and recorder.publish_sample(step, sample) is False:
             return False
-    storage.publish(result.checkpoint, storage.checkpoint_path(root))
+    rundir.publish(result.checkpoint, rundir.adapted_path(root))
     if result.metrics.is_file():
-        storage.publish(result.metrics, root / "metrics.jsonl")
+        rundir.publish(result.metrics, root / "metrics.jsonl")
     return True
 
 
@@ -301,18 +302,18 @@ def run_job(
     log.info("job %s: attempt %d on %s", job_id, claim.attempt, worker_id)
 
     root = storage.job_dir(settings.jobs_dir, job_id)
-    work = storage.attempt_dir(root, claim.attempt)
+    work = rundir.attempt_dir(root, claim.attempt)
     recorder = AttemptRecorder(settings, claim, root, work)
     keeper = LeaseKeeper(settings, recorder)
     keeper.start()
     try:
         try:
-            storage.remove_tree(work)
+            rundir.remove_tree(work)
             work.mkdir(parents=True)  # a full disk fails here already: `io`, not a retry
-            resume_from = storage.latest_intermediate_checkpoint(root)
-            if resume_from is not None and storage.resume_metrics_path(root).is_file():
-                metrics = storage.resume_metrics_path(root)
-                storage.publish(metrics, work / "metrics.jsonl", copy=True)
+            resume_from = rundir.latest_intermediate_checkpoint(root)
+            if resume_from is not None and rundir.resume_metrics_path(root).is_file():
+                metrics = rundir.resume_metrics_path(root)
+                rundir.publish(metrics, work / "metrics.jsonl", copy=True)
             params = AdaptParams.from_dict(claim.params)
             run = run_adaptation or _engine_run()
             engine_kwargs: dict[str, Any] = dict(
@@ -339,8 +340,8 @@ def run_job(
                 log.warning(
                     "job %s: cannot resume from %s (%s); starting over", job_id, resume_from, exc
                 )
-                storage.remove_tree(root / "checkpoints")
-                storage.remove_tree(work)
+                rundir.remove_tree(root / "checkpoints")
+                rundir.remove_tree(work)
                 work.mkdir(parents=True)
                 result = run(params, work, resume_from=None, **engine_kwargs)
         except Canceled:
@@ -358,7 +359,7 @@ def run_job(
         try:
             published = _publish_result(recorder, result)
         except OSError as exc:  # a full disk while publishing: no half-written file remains
-            storage.checkpoint_path(root).unlink(missing_ok=True)
+            rundir.adapted_path(root).unlink(missing_ok=True)
             return _fail_on(settings, recorder, exc)
         if not published or not _settle_files(settings, recorder):
             return "lost"
@@ -369,7 +370,7 @@ def run_job(
         return "succeeded"
     finally:
         keeper.stop()
-        storage.remove_tree(work)
+        rundir.remove_tree(work)
         attempts = work.parent
         if attempts.is_dir() and not any(attempts.iterdir()):
             attempts.rmdir()

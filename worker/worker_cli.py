@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from nada.cli import CLIError
+from nada.errors import CLIError
 
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 _COLD_SHUTDOWN_S = 10.0  # after which an orphaned worker exits outright
@@ -82,7 +82,7 @@ def run_worker(args: argparse.Namespace) -> int:
         if not _DEVICE.fullmatch(args.device):
             raise CLIError(f"--device must be auto, cpu, mps, cuda or cuda:N (got {args.device!r})")
         os.environ["NADA_DEVICE"] = args.device
-    from backend.settings import get_settings
+    from jobs.settings import get_settings
 
     get_settings.cache_clear()  # NADA_DEVICE may have just changed
     settings = get_settings()

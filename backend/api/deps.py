@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
 
-from backend.db.session import get_sessionmaker
-from backend.queue import JobQueue
-from backend.security import authenticate
-from backend.settings import Settings
+from jobs.db.session import get_sessionmaker
+from jobs.queue import JobQueue
+from jobs.settings import Settings
+from jobs.tokens import authenticate
 
 
 def get_settings(request: Request) -> Settings:

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from backend.db.session import get_engine, migrate
-from backend.queue import JobQueue
-from backend.settings import Settings
+from jobs.db.session import get_engine, migrate
+from jobs.queue import JobQueue
+from jobs.settings import Settings
 
 PG_ADMIN_URL = os.environ.get(
     "NADA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from backend import cli as backend_cli
-from backend.settings import Settings
-from nada.cli import CLIError
+from jobs.settings import Settings
+from nada.errors import CLIError
 
 ROOT = Path(__file__).resolve().parents[2]
 

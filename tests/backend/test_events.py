@@ -6,10 +6,10 @@ import json
 import threading
 import time
 
-from backend import leases
-from backend.db.models import JobStatus
-from backend.db.session import session_scope
-from backend.settings import Settings
+from jobs import leases
+from jobs.db.models import JobStatus
+from jobs.db.session import session_scope
+from jobs.settings import Settings
 
 API = "/api/v1"
 SMALL = {"source_text": "photo", "target_text": "sketch", "generator": "random-64", "steps": 3}

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from backend.db.session import get_engine
+from jobs.db.session import get_engine
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(180)]
 

@@ -1,5 +1,5 @@
 """The worker claim protocol (leases, attempts as fencing tokens, the reaper) on SQLite and
-PostgreSQL, through backend.jobs with real databases."""
+PostgreSQL, through jobs.store with real databases."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from backend import jobs, leases
-from backend.db.models import Job, JobStatus
-from backend.db.session import session_scope
+from jobs import leases, store
+from jobs.db.models import Job, JobStatus
+from jobs.db.session import session_scope
 from nada.params import AdaptParams
 
 PARAMS = AdaptParams("photo", "sketch", generator="random-64", steps=4)
@@ -18,7 +18,7 @@ PARAMS = AdaptParams("photo", "sketch", generator="random-64", steps=4)
 
 def _new_job(url: str) -> str:
     with session_scope(url) as s:
-        return jobs.create_job(s, params=PARAMS).id
+        return store.create_job(s, params=PARAMS).id
 
 
 def _claim(url: str, job_id: str, worker: str = "w1", max_attempts: int = 3) -> leases.Claim | None:
@@ -33,18 +33,18 @@ def _expire_lease(url: str, job_id: str) -> None:
         s.execute(
             update(Job)
             .where(Job.id == job_id)
-            .values(lease_expires_at=jobs.utcnow() - timedelta(hours=1))
+            .values(lease_expires_at=store.utcnow() - timedelta(hours=1))
         )
 
 
 def _job(url: str, job_id: str) -> Job:
     with session_scope(url) as s:
-        return jobs.get_job(s, job_id=job_id)
+        return store.get_job(s, job_id=job_id)
 
 
 def _kinds(url: str, job_id: str) -> list[str]:
     with session_scope(url) as s:
-        return [e.kind for e in jobs.events_after(s, job_id=job_id)]
+        return [e.kind for e in store.events_after(s, job_id=job_id)]
 
 
 def test_claim_is_exclusive_while_the_lease_lives(db_url: str) -> None:
@@ -151,8 +151,8 @@ def test_cancel_queued_running_and_finished(db_url: str) -> None:
     queued, running = _new_job(db_url), _new_job(db_url)
     claim = _claim(db_url, running)
     with session_scope(db_url) as s:
-        assert jobs.request_cancel(s, job_id=queued).status == "canceled"
-        job = jobs.request_cancel(s, job_id=running)
+        assert store.request_cancel(s, job_id=queued).status == "canceled"
+        job = store.request_cancel(s, job_id=running)
         assert job.status == "running" and job.cancel_requested
     assert _claim(db_url, queued) is None  # its message, delivered later, does nothing
     with session_scope(db_url) as s:
@@ -163,8 +163,8 @@ def test_cancel_queued_running_and_finished(db_url: str) -> None:
     with session_scope(db_url) as s:
         for job_id in (queued, running):
             try:
-                jobs.request_cancel(s, job_id=job_id)
-            except jobs.JobConflict as exc:
+                store.request_cancel(s, job_id=job_id)
+            except store.JobConflict as exc:
                 assert "canceled" in str(exc)
             else:
                 raise AssertionError("canceling a finished job must conflict")
@@ -174,7 +174,7 @@ def test_reaper_cancels_a_lost_job_with_a_pending_cancel(db_url: str) -> None:
     job_id = _new_job(db_url)
     _claim(db_url, job_id)
     with session_scope(db_url) as s:
-        jobs.request_cancel(s, job_id=job_id)
+        store.request_cancel(s, job_id=job_id)
     _expire_lease(db_url, job_id)
     with session_scope(db_url) as s:
         assert leases.reap_expired(s, max_attempts=3, dispatch_grace_seconds=3600) == []
@@ -184,9 +184,9 @@ def test_reaper_cancels_a_lost_job_with_a_pending_cancel(db_url: str) -> None:
 def test_reaper_redispatches_queued_jobs_without_a_message(db_url: str) -> None:
     sent, unsent = _new_job(db_url), _new_job(db_url)
     with session_scope(db_url) as s:
-        jobs.mark_dispatched(s, job_id=sent)
+        store.mark_dispatched(s, job_id=sent)
         assert leases.reap_expired(s, max_attempts=3, dispatch_grace_seconds=3600) == []
-        s.execute(update(Job).values(queued_at=jobs.utcnow() - timedelta(hours=2)))
+        s.execute(update(Job).values(queued_at=store.utcnow() - timedelta(hours=2)))
     with session_scope(db_url) as s:
         assert leases.reap_expired(s, max_attempts=3, dispatch_grace_seconds=3600) == [unsent]
 
@@ -206,32 +206,32 @@ def test_queue_position_and_eta(db_url: str) -> None:
             lease_seconds=30,
         )
     with session_scope(db_url) as s:
-        stats = jobs.queue_stats(s)
+        stats = store.queue_stats(s)
         assert (stats.running, stats.running_steps_left, stats.seconds_per_step) == (1, 3, 2.0)
-        running = jobs.get_job(s, job_id=ids[0])
-        assert jobs.estimate(s, job=running, stats=stats) == (None, 6.0)
-        last = jobs.get_job(s, job_id=ids[2])
+        running = store.get_job(s, job_id=ids[0])
+        assert store.estimate(s, job=running, stats=stats) == (None, 6.0)
+        last = store.get_job(s, job_id=ids[2])
         # 3 steps left of the running job + 4 of the job ahead + its own 4, at 2 s a step
-        assert jobs.estimate(s, job=last, stats=stats) == (2, 22.0)
+        assert store.estimate(s, job=last, stats=stats) == (2, 22.0)
 
 
 def test_delete_only_finished_jobs(db_url: str) -> None:
     job_id = _new_job(db_url)
     with session_scope(db_url) as s:
         try:
-            jobs.delete_job(s, job_id=job_id)
-        except jobs.JobConflict:
+            store.delete_job(s, job_id=job_id)
+        except store.JobConflict:
             pass
         else:
             raise AssertionError("deleting a queued job must conflict")
-        jobs.request_cancel(s, job_id=job_id)
+        store.request_cancel(s, job_id=job_id)
     with session_scope(db_url) as s:
-        jobs.delete_job(s, job_id=job_id)
+        store.delete_job(s, job_id=job_id)
     with session_scope(db_url) as s:
-        assert jobs.events_after(s, job_id=job_id) == []
+        assert store.events_after(s, job_id=job_id) == []
         try:
-            jobs.get_job(s, job_id=job_id)
-        except jobs.JobNotFound:
+            store.get_job(s, job_id=job_id)
+        except store.JobNotFound:
             pass
         else:
             raise AssertionError("the job must be gone")

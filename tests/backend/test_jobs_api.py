@@ -1,6 +1,6 @@
 """The /api/v1/jobs routes through FastAPI's TestClient, on SQLite and PostgreSQL.
 
-Workers are played by backend.jobs' worker-side functions; the broker is a list."""
+Workers are played by jobs.store' worker-side functions; the broker is a list."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from backend import jobs, leases, storage
-from backend.db.models import JobStatus
-from backend.db.session import session_scope
-from backend.settings import Settings
+from jobs import leases, storage, store
+from jobs.db.models import JobStatus
+from jobs.db.session import session_scope
+from jobs.settings import Settings
+from nada import rundir
 from nada.params import RANGES, AdaptParams
 
 API = "/api/v1"
@@ -26,7 +27,7 @@ def _submit(client, **overrides) -> dict:  # type: ignore[no-untyped-def]
 
 def _count(settings: Settings) -> int:
     with session_scope(settings.db_url) as s:
-        return jobs.list_jobs(s)[1]
+        return store.list_jobs(s)[1]
 
 
 def _run_to_end(settings: Settings, job_id: str, status: JobStatus = JobStatus.succeeded) -> None:
@@ -34,8 +35,8 @@ def _run_to_end(settings: Settings, job_id: str, status: JobStatus = JobStatus.s
     with session_scope(settings.db_url) as s:
         claim = leases.claim_job(s, job_id=job_id, worker_id="t", lease_seconds=30, max_attempts=3)
     root = storage.job_dir(settings.jobs_dir, job_id)
-    storage.write_bytes(storage.sample_path(root, 2), b"\x89PNG fake")
-    storage.write_bytes(storage.checkpoint_path(root), b"weights")
+    rundir.write_bytes(rundir.sample_path(root, 2), b"\x89PNG fake")
+    rundir.write_bytes(rundir.adapted_path(root), b"weights")
     with session_scope(settings.db_url) as s:
         kw = dict(job_id=job_id, attempt=claim.attempt)
         leases.record_progress(s, **kw, stage="training", step=2, total_steps=4, lease_seconds=30)
@@ -196,7 +197,7 @@ def test_intermediate_checkpoints_are_listed_and_downloadable(client, settings) 
     job_id = _submit(client)["id"]
     assert client.get(f"{API}/jobs/{job_id}").json()["checkpoints"] == []
     root = storage.job_dir(settings.jobs_dir, job_id)
-    storage.write_bytes(storage.intermediate_checkpoint_path(root, 2), b"state at 2")
+    rundir.write_bytes(rundir.intermediate_checkpoint_path(root, 2), b"state at 2")
     job = client.get(f"{API}/jobs/{job_id}").json()
     assert job["checkpoints"] == [{"step": 2, "url": f"{API}/jobs/{job_id}/checkpoints/2.pt"}]
     listed = client.get(f"{API}/jobs").json()["data"][0]
@@ -251,15 +252,15 @@ def test_broker_down_still_accepts_and_redispatches_later(client, queue, setting
         "version": "0.1.0",
     }
     queue.refuse = False
-    from backend.queue import sweep
+    from jobs.queue import sweep
 
     settings.reap_interval = 0.1  # dispatch grace = max(2 * 0.1, 5) s
     with session_scope(settings.db_url) as s:
         from sqlalchemy import update
 
-        from backend.db.models import Job
+        from jobs.db.models import Job
 
-        s.execute(update(Job).values(queued_at=jobs.utcnow().replace(year=2000)))
+        s.execute(update(Job).values(queued_at=store.utcnow().replace(year=2000)))
     assert sweep(settings, queue) == [job_id] and queue.sent == [job_id]
     assert sweep(settings, queue) == []  # now marked dispatched
 

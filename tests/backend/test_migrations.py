@@ -1,4 +1,4 @@
-"""Alembic migrations build exactly the schema of backend/db/models.py, up and down."""
+"""Alembic migrations build exactly the schema of jobs/db/models.py, up and down."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from backend.db.models import Base
-from backend.db.session import alembic_config, get_engine, migrate
+from jobs.db.models import Base
+from jobs.db.session import alembic_config, get_engine, migrate
 
 
 def test_head_matches_the_models_and_downgrades(tmp_path, pg_url) -> None:  # type: ignore[no-untyped-def]

@@ -8,8 +8,8 @@ import json
 import pytest
 import redis
 
-from backend.queue import TASK_NAME, JobQueue, celery_config, prune_embedded_broker
-from backend.settings import Settings
+from jobs.queue import TASK_NAME, JobQueue, celery_config, prune_embedded_broker
+from jobs.settings import Settings
 
 # kombu's SQLAlchemy transport uses a loader option SQLAlchemy 2.1 deprecates (not ours).
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from backend import jobs, storage
-from backend.db.models import Job
-from backend.db.session import get_engine, session_scope
-from backend.queue import JobQueue
-from backend.settings import Settings
+from jobs import storage, store
+from jobs.db.models import Job
+from jobs.db.session import get_engine, session_scope
+from jobs.queue import JobQueue
+from jobs.settings import Settings
 from nada.params import AdaptParams
 
 from .conftest import create_pg_database, drop_pg_database  # type: ignore[import-not-found]
@@ -159,13 +159,13 @@ class Cluster:
     def submit(self, target: str, seed: int) -> str:
         params = AdaptParams.from_dict({**TINY, "target_text": target, "seed": seed})
         with session_scope(self.settings.db_url) as s:
-            job_id = jobs.create_job(s, params=params).id
+            job_id = store.create_job(s, params=params).id
         assert self.queue.dispatch([job_id]) == [job_id]
         return job_id
 
     def job(self, job_id: str) -> Job:
         with session_scope(self.settings.db_url) as s:
-            return jobs.get_job(s, job_id=job_id)
+            return store.get_job(s, job_id=job_id)
 
     def wait_finished(self, job_ids: list[str]) -> list[Job]:
         finished = ("succeeded", "failed", "canceled")
@@ -183,7 +183,7 @@ class Cluster:
             files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
             assert "adapted.pt" in files and not any(f.startswith("attempts") for f in files)
             with session_scope(self.settings.db_url) as s:
-                kinds = [e.kind for e in jobs.events_after(s, job_id=job.id)]
+                kinds = [e.kind for e in store.events_after(s, job_id=job.id)]
             assert kinds.count("succeeded") == 1 and kinds.count("started") == job.attempt
             assert 1 <= job.attempt <= 2, job.attempt
 
@@ -195,7 +195,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     redis.start()
     c = Cluster(tmp_path, redis, pg)
     try:
-        from backend.db.session import migrate
+        from jobs.db.session import migrate
 
         migrate(pg)
         yield c

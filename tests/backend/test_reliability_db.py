@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from backend.db.session import get_engine
-from backend.settings import Settings
+from jobs.db.session import get_engine
+from jobs.settings import Settings
 
 from .conftest import RecordingQueue  # type: ignore[import-not-found]
 
@@ -112,7 +112,7 @@ def test_api_answers_503_while_postgres_is_unreachable_and_recovers(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from backend.db.errors import UNAVAILABLE_DETAIL, install_db_error_handlers
+    from backend.api.db_errors import UNAVAILABLE_DETAIL, install_db_error_handlers
     from backend.main import create_app
 
     url, proxy = proxied_pg
@@ -124,7 +124,7 @@ def test_api_answers_503_while_postgres_is_unreachable_and_recovers(
         frontend_dir=None,
     )
     app = create_app(settings, queue=RecordingQueue(settings))
-    if not any(h.__module__ == "backend.db.errors" for h in app.exception_handlers.values()):
+    if not any(h.__module__ == "backend.api.db_errors" for h in app.exception_handlers.values()):
         install_db_error_handlers(app)  # until backend/main.py wires it in
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.get("/api/v1/jobs").status_code == 200  # a pooled connection exists

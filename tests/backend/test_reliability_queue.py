@@ -10,11 +10,11 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from backend import jobs
-from backend.db.models import Job
-from backend.db.session import session_scope
-from backend.queue import sweep
-from backend.settings import Settings
+from jobs import store
+from jobs.db.models import Job
+from jobs.db.session import session_scope
+from jobs.queue import sweep
+from jobs.settings import Settings
 from nada.params import AdaptParams
 
 from .conftest import RecordingQueue  # type: ignore[import-not-found]
@@ -36,9 +36,9 @@ def _dispatched_jobs(settings: Settings, n: int, age_s: float) -> list[str]:
     with session_scope(settings.db_url) as s:
         for seed in range(n):
             params = AdaptParams("photo", "sketch", generator="random-8", seed=seed)
-            ids.append(jobs.create_job(s, params=params).id)
+            ids.append(store.create_job(s, params=params).id)
     with session_scope(settings.db_url) as s:
-        ago = jobs.utcnow() - timedelta(seconds=age_s)
+        ago = store.utcnow() - timedelta(seconds=age_s)
         s.execute(update(Job).values(queued_at=ago, dispatched_at=ago))
     return ids
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from backend.db.session import migrate
 from backend.main import create_app
-from backend.settings import Settings
+from jobs.db.session import migrate
+from jobs.settings import Settings
 
 schemathesis = pytest.importorskip("schemathesis", reason="pip install -e '.[dev]'")
 

@@ -13,16 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend import cli as backend_cli
-from backend import storage
 from backend.main import create_app
-from backend.security import (
-    SubmissionLimiter,
-    authenticate,
-    clip_token_lower_bound,
-    parse_tokens,
-)
-from backend.settings import Settings
-from nada.cli import CLIError
+from backend.security import SubmissionLimiter, clip_token_lower_bound
+from jobs import storage
+from jobs.settings import Settings
+from jobs.tokens import authenticate, parse_tokens
+from nada import rundir
+from nada.errors import CLIError
 
 API = "/api/v1"
 SMALL = {"source_text": "photo", "target_text": "sketch", "generator": "random-64", "steps": 4}
@@ -83,7 +80,7 @@ def test_a_token_sees_only_its_own_jobs(secured, settings) -> None:  # type: ign
     r = secured.post(f"{API}/jobs", json=SMALL, headers=_auth(ALICE))
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
-    storage.write_bytes(storage.sample_path(storage.job_dir(settings.jobs_dir, job_id), 2), b"x")
+    rundir.write_bytes(rundir.sample_path(storage.job_dir(settings.jobs_dir, job_id), 2), b"x")
     for method, path in [
         ("get", f"/jobs/{job_id}"),
         ("get", f"/jobs/{job_id}/events"),

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from backend.settings import Settings
+from jobs.settings import Settings
 from stylegan2.checkpoint import load_generator, random_generator, save_generator
 
 API = "/api/v1"
@@ -25,7 +25,7 @@ API = "/api/v1"
 @pytest.fixture
 def db_url(tmp_path: Path):  # type: ignore[no-untyped-def]
     """SQLite only: the upload route does not touch the job database (test_jobs_api does)."""
-    from backend.db.session import get_engine, migrate
+    from jobs.db.session import get_engine, migrate
 
     url = f"sqlite:///{tmp_path / 'nada.sqlite'}"
     migrate(url)

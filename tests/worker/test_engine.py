@@ -11,7 +11,8 @@ import torch
 
 import stylegan2
 from nada.params import AdaptParams, ClipSpec, ParamError
-from worker.engine import ModelCache, checkpoint_path, run_adaptation, sample_wplus, step_rng
+from nada.rundir import intermediate_checkpoint_path
+from worker.engine import ModelCache, run_adaptation, sample_wplus, step_rng
 from worker.events import Canceled, Progress
 from worker.layers import candidate_layers, layer_parameters
 
@@ -148,8 +149,8 @@ def test_same_seed_same_result(tmp_path, models):
 
 def test_resume_matches_uninterrupted_run(tmp_path, models):
     whole, _ = run(tmp_path, models, "whole", steps=4, checkpoint_every=2, reselect_every=3)
-    first = checkpoint_path(tmp_path / "whole", 2)
-    assert first.is_file() and not checkpoint_path(tmp_path / "whole", 4).exists()
+    first = intermediate_checkpoint_path(tmp_path / "whole", 2)
+    assert first.is_file() and not intermediate_checkpoint_path(tmp_path / "whole", 4).exists()
     # The intermediate checkpoint is a generator checkpoint too.
     assert stylegan2.load_generator(str(first)).generator.size == 8
 
@@ -169,7 +170,7 @@ def test_resume_refuses_a_different_job(tmp_path, models):
             make_params(steps=2, lr=0.01),
             tmp_path / "other",
             device="cpu",
-            resume_from=checkpoint_path(tmp_path / "whole", 1),
+            resume_from=intermediate_checkpoint_path(tmp_path / "whole", 1),
             models=models,
         )
 

@@ -16,10 +16,11 @@ import pytest
 from sqlalchemy import create_engine, text, update
 from sqlalchemy.engine import make_url
 
-from backend import jobs, leases, storage
-from backend.db.models import Job
-from backend.db.session import get_engine, migrate, session_scope
-from backend.settings import Settings
+from jobs import leases, storage, store
+from jobs.db.models import Job
+from jobs.db.session import get_engine, migrate, session_scope
+from jobs.settings import Settings
+from nada import rundir
 from nada.params import AdaptParams
 from worker.events import AdaptResult, Canceled, Progress
 
@@ -76,7 +77,7 @@ class ScriptedEngine:
         total = params.steps
         if resume_from and self.refuse_resume:
             raise ValueError(f"resume_from {resume_from} is not an intermediate checkpoint")
-        start = storage.step_of(resume_from) if resume_from else 0
+        start = rundir.step_of(resume_from) if resume_from else 0
         on_progress(Progress("stage", "loading", start, total))
         on_progress(Progress("stage", "training", start, total))
         samples = []
@@ -98,18 +99,18 @@ class ScriptedEngine:
             )
             if step % params.sample_every == 0 or step == total:
                 png = out_dir / "samples" / f"step_{step:06d}.png"
-                storage.write_bytes(png, f"png {step}".encode())
+                rundir.write_bytes(png, f"png {step}".encode())
                 samples.append(png)
                 on_progress(Progress("sample", "training", step, total, path=png))
             if params.checkpoint_every and step % params.checkpoint_every == 0:
                 pt = out_dir / "checkpoints" / f"step_{step:06d}.pt"
-                storage.write_bytes(pt, f"ckpt {step}".encode())
+                rundir.write_bytes(pt, f"ckpt {step}".encode())
                 on_progress(Progress("checkpoint", "training", step, total, path=pt))
             if self.hook:
                 self.hook(step)
         on_progress(Progress("stage", "saving", total, total))
-        ckpt = storage.write_bytes(out_dir / "adapted.pt", b"adapted weights")
-        metrics = storage.write_bytes(out_dir / "metrics.jsonl", b"{}\n")
+        ckpt = rundir.write_bytes(out_dir / "adapted.pt", b"adapted weights")
+        metrics = rundir.write_bytes(out_dir / "metrics.jsonl", b"{}\n")
         return AdaptResult(
             ckpt,
             tuple(samples),
@@ -122,7 +123,7 @@ class ScriptedEngine:
 
 def _submit(settings: Settings, params: AdaptParams = PARAMS) -> str:
     with session_scope(settings.db_url) as s:
-        return jobs.create_job(s, params=params).id
+        return store.create_job(s, params=params).id
 
 
 def _run(settings: Settings, job_id: str, engine: ScriptedEngine, worker: str = "w1") -> str:
@@ -135,7 +136,7 @@ def _run(settings: Settings, job_id: str, engine: ScriptedEngine, worker: str = 
 
 def _job(settings: Settings, job_id: str) -> Job:
     with session_scope(settings.db_url) as s:
-        return jobs.get_job(s, job_id=job_id)
+        return store.get_job(s, job_id=job_id)
 
 
 def _files(root: Path) -> list[str]:
@@ -159,7 +160,7 @@ def test_success_publishes_samples_and_checkpoint_once(settings: Settings) -> No
     ]
     assert engine.calls[0]["device"] == "auto" and engine.calls[0]["resume_from"] is None
     with session_scope(settings.db_url) as s:
-        kinds = [e.kind for e in jobs.events_after(s, job_id=job_id)]
+        kinds = [e.kind for e in store.events_after(s, job_id=job_id)]
     assert kinds[:2] == ["queued", "started"] and kinds[-1] == "succeeded"
     assert kinds.count("sample") == 2
     # A re-delivered message for the finished job does nothing.
@@ -187,7 +188,7 @@ def test_cancel_stops_a_running_job_at_its_next_step(settings: Settings) -> None
     def cancel_after_first_step(step: int) -> None:
         if step == 1:
             with session_scope(settings.db_url) as s:
-                jobs.request_cancel(s, job_id=job_id)
+                store.request_cancel(s, job_id=job_id)
 
     assert _run(settings, job_id, ScriptedEngine(hook=cancel_after_first_step)) == "canceled"
     job = _job(settings, job_id)
@@ -203,7 +204,7 @@ def test_a_worker_that_lost_its_lease_writes_nothing_final(settings: Settings) -
                 s.execute(
                     update(Job)
                     .where(Job.id == job_id)
-                    .values(lease_expires_at=jobs.utcnow() - timedelta(minutes=1))
+                    .values(lease_expires_at=store.utcnow() - timedelta(minutes=1))
                 )
             with session_scope(settings.db_url) as s:
                 assert leases.claim_job(
@@ -223,7 +224,7 @@ def _claimed_by_a_dead_worker(settings: Settings, job_id: str) -> None:
         s.execute(
             update(Job)
             .where(Job.id == job_id)
-            .values(lease_expires_at=jobs.utcnow() - timedelta(minutes=1))
+            .values(lease_expires_at=store.utcnow() - timedelta(minutes=1))
         )
 
 
@@ -231,12 +232,12 @@ def test_a_new_attempt_resumes_from_the_published_checkpoint(settings: Settings)
     job_id = _submit(settings)
     _claimed_by_a_dead_worker(settings, job_id)  # attempt 1 got to step 2, then died
     root = storage.job_dir(settings.jobs_dir, job_id)
-    storage.write_bytes(storage.intermediate_checkpoint_path(root, 2), b"ckpt 2")
-    storage.write_bytes(storage.sample_path(root, 2), b"png 2")
-    storage.write_bytes(storage.attempt_dir(root, 1) / "samples" / "step_000002.png", b"png 2")
+    rundir.write_bytes(rundir.intermediate_checkpoint_path(root, 2), b"ckpt 2")
+    rundir.write_bytes(rundir.sample_path(root, 2), b"png 2")
+    rundir.write_bytes(rundir.attempt_dir(root, 1) / "samples" / "step_000002.png", b"png 2")
     engine = ScriptedEngine()
     assert _run(settings, job_id, engine, worker="w2") == "succeeded"
-    assert engine.calls[0]["resume_from"] == storage.intermediate_checkpoint_path(root, 2)
+    assert engine.calls[0]["resume_from"] == rundir.intermediate_checkpoint_path(root, 2)
     assert _job(settings, job_id).attempt == 2
     assert _files(root) == [
         "adapted.pt",
@@ -250,12 +251,12 @@ def test_a_checkpoint_that_cannot_be_resumed_means_starting_over(settings: Setti
     job_id = _submit(settings)
     _claimed_by_a_dead_worker(settings, job_id)
     root = storage.job_dir(settings.jobs_dir, job_id)
-    storage.write_bytes(storage.intermediate_checkpoint_path(root, 2), b"from another version")
-    storage.write_bytes(storage.attempt_dir(root, 1) / "samples" / "step_000002.png", b"png 2")
+    rundir.write_bytes(rundir.intermediate_checkpoint_path(root, 2), b"from another version")
+    rundir.write_bytes(rundir.attempt_dir(root, 1) / "samples" / "step_000002.png", b"png 2")
     engine = ScriptedEngine(refuse_resume=True)
     assert _run(settings, job_id, engine, worker="w2") == "succeeded"
     assert [c["resume_from"] for c in engine.calls] == [
-        storage.intermediate_checkpoint_path(root, 2),
+        rundir.intermediate_checkpoint_path(root, 2),
         None,
     ]
     assert _job(settings, job_id).step == 4
@@ -268,7 +269,7 @@ def test_a_checkpoint_that_cannot_be_resumed_means_starting_over(settings: Setti
 
 
 def test_the_task_is_registered_under_the_name_the_api_sends() -> None:
-    from backend.queue import TASK_NAME
+    from jobs.queue import TASK_NAME
     from worker.celery_app import app
     from worker.tasks import adapt
 
@@ -349,14 +350,14 @@ def test_a_full_disk_while_publishing_the_result_fails_with_io(
 ) -> None:
     import errno
 
-    real_publish = storage.publish
+    real_publish = rundir.publish
 
     def publish(src: Path, dst: Path, *, copy: bool = False) -> Path:
         if dst.name == "metrics.jsonl" and dst.parent.name != "checkpoints" and not copy:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_publish(src, dst, copy=copy)
 
-    monkeypatch.setattr(storage, "publish", publish)
+    monkeypatch.setattr(rundir, "publish", publish)
     job_id = _submit(settings)
     assert _run(settings, job_id, ScriptedEngine()) == "failed"
     job = _job(settings, job_id)
@@ -387,7 +388,7 @@ def test_a_full_disk_before_the_engine_starts_fails_with_io(
     def full(_: Path) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(storage, "latest_intermediate_checkpoint", full)
+    monkeypatch.setattr(rundir, "latest_intermediate_checkpoint", full)
     job_id = _submit(settings)
     engine = ScriptedEngine()
     assert _run(settings, job_id, engine) == "failed" and engine.calls == []

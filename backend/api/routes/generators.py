@@ -19,7 +19,9 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import CurrentOwner, SettingsDep
-from backend.generators import (
+from backend.schemas import GeneratorPublic, GeneratorsPublic
+from backend.uploads import GeneratorRejected, UploadTooLarge, store_generator
+from jobs.generators import (
     RANDOM_SIZES,
     check_upload_name,
     list_generators,
@@ -28,9 +30,7 @@ from backend.generators import (
     remember_data_dir,
     uploads_dir,
 )
-from backend.schemas import GeneratorPublic, GeneratorsPublic
-from backend.uploads import GeneratorRejected, UploadTooLarge, store_generator
-from nada.params import ParamError
+from nada.errors import ParamError
 
 router = APIRouter(prefix="/generators", tags=["generators"])
 

@@ -28,13 +28,14 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend import jobs, storage
 from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
-from backend.db.models import Job, JobStatus
-from backend.events import job_event_stream
 from backend.schemas import JobCreate, JobPublic, JobsPublic, job_public, job_url
-from backend.settings import Settings
-from nada.params import ParamError
+from backend.sse import job_event_stream
+from jobs import storage, store
+from jobs.db.models import Job, JobStatus
+from jobs.settings import Settings
+from nada import rundir
+from nada.errors import ParamError
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -50,7 +51,7 @@ def _valid_job_id(
     """Ids are uuid4 hex: anything else is a job that does not exist (404) and never
     reaches a query or a file path."""
     if not re.fullmatch(r"[0-9a-f]{32}", job_id):
-        raise jobs.JobNotFound(job_id[:64])
+        raise store.JobNotFound(job_id[:64])
     return job_id
 
 
@@ -69,12 +70,12 @@ def _too_many(detail: str, retry_after: float) -> HTTPException:
 
 
 def _public(
-    session: Session, settings: Settings, job: Job, stats: jobs.QueueStats | None = None
+    session: Session, settings: Settings, job: Job, stats: store.QueueStats | None = None
 ) -> JobPublic:
     if stats is None and job.status in (JobStatus.queued, JobStatus.running):
-        stats = jobs.queue_stats(session)
-    position, eta = jobs.estimate(session, job=job, stats=stats)
-    checkpoints = storage.intermediate_checkpoint_steps(_job_root(settings, job.id))
+        stats = store.queue_stats(session)
+    position, eta = store.estimate(session, job=job, stats=stats)
+    checkpoints = rundir.intermediate_checkpoint_steps(_job_root(settings, job.id))
     return job_public(job, queue_position=position, eta_seconds=eta, checkpoint_steps=checkpoints)
 
 
@@ -82,7 +83,7 @@ def _job_root(settings: Settings, job_id: str) -> Path:
     try:
         return storage.job_dir(settings.jobs_dir, job_id)
     except ValueError:
-        raise jobs.JobNotFound(job_id) from None
+        raise store.JobNotFound(job_id) from None
 
 
 @router.post(
@@ -124,12 +125,12 @@ def create_job(
             raise _invalid_key("must be 1..128 visible ASCII characters")
         canonical = json.dumps(params.to_dict(), sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(canonical.encode()).hexdigest()
-        earlier = jobs.find_idempotent(session, owner=who, key=idempotency_key)
+        earlier = store.find_idempotent(session, owner=who, key=idempotency_key)
         if earlier is not None:
             return _replay(session, settings, earlier, digest, response)
     if owner is not None:  # per-token limits (docs/security.md)
         if settings.max_active_jobs and (
-            jobs.active_jobs(session, owner=who) >= settings.max_active_jobs
+            store.active_jobs(session, owner=who) >= settings.max_active_jobs
         ):
             raise _too_many(
                 f"this token has {settings.max_active_jobs} queued or running jobs "
@@ -144,14 +145,14 @@ def create_job(
                 wait,
             )
     try:
-        job = jobs.create_job(
+        job = store.create_job(
             session, params=params, owner=who, idempotency_key=idempotency_key,
             request_sha256=digest,
         )  # fmt: skip
         session.commit()
     except IntegrityError:  # a concurrent request with the same key won the insert
         session.rollback()
-        earlier = jobs.find_idempotent(session, owner=who, key=idempotency_key or "")
+        earlier = store.find_idempotent(session, owner=who, key=idempotency_key or "")
         if earlier is None or digest is None:
             raise
         return _replay(session, settings, earlier, digest, response)
@@ -197,7 +198,7 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobsPublic:
     """Jobs, newest first."""
-    rows, count = jobs.list_jobs(
+    rows, count = store.list_jobs(
         session,
         statuses=[str(s) for s in status] if status else None,
         offset=offset,
@@ -205,7 +206,7 @@ def list_jobs(
         owner=owner,
     )
     active = any(j.status in (JobStatus.queued, JobStatus.running) for j in rows)
-    stats = jobs.queue_stats(session) if active else None
+    stats = store.queue_stats(session) if active else None
     return JobsPublic(data=[_public(session, settings, j, stats) for j in rows], count=count)
 
 
@@ -213,7 +214,7 @@ def list_jobs(
 def read_job(
     job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
 ) -> JobPublic:
-    return _public(session, settings, jobs.get_job(session, job_id=job_id, owner=owner))
+    return _public(session, settings, store.get_job(session, job_id=job_id, owner=owner))
 
 
 @router.get(
@@ -238,7 +239,7 @@ def job_events(
     """The job's events (queued, started, progress, sample, succeeded, failed, canceled),
     then heartbeats while nothing happens; the stream ends after the final event.
     Reconnect with Last-Event-ID (browsers do it for you) to continue where it broke off."""
-    jobs.get_job(session, job_id=job_id, owner=owner)
+    store.get_job(session, job_id=job_id, owner=owner)
     session.close()  # the stream polls with its own sessions; do not hold this one open
     stream = job_event_stream(
         db_url=settings.db_url,
@@ -270,8 +271,8 @@ def cancel_job(
 ) -> JobPublic:
     """Cancel a queued job (200, canceled now) or a running one (202: it stops at its next
     step; follow the events or poll for status 'canceled'). 409 for a finished job."""
-    jobs.get_job(session, job_id=job_id, owner=owner)  # 404 for another token's job
-    job = jobs.request_cancel(session, job_id=job_id)
+    store.get_job(session, job_id=job_id, owner=owner)  # 404 for another token's job
+    job = store.request_cancel(session, job_id=job_id)
     session.commit()
     if job.status == JobStatus.canceled:
         response.status_code = status.HTTP_200_OK
@@ -284,10 +285,10 @@ def delete_job(
 ) -> Response:
     """Remove a finished job and its files (409 while it is queued or running)."""
     root = _job_root(settings, job_id)
-    jobs.get_job(session, job_id=job_id, owner=owner)
-    jobs.delete_job(session, job_id=job_id)
+    store.get_job(session, job_id=job_id, owner=owner)
+    store.delete_job(session, job_id=job_id)
     session.commit()
-    storage.remove_tree(root)
+    rundir.remove_tree(root)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -304,8 +305,8 @@ def read_sample(
     owner: CurrentOwner,
 ) -> Response:
     """A progress image: the source generator's row over the adapted generator's row."""
-    job = jobs.get_job(session, job_id=job_id, owner=owner)
-    path = storage.sample_path(_job_root(settings, job_id), step)
+    job = store.get_job(session, job_id=job_id, owner=owner)
+    path = rundir.sample_path(_job_root(settings, job_id), step)
     if step not in (job.sample_steps or []) or not path.is_file():
         raise HTTPException(404, f"job {job_id} has no sample at step {step}")
     return FileResponse(path, media_type="image/png")
@@ -328,10 +329,10 @@ def read_checkpoint(
     job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
 ) -> Response:
     """The adapted generator (.pt: weights, latent average and the job's parameters)."""
-    job = jobs.get_job(session, job_id=job_id, owner=owner)
-    path = storage.checkpoint_path(_job_root(settings, job_id))
+    job = store.get_job(session, job_id=job_id, owner=owner)
+    path = rundir.adapted_path(_job_root(settings, job_id))
     if job.status != JobStatus.succeeded:
-        raise jobs.JobConflict(
+        raise store.JobConflict(
             f"job {job_id} is {job.status}; the checkpoint exists once it succeeded"
         )
     if not path.is_file():
@@ -355,8 +356,8 @@ def read_intermediate_checkpoint(
 ) -> Response:
     """An intermediate checkpoint of a job still in progress (listed in the job's
     `checkpoints` while it exists: the newest is kept for resuming, all go when the job ends)."""
-    job = jobs.get_job(session, job_id=job_id, owner=owner)
-    path = storage.intermediate_checkpoint_path(_job_root(settings, job_id), step)
+    job = store.get_job(session, job_id=job_id, owner=owner)
+    path = rundir.intermediate_checkpoint_path(_job_root(settings, job_id), step)
     if not path.is_file():
         raise HTTPException(404, f"job {job_id} has no checkpoint at step {step}")
     name = _checkpoint_filename(job).removesuffix(".pt") + f"-step{step}.pt"

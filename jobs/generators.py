@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nada.params import ParamError
+from nada.errors import ParamError
 from stylegan2 import registry
 
 RANDOM_SIZES = registry.RANDOM_SIZES
@@ -46,7 +46,7 @@ def remember_data_dir(data_dir: Path) -> None:
 def _roots() -> list[Path]:
     roots = set(_upload_roots)
     try:
-        from backend.settings import get_settings
+        from jobs.settings import get_settings
 
         roots.add(get_settings().data_dir)
     except Exception:  # an invalid environment: only the registered roots

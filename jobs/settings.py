@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from backend.security import ApiToken, parse_tokens
+from jobs.tokens import ApiToken, parse_tokens
 
 _REPO_FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 
@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     port: int = 8000
     device: str = Field("auto", description="torch device of this worker: auto, cpu, cuda:N")
 
-    # Worker leases (see backend/leases.py): a running job belongs to the worker whose lease
+    # Worker leases (see jobs/leases.py): a running job belongs to the worker whose lease
     # has not expired; a worker renews it every lease_seconds / 4.
     lease_seconds: float = Field(60.0, gt=0, description="how long a silent worker keeps a job")
     max_attempts: int = Field(3, ge=1, description="claims before a job fails with worker_lost")

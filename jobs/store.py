@@ -2,7 +2,7 @@
 
 Small keyword-only functions over a Session; the caller owns the transaction. Every state
 change is one conditional UPDATE, so the API and a worker racing for the same job cannot
-both win. What workers do (claims, leases, fenced progress, the reaper) is backend/leases.py.
+both win. What workers do (claims, leases, fenced progress, the reaper) is jobs/leases.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from backend.db.models import FINISHED, Job, JobEvent, JobStatus
+from jobs.db.models import FINISHED, Job, JobEvent, JobStatus
 from nada.params import AdaptParams
 
 TERMINAL_EVENTS = ("succeeded", "failed", "canceled")

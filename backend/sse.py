@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 
 import anyio
 
-from backend import jobs
-from backend.db.models import FINISHED, Job, JobEvent
-from backend.db.session import get_sessionmaker
 from backend.schemas import sample_url
+from jobs import store
+from jobs.db.models import FINISHED, Job, JobEvent
+from jobs.db.session import get_sessionmaker
 
 RETRY_MS = 2000  # how long a browser's EventSource waits before reconnecting
 
@@ -38,7 +38,7 @@ def _heartbeat() -> str:
 def _poll(db_url: str, job_id: str, after_id: int) -> tuple[list[JobEvent], str | None]:
     """New events of the job and its status (None once the job is deleted)."""
     with get_sessionmaker(db_url)() as session:
-        events = jobs.events_after(session, job_id=job_id, after_id=after_id)
+        events = store.events_after(session, job_id=job_id, after_id=after_id)
         status = session.get(Job, job_id)
         return events, (status.status if status else None)
 
@@ -62,7 +62,7 @@ async def job_event_stream(
             yield format_event(event)
             last_id = event.id
             last_sent = time.monotonic()
-            if event.kind in jobs.TERMINAL_EVENTS:
+            if event.kind in store.TERMINAL_EVENTS:
                 return
         if not events and (status is None or status in FINISHED):
             return  # deleted, or finished and its final event already delivered

@@ -2,7 +2,7 @@
 
 Lease columns (issue #6): a running job is owned by `worker_id` while `lease_expires_at`
 is in the future. `attempt` counts claims and is the fencing token: every write a worker
-makes is conditional on `attempt` still being the one it claimed (see backend/leases.py).
+makes is conditional on `attempt` still being the one it claimed (see jobs/leases.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Data access for jobs on the workers' side: claims, leases and fencing (issue #6).
 
-Keyword-only functions over a Session, like backend/jobs.py. The protocol, in the order a
+Keyword-only functions over a Session, like jobs/store.py. The protocol, in the order a
 job meets it:
 
 1. claim_job: `UPDATE ... SET status='running', attempt=attempt+1, lease_expires_at=now+L
@@ -31,8 +31,8 @@ from typing import Any
 from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from backend.db.models import FINISHED, Job, JobStatus, UTCDateTime
-from backend.jobs import add_event, utcnow
+from jobs.db.models import FINISHED, Job, JobStatus, UTCDateTime
+from jobs.store import add_event, utcnow
 
 WORKER_LOST = "worker_lost"
 

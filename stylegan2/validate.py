@@ -1,4 +1,4 @@
-"""Validate an uploaded generator file in a child process: `python -m backend.validate_generator SRC DST`.
+"""Validate an uploaded generator file in a child process: `python -m stylegan2.validate SRC DST`.
 
 The API process never imports torch and never unpickles user files; `backend.uploads` runs
 this module under memory and CPU-time limits. It loads SRC with `weights_only=True`
@@ -42,7 +42,7 @@ def validate(src: str, dst: str) -> dict:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m backend.validate_generator SRC DST", file=sys.stderr)
+        print("usage: python -m stylegan2.validate SRC DST", file=sys.stderr)
         return 64
     result = validate(argv[0], argv[1])
     print(json.dumps(result), flush=True)

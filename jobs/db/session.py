@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
-_HERE = Path(__file__).resolve().parent.parent  # backend/
+_HERE = Path(__file__).resolve().parent.parent  # jobs/
 # Connections per process: more than the API's 40 request threads plus the SSE pollers and
 # the reaper could want at once, so a request never waits for a connection held by another.
 _POOL_SIZE, _POOL_OVERFLOW = 10, 40
@@ -51,7 +51,7 @@ def get_engine(url: str) -> Engine:
         return engine
     # pool_pre_ping replaces connections a database restart killed, so the service recovers
     # by itself; connect_timeout turns an unreachable server into a prompt error (the API
-    # answers 503, backend/db/errors.py) instead of a request hanging on the OS's timeout.
+    # answers 503, backend/api/db_errors.py) instead of a request hanging on the OS's timeout.
     return create_engine(
         url,
         pool_pre_ping=True,

@@ -5,7 +5,7 @@ A PostgreSQL restart, failover or network cut surfaces as SQLAlchemy's Operation
 closed) or TimeoutError (no pooled connection within the pool timeout). SQLite reports
 a lock that outlasted its busy timeout as OperationalError too; that is also worth a retry.
 The API recovers by itself once the database is back: the PostgreSQL engine pings each
-pooled connection before use (`pool_pre_ping`, backend/db/session.py) and replaces the
+pooled connection before use (`pool_pre_ping`, jobs/db/session.py) and replaces the
 dead ones. Other database errors (integrity, programming) stay 500: they are bugs.
 """
 

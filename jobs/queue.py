@@ -16,9 +16,9 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
-from backend import jobs, leases
-from backend.db.session import session_scope
-from backend.settings import Settings
+from jobs import leases, store
+from jobs.db.session import session_scope
+from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class JobQueue:
         if sent:
             with session_scope(self.settings.db_url) as session:
                 for job_id in sent:
-                    jobs.mark_dispatched(session, job_id=job_id)
+                    store.mark_dispatched(session, job_id=job_id)
         return sent
 
     def pending_messages(self) -> int | None:

@@ -1,0 +1,157 @@
+"""A run directory: the names of its files, and the one way files are written into it.
+
+`nada adapt --out OUT` (the engine) and a job's folder under the data directory (the
+worker publishes the engine's files there, the API serves them) share one layout:
+
+    adapted.pt                    the adapted generator: the result
+    metrics.jsonl                 one JSON object per training step
+    params.json                   the run's parameters
+    samples/step_000050.png       progress images, one per sampled step
+    checkpoints/step_000100.pt    intermediate checkpoints (resume after a lost worker)
+    checkpoints/metrics.jsonl     metrics as of the newest intermediate checkpoint (jobs)
+    attempts/<n>/                 the engine's working directory of claim n (jobs, temporary)
+
+Every file appears by rename (`atomic_open`, `publish`), so a reader sees a whole file or
+none, and writing the same step again replaces a file instead of adding one. Stdlib only:
+the lowest layer of the project (tests/test_architecture.py holds that line).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+ADAPTED = "adapted.pt"
+METRICS = "metrics.jsonl"
+PARAMS = "params.json"
+SAMPLES_DIR = "samples"
+CHECKPOINTS_DIR = "checkpoints"
+ATTEMPTS_DIR = "attempts"
+
+_STEP_FILE = re.compile(r"step_(\d+)\.(png|pt)$")
+
+
+def _step_name(step: int, suffix: str) -> str:
+    return f"step_{step:06d}.{suffix}"
+
+
+def adapted_path(root: Path) -> Path:
+    return Path(root) / ADAPTED
+
+
+def metrics_path(root: Path) -> Path:
+    return Path(root) / METRICS
+
+
+def params_path(root: Path) -> Path:
+    return Path(root) / PARAMS
+
+
+def samples_dir(root: Path) -> Path:
+    return Path(root) / SAMPLES_DIR
+
+
+def sample_path(root: Path, step: int) -> Path:
+    """samples/step_000050.png: step 0 is before training (source and adapted rows equal)."""
+    return samples_dir(root) / _step_name(step, "png")
+
+
+def checkpoints_dir(root: Path) -> Path:
+    return Path(root) / CHECKPOINTS_DIR
+
+
+def intermediate_checkpoint_path(root: Path, step: int) -> Path:
+    return checkpoints_dir(root) / _step_name(step, "pt")
+
+
+def resume_metrics_path(root: Path) -> Path:
+    """metrics.jsonl as of the newest intermediate checkpoint (a resumed run continues it)."""
+    return checkpoints_dir(root) / METRICS
+
+
+def attempts_dir(root: Path) -> Path:
+    return Path(root) / ATTEMPTS_DIR
+
+
+def attempt_dir(root: Path, attempt: int) -> Path:
+    return attempts_dir(root) / str(attempt)
+
+
+def step_of(path: Path) -> int | None:
+    """The step in a sample's or an intermediate checkpoint's name, else None."""
+    match = _STEP_FILE.search(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def intermediate_checkpoint_steps(root: Path) -> list[int]:
+    """Steps of the intermediate checkpoints present now, oldest first."""
+    found = (step_of(p) for p in checkpoints_dir(root).glob("step_*.pt"))
+    return sorted(s for s in found if s is not None)
+
+
+def latest_intermediate_checkpoint(root: Path) -> Path | None:
+    steps = intermediate_checkpoint_steps(root)
+    return intermediate_checkpoint_path(root, steps[-1]) if steps else None
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file beside `path`; on success it is synced and renamed onto `path`
+    (mode 0644: mkstemp makes it owner-only, a served file must be readable). On error the
+    temporary file is removed and `path` is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
+def write_text(path: Path, text: str) -> Path:
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return Path(path)
+
+
+def publish(src: Path, dst: Path, *, copy: bool = False) -> Path:
+    """Make `dst` a copy of `src` atomically: a hard link when possible (src is never
+    written again), else -- or with `copy`, for a file still growing -- copy and fsync."""
+    dst = Path(dst)
+    if not copy:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        try:
+            os.link(src, tmp)
+            os.replace(tmp, dst)
+            return dst
+        except OSError:  # another filesystem, or no hard links (some mounts): copy
+            tmp.unlink(missing_ok=True)
+    with open(src, "rb") as source, atomic_open(dst, "wb") as f:
+        shutil.copyfileobj(source, f)
+    return dst
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
