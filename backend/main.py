@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from backend.api.db_errors import install_db_error_handlers
 from backend.api.deps import get_owner
-from backend.api.routes import clip_models, generators, health, jobs
+from backend.api.routes import clip_models, generators, health, jobs, params
 from backend.schemas import API_PREFIX
 from backend.security import SubmissionLimiter
 from jobs.db.session import migrate
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
     # Every /api/v1 route needs a token when NADA_API_TOKENS is set; /healthz stays open.
-    for module in (jobs, generators, clip_models):
+    for module in (jobs, generators, clip_models, params):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(get_owner)])
     app.include_router(health.router, prefix=API_PREFIX)
     if settings.frontend_dir and settings.frontend_dir.is_dir():

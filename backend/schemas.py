@@ -8,8 +8,6 @@ cannot drift from the engine. The last word is AdaptParams itself (`JobCreate.to
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import re
 import typing
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -19,7 +17,6 @@ from pydantic_core import PydanticCustomError
 
 from backend.security import CLIP_CONTEXT_TOKENS, CLIP_PROMPT_TOKENS, clip_token_lower_bound
 from jobs.db.models import Job, JobStatus
-from jobs.generators import check_generator_name
 from nada import params as P
 from nada.catalog import check_clip_name
 
@@ -51,16 +48,6 @@ class ClipModel(BaseModel):
     weight: float = Field(1.0, ge=0, le=100, description="this model's share of the loss")
 
 
-def _field_comments() -> dict[str, str]:
-    """The trailing '# comment' of each AdaptParams field: its documentation."""
-    found = {}
-    for line in inspect.getsource(P.AdaptParams).splitlines():
-        match = re.match(r"\s+(\w+): [^#]+#\s*(.+)$", line)
-        if match:
-            found[match.group(1)] = match.group(2).strip()
-    return found
-
-
 def _check_prompt(name: str, text: Any) -> None:
     """nada.params' checks, then CLIP's context (a lower bound; see backend/security.py)."""
     P.check_prompt(name, text)
@@ -76,11 +63,15 @@ def _check_prompt(name: str, text: Any) -> None:
 def _field_checks(name: str) -> list[Any]:
     if name in ("source_text", "target_text"):
         return [_checked(lambda v, n=name: _check_prompt(n, v))]
-    if name == "generator":
-        return [_checked(check_generator_name)]
     if name in P.RANGES:
         return [_checked(lambda v, n=name: P.check_range(n, v))]
     return []
+
+
+def _description(meta: Any) -> str:
+    """The declaration's help text, with its unit when it has one."""
+    unit = f" ({meta['unit']})" if meta["unit"] else ""
+    return f"{meta['help']}{unit}"
 
 
 def _clip_models_factory(specs: list[tuple[str, float]]) -> typing.Callable[[], list[ClipModel]]:
@@ -89,7 +80,6 @@ def _clip_models_factory(specs: list[tuple[str, float]]) -> typing.Callable[[], 
 
 def _job_create_fields() -> dict[str, Any]:
     hints = typing.get_type_hints(P.AdaptParams)
-    comments = _field_comments()
     fields: dict[str, Any] = {}
     for f in dataclasses.fields(P.AdaptParams):
         annotation: Any = hints[f.name]
@@ -105,8 +95,8 @@ def _job_create_fields() -> dict[str, Any]:
             specs = [(c.name, c.weight) for c in default]
             default, factory = dataclasses.MISSING, _clip_models_factory(specs)
             extra = {"default": [{"name": n, "weight": w} for n, w in specs]}
-        elif f.name == "selection":
-            annotation = Literal[P.SELECTION_METHODS]  # type: ignore[valid-type]
+        elif f.metadata["choices"]:
+            annotation = Literal[f.metadata["choices"]]  # type: ignore[valid-type]
         if f.name in P.RANGES:
             lo, hi = P.RANGES[f.name]
             extra = {k: v for k, v in (("minimum", lo), ("maximum", hi)) if v is not None}
@@ -114,7 +104,8 @@ def _job_create_fields() -> dict[str, Any]:
         if checks:
             annotation = Annotated[annotation, *checks]
         kwargs: dict[str, Any] = {
-            "description": comments.get(f.name),
+            "title": f.metadata["label"],
+            "description": _description(f.metadata),
             "json_schema_extra": extra or None,
         }
         if factory is not None:
@@ -139,7 +130,7 @@ class _JobCreateBase(BaseModel):
 JobCreate = create_model(  # type: ignore[call-overload]
     "JobCreate",
     __base__=_JobCreateBase,
-    __doc__="A new adaptation job: only the two texts are required (see nada/params.py).",
+    __doc__="A new adaptation job: only the two texts are required (GET /params describes every field).",
     **_job_create_fields(),
 )
 
@@ -263,3 +254,18 @@ class HealthPublic(BaseModel):
     database: Literal["ok", "unavailable"]
     broker: Literal["ok", "unavailable"]
     version: str
+
+
+class ParamGroupPublic(BaseModel):
+    name: str
+    title: str
+
+
+class ParamsPublic(BaseModel):
+    """Every job parameter as `nada.params.describe()` declares it (the page's form)."""
+
+    fields: list[dict[str, Any]] = Field(
+        description="name, type, required, default, min, max, unit, choices, help, label, "
+        "group, flag: in declaration order"
+    )
+    groups: list[ParamGroupPublic]

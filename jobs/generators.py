@@ -19,12 +19,6 @@ from stylegan2 import registry
 RANDOM_SIZES = registry.RANDOM_SIZES
 UPLOAD_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
-# Data directories whose uploads job submissions may name. The JobCreate schema check has
-# no access to the app's settings, so the generators routes register their app's data_dir
-# here (and the environment's NADA_DATA_DIR is always consulted).
-_upload_roots: set[Path] = set()
-
-
 @dataclass(frozen=True)
 class GeneratorEntry:
     name: str
@@ -39,29 +33,13 @@ def uploads_dir(data_dir: Path) -> Path:
     return data_dir / "generators"
 
 
-def remember_data_dir(data_dir: Path) -> None:
-    _upload_roots.add(Path(data_dir))
-
-
-def _roots() -> list[Path]:
-    roots = set(_upload_roots)
-    try:
-        from jobs.settings import get_settings
-
-        roots.add(get_settings().data_dir)
-    except Exception:  # an invalid environment: only the registered roots
-        pass
-    return sorted(roots)
-
-
-def uploaded_path(name: str, data_dir: Path | None = None) -> Path | None:
-    """The stored file of uploaded generator `name`, or None."""
+def uploaded_path(name: str, data_dir: Path) -> Path | None:
+    """The stored file of uploaded generator `name` under `data_dir`, or None."""
     if not UPLOAD_NAME.fullmatch(name):
         return None
-    for root in [data_dir] if data_dir is not None else _roots():
-        path = uploads_dir(root) / f"{name}.pt"
-        if path.is_file() and path.with_suffix(".json").is_file():
-            return path
+    path = uploads_dir(data_dir) / f"{name}.pt"
+    if path.is_file() and path.with_suffix(".json").is_file():
+        return path
     return None
 
 
@@ -114,15 +92,16 @@ def check_upload_name(name: str) -> str:
     return name
 
 
-def check_generator_name(name: str) -> str:
-    """Return `name` if a job may use it, else raise ParamError listing the known names."""
+def check_generator_name(name: str, data_dir: Path) -> str:
+    """Return `name` if a job may use it (registered, random-<size>, or uploaded under
+    `data_dir`), else raise ParamError listing the known names."""
     try:
         if registry.parse_random_name(name) is not None:
             return name
     except ValueError as exc:  # random-<size> with a size the model cannot have
         raise ParamError("generator", f"is not usable: {exc}") from None
     known = registry.generator_names()
-    if name in known or uploaded_path(name) is not None:
+    if name in known or uploaded_path(name, data_dir) is not None:
         return name
     hint = ", ".join([*known, "random-<size>", "an uploaded name (GET /generators)"])
     raise ParamError("generator", f"has unknown name {name!r}; known: {hint}")

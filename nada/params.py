@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from nada.errors import ParamError
 
 MAX_PROMPT_CHARS = 300  # CLIP's context is 77 tokens; the tokenizer check is the engine's.
 SELECTION_METHODS = ("latent", "gradient")
+MAX_CLIP_MODELS = 4
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -40,57 +42,134 @@ def _default_clip_models() -> tuple[ClipSpec, ...]:
     return (ClipSpec("ViT-B-32", 1.0), ClipSpec("ViT-B-16", 1.0))
 
 
-# (min, max) for numeric fields; None means unbounded on that side.
-RANGES: dict[str, tuple[float | None, float | None]] = {
-    "steps": (1, 5000),
-    "layers": (0, 64),  # 0 trains every candidate layer
-    "probe_steps": (1, 100),
-    "probe_batch": (1, 64),
-    "reselect_every": (1, 5000),
-    "batch_size": (1, 64),
-    "lr": (1e-6, 1.0),
-    "sample_every": (1, 5000),
-    "checkpoint_every": (0, 5000),  # 0 disables intermediate checkpoints
-    "mixing": (0.0, 1.0),
-    "seed": (0, 2**31 - 1),
-    "n_samples": (1, 16),
-    "sample_truncation": (0.0, 1.0),
-    "lambda_direction": (0.0, 100.0),
-    "lambda_global": (0.0, 100.0),
+# Sections of the parameter list, in the order the page shows them.
+GROUPS: dict[str, str] = {
+    "prompt": "Prompts",
+    "training": "Training",
+    "selection": "Layer selection",
+    "clip": "CLIP guidance",
+    "output": "Progress output",
 }
 
 
-INT_FIELDS = frozenset(
-    {"steps", "layers", "probe_steps", "probe_batch", "reselect_every", "batch_size",
-     "sample_every", "checkpoint_every", "seed", "n_samples"}
-)  # fmt: skip
+def param(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,  # one sentence: what the knob does (CLI --help, OpenAPI, the page's hint)
+    label: str,  # how the page names it
+    group: str,  # a key of GROUPS
+    range: tuple[float | None, float | None] | None = None,  # (min, max); None = unbounded
+    unit: str = "",  # what the number counts: 'steps', 'latents', ...
+    choices: tuple[str, ...] | None = None,  # the allowed values of a text field
+    flag: str | None = None,  # the `nada adapt` flag; default --<name with dashes>
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
+    """Declare one AdaptParams field: its default and everything said about it, once.
+
+    The CLI's flags (worker/cli.py), the API's request schema and its OpenAPI descriptions
+    (backend/schemas.py), `GET /api/v1/params` and the page's form are all generated from
+    these declarations (`describe()`)."""
+    assert group in GROUPS, group
+    metadata = {"help": help, "label": label, "group": group, "range": range, "unit": unit,
+                "choices": choices, "flag": flag}  # fmt: skip
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class AdaptParams:
     """Everything that defines one adaptation run (and is saved with its checkpoint)."""
 
-    source_text: str  # what the base generator makes: 'photo', 'face', 'dog'
-    target_text: str  # what it should make: 'sketch', 'Shrek', 'cat'
-    generator: str = "ffhq-1024"  # registry name, 'random-<size>', or a .pt path (CLI only)
-    clip_models: tuple[ClipSpec, ...] = field(default_factory=_default_clip_models)
-    steps: int = 300  # training iterations
-    layers: int = 10  # k: layers trained per step (0 = all candidates)
-    selection: str = "latent"  # 'latent' (the paper's W+ probe) or 'gradient'
-    include_torgb: bool = False  # let the to_rgb layers be selected too
-    probe_steps: int = 1  # optimisation steps of the selection probe
-    probe_batch: int = 8  # latents in the selection probe (the paper's auto_layer_batch)
-    reselect_every: int = 1  # steps between layer selections (1 = every step, as the paper)
-    batch_size: int = 2  # latents per training step
-    lr: float = 0.002  # Adam learning rate; betas are (0, 0.99)
-    sample_every: int = 50  # steps between progress samples (the last step always samples)
-    checkpoint_every: int = 0  # steps between intermediate checkpoints (0 = none)
-    mixing: float = 0.0  # probability of style mixing in training latents
-    seed: int = 0  # seeds latents, noise and random CLIP weights
-    n_samples: int = 4  # fixed latents in each progress sample
-    sample_truncation: float = 0.7  # truncation psi of the progress samples
-    lambda_direction: float = 1.0  # weight of the directional CLIP loss
-    lambda_global: float = 0.0  # weight of the global CLIP loss
+    source_text: str = param(
+        help="what the base generator makes now: 'photo', 'face', 'dog'",
+        label="Source text", group="prompt", flag="--source",
+    )  # fmt: skip
+    target_text: str = param(
+        help="what it should make: 'pencil sketch', 'Shrek', 'cat'",
+        label="Target text", group="prompt", flag="--target",
+    )  # fmt: skip
+    generator: str = param(
+        "ffhq-1024",
+        help="base generator: a registry name (GET /generators, `nada models list`), "
+        "random-<size> (seeded random weights), an uploaded name, or (CLI only) a .pt path",
+        label="Base generator", group="prompt",
+    )  # fmt: skip
+    clip_models: tuple[ClipSpec, ...] = param(
+        default_factory=_default_clip_models,
+        help="CLIP models guiding the loss, each with its share of it; 'ViT-B-32:random' "
+        "means seeded random weights, no download",
+        label="CLIP models", group="clip",
+    )  # fmt: skip
+    steps: int = param(
+        300, help="training iterations", label="Training steps", group="training",
+        range=(1, 5000), unit="steps",
+    )  # fmt: skip
+    layers: int = param(
+        10, help="k: layers trained per step; 0 trains every candidate layer",
+        label="Layers per step (k)", group="selection", range=(0, 64), unit="layers",
+    )  # fmt: skip
+    selection: str = param(
+        "latent", help="how the k layers are chosen: 'latent' (the paper's short W+ "
+        "optimisation probe) or 'gradient' (the largest gradients)",
+        label="Layer selection", group="selection", choices=SELECTION_METHODS,
+    )  # fmt: skip
+    include_torgb: bool = param(
+        False, help="let the to_rgb (colour output) layers be selected too",
+        label="Also select to_rgb layers", group="selection",
+    )  # fmt: skip
+    probe_steps: int = param(
+        1, help="optimisation steps of the selection probe", label="Probe steps",
+        group="selection", range=(1, 100), unit="steps",
+    )  # fmt: skip
+    probe_batch: int = param(
+        8, help="latents in the selection probe (the paper's auto_layer_batch)",
+        label="Probe batch", group="selection", range=(1, 64), unit="latents",
+    )  # fmt: skip
+    reselect_every: int = param(
+        1, help="steps between layer selections (1 = every step, as the paper)",
+        label="Reselect every", group="selection", range=(1, 5000), unit="steps",
+    )  # fmt: skip
+    batch_size: int = param(
+        2, help="latents per training step", label="Batch size", group="training",
+        range=(1, 64), unit="latents",
+    )  # fmt: skip
+    lr: float = param(
+        0.002, help="Adam learning rate; betas are (0, 0.99)", label="Learning rate",
+        group="training", range=(1e-6, 1.0),
+    )  # fmt: skip
+    sample_every: int = param(
+        50, help="steps between progress images; the last step always samples",
+        label="Sample every", group="output", range=(1, 5000), unit="steps",
+    )  # fmt: skip
+    checkpoint_every: int = param(
+        0, help="steps between intermediate (resumable) checkpoints; 0 = none",
+        label="Checkpoint every", group="output", range=(0, 5000), unit="steps",
+    )  # fmt: skip
+    mixing: float = param(
+        0.0, help="probability of style mixing in the training latents",
+        label="Style mixing", group="training", range=(0.0, 1.0),
+    )  # fmt: skip
+    seed: int = param(
+        0, help="seeds the latents, the noise and random CLIP weights", label="Seed",
+        group="training", range=(0, 2**31 - 1),
+    )  # fmt: skip
+    n_samples: int = param(
+        4, help="fixed latents shown in each progress image", label="Images per sample",
+        group="output", range=(1, 16), unit="images",
+    )  # fmt: skip
+    sample_truncation: float = param(
+        0.7, help="truncation psi of the progress images", label="Sample truncation ψ",
+        group="output", range=(0.0, 1.0),
+    )  # fmt: skip
+    lambda_direction: float = param(
+        1.0, help="weight of the directional CLIP loss (the paper's main loss)",
+        label="Directional loss weight", group="clip", range=(0.0, 100.0),
+    )  # fmt: skip
+    lambda_global: float = param(
+        0.0, help="weight of the global CLIP loss (pulls images toward the target text)",
+        label="Global loss weight", group="clip", range=(0.0, 100.0),
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         validate(self)
@@ -115,6 +194,68 @@ class AdaptParams:
 
     def replace(self, **changes: Any) -> AdaptParams:
         return dataclasses.replace(self, **changes)
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(AdaptParams)}
+_TYPES = typing.get_type_hints(AdaptParams)
+FIELD_NAMES = tuple(_FIELDS)
+
+# Derived from the declarations above, for the validators: (min, max) of numeric fields,
+# and the fields that must be whole numbers.
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    name: f.metadata["range"] for name, f in _FIELDS.items() if f.metadata["range"] is not None
+}
+INT_FIELDS = frozenset(name for name, t in _TYPES.items() if t is int)
+REQUIRED = tuple(name for name, f in _FIELDS.items() if _default(f) is dataclasses.MISSING)
+
+
+def flag_of(name: str) -> str:
+    """The `nada adapt` flag that sets field `name`."""
+    return _FIELDS[name].metadata["flag"] or "--" + name.replace("_", "-")
+
+
+def describe() -> list[dict[str, Any]]:
+    """Every parameter as plain data, in declaration order: what `GET /api/v1/params`
+    returns and the page builds its form from.
+
+    Each entry: name, type ('string', 'integer', 'number', 'boolean', 'clip_models'),
+    required, default (absent when required), min/max (when bounded), unit, choices,
+    maxLength (texts), help, label, group, flag. Then the groups in order."""
+    out = []
+    for name, f in _FIELDS.items():
+        meta = f.metadata
+        kind = {str: "string", int: "integer", float: "number", bool: "boolean"}.get(
+            _TYPES[name], "clip_models"
+        )
+        entry: dict[str, Any] = {"name": name, "type": kind, "required": name in REQUIRED}
+        default = _default(f)
+        if default is not dataclasses.MISSING:
+            entry["default"] = (
+                [dataclasses.asdict(c) for c in default] if kind == "clip_models" else default
+            )
+        if meta["range"] is not None:
+            lo, hi = meta["range"]
+            entry.update({k: v for k, v in (("min", lo), ("max", hi)) if v is not None})
+        if meta["choices"]:
+            entry["choices"] = list(meta["choices"])
+        if name in ("source_text", "target_text"):
+            entry["maxLength"] = MAX_PROMPT_CHARS
+        if kind == "clip_models":
+            entry.update(minItems=1, maxItems=MAX_CLIP_MODELS, weight={"min": 0, "max": 100})
+        entry.update(
+            unit=meta["unit"], help=meta["help"], label=meta["label"], group=meta["group"],
+            flag=flag_of(name),
+        )  # fmt: skip
+        out.append(entry)
+    return out
 
 
 def check_prompt(name: str, text: Any) -> None:
@@ -159,9 +300,10 @@ def validate(p: AdaptParams) -> None:
         raise ParamError("include_torgb", f"must be true or false (got {p.include_torgb!r})")
     if not p.clip_models:
         raise ParamError("clip_models", "must name at least one CLIP model")
-    if len(p.clip_models) > 4:
+    if len(p.clip_models) > MAX_CLIP_MODELS:
         raise ParamError(
-            "clip_models", f"must name at most 4 CLIP models (got {len(p.clip_models)})"
+            "clip_models",
+            f"must name at most {MAX_CLIP_MODELS} CLIP models (got {len(p.clip_models)})",
         )
     for spec in p.clip_models:
         if not isinstance(spec.name, str) or not spec.name.strip():
@@ -178,3 +320,11 @@ def validate(p: AdaptParams) -> None:
         raise ParamError("clip_models", "need at least one model with weight > 0")
     if p.lambda_direction == 0 and p.lambda_global == 0:
         raise ParamError("lambda_direction", "and lambda_global cannot both be 0")
+
+
+def schema() -> dict[str, Any]:
+    """`describe()` with the groups in page order: the body of `GET /api/v1/params`."""
+    return {
+        "fields": describe(),
+        "groups": [{"name": name, "title": title} for name, title in GROUPS.items()],
+    }

@@ -129,4 +129,3 @@ def atomic_torch_save(obj: Any, path: Path) -> Path:
     with atomic_open(path, "wb") as f:
         torch.save(obj, f)
     return path
-

@@ -15,33 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nada.errors import CLIError
-from nada.params import AdaptParams, ClipSpec, ParamError
-
-# AdaptParams field -> the `nada adapt` flag that sets it.
-_FLAGS = {
-    "source_text": "--source",
-    "target_text": "--target",
-    "generator": "--generator",
-    "clip_models": "--clip-models",
-    "steps": "--steps",
-    "layers": "--layers",
-    "selection": "--selection",
-    "include_torgb": "--include-torgb",
-    "probe_steps": "--probe-steps",
-    "probe_batch": "--probe-batch",
-    "reselect_every": "--reselect-every",
-    "batch_size": "--batch-size",
-    "lr": "--lr",
-    "sample_every": "--sample-every",
-    "checkpoint_every": "--checkpoint-every",
-    "mixing": "--mixing",
-    "seed": "--seed",
-    "n_samples": "--n-samples",
-    "sample_truncation": "--sample-truncation",
-    "lambda_direction": "--lambda-direction",
-    "lambda_global": "--lambda-global",
-}
-_DEFAULTS = AdaptParams("photo", "sketch")  # the schema's defaults, shown in --help
+from nada.params import FIELD_NAMES, AdaptParams, ClipSpec, ParamError, describe, flag_of
 
 
 def register(subparsers: Any) -> None:
@@ -55,7 +29,6 @@ def register(subparsers: Any) -> None:
 
 
 def _register_adapt(subparsers: Any) -> None:
-    d = _DEFAULTS
     p = subparsers.add_parser(
         "adapt",
         help="adapt a generator to a text prompt (StyleGAN-NADA) on this machine",
@@ -63,60 +36,7 @@ def _register_adapt(subparsers: Any) -> None:
         "describes, guided by CLIP. Writes OUT/adapted.pt, OUT/samples/step_XXXXXX.png "
         "(source row over adapted row) and OUT/metrics.jsonl.",
     )
-    p.add_argument("--source", required=True, help="what the generator makes now: 'photo'")
-    p.add_argument("--target", required=True, help="what it should make: 'pencil sketch'")
-    p.add_argument(
-        "--generator",
-        default=d.generator,
-        help=f"registry name (see `nada models list`), random-<size>, or a .pt path "
-        f"(default {d.generator})",
-    )
-    p.add_argument(
-        "--clip-models",
-        default=",".join(spec.name for spec in d.clip_models),
-        help="comma-separated open_clip models, arch[:pretrained]; ':random' = seeded random "
-        "weights, no download (default %(default)s)",
-    )
-    p.add_argument(
-        "--clip-weights",
-        default=None,
-        help="comma-separated loss weight per model (default 1 each)",
-    )
-    p.add_argument("--steps", type=int, default=d.steps, help="training steps (%(default)s)")
-    p.add_argument(
-        "--layers",
-        type=int,
-        default=d.layers,
-        help="layers trained per step; 0 = all (%(default)s)",
-    )
-    p.add_argument(
-        "--selection",
-        default=d.selection,
-        help="layer selection: latent (the paper's W+ probe) or gradient (%(default)s)",
-    )
-    p.add_argument(
-        "--include-torgb", action="store_true", help="let the to_rgb layers be selected too"
-    )
-    p.add_argument("--probe-steps", type=int, default=d.probe_steps, help="(%(default)s)")
-    p.add_argument(
-        "--probe-batch", type=int, default=d.probe_batch, help="latents per probe (%(default)s)"
-    )
-    p.add_argument("--reselect-every", type=int, default=d.reselect_every, help="(%(default)s)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="(%(default)s)")
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (%(default)s)")
-    p.add_argument("--sample-every", type=int, default=d.sample_every, help="(%(default)s)")
-    p.add_argument(
-        "--checkpoint-every",
-        type=int,
-        default=d.checkpoint_every,
-        help="steps between resumable checkpoints in OUT/checkpoints; 0 = none (%(default)s)",
-    )
-    p.add_argument("--mixing", type=float, default=d.mixing, help="style-mixing probability")
-    p.add_argument("--seed", type=int, default=d.seed, help="(%(default)s)")
-    p.add_argument("--n-samples", type=int, default=d.n_samples, help="images per sample row")
-    p.add_argument("--sample-truncation", type=float, default=d.sample_truncation, help="psi")
-    p.add_argument("--lambda-direction", type=float, default=d.lambda_direction)
-    p.add_argument("--lambda-global", type=float, default=d.lambda_global)
+    add_param_arguments(p)
     p.add_argument("--resume", type=Path, default=None, help="an OUT/checkpoints/*.pt to continue")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (%(default)s)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
@@ -133,6 +53,28 @@ def _number_list(flag: str, text: str) -> list[float]:
         ) from None
 
 
+def add_param_arguments(p: argparse.ArgumentParser) -> None:
+    """One flag per AdaptParams field, generated from its declaration (nada/params.py):
+    type, default, unit and help come from there, so the CLI cannot drift from the API."""
+    for spec in describe():
+        name, flag = spec["name"], spec["flag"]
+        unit = f"{spec['unit']}; " if spec["unit"] else ""
+        if spec["type"] == "clip_models":
+            default = ",".join(c["name"] for c in spec["default"])
+            p.add_argument(flag, default=default, help=f"{spec['help']}: comma-separated "
+                           "open_clip names, arch[:pretrained] (default %(default)s)")  # fmt: skip
+            p.add_argument("--clip-weights", default=None,
+                           help="comma-separated loss weight per model (default 1 each)")  # fmt: skip
+        elif spec["type"] == "boolean":
+            p.add_argument(flag, action="store_true", default=spec["default"], help=spec["help"])
+        elif spec["required"]:
+            p.add_argument(flag, required=True, help=spec["help"])
+        else:
+            kind = {"integer": int, "number": float, "string": str}[spec["type"]]
+            p.add_argument(flag, type=kind, default=spec["default"], dest=name,
+                           help=f"{spec['help']} ({unit}default %(default)s)")  # fmt: skip
+
+
 def params_from_args(args: argparse.Namespace) -> AdaptParams:
     """The AdaptParams the flags describe; a refusal names the flag."""
     names = [name.strip() for name in args.clip_models.split(",") if name.strip()]
@@ -147,9 +89,9 @@ def params_from_args(args: argparse.Namespace) -> AdaptParams:
                 f"({', '.join(names)})"
             )
     values = {
-        field: getattr(args, flag[2:].replace("-", "_"))
-        for field, flag in _FLAGS.items()
-        if field not in ("source_text", "target_text", "clip_models")
+        spec["name"]: getattr(args, spec["name"])
+        for spec in describe()
+        if spec["name"] not in ("source_text", "target_text", "clip_models")
     }
     try:
         return AdaptParams(
@@ -163,9 +105,9 @@ def params_from_args(args: argparse.Namespace) -> AdaptParams:
 
 
 def _flag_error(exc: ParamError) -> CLIError:
-    flag = _FLAGS.get(exc.field)
-    if flag is None:
+    if exc.field not in FIELD_NAMES:
         return CLIError(str(exc))
+    flag = flag_of(exc.field)
     if exc.field == "clip_models" and ("weight of" in exc.message or "weight >" in exc.message):
         flag = "--clip-weights"
     return CLIError(f"argument {flag}: {exc.message}")

@@ -27,7 +27,6 @@ from jobs.generators import (
     list_generators,
     list_uploaded,
     name_taken,
-    remember_data_dir,
     uploads_dir,
 )
 from nada.errors import ParamError
@@ -41,7 +40,6 @@ _NAME_FIELD_MAX = 1024
 @router.get("", response_model=GeneratorsPublic)
 def read_generators(settings: SettingsDep) -> GeneratorsPublic:
     """Registered and uploaded generators; 'random-<size>' (seeded random weights) too."""
-    remember_data_dir(settings.data_dir)
     data = [GeneratorPublic(**vars(g)) for g in list_generators(settings.data_dir)]
     return GeneratorsPublic(data=data, count=len(data), random_sizes=list(RANDOM_SIZES))
 
@@ -152,7 +150,6 @@ async def upload_generator(
     if declared.isdigit() and int(declared) > max_bytes + _FORM_SLACK:
         raise _too_large(max_bytes)
 
-    remember_data_dir(settings.data_dir)
     incoming = settings.data_dir / "uploads-incoming"
     incoming.mkdir(parents=True, exist_ok=True)
     tmp = incoming / f"{uuid.uuid4().hex}.part"

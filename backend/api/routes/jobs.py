@@ -32,6 +32,7 @@ from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
 from backend.schemas import JobCreate, JobPublic, JobsPublic, job_public, job_url
 from backend.sse import job_event_stream
 from jobs import storage, store
+from jobs.generators import check_generator_name
 from jobs.db.models import Job, JobStatus
 from jobs.settings import Settings
 from nada import rundir
@@ -114,6 +115,7 @@ def create_job(
     """Queue an adaptation job. Only source_text and target_text are required."""
     try:
         params = body.to_params()
+        check_generator_name(params.generator, settings.data_dir)
     except ParamError as exc:
         raise RequestValidationError(
             [{"type": "invalid_param", "loc": ("body", exc.field), "msg": str(exc), "input": None}]
