@@ -147,6 +147,7 @@ class SamplePublic(BaseModel):
 
 class JobPublic(BaseModel):
     id: str
+    kind: str = Field("adapt", description="the kind of work: 'adapt' (more kinds to come)")
     status: JobStatus
     stage: str | None = Field(description="loading, selecting, training, saving")
     step: int
@@ -193,6 +194,7 @@ def job_public(
     succeeded = job.status == JobStatus.succeeded
     return JobPublic(
         id=job.id,
+        kind=job.kind,
         status=JobStatus(job.status),
         stage=job.stage,
         step=job.step,

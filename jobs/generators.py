@@ -19,6 +19,7 @@ from stylegan2 import registry
 RANDOM_SIZES = registry.RANDOM_SIZES
 UPLOAD_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
+
 @dataclass(frozen=True)
 class GeneratorEntry:
     name: str

@@ -44,6 +44,7 @@ class Claim:
     job_id: str
     attempt: int
     params: dict[str, Any]
+    kind: str = "adapt"  # jobs/kinds.py
 
 
 def _now(session: Session) -> Any:
@@ -83,7 +84,7 @@ def claim_job(
             started_at=func.coalesce(Job.started_at, _sql_time(now)),
             stage=None,
         )
-        .returning(Job.attempt, Job.params)
+        .returning(Job.attempt, Job.params, Job.kind)
     ).first()
     if row is None:
         return None
@@ -94,7 +95,7 @@ def claim_job(
         attempt=row.attempt,
         data={"status": "running", "attempt": row.attempt, "worker": worker_id},
     )
-    return Claim(job_id=job_id, attempt=row.attempt, params=row.params)
+    return Claim(job_id=job_id, attempt=row.attempt, params=row.params, kind=row.kind)
 
 
 def _fence(job_id: str, attempt: int) -> Any:

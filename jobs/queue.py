@@ -22,7 +22,11 @@ from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TASK_NAME = "nada.adapt"  # worker/tasks.py registers the task under this name
+# The one task every job goes through, whatever its kind: `nada.run_job(job_id)`; the worker
+# reads the kind from the job's row (worker/tasks.py registers it). Messages of the name
+# used before job kinds existed are still run, so an upgrade loses no queued job.
+TASK_NAME = "nada.run_job"
+LEGACY_TASK_NAMES = ("nada.adapt",)
 _PRUNE_EVERY_S = 600.0  # how often a reaper clears delivered embedded-broker messages
 
 
@@ -44,7 +48,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": transport_options,
         "broker_connection_retry_on_startup": True,
         "task_default_queue": settings.queue,
-        "task_routes": {TASK_NAME: {"queue": settings.queue}},
+        "task_routes": {
+            name: {"queue": settings.queue} for name in (TASK_NAME, *LEGACY_TASK_NAMES)
+        },
         "task_acks_late": True,  # ack after the task ran, so a crash leaves it un-acked
         "task_reject_on_worker_lost": True,  # a killed pool child re-queues its message
         "task_acks_on_failure_or_timeout": True,  # failures are recorded in the job row
@@ -97,7 +103,7 @@ def make_celery(settings: Settings, name: str = "nada") -> Celery:
 
 
 class JobQueue:
-    """Sends `nada.adapt(job_id)` messages; a message is a hint, the job row is the truth."""
+    """Sends `nada.run_job(job_id)` messages; a message is a hint, the job row is the truth."""
 
     def __init__(self, settings: Settings, app: Celery | None = None):
         self.settings = settings

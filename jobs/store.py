@@ -15,7 +15,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobs.db.models import FINISHED, Job, JobEvent, JobStatus
-from nada.params import AdaptParams
+from jobs.kinds import ADAPT, JobKind, KindParams
 
 TERMINAL_EVENTS = ("succeeded", "failed", "canceled")
 
@@ -52,24 +52,26 @@ def new_job_id() -> str:
 def create_job(
     session: Session,
     *,
-    params: AdaptParams,
+    params: KindParams,
+    kind: JobKind = ADAPT,
     owner: str = "",
     idempotency_key: str | None = None,
     request_sha256: str | None = None,
 ) -> Job:
-    """A queued job. With an idempotency key, a concurrent twin raises IntegrityError at
+    """A queued job of `kind` (adaptation unless said). With an idempotency key, a concurrent twin raises IntegrityError at
     flush (unique owner+key); the caller rolls back and reads the winner."""
     now = utcnow()
     job = Job(
         id=new_job_id(),
         status=JobStatus.queued,
+        kind=kind.name,
         params=params.to_dict(),
         owner=owner,
         idempotency_key=idempotency_key,
         request_sha256=request_sha256,
         stage=None,
         step=0,
-        total_steps=params.steps,
+        total_steps=kind.total_steps(params),
         losses={},
         selected_layers=[],
         sample_steps=[],

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nada import rundir
 from nada.errors import CLIError
 from nada.params import FIELD_NAMES, AdaptParams, ClipSpec, ParamError, describe, flag_of
 
@@ -188,7 +189,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
             {
                 "checkpoint": str(result.checkpoint),
                 "sha256": result.checkpoint_sha256,
-                "samples": str(result.checkpoint.parent / "samples"),
+                "samples": str(rundir.samples_dir(result.checkpoint.parent)),
                 "metrics": str(result.metrics),
                 "steps": result.steps,
                 "seconds": round(result.seconds, 1),

@@ -1,7 +1,7 @@
-"""The Celery task `nada.adapt(job_id)`: a thin shell around `run_job`, which claims the job,
-runs the engine with a progress callback and records the outcome.
+"""The Celery task `nada.run_job(job_id)`: a thin shell around `run_job`, which claims the job,
+runs its kind's engine (worker/runners.py) with a progress callback and records the outcome.
 
-Reliability (see jobs/leases.py for the lease protocol):
+The same for every kind of job (see jobs/leases.py for the lease protocol):
 - Idempotent by job id: the claim is a conditional UPDATE, so a duplicate or re-delivered
   message for a job that is done, canceled or held by a live worker does nothing.
 - Fenced: every write carries the claimed attempt number; a worker that lost its lease
@@ -17,6 +17,7 @@ Reliability (see jobs/leases.py for the lease protocol):
 
 from __future__ import annotations
 
+import enum
 import errno
 import gc
 import logging
@@ -31,14 +32,14 @@ from typing import Any
 from jobs import leases, storage
 from jobs.db.models import JobStatus
 from jobs.db.session import session_scope
-from jobs.generators import uploaded_path
-from jobs.queue import TASK_NAME
+from jobs.kinds import get_kind
+from jobs.queue import LEGACY_TASK_NAMES, TASK_NAME
 from jobs.settings import Settings, get_settings
 from nada import rundir
-from nada.params import AdaptParams, ParamError
-from stylegan2 import registry
+from nada.errors import ParamError
 from worker.celery_app import app
-from worker.events import AdaptResult, Canceled, Progress
+from worker.events import Canceled, Progress
+from worker.runners import EngineCall, Runner, published_samples, runner_for
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,6 @@ def _model_cache() -> Any:
         cache_cls = getattr(engine, "ModelCache", None)
         _models = cache_cls() if cache_cls is not None else False
     return _models or None
-
-
-def _engine_run() -> Callable[..., AdaptResult]:
-    from worker.engine import run_adaptation  # torch: imported on the first job only
-
-    return run_adaptation
 
 
 TIMEOUT = "timeout"
@@ -153,7 +148,7 @@ class AttemptRecorder:
         """Keep the newest intermediate checkpoint where a later attempt resumes from it,
         with the metrics log so far (copied: the engine keeps appending to its own)."""
         published = rundir.publish(path, rundir.intermediate_checkpoint_path(self.root, step))
-        metrics = self.work / "metrics.jsonl"
+        metrics = rundir.metrics_path(self.work)
         if metrics.is_file():
             rundir.publish(metrics, rundir.resume_metrics_path(self.root), copy=True)
         for older in published.parent.glob("step_*.pt"):
@@ -218,64 +213,207 @@ class LeaseKeeper(threading.Thread):
         self._stop_event.set()
 
 
-def _finish(settings: Settings, recorder: AttemptRecorder, status: JobStatus, **kw: Any) -> bool:
-    with session_scope(settings.db_url) as session:
-        return leases.finish_job(
-            session, job_id=recorder.job_id, attempt=recorder.attempt, status=status, **kw
+class Outcome(enum.StrEnum):
+    """How one delivery of a job's message ended (the task's return value, and logged)."""
+
+    succeeded = "succeeded"
+    failed = "failed"  # recorded with an error code (invalid_params, timeout, io, ...)
+    canceled = "canceled"
+    skipped = "skipped"  # not claimable: done, canceled, or held by a live worker
+    lost = "lost"  # the attempt lost its lease midway; another attempt owns the job
+
+
+class Attempt:
+    """One claimed attempt at a job, from the claim to its final state.
+
+    `run` goes through the phases in order: prepare the working directory (and the resume
+    point), run the kind's engine, publish its files, record the final state. Every way
+    out has a method of its own: `_stopped` (cancel or time limit), `_failed` (an
+    exception: invalid parameters, out of memory, a full disk, an engine error), `_succeed`.
+    Each returns an Outcome; a write that finds the lease gone makes it Outcome.lost.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        claim: leases.Claim,
+        *,
+        engine: EngineCall | None = None,
+        models: Any = None,
+    ):
+        self.settings = settings
+        self.claim = claim
+        self.root = storage.job_dir(settings.jobs_dir, claim.job_id)
+        self.work = rundir.attempt_dir(self.root, claim.attempt)
+        self.recorder = AttemptRecorder(settings, claim, self.root, self.work)
+        self.keeper = LeaseKeeper(settings, self.recorder)
+        self._engine = engine
+        self._models = models
+        self.result_files: tuple[str, ...] = ()
+
+    # -- the phases --------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        self.keeper.start()
+        try:
+            result, runner = self._run_engine()
+        except Canceled:
+            return self._stopped()
+        except Exception as exc:
+            return self._failed(exc)
+        if self.recorder.lost:
+            return Outcome.lost
+        return self._succeed(result, runner)
+
+    def _prepare(self) -> Path | None:
+        """A clean working directory, seeded with the metrics of the newest intermediate
+        checkpoint when there is one to resume from (returned)."""
+        rundir.remove_tree(self.work)
+        self.work.mkdir(parents=True)  # a full disk fails here already: `io`, not a retry
+        resume_from = rundir.latest_intermediate_checkpoint(self.root)
+        metrics = rundir.resume_metrics_path(self.root)
+        if resume_from is not None and metrics.is_file():
+            rundir.publish(metrics, rundir.metrics_path(self.work), copy=True)
+        return resume_from
+
+    def _run_engine(self) -> tuple[Any, Runner]:
+        resume_from = self._prepare()
+        kind = get_kind(self.claim.kind)
+        self.result_files = kind.result_files
+        params = kind.parse(self.claim.params)
+        runner = runner_for(kind.name)
+        engine = self._engine or runner.engine()
+        kwargs: dict[str, Any] = dict(
+            device=self.settings.device,
+            on_progress=self.recorder.on_progress,
+            should_cancel=self.recorder.should_cancel,
+            models=self._models if self._models is not None else _model_cache(),
+            **runner.extra_kwargs(params, self.settings),
+        )
+        try:
+            return engine(params, self.work, resume_from=resume_from, **kwargs), runner
+        except Exception as exc:
+            if not self._may_start_over(exc, resume_from):
+                raise
+            # An intermediate checkpoint this engine cannot resume (damaged, another
+            # version) must not fail the job: start over, as if there were none.
+            log.warning(
+                "job %s: cannot resume from %s (%s); starting over",
+                self.claim.job_id,
+                resume_from,
+                exc,
+            )
+            rundir.remove_tree(rundir.checkpoints_dir(self.root))
+            rundir.remove_tree(self.work)
+            self.work.mkdir(parents=True)
+            return engine(params, self.work, resume_from=None, **kwargs), runner
+
+    def _may_start_over(self, exc: Exception, resume_from: Path | None) -> bool:
+        """Whether a failure is the resume point's fault: it came before any step ran."""
+        r = self.recorder
+        return not (resume_from is None or r.steps or r.lost or isinstance(exc, Canceled))
+
+    def _publish(self, result: Any) -> bool:
+        """Move the final files into place; False if the lease was lost meanwhile."""
+        for sample in published_samples(result):  # normally all published already
+            step = rundir.step_of(sample)
+            missing = step is not None and not rundir.sample_path(self.root, step).exists()
+            if missing and self.recorder.publish_sample(step, sample) is False:
+                return False
+        first, *others = self.result_files
+        rundir.publish(self.work / first, self.root / first)  # the result must exist
+        for name in others:
+            if (self.work / name).is_file():
+                rundir.publish(self.work / name, self.root / name)
+        return True
+
+    # -- the ways out ------------------------------------------------------------------
+
+    def _succeed(self, result: Any, runner: Runner) -> Outcome:
+        try:
+            published = self._publish(result)
+        except OSError as exc:  # a full disk while publishing: no half-published result
+            for name in self.result_files:
+                (self.root / name).unlink(missing_ok=True)
+            return self._failed(exc)
+        if not published or not self._settle_files():
+            return Outcome.lost
+        digest = runner.digest(result)
+        return self._finish(JobStatus.succeeded, Outcome.succeeded, checkpoint_sha256=digest)
+
+    def _stopped(self) -> Outcome:
+        """The engine stopped at a step boundary: canceled, time limit, or lost lease."""
+        if not self._settle_files():
+            return Outcome.lost
+        if self.recorder.timed_out:
+            return self._timed_out()
+        return self._finish(JobStatus.canceled, Outcome.canceled)
+
+    def _timed_out(self) -> Outcome:
+        limit = self.settings.job_time_limit
+        message = f"the job ran longer than NADA_JOB_TIME_LIMIT ({limit} s)"
+        return self._record_failure(TIMEOUT, message)
+
+    def _failed(self, exc: Exception) -> Outcome:
+        """Record `exc` as the attempt's failure (unless the attempt lost the job)."""
+        r = self.recorder
+        if r.lost:
+            return Outcome.lost
+        log.error("job %s: attempt %d failed", r.job_id, r.attempt, exc_info=exc)
+        code = error_code(exc)
+        r.out_of_memory = code == OUT_OF_MEMORY
+        message = str(exc) or type(exc).__name__
+        del exc  # its traceback holds the engine's frames, and with them its tensors
+        if not self._settle_files():
+            return Outcome.lost
+        return self._record_failure(code, message)
+
+    def _record_failure(self, code: str, message: str) -> Outcome:
+        return self._finish(
+            JobStatus.failed, Outcome.failed, error_code=code, error_message=message
         )
 
+    # -- database and files ------------------------------------------------------------
 
-def _settle_files(settings: Settings, recorder: AttemptRecorder) -> bool:
-    """Before the final state is written (so that a job reported finished has its final
-    files): drop intermediate checkpoints and every attempt's work dir, if this attempt
-    still holds the job. False (and nothing removed) when it does not."""
-    if recorder.lost:
-        return False
-    with session_scope(settings.db_url) as session:
-        held = leases.renew_lease(
-            session,
-            job_id=recorder.job_id,
-            attempt=recorder.attempt,
-            lease_seconds=settings.lease_seconds,
-        )
-    if held is None:
-        return False
-    rundir.remove_tree(recorder.root / "checkpoints")
-    rundir.remove_tree(recorder.root / "attempts")
-    return True
+    def _finish(self, status: JobStatus, outcome: Outcome, **values: Any) -> Outcome:
+        """Write the final state; Outcome.lost if the attempt no longer holds the job."""
+        with session_scope(self.settings.db_url) as session:
+            held = leases.finish_job(
+                session,
+                job_id=self.claim.job_id,
+                attempt=self.claim.attempt,
+                status=status,
+                **values,
+            )
+        return outcome if held else Outcome.lost
 
-
-def _fail(settings: Settings, recorder: AttemptRecorder, code: str, message: str) -> str:
-    failed = _finish(settings, recorder, JobStatus.failed, error_code=code, error_message=message)
-    return "failed" if failed else "lost"
-
-
-def _fail_on(settings: Settings, recorder: AttemptRecorder, exc: Exception) -> str:
-    """Record `exc` as the attempt's failure (unless the attempt lost the job)."""
-    if recorder.lost:
-        return "lost"
-    log.error("job %s: attempt %d failed", recorder.job_id, recorder.attempt, exc_info=exc)
-    code = error_code(exc)
-    recorder.out_of_memory = code == OUT_OF_MEMORY
-    message = str(exc) or type(exc).__name__
-    del exc  # its traceback holds the engine's frames, and with them its tensors
-    if not _settle_files(settings, recorder):
-        return "lost"
-    return _fail(settings, recorder, code, message)
-
-
-def _publish_result(recorder: AttemptRecorder, result: AdaptResult) -> bool:
-    """Move the final files into place; False if the lease was lost meanwhile."""
-    root = recorder.root
-    for sample in result.samples:  # normally all published already, via events
-        step = rundir.step_of(sample)
-        missing = step is not None and not rundir.sample_path(root, step).exists()
-        if missing and recorder.publish_sample(step, sample) is False:
+    def _settle_files(self) -> bool:
+        """Before the final state is written (so that a job reported finished has its
+        final files): drop intermediate checkpoints and every attempt's work dir, if this
+        attempt still holds the job. False (and nothing removed) when it does not."""
+        if self.recorder.lost:
             return False
-    rundir.publish(result.checkpoint, rundir.adapted_path(root))
-    if result.metrics.is_file():
-        rundir.publish(result.metrics, root / "metrics.jsonl")
-    return True
+        with session_scope(self.settings.db_url) as session:
+            held = leases.renew_lease(
+                session,
+                job_id=self.claim.job_id,
+                attempt=self.claim.attempt,
+                lease_seconds=self.settings.lease_seconds,
+            )
+        if held is None:
+            return False
+        rundir.remove_tree(rundir.checkpoints_dir(self.root))
+        rundir.remove_tree(rundir.attempts_dir(self.root))
+        return True
+
+    def close(self) -> None:
+        self.keeper.stop()
+        rundir.remove_tree(self.work)
+        attempts = self.work.parent
+        if attempts.is_dir() and not any(attempts.iterdir()):
+            attempts.rmdir()
+        if self.recorder.out_of_memory:
+            release_accelerator_memory()
 
 
 def run_job(
@@ -283,11 +421,12 @@ def run_job(
     *,
     settings: Settings,
     worker_id: str,
-    run_adaptation: Callable[..., AdaptResult] | None = None,
+    engine: EngineCall | None = None,
     models: Any = None,
-) -> str:
-    """Run one job to its end; return what happened: succeeded, failed, canceled, skipped
-    (not claimable: done, canceled, or held by a live worker) or lost (lease lost midway)."""
+) -> Outcome:
+    """Run one job to its end, whatever its kind, and say how it ended.
+
+    `engine` replaces the kind's engine call (tests); `models` the model cache."""
     with session_scope(settings.db_url) as session:
         claim = leases.claim_job(
             session,
@@ -298,88 +437,29 @@ def run_job(
         )
     if claim is None:
         log.info("job %s: not claimable, skipping this message", job_id)
-        return "skipped"
-    log.info("job %s: attempt %d on %s", job_id, claim.attempt, worker_id)
-
-    root = storage.job_dir(settings.jobs_dir, job_id)
-    work = rundir.attempt_dir(root, claim.attempt)
-    recorder = AttemptRecorder(settings, claim, root, work)
-    keeper = LeaseKeeper(settings, recorder)
-    keeper.start()
+        return Outcome.skipped
+    log.info("job %s (%s): attempt %d on %s", job_id, claim.kind, claim.attempt, worker_id)
+    attempt = Attempt(settings, claim, engine=engine, models=models)
     try:
-        try:
-            rundir.remove_tree(work)
-            work.mkdir(parents=True)  # a full disk fails here already: `io`, not a retry
-            resume_from = rundir.latest_intermediate_checkpoint(root)
-            if resume_from is not None and rundir.resume_metrics_path(root).is_file():
-                metrics = rundir.resume_metrics_path(root)
-                rundir.publish(metrics, work / "metrics.jsonl", copy=True)
-            params = AdaptParams.from_dict(claim.params)
-            run = run_adaptation or _engine_run()
-            engine_kwargs: dict[str, Any] = dict(
-                device=settings.device,
-                on_progress=recorder.on_progress,
-                should_cancel=recorder.should_cancel,
-                models=models if models is not None else _model_cache(),
-            )
-            uploaded = uploaded_path(params.generator, settings.data_dir)
-            if uploaded is not None and params.generator not in registry.generator_names():
-                engine_kwargs["generator_path"] = uploaded  # POST /generators (data dir)
-            try:
-                result = run(params, work, resume_from=resume_from, **engine_kwargs)
-            except Exception as exc:
-                if (
-                    resume_from is None
-                    or recorder.steps
-                    or recorder.lost
-                    or isinstance(exc, Canceled)
-                ):
-                    raise
-                # An intermediate checkpoint this engine cannot resume (damaged, another
-                # version) must not fail the job: start over, as if there were none.
-                log.warning(
-                    "job %s: cannot resume from %s (%s); starting over", job_id, resume_from, exc
-                )
-                rundir.remove_tree(root / "checkpoints")
-                rundir.remove_tree(work)
-                work.mkdir(parents=True)
-                result = run(params, work, resume_from=None, **engine_kwargs)
-        except Canceled:
-            if not _settle_files(settings, recorder):
-                return "lost"
-            if recorder.timed_out:
-                limit = settings.job_time_limit
-                message = f"the job ran longer than NADA_JOB_TIME_LIMIT ({limit} s)"
-                return _fail(settings, recorder, TIMEOUT, message)
-            return "canceled" if _finish(settings, recorder, JobStatus.canceled) else "lost"
-        except Exception as exc:
-            return _fail_on(settings, recorder, exc)
-        if recorder.lost:
-            return "lost"
-        try:
-            published = _publish_result(recorder, result)
-        except OSError as exc:  # a full disk while publishing: no half-written file remains
-            rundir.adapted_path(root).unlink(missing_ok=True)
-            return _fail_on(settings, recorder, exc)
-        if not published or not _settle_files(settings, recorder):
-            return "lost"
-        if not _finish(
-            settings, recorder, JobStatus.succeeded, checkpoint_sha256=result.checkpoint_sha256
-        ):
-            return "lost"
-        return "succeeded"
+        outcome = attempt.run()
     finally:
-        keeper.stop()
-        rundir.remove_tree(work)
-        attempts = work.parent
-        if attempts.is_dir() and not any(attempts.iterdir()):
-            attempts.rmdir()
-        if recorder.out_of_memory:
-            release_accelerator_memory()
+        attempt.close()
+    log.info("job %s: %s", job_id, outcome)
+    return outcome
+
+
+def _run_task(task: Any, job_id: str) -> str:
+    worker_id = f"{task.request.hostname or 'worker'}:{os.getpid()}"
+    return str(run_job(job_id, settings=get_settings(), worker_id=worker_id))
 
 
 @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)
+def run_job_task(self: Any, job_id: str) -> str:
+    """Celery entry point: run job `job_id` (its kind and everything else are in its row)."""
+    return _run_task(self, job_id)
+
+
+@app.task(name=LEGACY_TASK_NAMES[0], bind=True, acks_late=True, reject_on_worker_lost=True)
 def adapt(self: Any, job_id: str) -> str:
-    """Celery entry point: run job `job_id` (everything else is in the job's row)."""
-    worker_id = f"{self.request.hostname or 'worker'}:{os.getpid()}"
-    return run_job(job_id, settings=get_settings(), worker_id=worker_id)
+    """Messages queued before job kinds existed (`nada.adapt`): the same thing."""
+    return _run_task(self, job_id)

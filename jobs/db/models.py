@@ -67,7 +67,9 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid4 hex
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.queued)
-    params: Mapped[dict[str, Any]] = mapped_column(JSON)  # AdaptParams.to_dict()
+    # What work this is (jobs/kinds.py); `params` is that kind's parameters as plain data.
+    kind: Mapped[str] = mapped_column(String(32), default="adapt", server_default="adapt")
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)  # e.g. AdaptParams.to_dict()
     # Progress, as last reported by the worker.
     stage: Mapped[str | None] = mapped_column(String(32))
     step: Mapped[int] = mapped_column(Integer, default=0)

@@ -23,3 +23,42 @@ def test_head_matches_the_models_and_downgrades(tmp_path, pg_url) -> None:  # ty
             tables = set(inspect(get_engine(url)).get_table_names())
             assert tables <= {"alembic_version"}
             migrate(url)
+
+
+def test_a_database_of_the_last_release_migrates_forward(tmp_path, pg_url) -> None:  # type: ignore[no-untyped-def]
+    """A job stored by the schema before job kinds (revision 0002) is an adaptation after
+    the upgrade, and the store reads it like a new one."""
+    import json
+
+    from sqlalchemy import text
+
+    from jobs import store
+    from jobs.db.session import session_scope
+
+    for url in (f"sqlite:///{tmp_path / 'old.sqlite'}", pg_url):
+        if not url.startswith("sqlite"):
+            command.downgrade(alembic_config(url), "0002")
+        else:
+            command.upgrade(alembic_config(url), "0002")
+        job_id = "ab" * 16
+        params = {"source_text": "photo", "target_text": "sketch", "generator": "random-64"}
+        with get_engine(url).begin() as conn:
+            conn.execute(text("DELETE FROM job_events"))
+            conn.execute(text("DELETE FROM jobs"))
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (id, status, params, step, total_steps, losses, "
+                    "selected_layers, sample_steps, cancel_requested, attempt, created_at, "
+                    "queued_at, owner) VALUES (:id, 'succeeded', :params, 300, 300, '{}', "
+                    "'[]', '[]', false, 1, :t, :t, '')"
+                ),
+                {"id": job_id, "params": json.dumps(params), "t": "2026-11-28 10:00:00"},
+            )
+        migrate(url)
+        with session_scope(url) as session:
+            job = store.get_job(session, job_id=job_id)
+            assert (job.kind, job.status, job.params["target_text"]) == (
+                "adapt",
+                "succeeded",
+                "sketch",
+            )

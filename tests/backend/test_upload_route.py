@@ -106,7 +106,7 @@ def test_upload_list_submit_and_worker_path(client, settings: Settings, good_byt
         seen.update(generator=params.generator, path=kw.get("generator_path"))
         raise RuntimeError("stop here")
 
-    run_job(job.json()["id"], settings=settings, worker_id="t", run_adaptation=engine, models=1)
+    run_job(job.json()["id"], settings=settings, worker_id="t", engine=engine, models=1)
     assert seen == {"generator": "my-gen.v1", "path": stored}
 
     again = _upload(client, "my-gen.v1", good_bytes)

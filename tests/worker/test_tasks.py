@@ -129,9 +129,7 @@ def _submit(settings: Settings, params: AdaptParams = PARAMS) -> str:
 def _run(settings: Settings, job_id: str, engine: ScriptedEngine, worker: str = "w1") -> str:
     from worker.tasks import run_job
 
-    return run_job(
-        job_id, settings=settings, worker_id=worker, run_adaptation=engine, models=object()
-    )
+    return run_job(job_id, settings=settings, worker_id=worker, engine=engine, models=object())
 
 
 def _job(settings: Settings, job_id: str) -> Job:
@@ -269,12 +267,14 @@ def test_a_checkpoint_that_cannot_be_resumed_means_starting_over(settings: Setti
 
 
 def test_the_task_is_registered_under_the_name_the_api_sends() -> None:
-    from jobs.queue import TASK_NAME
+    from jobs.queue import LEGACY_TASK_NAMES, TASK_NAME
     from worker.celery_app import app
-    from worker.tasks import adapt
+    from worker.tasks import adapt, run_job_task
 
-    assert adapt.name == TASK_NAME and TASK_NAME in app.tasks
-    assert adapt.acks_late and adapt.reject_on_worker_lost
+    assert run_job_task.name == TASK_NAME and TASK_NAME in app.tasks
+    assert run_job_task.acks_late and run_job_task.reject_on_worker_lost
+    # messages an API from before job kinds queued are still run
+    assert adapt.name in LEGACY_TASK_NAMES and adapt.name in app.tasks
 
 
 def test_models_are_cached_between_jobs_of_a_worker_process() -> None:

@@ -1,0 +1,77 @@
+"""Kinds of queued GPU work: what the job system needs to know of each, and nothing more.
+
+Claiming, leases, heartbeats, the reaper, cancel, resume and file publishing are the same
+for every kind (jobs/leases.py, worker/tasks.py). A kind adds only what differs:
+
+- its parameters: `parse` turns the stored JSON into a validated parameter object (one
+  with `to_dict()`), raising ParamError naming the bad field;
+- how many steps a job of it runs (`total_steps`: progress, ETA, queue estimates);
+- the files a finished job publishes into its run directory (`result_files`, names from
+  nada/rundir.py; the first is the result the job's sha256 describes);
+- and, on the worker's side, its engine call (worker/runners.py, keyed by the same name).
+
+Torch-free: the API validates and queues jobs of every kind without importing an engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from nada import rundir
+from nada.errors import ParamError
+from nada.params import AdaptParams
+
+
+class KindParams(Protocol):
+    """What every kind's parameter object offers."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str  # stored in jobs.kind; also the key of the worker's runner
+    parse: Callable[[dict[str, Any]], KindParams]  # stored params -> validated (ParamError)
+    total_steps: Callable[[Any], int]  # steps a job with these params runs
+    result_files: tuple[str, ...]  # run-directory names published on success; first = result
+    description: str = ""
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+def register_kind(kind: JobKind) -> JobKind:
+    if kind.name in _KINDS:
+        raise ValueError(f"job kind {kind.name!r} is registered already")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def get_kind(name: str) -> JobKind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise ParamError(
+            "kind", f"has unknown value {name!r}; known: {', '.join(_KINDS)}"
+        ) from None
+
+
+def kind_names() -> tuple[str, ...]:
+    return tuple(_KINDS)
+
+
+def _adapt_steps(params: AdaptParams) -> int:
+    return params.steps
+
+
+ADAPT = register_kind(
+    JobKind(
+        name="adapt",
+        parse=AdaptParams.from_dict,
+        total_steps=_adapt_steps,
+        result_files=(rundir.ADAPTED, rundir.METRICS),
+        description="fine-tune a generator toward a text (StyleGAN-NADA)",
+    )
+)
