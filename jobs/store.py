@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from jobs.db.models import FINISHED, Job, JobEvent, JobStatus
+from jobs.db.models import ACTIVE, FINISHED, Job, JobEvent, JobStatus
 from jobs.kinds import ADAPT, JobKind, KindParams
 
 TERMINAL_EVENTS = ("succeeded", "failed", "canceled")
@@ -113,7 +113,7 @@ def active_jobs(session: Session, *, owner: str) -> int:
         session.scalar(
             select(func.count())
             .select_from(Job)
-            .where(Job.owner == owner, Job.status.in_((JobStatus.queued, JobStatus.running)))
+            .where(Job.owner == owner, Job.status.in_(ACTIVE))
         )
         or 0
     )

@@ -125,7 +125,7 @@ class ModulatedConv2d(nn.Module):
     grouped convolution. We scale the activations instead (x * s, shared weights, then the
     demodulation as a per-sample output scale), as NVIDIA's StyleGAN2-ADA does in training:
     mathematically the same layer, but a plain batched convolution whose backward pass is
-    much cheaper than a grouped one on both CPU and GPU. `fused=True` selects the grouped
+    much cheaper than a grouped one on both CPU and GPU. `grouped=True` selects the grouped
     form (kept as a cross-check in the tests).
     """
 
@@ -139,7 +139,7 @@ class ModulatedConv2d(nn.Module):
         upsample: bool = False,  # 2x transposed convolution followed by a blur
         downsample: bool = False,  # not used by the generator; kept for layout parity
         blur_kernel: Sequence[float] = DEFAULT_BLUR,
-        fused: bool = False,  # grouped per-sample weights instead of activation scaling
+        grouped: bool = False,  # grouped per-sample weights (the port's form, slower)
     ):
         super().__init__()
         if downsample:
@@ -150,7 +150,7 @@ class ModulatedConv2d(nn.Module):
         self.out_channel = out_channel
         self.upsample = upsample
         self.downsample = downsample
-        self.fused = fused
+        self.grouped = grouped
         if upsample:
             factor = 2
             p = (len(blur_kernel) - factor) - (kernel_size - 1)
@@ -173,7 +173,7 @@ class ModulatedConv2d(nn.Module):
         )
 
     def forward(self, input: Tensor, style: Tensor) -> Tensor:
-        if self.fused:
+        if self.grouped:
             return self._forward_grouped(input, self.modulation(style), self.weight[0] * self.scale)
         out, dcoefs = self.forward_undemodulated(input, style)
         if dcoefs is not None:
@@ -280,7 +280,7 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_channel)
 
     def forward(self, input: Tensor, style: Tensor, noise: Tensor | None = None) -> Tensor:
-        if self.conv.fused or self.activate.reference_ops or not self.conv.demodulate:
+        if self.conv.grouped or self.activate.reference_ops or not self.conv.demodulate:
             out = self.conv(input, style)
             out = self.noise(out, noise=noise)
             return self.activate(out)
@@ -403,7 +403,7 @@ class Generator(nn.Module):
         """
         for module in self.modules():
             if isinstance(module, ModulatedConv2d):
-                module.fused = enabled
+                module.grouped = enabled
             if isinstance(module, EqualLinear | FusedLeakyReLU | _FIRFilter):
                 module.reference_ops = enabled
             if isinstance(module, _FIRFilter):

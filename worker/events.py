@@ -10,15 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Stages in the order a job passes through them.
-STAGES = ("loading", "selecting", "training", "saving")
-
 
 @dataclass(frozen=True)
 class Progress:
     """One event from a running adaptation.
 
-    kind: 'stage' (a new stage began), 'step' (a training step finished),
+    kind: 'stage' (a new stage began: loading, selecting, training, saving, in that
+        order), 'step' (a training step finished),
         'sample' (a progress image was written), 'checkpoint' (an intermediate .pt was written).
     step: training steps completed so far (0 before the first).
     losses: loss terms of the last step, by name ('total', 'direction', 'global',

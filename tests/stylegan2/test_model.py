@@ -92,7 +92,7 @@ def test_modulated_conv_activation_scaling_equals_grouped_weights(upsample):
     x = torch.randn(3, 6, 7, 7, dtype=torch.float64)
     s = torch.randn(3, 8, dtype=torch.float64)
     fast = conv(x, s)
-    conv.fused = True
+    conv.grouped = True
     grouped = conv(x, s)
     torch.testing.assert_close(fast, grouped)
 

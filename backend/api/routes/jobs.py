@@ -32,8 +32,8 @@ from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
 from backend.schemas import JobCreate, JobPublic, JobsPublic, job_public, job_url
 from backend.sse import job_event_stream
 from jobs import storage, store
+from jobs.db.models import ACTIVE, Job, JobStatus
 from jobs.generators import check_generator_name
-from jobs.db.models import Job, JobStatus
 from jobs.settings import Settings
 from nada import rundir
 from nada.errors import ParamError
@@ -73,7 +73,7 @@ def _too_many(detail: str, retry_after: float) -> HTTPException:
 def _public(
     session: Session, settings: Settings, job: Job, stats: store.QueueStats | None = None
 ) -> JobPublic:
-    if stats is None and job.status in (JobStatus.queued, JobStatus.running):
+    if stats is None and job.status in ACTIVE:
         stats = store.queue_stats(session)
     position, eta = store.estimate(session, job=job, stats=stats)
     checkpoints = rundir.intermediate_checkpoint_steps(_job_root(settings, job.id))
@@ -207,7 +207,7 @@ def list_jobs(
         limit=limit,
         owner=owner,
     )
-    active = any(j.status in (JobStatus.queued, JobStatus.running) for j in rows)
+    active = any(j.status in ACTIVE for j in rows)
     stats = store.queue_stats(session) if active else None
     return JobsPublic(data=[_public(session, settings, j, stats) for j in rows], count=count)
 
