@@ -10,9 +10,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from jobs.db.models import ACTIVE, FINISHED, Job, JobEvent, JobStatus
 from jobs.kinds import ADAPT, JobKind, KindParams
@@ -40,7 +42,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def add_event(session: Session, *, job_id: str, kind: str, attempt: int, data: dict) -> None:
+def add_event(
+    session: Session, *, job_id: str, kind: str, attempt: int, data: dict[str, Any]
+) -> None:
     """Append to the job's event log (its row id is the SSE event id)."""
     session.add(JobEvent(job_id=job_id, kind=kind, attempt=attempt, data=data, created_at=utcnow()))
 
@@ -111,9 +115,7 @@ def find_idempotent(session: Session, *, owner: str, key: str) -> Job | None:
 def active_jobs(session: Session, *, owner: str) -> int:
     return (
         session.scalar(
-            select(func.count())
-            .select_from(Job)
-            .where(Job.owner == owner, Job.status.in_(ACTIVE))
+            select(func.count()).select_from(Job).where(Job.owner == owner, Job.status.in_(ACTIVE))
         )
         or 0
     )
@@ -128,7 +130,7 @@ def list_jobs(
     owner: str | None = None,
 ) -> tuple[list[Job], int]:
     """Newest first, and the number of jobs that match in all (of `owner`, if given)."""
-    where = [Job.status.in_(statuses)] if statuses else []
+    where: list[ColumnElement[bool]] = [Job.status.in_(statuses)] if statuses else []
     if owner is not None:
         where.append(Job.owner == owner)
     count = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
@@ -208,14 +210,14 @@ def request_cancel(session: Session, *, job_id: str) -> Job:
     if row is not None:
         add_event(session, job_id=job_id, kind="canceled", attempt=row.attempt, data={})
         return get_job(session, job_id=job_id)
-    row = session.execute(
+    asked = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.running)
         .values(cancel_requested=True)
         .returning(Job.id)
     ).first()
     job = get_job(session, job_id=job_id)
-    if row is None:
+    if asked is None:
         raise JobConflict(
             f"job {job_id} is {job.status}; only queued and running jobs can be canceled"
         )

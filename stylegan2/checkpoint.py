@@ -438,6 +438,7 @@ def _plain(value: Any, where: str) -> Any:
     """A copy of `value` checked to be plain data (what weights_only loading accepts)."""
     # Exact builtins only: a subclass (an Enum member, say) pickles as its class, which
     # weights_only loading refuses. str/int/float/bool subclasses are converted.
+    plain: type[Any]
     for plain in (bool, int, float, str):
         if isinstance(value, plain):
             return plain.__new__(plain, value) if plain is not bool else bool(value)

@@ -58,7 +58,7 @@ def _info(name: str) -> registry.GeneratorInfo:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for info in registry.list_generators():
         path = registry.cached_path(info.name)
         rows.append(

@@ -135,15 +135,15 @@ def download(
 
     with file_lock(dest.with_name(dest.name + ".lock")):
         if dest.is_file():
-            digest = sha256_file(dest)
-            if expected and digest != expected:
+            cached = sha256_file(dest)
+            if expected and cached != expected:
                 raise ChecksumError(
-                    f"{label}: cached file {dest} has sha256 {digest}, expected {expected}; "
+                    f"{label}: cached file {dest} has sha256 {cached}, expected {expected}; "
                     "delete it and download again",
                     expected=expected,
-                    got=digest,
+                    got=cached,
                 )
-            return digest
+            return cached
 
         last_error: BaseException | None = None
         digest: str | None = None

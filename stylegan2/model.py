@@ -289,6 +289,7 @@ class StyledConv(nn.Module):
         if noise is None:
             noise = out.new_empty(out.shape[0], 1, out.shape[2], out.shape[3]).normal_()
         act = self.activate
+        assert dcoefs is not None  # demodulate is on
         return demod_noise_act(
             out, dcoefs, self.noise.weight, noise, act.bias, act.negative_slope, act.scale
         )
@@ -451,6 +452,8 @@ class Generator(nn.Module):
                 noise = [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
 
         if truncation < 1:
+            if truncation_latent is None:
+                raise TypeError("truncation < 1 needs truncation_latent (the mean w)")
             styles = [
                 truncation_latent + truncation * (style - truncation_latent) for style in styles
             ]

@@ -128,6 +128,7 @@ def _fir1d(
                 out = piece * weight
             else:
                 out.add_(piece, alpha=weight)
+        assert out is not None  # taps is not empty
         return out
     q_len = -(-full // up)  # every phase is computed to this length; the tail is trimmed
     shape = list(x.shape)

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from nada.params import AdaptParams
 from nada.rundir import atomic_open, write_text
 from stylegan2.checkpoint import FORMAT_VERSION, GeneratorConfig, read_checkpoint
+from stylegan2.model import Generator
 
 # Parameters that may differ between a run and the run it resumes: they change neither the
 # training steps already taken nor the ones to come.
@@ -45,7 +46,7 @@ class ResumePoint:
 
 def write_intermediate_checkpoint(
     path: Path,
-    generator: nn.Module,  # the trainable generator
+    generator: Generator,  # the trainable generator
     latent_avg: Tensor,  # the base generator's truncation centre
     metadata: dict[str, Any],  # the adapted checkpoint's metadata (plain data)
     *,

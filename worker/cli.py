@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from nada import rundir
-from nada.errors import CLIError
-from nada.params import FIELD_NAMES, AdaptParams, ClipSpec, ParamError, describe, flag_of
+from nada.errors import CLIError, ParamError
+from nada.params import FIELD_NAMES, AdaptParams, ClipSpec, describe, flag_of
 
 
 def register(subparsers: Any) -> None:

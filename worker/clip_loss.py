@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
@@ -88,12 +89,13 @@ def template_prompts(text: str, templates: Sequence[Callable[[str], str]] = TEMP
 def check_prompt_tokens(clip: ClipModel, field: str, text: str) -> None:
     """Refuse a prompt that CLIP would truncate in its longest template: CLIP reads at most
     `context_length` tokens (77), and a cut prompt silently guides towards something else."""
-    lengths = [clip.count_tokens(prompt) for prompt in template_prompts(text)]
-    if any(n is None for n in lengths):
+    counts = [clip.count_tokens(prompt) for prompt in template_prompts(text)]
+    lengths = [n for n in counts if n is not None]
+    if len(lengths) < len(counts):
         return
     longest = max(lengths)
     if longest > clip.context_length:
-        overhead = longest - clip.count_tokens(text)
+        overhead = longest - (clip.count_tokens(text) or 0)  # counts whenever the templates did
         raise ParamError(
             field,
             f"is too long for CLIP: {longest} tokens in the longest prompt template, "
@@ -154,7 +156,7 @@ class ClipGuide:
         total = adapted_images.new_zeros(())
         report: dict[str, Tensor] = {}
         weight_sum = sum(term.weight for term in self.terms)
-        sums = {"direction": 0.0, "global": 0.0}
+        sums: dict[str, Any] = {"direction": 0.0, "global": 0.0}  # 0.0 until a term adds a Tensor
         for term in self.terms:
             adapted = term.clip.encode_images(adapted_images)
             loss = adapted.new_zeros(())

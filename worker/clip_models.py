@@ -91,7 +91,7 @@ class ClipModel:
     """
 
     name: str
-    model: nn.Module
+    model: Any  # an open_clip nn.Module; Any because open_clip ships no type information
     tokenizer: Callable[..., Tensor]
     image_size: tuple[int, int]
     mean: Tensor
@@ -142,7 +142,7 @@ def to_clip_input(images: Tensor, size: tuple[int, int], mean: Tensor, std: Tens
     return (x - mean) / std
 
 
-def _encode_text_trimmed(model: nn.Module, tokens: Tensor) -> Tensor:
+def _encode_text_trimmed(model: Any, tokens: Tensor) -> Tensor:
     """open_clip's CLIP.encode_text, run on only as many positions as the longest prompt uses.
 
     The text tower is causal and pools at the end token, so the padding after it cannot change
@@ -212,7 +212,7 @@ def load_clip(name: str, device: str | torch.device = "cpu", *, seed: int = 0) -
     arch, tag = check_clip_name(name)
     device = torch.device(device)
     log.info("loading CLIP %s:%s on %s", arch, tag, device)
-    model = _random_clip(arch, seed) if tag == RANDOM_TAG else _pretrained_clip(arch, tag)
+    model: Any = _random_clip(arch, seed) if tag == RANDOM_TAG else _pretrained_clip(arch, tag)
     model = model.to(device).eval().requires_grad_(False)
 
     preprocess = open_clip.get_model_preprocess_cfg(model)

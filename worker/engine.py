@@ -28,11 +28,11 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import open_clip
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 import stylegan2
 from nada import __version__ as nada_version
@@ -50,6 +50,9 @@ from worker.events import AdaptResult, CancelCheck, Canceled, Progress, Progress
 from worker.layers import candidate_layers, layer_parameters, select_layers, set_trainable
 from worker.model_cache import ModelCache, enable_fast_cuda_math, resolve_device
 from worker.samples import image_grid, noise_shapes, random_noise, render, write_png
+
+if TYPE_CHECKING:
+    from stylegan2.model import Generator
 
 # Re-exported: callers (worker.tasks, worker.cli, bench/) import these from worker.engine.
 __all__ = [
@@ -78,14 +81,14 @@ def step_rng(seed: int, step: int, stream: str) -> torch.Generator:
 
 
 @torch.no_grad()
-def sample_wplus(generator: nn.Module, batch: int, mixing: float, rng: torch.Generator) -> Tensor:
+def sample_wplus(generator: Generator, batch: int, mixing: float, rng: torch.Generator) -> Tensor:
     """W+ codes [batch, n_latent, style_dim] on the generator's device: z ~ N(0, I) through
     the (frozen) mapping network, with style mixing at a random crossover with probability
     `mixing` (rosinality's mixing_noise, made deterministic)."""
     device = next(generator.parameters()).device
     n_latent = generator.n_latent
     z = torch.randn(batch, generator.style_dim, generator=rng)
-    w = generator.style(z.to(device))
+    w: Tensor = generator.style(z.to(device))  # [batch, style_dim]
     wplus = w.unsqueeze(1).repeat(1, n_latent, 1)
     if mixing > 0 and float(torch.rand((), generator=rng)) < mixing:
         z2 = torch.randn(batch, generator.style_dim, generator=rng)

@@ -18,9 +18,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from stylegan2.model import Generator
 
 LossFn = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> scalar (a batch mean)
 
@@ -38,7 +42,7 @@ class SynthesisLayer:
     is_rgb: bool
 
 
-def synthesis_layers(generator: nn.Module) -> tuple[SynthesisLayer, ...]:
+def synthesis_layers(generator: Generator) -> tuple[SynthesisLayer, ...]:
     """Every conv and to_rgb layer in forward order, with the W+ index it consumes."""
     layers = [SynthesisLayer("conv1", 0, False), SynthesisLayer("to_rgb1", 1, True)]
     for j in range(len(generator.to_rgbs)):
@@ -48,7 +52,7 @@ def synthesis_layers(generator: nn.Module) -> tuple[SynthesisLayer, ...]:
     return tuple(layers)
 
 
-def candidate_layers(generator: nn.Module, include_torgb: bool = False) -> tuple[str, ...]:
+def candidate_layers(generator: Generator, include_torgb: bool = False) -> tuple[str, ...]:
     """The layers selection may pick: conv1 and every conv, plus the to_rgb layers if asked
     (the paper trains convolutions only; its code lists to_rgb as 'currently not optimized').
     The mapping network and the constant input are never candidates."""
@@ -57,7 +61,7 @@ def candidate_layers(generator: nn.Module, include_torgb: bool = False) -> tuple
     )
 
 
-def wplus_layer_map(generator: nn.Module) -> dict[int, tuple[str, ...]]:
+def wplus_layer_map(generator: Generator) -> dict[int, tuple[str, ...]]:
     """W+ index -> names of the layers that read it (all layers, to_rgb included).
 
     Index i >= 1 feeds convs[i - 1]; odd indices also feed a to_rgb. (The authors' code maps
@@ -157,14 +161,16 @@ def gradient_probe_scores(
         for name in candidates:
             grads = [p.grad for p in layer_parameters(generator, [name]) if p.grad is not None]
             scores[name] = (
-                float(torch.sqrt(sum(g.float().square().sum() for g in grads))) if grads else 0.0
+                float(torch.sqrt(cast(Tensor, sum(g.float().square().sum() for g in grads))))
+                if grads
+                else 0.0
             )
         generator.zero_grad(set_to_none=True)
     return scores
 
 
 def layer_scores_from_wplus(
-    index_scores: Tensor, generator: nn.Module, candidates: Sequence[str]
+    index_scores: Tensor, generator: Generator, candidates: Sequence[str]
 ) -> dict[str, float]:
     """Give each candidate layer the score of the W+ entry it reads."""
     index_of = {layer.name: layer.wplus_index for layer in synthesis_layers(generator)}
@@ -189,7 +195,7 @@ class Selection:
 
 def select_layers(
     method: str,  # 'latent' or 'gradient'
-    generator: nn.Module,  # the trainable generator, probed in its current state
+    generator: Generator,  # the trainable generator, probed in its current state
     candidates: Sequence[str],
     k: int,  # layers to keep; 0 keeps all candidates (and skips the probe)
     wplus: Tensor,  # probe codes [N, n_latent, style_dim]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from PIL import Image
 from torch import Tensor
 
 from nada.rundir import atomic_open
+
+if TYPE_CHECKING:
+    from stylegan2.model import Generator
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -85,7 +89,7 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def noise_shapes(generator: torch.nn.Module) -> list[tuple[int, int]]:
+def noise_shapes(generator: Generator) -> list[tuple[int, int]]:
     """(height, width) of each per-layer noise input, in the order forward() takes them."""
     return [
         tuple(getattr(generator.noises, f"noise_{i}").shape[-2:])
@@ -100,7 +104,7 @@ def random_noise(
     return [torch.randn(batch, 1, h, w, generator=rng) for h, w in shapes]
 
 
-def seeded_inputs(seeds: Sequence[int], generator: torch.nn.Module) -> tuple[Tensor, list[Tensor]]:
+def seeded_inputs(seeds: Sequence[int], generator: Generator) -> tuple[Tensor, list[Tensor]]:
     """z [N, style_dim] and noise for each seed, each seed on its own RNG: seed 7 renders the
     same image whichever other seeds are in the grid."""
     shapes = noise_shapes(generator)
@@ -114,7 +118,7 @@ def seeded_inputs(seeds: Sequence[int], generator: torch.nn.Module) -> tuple[Ten
 
 @torch.no_grad()
 def render(
-    generator: torch.nn.Module,
+    generator: Generator,
     z: Tensor,  # [N, style_dim] on any device
     noise: Sequence[Tensor],  # per layer [N, 1, h, w]
     truncation: float = 1.0,  # psi; 1 disables truncation

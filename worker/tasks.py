@@ -317,8 +317,9 @@ class Attempt:
         """Move the final files into place; False if the lease was lost meanwhile."""
         for sample in published_samples(result):  # normally all published already
             step = rundir.step_of(sample)
-            missing = step is not None and not rundir.sample_path(self.root, step).exists()
-            if missing and self.recorder.publish_sample(step, sample) is False:
+            if step is None or rundir.sample_path(self.root, step).exists():
+                continue
+            if self.recorder.publish_sample(step, sample) is False:
                 return False
         first, *others = self.result_files
         rundir.publish(self.work / first, self.root / first)  # the result must exist

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine, pool
+from sqlalchemy.exc import ArgumentError
 
 from jobs.db.models import Base
 
@@ -13,7 +14,10 @@ target_metadata = Base.metadata
 
 def _url() -> str:
     url = context.get_x_argument(as_dictionary=True).get("url")
-    return url or config.get_main_option("sqlalchemy.url")
+    url = url or config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise ArgumentError("no database URL: pass -x url=... or set sqlalchemy.url")
+    return url
 
 
 def run_migrations_offline() -> None:

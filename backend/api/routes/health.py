@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import text
@@ -33,10 +34,10 @@ def healthz(
     and are dispatched once it is back)."""
     try:
         session.execute(text("SELECT 1"))
-        database = "ok"
+        database: Literal["ok", "unavailable"] = "ok"
     except Exception:
         database = "unavailable"
-    broker = "ok" if _broker_ok(request, queue) else "unavailable"
+    broker: Literal["ok", "unavailable"] = "ok" if _broker_ok(request, queue) else "unavailable"
     if database != "ok":
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return HealthPublic(
