@@ -13,7 +13,9 @@ from fastapi.staticfiles import StaticFiles
 
 from backend.api.db_errors import install_db_error_handlers
 from backend.api.deps import get_owner
+from backend.api.middleware import BodyLimitMiddleware, HeadMiddleware
 from backend.api.routes import clip_models, generators, health, jobs, params
+from backend.api.validation_errors import install_validation_error_handler
 from backend.schemas import API_PREFIX
 from backend.security import SubmissionLimiter
 from jobs.db.session import migrate
@@ -21,6 +23,13 @@ from jobs.queue import JobQueue, Reaper
 from jobs.settings import Settings, get_settings
 from jobs.store import JobConflict, JobNotFound
 from nada import __version__
+
+MAX_JSON_BYTES = 64 << 10  # a job request is well under 2 KiB; the upload has its own cap
+
+
+def _streamed_upload(method: str, path: str) -> bool:
+    """POST /generators streams a large file and enforces NADA_MAX_UPLOAD_MB itself."""
+    return method == "POST" and path.rstrip("/") == f"{API_PREFIX}/generators"
 
 
 def create_app(settings: Settings | None = None, *, queue: JobQueue | None = None) -> FastAPI:
@@ -60,6 +69,12 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         )
 
     install_db_error_handlers(app)  # 503 + Retry-After while the database is unreachable
+    install_validation_error_handler(app)  # 422 bodies that encode whatever came in
+    # Outermost last: HEAD is turned into GET before the body limit looks at the request.
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=MAX_JSON_BYTES, exempt=_streamed_upload
+    )  # fmt: skip
+    app.add_middleware(HeadMiddleware)
 
     @app.exception_handler(JobNotFound)
     async def _not_found(_: Request, exc: JobNotFound) -> JSONResponse:

@@ -8,6 +8,8 @@ cannot drift from the engine. The last word is AdaptParams itself (`JobCreate.to
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import typing
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -19,6 +21,7 @@ from backend.security import CLIP_CONTEXT_TOKENS, CLIP_PROMPT_TOKENS, clip_token
 from jobs.db.models import Job, JobStatus
 from nada import params as P
 from nada.catalog import check_clip_name
+from nada.errors import ParamError
 
 API_PREFIX = "/api/v1"
 
@@ -29,7 +32,7 @@ def _checked(check: typing.Callable[[Any], Any]) -> AfterValidator:
     def validate(value: Any) -> Any:
         try:
             check(value)
-        except P.ParamError as exc:
+        except ParamError as exc:
             # No context: the message is used verbatim, braces and all.
             raise PydanticCustomError("invalid_param", str(exc)) from None
         return value
@@ -42,10 +45,13 @@ class ClipModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, _checked(check_clip_name)] = Field(
-        description="'ViT-B-32', 'ViT-B-32:openai', 'ViT-B-32:random' (seeded random weights)"
+    name: Annotated[str, _checked(_check_clip_name)] = Field(
+        description="'ViT-B-32', 'ViT-B-32:openai', 'ViT-B-32:random' (seeded random weights)",
+        strict=True,
     )
-    weight: float = Field(1.0, ge=0, le=100, description="this model's share of the loss")
+    weight: float = Field(
+        1.0, ge=0, le=100, strict=True, allow_inf_nan=False, description="this model's share"
+    )
 
 
 def _check_prompt(name: str, text: Any) -> None:
@@ -53,18 +59,25 @@ def _check_prompt(name: str, text: Any) -> None:
     P.check_prompt(name, text)
     pieces = clip_token_lower_bound(text)
     if pieces > CLIP_PROMPT_TOKENS:
-        raise P.ParamError(
+        raise ParamError(
             name,
             f"is too long for CLIP's {CLIP_CONTEXT_TOKENS}-token context (at least {pieces} "
             f"tokens; at most {CLIP_PROMPT_TOKENS} fit)",
         )
 
 
+def _check_clip_name(name: str) -> None:
+    P.check_text("clip_models", name)
+    check_clip_name(name)
+
+
 def _field_checks(name: str) -> list[Any]:
     if name in ("source_text", "target_text"):
-        return [_checked(lambda v, n=name: _check_prompt(n, v))]
+        return [_checked(functools.partial(_check_prompt, name))]
+    if name == "generator":
+        return [_checked(functools.partial(P.check_text, "generator"))]
     if name in P.RANGES:
-        return [_checked(lambda v, n=name: P.check_range(n, v))]
+        return [_checked(functools.partial(P.check_range, name))]
     return []
 
 
@@ -100,6 +113,10 @@ def _job_create_fields() -> dict[str, Any]:
         if f.name in P.RANGES:
             lo, hi = P.RANGES[f.name]
             extra = {k: v for k, v in (("minimum", lo), ("maximum", hi)) if v is not None}
+        if hints[f.name] is float:
+            extra_kwargs: dict[str, Any] = {"allow_inf_nan": False}
+        else:
+            extra_kwargs = {}
         checks = _field_checks(f.name)
         if checks:
             annotation = Annotated[annotation, *checks]
@@ -108,6 +125,11 @@ def _job_create_fields() -> dict[str, Any]:
             "description": _description(f.metadata),
             "json_schema_extra": extra or None,
         }
+        # Strict: true is not 1 and "5" is not 5; a float field takes an integer, never
+        # NaN or an infinity (JSON's NaN/Infinity, or 1e309).
+        if hints[f.name] in (int, float, bool, str) and not f.metadata["choices"]:
+            kwargs["strict"] = True
+        kwargs.update(extra_kwargs)
         if factory is not None:
             kwargs["default_factory"] = factory
         else:
@@ -156,7 +178,7 @@ class JobPublic(BaseModel):
     eta_seconds: float | None = Field(description="rough estimate from recent speed")
     params: dict[str, Any]
     selected_layers: list[str]
-    losses: dict[str, float]
+    losses: dict[str, float | None] = Field(description="null: not a finite number")
     samples: list[SamplePublic]
     checkpoint_url: str | None
     checkpoints: list[SamplePublic] = Field(
@@ -184,6 +206,20 @@ def sample_url(job_id: str, step: int) -> str:
     return f"{job_url(job_id)}/samples/{step}.png"
 
 
+def jsonable(value: Any) -> Any:
+    """A stored value as JSON can carry it, whatever an earlier version let into the row:
+    lone surrogates escaped ('\\ud800' as text), non-finite numbers as null."""
+    if isinstance(value, str):
+        return value if P.is_unicode(value) else value.encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {jsonable(str(k)): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
 def job_public(
     job: Job,
     *,
@@ -201,16 +237,16 @@ def job_public(
         total_steps=job.total_steps,
         queue_position=queue_position,
         eta_seconds=eta_seconds,
-        params=job.params,
-        selected_layers=job.selected_layers or [],
-        losses=job.losses or {},
+        params=jsonable(job.params),
+        selected_layers=jsonable(job.selected_layers or []),
+        losses=jsonable(job.losses or {}),
         samples=[SamplePublic(step=s, url=sample_url(job.id, s)) for s in job.sample_steps or []],
         checkpoint_url=f"{job_url(job.id)}/checkpoint" if succeeded else None,
         checkpoints=[
             SamplePublic(step=s, url=f"{job_url(job.id)}/checkpoints/{s}.pt")
             for s in checkpoint_steps or []
         ],
-        error=ErrorPublic(code=job.error_code, message=job.error_message or "")
+        error=ErrorPublic(code=job.error_code, message=jsonable(job.error_message or ""))
         if job.error_code
         else None,
         attempt=job.attempt,

@@ -11,8 +11,10 @@ Defaults follow the StyleGAN-NADA paper (Gal et al., 2021, appendix I): Adam lr 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import typing
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,6 +174,10 @@ class AdaptParams:
     )  # fmt: skip
 
     def __post_init__(self) -> None:
+        for name in ("source_text", "target_text"):  # one spelling of the same prompt
+            text = getattr(self, name)
+            if isinstance(text, str) and is_unicode(text):
+                object.__setattr__(self, name, unicodedata.normalize("NFC", text).strip())
         validate(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -258,9 +264,31 @@ def describe() -> list[dict[str, Any]]:
     return out
 
 
-def check_prompt(name: str, text: Any) -> None:
+def is_unicode(text: str) -> bool:
+    """Whether `text` can be stored and sent: no lone UTF-16 surrogates (JSON's '\\ud800'
+    decodes to one, and neither UTF-8, PostgreSQL nor a JSON response can hold it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_text(name: str, text: Any) -> None:
+    """Any text a request carries: a str that is valid Unicode."""
     if not isinstance(text, str):
         raise ParamError(name, f"must be text (got {type(text).__name__})")
+    if not is_unicode(text):
+        raise ParamError(name, "must be valid Unicode text (it holds a lone surrogate)")
+
+
+def same_prompt(a: str, b: str) -> bool:
+    """Prompts that differ only in case or spacing mean the same to CLIP's tokenizer."""
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def check_prompt(name: str, text: Any) -> None:
+    check_text(name, text)
     if not text.strip():
         raise ParamError(name, "must not be empty")
     if len(text) > MAX_PROMPT_CHARS:
@@ -275,6 +303,8 @@ def check_range(name: str, value: Any) -> None:
         raise ParamError(name, f"must be a number (got {value!r})")
     if value != value:  # NaN
         raise ParamError(name, "must be a number (got nan)")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParamError(name, f"must be a finite number (got {value})")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ParamError(name, f"must be {lo}..{hi} (got {value})")
 
@@ -283,9 +313,10 @@ def validate(p: AdaptParams) -> None:
     """Raise ParamError for the first field outside its allowed values."""
     check_prompt("source_text", p.source_text)
     check_prompt("target_text", p.target_text)
-    if p.source_text.strip() == p.target_text.strip():
-        raise ParamError("target_text", "must differ from source_text")
-    if not isinstance(p.generator, str) or not p.generator.strip():
+    if same_prompt(p.source_text, p.target_text):
+        raise ParamError("target_text", "must differ from source_text (not only in case or spaces)")
+    check_text("generator", p.generator)
+    if not p.generator.strip():
         raise ParamError("generator", "must name a generator")
     for name in RANGES:
         value = getattr(p, name)
@@ -306,7 +337,8 @@ def validate(p: AdaptParams) -> None:
             f"must name at most {MAX_CLIP_MODELS} CLIP models (got {len(p.clip_models)})",
         )
     for spec in p.clip_models:
-        if not isinstance(spec.name, str) or not spec.name.strip():
+        check_text("clip_models", spec.name)
+        if not spec.name.strip():
             raise ParamError("clip_models", "entries need a model name")
         if (
             isinstance(spec.weight, bool)

@@ -7,7 +7,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import (
     APIRouter,
@@ -40,7 +40,7 @@ from nada.errors import ParamError
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No job with this id (or not this token's)"},
     409: {"description": "The job's status does not allow this"},
 }
@@ -87,13 +87,26 @@ def _job_root(settings: Settings, job_id: str) -> Path:
         raise store.JobNotFound(job_id) from None
 
 
+def _require_json(request: Request) -> None:
+    """415 for a body that is not JSON (a form post, text/plain), before it is parsed."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            "send the job as JSON (Content-Type: application/json)",
+        )
+
+
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobPublic,
+    dependencies=[Depends(_require_json)],
     responses={
         200: {"description": "A repeated Idempotency-Key: the job it created"},
         202: {"headers": {"Location": {"description": "the job's URL"}}},
+        413: {"description": "The body is larger than 64 KiB"},
+        415: {"description": "The body is not application/json"},
         422: {"description": "Invalid parameters, or an Idempotency-Key reused for another body"},
         429: {"description": "Too many active jobs or submissions; see Retry-After"},
     },
