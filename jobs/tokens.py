@@ -26,7 +26,9 @@ def hash_token(token: str) -> str:
 
 
 def parse_tokens(spec: str | None) -> tuple[ApiToken, ...]:
-    """NADA_API_TOKENS ('tok1,alice:tok2') as hashed tokens; raises ValueError if malformed."""
+    """NADA_API_TOKENS ('tok1,alice:tok2') as hashed tokens; None means no tokens. Raises
+    ValueError if malformed, if a name or a token appears twice, or if a set value names
+    no token at all."""
     found: list[ApiToken] = []
     owners: set[str] = set()
     for entry in (spec or "").split(","):
@@ -49,8 +51,17 @@ def parse_tokens(spec: str | None) -> tuple[ApiToken, ...]:
         owner = name or f"token-{digest[:12]}"
         if owner in owners:
             raise ValueError(f"NADA_API_TOKENS: token name {owner!r} appears twice")
+        twin = next((t.owner for t in found if t.sha256 == digest), None)
+        if twin is not None:  # two names for one secret: which owner would it be?
+            raise ValueError(f"NADA_API_TOKENS: {owner!r} has the same token as {twin!r}")
         owners.add(owner)
         found.append(ApiToken(owner=owner, sha256=digest))
+    if spec is not None and not found:
+        # A value like ',' or ' ' would otherwise mean "no authentication" without a word.
+        raise ValueError(
+            "NADA_API_TOKENS is set but names no token; give tokens, or unset it to serve "
+            "without authentication (loopback only)"
+        )
     return tuple(found)
 
 

@@ -269,3 +269,19 @@ def test_bad_ids_steps_and_paths(client, settings) -> None:  # type: ignore[no-u
         assert r.content != b"secret"
     r = client.get(f"{API}/jobs/{job_id}/events", headers={"Last-Event-ID": "9" * 30})
     assert r.status_code == 422
+
+
+@pytest.mark.parametrize("spec", [",", " , ,", " "])
+def test_a_token_setting_that_names_no_token_is_refused(spec: str) -> None:
+    with pytest.raises(ValueError, match="names no token"):
+        parse_tokens(spec)
+    with pytest.raises(ValueError, match="names no token"):
+        Settings(api_tokens=spec)
+
+
+def test_one_token_under_two_names_is_refused() -> None:
+    with pytest.raises(ValueError, match="'b' has the same token as 'a'") as info:
+        parse_tokens(f"a:{ALICE},b:{ALICE}")
+    assert ALICE not in str(info.value)
+    with pytest.raises(ValueError, match="appears twice"):  # unnamed: the same owner twice
+        parse_tokens(f"{ALICE},{ALICE}")
