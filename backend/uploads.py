@@ -1,20 +1,32 @@
-"""Checking an uploaded generator file without touching it in this (torch-free) process.
+"""Receiving, checking and publishing an uploaded generator in this (torch-free) process.
 
-`validate_generator_file` runs `python -m stylegan2.validate` with
-RLIMIT_AS / RLIMIT_CPU set in the child and a wall-clock timeout, and turns its answer
-into a `ValidatedGenerator` or a `GeneratorRejected` whose message says why.
+`receive_upload` parses the multipart form of POST /generators as a stream with Starlette's
+`MultiPartParser` (python-multipart underneath): the file part is written straight to a
+temporary file under the incoming folder and the request is cut off as soon as it passes the
+size cap. `validate_generator_file` runs `python -m stylegan2.validate` with RLIMIT_AS /
+RLIMIT_CPU set in the child and a wall-clock timeout, and turns its answer into a
+`ValidatedGenerator` or a `GeneratorRejected` whose message says why. `store_generator`
+publishes a validated file under its name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from python_multipart.multipart import parse_options_header
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, Headers, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from nada.rundir import write_text
 
@@ -78,10 +90,6 @@ def validate_generator_file(
     return ValidatedGenerator(size=int(answer["size"]), sha256=str(answer["sha256"]))
 
 
-class UploadTooLarge(ValueError):
-    """The upload exceeded the size cap (the partial file has been removed)."""
-
-
 def store_generator(
     src: Path, folder: Path, name: str, *, owner: str | None, uploaded_at: str
 ) -> ValidatedGenerator:
@@ -111,3 +119,194 @@ def store_generator(
         return result
     finally:
         tmp_pt.unlink(missing_ok=True)
+
+
+# --- Receiving the form -------------------------------------------------------------------
+
+_MAX_FIELDS = 4  # text parts: `name`, plus a few a client may add (ignored)
+_MAX_FIELD_BYTES = 1024  # per text part; a valid name has at most 64 characters
+_FORM_SLACK = 64 << 10  # how far the body may exceed the file cap: boundaries, headers, fields
+
+
+class UploadRefused(ValueError):
+    """The request is not an acceptable upload form; str() says why (safe to show the user)."""
+
+
+class NotMultipart(UploadRefused):
+    """The request is not multipart/form-data with a boundary."""
+
+
+class UploadTooLarge(UploadRefused):
+    """The file (or the whole body) passed the size cap; reading stopped there."""
+
+
+class MalformedUpload(UploadRefused):
+    """The body is not a complete multipart message (or breaks the parser's limits)."""
+
+
+class UploadFieldError(UploadRefused):
+    """A form field is missing or unusable; `field` names it, `message` says why."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field} {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ReceivedUpload:
+    name: str  # the `name` field as sent (not checked yet)
+    path: Path  # the `file` part's bytes; removed when the `async with` block exits
+
+
+async def _capped(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
+    """`stream`, raising UploadTooLarge (and reading no further) once it passes `limit` bytes."""
+    received = 0
+    async for chunk in stream:
+        received += len(chunk)
+        if received > limit:
+            raise UploadTooLarge(f"the body is larger than {limit} bytes")
+        yield chunk
+
+
+class _IncomingFile:
+    """The file part on disk; a write past `max_bytes` raises UploadTooLarge instead."""
+
+    def __init__(self, path: Path, max_bytes: int):
+        self._file = open(path, "xb")  # noqa: SIM115 - closed by the parser's discard()
+        self.max_bytes = max_bytes
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            raise UploadTooLarge(f"the file is larger than {self.max_bytes} bytes")
+        return self._file.write(data)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def close(self) -> None:
+        self._file.close()  # flushes: a full disk can show here
+
+
+class _UploadParser(MultiPartParser):
+    """Starlette's streaming multipart parser with its limits set for the upload form, and:
+
+    - the file part is written to `path` (Starlette spools to the system temp dir, which may
+      be a RAM-backed tmpfs, and a copy would write a large upload twice), capped in size;
+    - a second file and an over-long text field are refused naming the field (422, not 400);
+    - `complete` says whether the closing boundary arrived: python-multipart's finalize()
+      does not check, so a truncated body would otherwise parse as a shorter form.
+
+    It reads two private attributes, `_current_part` and `_current_files` (Starlette 1.10);
+    tests/backend/test_upload_form.py fails if an upgrade renames them."""
+
+    def __init__(
+        self, headers: Headers, stream: AsyncGenerator[bytes, None], path: Path, max_bytes: int
+    ):
+        super().__init__(
+            headers,
+            stream,
+            max_files=1,
+            max_fields=_MAX_FIELDS,
+            max_part_size=_MAX_FIELD_BYTES,
+        )
+        self.path = path
+        self.max_bytes = max_bytes  # of the file part
+        self.complete = False
+        self._incoming: _IncomingFile | None = None
+
+    def on_headers_finished(self) -> None:
+        try:
+            super().on_headers_finished()
+        except MultiPartException:
+            if self._current_files > self.max_files:
+                raise UploadFieldError("file", "send exactly one file") from None
+            raise
+        upload = self._current_part.file
+        if upload is not None:  # a file part; max_files=1, so the only one
+            upload.file.close()  # Starlette's spool, still empty
+            self._incoming = _IncomingFile(self.path, self.max_bytes)
+            # No `_rolled` attribute: UploadFile writes to it in the thread pool.
+            upload.file = self._incoming  # type: ignore[assignment]
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        try:
+            super().on_part_data(data, start, end)
+        except MultiPartException:
+            field = self._current_part.field_name
+            raise UploadFieldError(field, f"is longer than {self.max_part_size} bytes") from None
+
+    def on_end(self) -> None:
+        self.complete = True
+
+    def close_file(self) -> None:
+        if self._incoming is not None:
+            self._incoming.close()
+
+    def discard(self) -> None:
+        """Close and remove the file part (a failed flush of bytes to be deleted is moot)."""
+        with contextlib.suppress(OSError):
+            self.close_file()
+        self.path.unlink(missing_ok=True)
+
+
+def _form_name(form: FormData) -> str:
+    """The `name` field of a parsed form with one `file` part; else UploadFieldError."""
+    names = form.getlist("name")
+    if not names:
+        raise UploadFieldError("name", "is required")
+    if len(names) > 1:
+        raise UploadFieldError("name", "must be sent once")
+    if not isinstance(names[0], str):
+        raise UploadFieldError("name", "must be a text field, not a file")
+    file = form.get("file")
+    if file is None:
+        raise UploadFieldError("file", "is required")
+    if not isinstance(file, UploadFile):
+        raise UploadFieldError("file", "must be a file part (with a filename)")
+    return names[0]
+
+
+@asynccontextmanager
+async def receive_upload(
+    headers: Headers, stream: AsyncIterator[bytes], folder: Path, *, max_bytes: int
+) -> AsyncIterator[ReceivedUpload]:
+    """Parse a multipart form with the fields `name` and `file`, streaming the file to `folder`.
+
+    Memory stays bounded whatever the size: the file goes to disk as it arrives, text fields
+    are limited in number and size. Raises NotMultipart, UploadTooLarge (a declared
+    Content-Length or the body past `max_bytes` plus the form's slack, or the file past
+    `max_bytes`, as soon as either shows), MalformedUpload, UploadFieldError, and OSError
+    from the disk (ENOSPC). The file is removed when the block exits, whichever way.
+
+    Example:
+        async with receive_upload(request.headers, request.stream(), incoming,
+                                  max_bytes=1 << 30) as upload:
+            name = check_upload_name(upload.name)
+            await run_in_threadpool(store_generator, upload.path, folder, name, ...)
+    """
+    ctype, options = parse_options_header(headers.get("content-type", ""))
+    if ctype != b"multipart/form-data" or not options.get(b"boundary"):
+        raise NotMultipart("send multipart/form-data with the fields 'name' and 'file'")
+    max_body = max_bytes + _FORM_SLACK
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_body:
+        raise UploadTooLarge(f"the declared body is larger than {max_body} bytes")
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.part"
+    parser = _UploadParser(headers, _capped(stream, max_body), path, max_bytes)
+    try:
+        try:
+            form = await parser.parse()
+        except MultiPartException as exc:  # python-multipart's reason, if it gave one
+            raise MalformedUpload(str(exc.__cause__ or exc.message)) from None
+        if not parser.complete:
+            raise MalformedUpload("the body ends before the closing boundary")
+        name = _form_name(form)
+        await run_in_threadpool(parser.close_file)  # flush before the validator reads it
+        yield ReceivedUpload(name=name, path=path)
+    finally:
+        parser.discard()  # no await: it must run even if the request is being cancelled
