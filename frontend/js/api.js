@@ -140,6 +140,7 @@ export const api = {
   health: () => request("GET", "healthz", { timeout: 5000 }),
   generators: () => request("GET", "generators"),
   clipModels: () => request("GET", "clip-models"),
+  params: () => request("GET", "params"),
   listJobs: (query) => request("GET", "jobs", { query }),
   getJob: (id) => request("GET", `jobs/${encodeURIComponent(id)}`),
   createJob: (body) => request("POST", "jobs", { body, timeout: 30000 }),
@@ -149,10 +150,3 @@ export const api = {
   sampleUrl: (id, step) => apiUrl(`jobs/${encodeURIComponent(id)}/samples/${step}.png`),
   checkpointUrl: (id) => apiUrl(`jobs/${encodeURIComponent(id)}/checkpoint`),
 };
-
-/** The OpenAPI document lives at the app root, not under api/v1/. */
-export async function fetchOpenApi() {
-  const res = await fetch(new URL("openapi.json", document.baseURI).href, { cache: "no-store" });
-  if (!res.ok) throw new Error(`openapi.json: ${res.status}`);
-  return res.json();
-}

@@ -32,10 +32,12 @@ export function clipNames(data) {
 
 /**
  * The clip_models field: one row (name, weight) per model, up to spec.maxItems.
- * spec: the field spec (default, maxItems, weight: {min, max}); names: suggestions;
- * label: the legend. Returns {element, control} (control: get/set/check/error/focus/reset).
+ * spec: the field spec from GET /params (label, help, default, maxItems, weight: {min,
+ * max}); names: suggestions. Returns {element, control} (control: get/set/check/error/
+ * focus/reset).
  */
-export function clipModelsField(spec, { names = [], label = "CLIP models" } = {}) {
+export function clipModelsField(spec, { names = [] } = {}) {
+  const label = spec.label || spec.name || "CLIP models";
   const maxItems = spec.maxItems || 4;
   const weightSpec = { name: "weight", type: "number", min: 0, max: 100, ...(spec.weight || {}) };
   const listId = uid("clip-names");
@@ -79,12 +81,12 @@ export function clipModelsField(spec, { names = [], label = "CLIP models" } = {}
     rows.querySelectorAll("input").forEach((el) => (msg ? el.setAttribute("aria-invalid", "true") : el.removeAttribute("aria-invalid")));
   }
   addButton.addEventListener("click", () => addRow("", 1).focus());
-  const fieldset = h("fieldset", { class: "field field-wide clip-field", "data-field": "clip_models", "aria-labelledby": legendId },
+  const fieldset = h("fieldset", { class: "field field-wide clip-field", "data-field": "clip_models", "aria-labelledby": legendId, "aria-describedby": hintId },
     h("legend", { id: legendId }, label),
     rows, datalist,
     h("div", { class: "clip-actions" }, addButton),
     h("div", { class: "hint", id: hintId }, h("span", { class: "hint-range" }, `up to ${maxItems} · weight ${rangeText(weightSpec)}`),
-      " Name as architecture:weights, e.g. ViT-B-32:openai; “:random” needs no download. Default ",
+      spec.help ? ` ${spec.help}.` : "", " Names read architecture:weights, e.g. ViT-B-32:openai. Default ",
       defaults.map((c) => `${c.name} × ${formatNumber(c.weight)}`).join(" + "), "."),
     error);
   setRows(defaults);

@@ -1,6 +1,8 @@
 // The "new job" form: prompts with presets, the base generator, and every engine
-// parameter under "Advanced" with its default and allowed range. Errors — ours or the
-// service's 422 — appear next to the field they concern.
+// parameter under "Advanced" with its default and allowed range. What each field is called,
+// its hint, range, unit, choices and group all come from the service's declaration
+// (GET /api/v1/params, see schema.js); only the presets are the page's own. Errors — ours
+// or the service's 422 — appear next to the field they concern.
 
 import { api, ApiError } from "./api.js";
 import { clipModelsField } from "./clip-field.js";
@@ -16,44 +18,12 @@ export const PRESETS = [
   { source: "face", target: "zombie" },
 ];
 
-// How each parameter reads in the form. Fields the service accepts but this table does
-// not know still appear (under "Other"), labelled by their name.
-const FIELD_INFO = {
-  steps: { label: "Training steps", help: "Iterations of fine-tuning." },
-  batch_size: { label: "Batch size", help: "Latents per training step." },
-  lr: { label: "Learning rate", help: "Adam; betas (0, 0.99)." },
-  mixing: { label: "Style mixing", help: "Probability of mixing two latents." },
-  seed: { label: "Seed", help: "Seeds latents, noise and random CLIP weights." },
-  layers: { label: "Layers per step (k)", help: "Layers trained each step; 0 trains every candidate." },
-  selection: {
-    label: "Layer selection",
-    help: "How the k layers are chosen: a short W+ optimisation probe, or the largest gradients.",
-    options: { latent: "latent (W+ probe)", gradient: "gradient" },
-  },
-  include_torgb: { label: "Also select to_rgb layers", help: "Let the colour-output layers be trained too." },
-  probe_steps: { label: "Probe steps", help: "Optimisation steps of the selection probe." },
-  probe_batch: { label: "Probe batch", help: "Latents in the selection probe." },
-  reselect_every: { label: "Reselect every", help: "Steps between layer selections." },
-  clip_models: { label: "CLIP models", help: "Models guiding the loss, each with its share." },
-  lambda_direction: { label: "Directional loss weight", help: "The paper's main loss." },
-  lambda_global: { label: "Global loss weight", help: "Pulls images toward the target text." },
-  sample_every: { label: "Sample every", help: "Steps between progress images; the last step always samples." },
-  checkpoint_every: { label: "Checkpoint every", help: "Steps between intermediate .pt files; 0 = final only." },
-  n_samples: { label: "Images per sample", help: "Fixed latents shown in each progress image." },
-  sample_truncation: { label: "Sample truncation ψ", help: "Truncation of the progress images." },
-};
-
-const GROUPS = [
-  { title: "Training", fields: ["steps", "batch_size", "lr", "mixing", "seed"] },
-  { title: "Layer selection", fields: ["layers", "selection", "include_torgb", "probe_steps", "probe_batch", "reselect_every"] },
-  { title: "CLIP guidance", fields: ["clip_models", "lambda_direction", "lambda_global"] },
-  { title: "Progress output", fields: ["sample_every", "checkpoint_every", "n_samples", "sample_truncation"] },
-];
-const BASIC = new Set(["source_text", "target_text", "generator"]);
+// The prompts and the generator open the form; every other group is under "Advanced".
+const BASIC_GROUP = "prompt";
 
 /**
- * Build the form. ctx: {schema, generators: [..], clipModels: [names], prefill: params|null,
- * onCreated(job)}. Returns the <form> element.
+ * Build the form. ctx: {schema (loadSchema()), generators: [..], randomSizes: [..],
+ * clipModels: [names], prefill: params|null, onCreated(job)}. Returns the <form> element.
  */
 export function jobForm(ctx) {
   const { schema } = ctx;
@@ -81,25 +51,29 @@ export function jobForm(ctx) {
     return { shell, showError };
   }
 
-  function hintFor(spec, info) {
+  const labelOf = (spec) => spec.label || spec.name;
+
+  /** "1 – 5000 steps · default 300" as a chip, then the declared help text. */
+  function hintFor(spec) {
     const parts = [];
+    const unit = spec.unit ? ` ${spec.unit}` : "";
     const range = rangeText(spec);
-    if (range) parts.push(range);
-    if (spec.default !== undefined && typeof spec.default !== "object") {
-      parts.push(`default ${typeof spec.default === "boolean" ? (spec.default ? "on" : "off") : formatNumber(spec.default)}`);
+    if (range) parts.push(range + unit);
+    if (spec.default !== undefined && spec.default !== null && typeof spec.default !== "object") {
+      const value = typeof spec.default === "boolean" ? (spec.default ? "on" : "off") : formatNumber(spec.default);
+      parts.push(`default ${value}${range || typeof spec.default !== "number" ? "" : unit}`);
     }
     const head = parts.join(" · ");
-    return [head && h("span", { class: "hint-range" }, head), info.help && ` ${info.help}`];
+    return [head && h("span", { class: "hint-range" }, head), spec.help && ` ${spec.help}`];
   }
 
   function numberControl(spec) {
-    const info = FIELD_INFO[spec.name] || { help: spec.description };
     const input = h("input", {
       id: uid(spec.name), name: spec.name, type: "number", inputmode: spec.type === "integer" ? "numeric" : "decimal",
       step: spec.type === "integer" ? "1" : "any", min: spec.min, max: spec.max, value: numberText(spec.default),
       required: spec.required || undefined,
     });
-    const { shell, showError } = fieldShell(spec.name, info.label || spec.name, input, hintFor(spec, info));
+    const { shell, showError } = fieldShell(spec.name, labelOf(spec), input, hintFor(spec));
     controls[spec.name] = {
       container: shell,
       get: () => {
@@ -115,22 +89,20 @@ export function jobForm(ctx) {
     return shell;
   }
 
-  function enumControl(spec) {
-    const info = FIELD_INFO[spec.name] || { help: spec.description };
+  function choiceControl(spec) {
     const select = h("select", { id: uid(spec.name), name: spec.name },
-      spec.enum.map((v) => h("option", { value: v, selected: v === spec.default }, (info.options && info.options[v]) || v)));
-    const { shell, showError } = fieldShell(spec.name, info.label || spec.name, select, hintFor(spec, info));
+      spec.choices.map((v) => h("option", { value: v, selected: v === spec.default }, v)));
+    const { shell, showError } = fieldShell(spec.name, labelOf(spec), select, hintFor(spec));
     controls[spec.name] = {
       container: shell, get: () => select.value, set: (v) => { select.value = v; }, error: showError,
-      focus: () => select.focus(), reset: () => { select.value = spec.default ?? spec.enum[0]; showError(""); },
+      focus: () => select.focus(), reset: () => { select.value = spec.default ?? spec.choices[0]; showError(""); },
     };
     return shell;
   }
 
   function boolControl(spec) {
-    const info = FIELD_INFO[spec.name] || { help: spec.description };
     const box = h("input", { id: uid(spec.name), name: spec.name, type: "checkbox", checked: Boolean(spec.default) });
-    const { shell, showError } = fieldShell(spec.name, info.label || spec.name, box, hintFor(spec, info), { inline: true });
+    const { shell, showError } = fieldShell(spec.name, labelOf(spec), box, hintFor(spec), { inline: true });
     controls[spec.name] = {
       container: shell, get: () => box.checked, set: (v) => { box.checked = Boolean(v); }, error: showError,
       focus: () => box.focus(), reset: () => { box.checked = Boolean(spec.default); showError(""); },
@@ -139,9 +111,8 @@ export function jobForm(ctx) {
   }
 
   function textControl(spec) {
-    const info = FIELD_INFO[spec.name] || { help: spec.description };
     const input = h("input", { id: uid(spec.name), name: spec.name, type: "text", value: spec.default ?? "", maxlength: spec.maxLength });
-    const { shell, showError } = fieldShell(spec.name, info.label || spec.name, input, info.help);
+    const { shell, showError } = fieldShell(spec.name, labelOf(spec), input, hintFor(spec));
     controls[spec.name] = {
       container: shell, get: () => input.value, set: (v) => { input.value = v ?? ""; }, error: showError,
       focus: () => input.focus(), reset: () => { input.value = spec.default ?? ""; showError(""); },
@@ -150,12 +121,12 @@ export function jobForm(ctx) {
   }
 
   function controlFor(spec) {
-    if (spec.name === "clip_models") {
-      const { element, control } = clipModelsField(spec, { names: ctx.clipModels, label: FIELD_INFO.clip_models.label });
-      controls.clip_models = control;
+    if (spec.type === "clip_models") {
+      const { element, control } = clipModelsField(spec, { names: ctx.clipModels });
+      controls[spec.name] = control;
       return element;
     }
-    if (spec.enum) return enumControl(spec);
+    if (spec.choices) return choiceControl(spec);
     if (spec.type === "boolean") return boolControl(spec);
     if (spec.type === "integer" || spec.type === "number") return numberControl(spec);
     if (spec.type === "string") return textControl(spec);
@@ -163,13 +134,13 @@ export function jobForm(ctx) {
   }
 
   // ---- prompts and generator -------------------------------------------------------
-  function promptControl(name, labelText, placeholder) {
-    const spec = fields[name] || { maxLength: 300 };
+  function promptControl(name, placeholder) {
+    const spec = fields[name] || { name, maxLength: 300 };
     const input = h("input", {
       id: uid(name), name, type: "text", required: true, maxlength: spec.maxLength, placeholder,
       autocomplete: "off", spellcheck: "true", class: "prompt-input",
     });
-    const { shell, showError } = fieldShell(name, labelText, input, null);
+    const { shell, showError } = fieldShell(name, labelOf(spec), input, null);
     controls[name] = {
       container: shell, get: () => input.value, set: (v) => { input.value = v ?? ""; }, error: showError,
       focus: () => input.focus(), input,
@@ -180,7 +151,7 @@ export function jobForm(ctx) {
   }
 
   function generatorControl() {
-    const spec = fields.generator || { default: "ffhq-1024" };
+    const spec = fields.generator || { name: "generator", default: "ffhq-1024" };
     const gens = [
       ...(ctx.generators || []),
       ...(ctx.randomSizes || []).map((size) => ({ name: `random-${size}`, size, description: "Seeded random weights: no download, for trying the service out.", random: true })),
@@ -206,7 +177,7 @@ export function jobForm(ctx) {
       else if (v) { select.value = "__other"; other.value = v; }
       update();
     };
-    const { shell, showError } = fieldShell("generator", "Base generator", select, describe);
+    const { shell, showError } = fieldShell("generator", labelOf(spec), select, describe);
     const control = h("div", { class: "generator-control" });
     shell.replaceChild(control, select);
     control.append(select, other);
@@ -242,15 +213,23 @@ export function jobForm(ctx) {
   });
 
   const promptRow = h("div", { class: "prompt-row" },
-    promptControl("source_text", "Source text", "e.g. photo"),
+    promptControl("source_text", "e.g. photo"),
     swap,
-    promptControl("target_text", "Target text", "e.g. sketch"));
+    promptControl("target_text", "e.g. sketch"));
+  // A prompt-group field beyond these three gets a plain control under the generator.
+  const moreBasic = schema.order
+    .filter((n) => fields[n].group === BASIC_GROUP && !["source_text", "target_text", "generator"].includes(n))
+    .map((n) => controlFor(fields[n]));
 
-  const advancedNames = schema.order.filter((n) => !BASIC.has(n) && fields[n]);
-  const grouped = new Set(GROUPS.flatMap((g) => g.fields));
-  const groups = [...GROUPS, { title: "Other", fields: advancedNames.filter((n) => !grouped.has(n)) }]
-    .map((g) => ({ ...g, fields: g.fields.filter((n) => advancedNames.includes(n)) }))
-    .filter((g) => g.fields.length);
+  // "Advanced": the other groups in the declared order; a group the service does not
+  // list (a newer field) still shows, under "Other".
+  const advancedNames = schema.order.filter((n) => fields[n].group !== BASIC_GROUP);
+  const titled = schema.groups.filter((g) => g.name !== BASIC_GROUP);
+  const listed = new Set(titled.map((g) => g.name));
+  const groups = [
+    ...titled.map((g) => ({ title: g.title, fields: advancedNames.filter((n) => fields[n].group === g.name) })),
+    { title: "Other", fields: advancedNames.filter((n) => !listed.has(fields[n].group)) },
+  ].filter((g) => g.fields.length);
   const resetButton = h("button", { type: "button", class: "button button-small button-quiet" }, "Reset to defaults");
   resetButton.addEventListener("click", () => {
     for (const n of advancedNames) controls[n] && controls[n].reset();
@@ -258,7 +237,7 @@ export function jobForm(ctx) {
     toast("Advanced settings reset to the defaults.");
   });
   const advanced = h("details", { class: "advanced" },
-    h("summary", {}, h("span", {}, "Advanced"), h("span", { class: "summary-note muted" }, `${advancedNames.length} engine parameters, defaults from ${schema.source === "openapi" ? "the service" : "nada/params.py"}`)),
+    h("summary", {}, h("span", {}, "Advanced"), h("span", { class: "summary-note muted" }, `${advancedNames.length} engine parameters, defaults from the service`)),
     h("div", { class: "advanced-body" },
       groups.map((g) => h("fieldset", { class: "group" }, h("legend", {}, g.title),
         h("div", { class: "grid" }, g.fields.map((n) => controlFor(fields[n]))))),
@@ -266,7 +245,7 @@ export function jobForm(ctx) {
 
   const submit = h("button", { type: "submit", class: "button button-primary" }, "Start adaptation");
   const form = h("form", { class: "job-form", novalidate: true, "aria-label": "New adaptation job" },
-    presets, promptRow, generatorControl(), advanced, formError,
+    presets, promptRow, generatorControl(), moreBasic, advanced, formError,
     h("div", { class: "form-actions" }, submit,
       h("span", { class: "muted small" }, "Runs on the service's GPU worker; samples appear as it trains.")));
 

@@ -136,9 +136,10 @@ def _nada_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "nada"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def service(tmp_path_factory) -> Iterator[Service]:
-    """`nada serve` on a free port with a fresh data dir: the API, the page and a local worker."""
+    """`nada serve` on a free port with a fresh data dir: the API, the page and a local worker.
+    One per session: the modules that use it share it (tests count jobs relative to before)."""
     if not (REPO / "backend" / "main.py").is_file():
         pytest.fail("backend/main.py is missing: the page's browser tests need the real service")
     data_dir = tmp_path_factory.mktemp("nada-data")

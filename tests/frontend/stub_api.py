@@ -2,8 +2,8 @@
 
 Only for what the real service cannot show on demand (a page served under a sub-path,
 hostile prompt text, a job frozen mid-training); the Done-means tests drive the real
-service. It serves frontend/ and answers the API in the documented shapes; it has no
-/openapi.json, so the page also exercises its built-in parameter table (params.json).
+service. It serves frontend/ and answers the API in the documented shapes; GET
+/api/v1/params is nada.params.schema() itself, as the real route serves it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import mimetypes
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from nada import params as P
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 
@@ -137,6 +139,8 @@ class StubApi:
             return self._json(
                 route, {"status": "ok", "database": "ok", "broker": "ok", "version": "stub"}
             )
+        if api == "params":
+            return self._json(route, P.schema())
         if api == "generators":
             return self._json(
                 route,

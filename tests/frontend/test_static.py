@@ -1,10 +1,9 @@
-"""Checks on the page's files that need no browser: its parameter table matches
-nada/params.py, it loads nothing from outside, and it never parses strings as HTML."""
+"""Checks on the page's files that need no browser: it keeps no copy of the parameter
+declarations (nada/params.py, served at GET /api/v1/params), it loads nothing from
+outside, and it never parses strings as HTML."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import re
 from pathlib import Path
 
@@ -14,52 +13,35 @@ from nada import params as P
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 SOURCES = sorted(p for p in FRONTEND.rglob("*") if p.suffix in {".html", ".js", ".css"})
+SCRIPTS = [p for p in SOURCES if p.suffix == ".js"]
 
 
-def _fallback() -> dict:
-    return json.loads((FRONTEND / "params.json").read_text())
-
-
-def test_fallback_table_lists_every_parameter():
-    fields = _fallback()["fields"]
-    assert list(fields) == [f.name for f in dataclasses.fields(P.AdaptParams)]
-
-
-@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(P.AdaptParams)])
-def test_fallback_table_matches_nada_params(name):
-    spec = _fallback()["fields"][name]
-    f = next(f for f in dataclasses.fields(P.AdaptParams) if f.name == name)
-    if f.default is not dataclasses.MISSING:
-        assert spec["default"] == f.default
-    elif f.default_factory is not dataclasses.MISSING:
-        assert spec["default"] == [dataclasses.asdict(c) for c in f.default_factory()]
-    if name in P.RANGES:
-        assert (spec["min"], spec["max"]) == P.RANGES[name]
-        assert spec["type"] == ("integer" if isinstance(f.default, int) else "number")
-    if name == "selection":
-        assert spec["enum"] == list(P.SELECTION_METHODS)
-    if name in ("source_text", "target_text"):
-        assert spec["maxLength"] == P.MAX_PROMPT_CHARS
-
-
-def test_fallback_rejects_what_nada_params_rejects():
-    # The defaults validate, and one step past each bound does not.
-    base = P.AdaptParams("photo", "sketch")
-    for name, (lo, hi) in P.RANGES.items():
-        step = 1 if isinstance(getattr(base, name), int) else 1e-9
-        for bad in (lo - step if lo is not None else None, hi + step if hi is not None else None):
-            if bad is None:
-                continue
-            with pytest.raises(P.ParamError):
-                base.replace(**{name: bad})
+def _rel(path: Path) -> str:
+    return path.relative_to(FRONTEND).as_posix()
 
 
 def test_sources_exist():
-    names = {p.relative_to(FRONTEND).as_posix() for p in SOURCES}
+    names = {_rel(p) for p in SOURCES}
     assert {"index.html", "styles.css", "js/app.js"} <= names
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.relative_to(FRONTEND).as_posix())
+def test_no_copy_of_the_parameter_declarations():
+    # The form's labels, help, ranges and groups come from GET /api/v1/params at load
+    # time; a second table in the page would drift from nada/params.py.
+    assert not (FRONTEND / "params.json").exists()
+    copied = [
+        (f["name"], _rel(path))
+        for f in P.describe()
+        for path in SOURCES
+        if f["help"] in path.read_text()
+    ]
+    assert not copied, f"help text of nada/params.py copied into the page: {copied}"
+    for path in SCRIPTS:
+        for other in ("openapi.json", "params.json"):
+            assert other not in path.read_text(), f"{_rel(path)} reads {other}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=_rel)
 def test_no_external_resources(path):
     text = path.read_text()
     # The only absolute URL allowed is the SVG namespace (an identifier, never fetched).
@@ -72,7 +54,7 @@ def test_no_external_resources(path):
     assert "@import url(" not in text
 
 
-@pytest.mark.parametrize("path", [p for p in SOURCES if p.suffix == ".js"], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SCRIPTS, ids=_rel)
 def test_no_html_parsing_of_strings(path):
     text = path.read_text()
     for sink in (
@@ -86,7 +68,7 @@ def test_no_html_parsing_of_strings(path):
         assert sink not in text, f"{path.name} uses {sink}"
 
 
-@pytest.mark.parametrize("path", [p for p in SOURCES if p.suffix == ".js"], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SCRIPTS, ids=_rel)
 def test_urls_are_relative(path):
     # A leading '/' would break the page behind a path prefix; only relative API paths.
     text = path.read_text()
