@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
-from backend.security import CLIP_CONTEXT_TOKENS, CLIP_PROMPT_TOKENS, clip_token_lower_bound
+from backend.clip_tokens import CONTEXT_TOKENS, longest_template_tokens
 from jobs.db.models import Job, JobStatus
 from nada import params as P
 from nada.catalog import check_clip_name
@@ -55,14 +55,15 @@ class ClipModel(BaseModel):
 
 
 def _check_prompt(name: str, text: Any) -> None:
-    """nada.params' checks, then CLIP's context (a lower bound; see backend/security.py)."""
+    """nada.params' checks, then CLIP's context, counted as the engine counts it: the
+    longest template of the prompt must fit (backend/clip_tokens.py)."""
     P.check_prompt(name, text)
-    pieces = clip_token_lower_bound(text)
-    if pieces > CLIP_PROMPT_TOKENS:
+    longest = longest_template_tokens(text)
+    if longest > CONTEXT_TOKENS:
         raise ParamError(
             name,
-            f"is too long for CLIP's {CLIP_CONTEXT_TOKENS}-token context (at least {pieces} "
-            f"tokens; at most {CLIP_PROMPT_TOKENS} fit)",
+            f"is too long for CLIP: {longest} tokens in the longest prompt template, "
+            f"{CONTEXT_TOKENS} fit",
         )
 
 

@@ -13,18 +13,16 @@ zero-shot class embedding of the CLIP paper, rather than one raw prompt.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 from torch import Tensor
 
 from nada.errors import ParamError
+from nada.prompts import template_prompts
 from worker.clip_models import ClipModel
-
-TEMPLATES: tuple[Callable[[str], str], ...] = tuple(OPENAI_IMAGENET_TEMPLATES)
 
 # Below this length ΔI (the image-embedding difference) has no direction. The trainable and
 # the frozen generator render the same images before the first update (same latents, same
@@ -80,10 +78,6 @@ def directional_loss(
 def global_loss(images: Tensor, target: Tensor) -> Tensor:
     """Mean over the batch of 1 - cos(I, T): images [N, D] (any scale), target [D] unit."""
     return (1 - safe_normalize(images) @ target).mean()
-
-
-def template_prompts(text: str, templates: Sequence[Callable[[str], str]] = TEMPLATES) -> list[str]:
-    return [template(text) for template in templates]
 
 
 def check_prompt_tokens(clip: ClipModel, field: str, text: str) -> None:

@@ -9,14 +9,13 @@ import pytest
 import torch
 
 from nada.params import ParamError
+from nada.prompts import TEMPLATES, template_prompts
 from worker.clip_loss import (
-    TEMPLATES,
     ClipGuide,
     class_embedding,
     directional_loss,
     global_loss,
     safe_normalize,
-    template_prompts,
     text_direction,
 )
 from worker.clip_models import load_clip

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nada.params import ParamError
-from worker.clip_loss import template_prompts
+from nada.prompts import template_prompts
 from worker.clip_models import (
     TINY_CLIP,
     add_clip_config,
