@@ -62,3 +62,35 @@ def test_a_database_of_the_last_release_migrates_forward(tmp_path, pg_url) -> No
                 "succeeded",
                 "sketch",
             )
+
+
+def test_rows_earlier_versions_let_in_are_repaired(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A lone surrogate in the params and NaN losses (what SQLite kept before 0004) become
+    escaped text and null, so the row can be served as JSON."""
+    import json
+
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    command.upgrade(alembic_config(url), "0003")
+    params = {"source_text": "photo", "target_text": "sk\ud800etch", "generator": "random-64"}
+    with get_engine(url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, kind, status, params, step, total_steps, losses, "
+                "selected_layers, sample_steps, cancel_requested, attempt, created_at, "
+                "queued_at, owner) VALUES (:id, 'adapt', 'failed', :params, 2, 300, :losses, "
+                "'[]', '[]', false, 1, :t, :t, '')"
+            ),
+            {
+                "id": "cd" * 16,
+                "params": json.dumps(params),
+                "losses": '{"total": NaN, "direction": 0.5}',
+                "t": "2026-11-28 10:00:00",
+            },
+        )
+    migrate(url)
+    with get_engine(url).connect() as conn:
+        row = conn.execute(text("SELECT params, losses FROM jobs")).one()
+    assert json.loads(row.params)["target_text"] == "sk\\ud800etch"
+    assert json.loads(row.losses) == {"total": None, "direction": 0.5}
