@@ -6,19 +6,20 @@ $NADA_TEST_POISON_TARGET. Run as `python -m tests.backend.reliability_poison_wor
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
-import worker.tasks
+from worker import runners
 
 POISON = os.environ["NADA_TEST_POISON_TARGET"]
-_real_engine_run = worker.tasks._engine_run
+_adapt = runners.RUNNERS["adapt"]
 
 
-def _engine_run() -> Callable[..., Any]:
-    run = _real_engine_run()
+def _engine() -> Callable[..., Any]:
+    run = _adapt.engine()
 
     def run_or_die(params: Any, *args: Any, **kwargs: Any) -> Any:
         if params.target_text == POISON:
@@ -28,7 +29,7 @@ def _engine_run() -> Callable[..., Any]:
     return run_or_die
 
 
-worker.tasks._engine_run = _engine_run
+runners.RUNNERS["adapt"] = dataclasses.replace(_adapt, engine=_engine)
 
 if __name__ == "__main__":
     from worker.worker_cli import main
