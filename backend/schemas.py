@@ -293,6 +293,10 @@ class HealthPublic(BaseModel):
     database: Literal["ok", "unavailable"]
     broker: Literal["ok", "unavailable"]
     version: str
+    data_dir: Literal["full", "unwritable"] | None = Field(
+        None, description="the data directory's fault (new jobs get 507); absent while it is ok"
+    )
+    reason: str | None = Field(None, description="what data_dir means, in words")
 
 
 class ParamGroupPublic(BaseModel):

@@ -45,6 +45,7 @@ class Claim:
     attempt: int
     params: dict[str, Any]
     kind: str = "adapt"  # jobs/kinds.py
+    step: int = 0  # steps an earlier attempt recorded (0: none, or a fresh job)
 
 
 def _now(session: Session) -> Any:
@@ -84,7 +85,7 @@ def claim_job(
             started_at=func.coalesce(Job.started_at, _sql_time(now)),
             stage=None,
         )
-        .returning(Job.attempt, Job.params, Job.kind)
+        .returning(Job.attempt, Job.params, Job.kind, Job.step)
     ).first()
     if row is None:
         return None
@@ -95,7 +96,9 @@ def claim_job(
         attempt=row.attempt,
         data={"status": "running", "attempt": row.attempt, "worker": worker_id},
     )
-    return Claim(job_id=job_id, attempt=row.attempt, params=row.params, kind=row.kind)
+    return Claim(
+        job_id=job_id, attempt=row.attempt, params=row.params, kind=row.kind, step=row.step
+    )
 
 
 def _fence(job_id: str, attempt: int) -> Any:

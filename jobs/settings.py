@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     device: str = Field("auto", description="torch device of this worker: auto, cpu, cuda:N")
+    # CPU share of a worker (docs/deploy.md). `nada serve` starts its local worker niced and
+    # with one core fewer than the machine has, so the API stays responsive while it trains.
+    worker_threads: int | None = Field(
+        None, ge=1, description="torch CPU threads of a worker; None = torch's default"
+    )
+    local_worker_nice: int = Field(
+        10, ge=0, le=19, description="niceness of `nada serve`'s local worker (0 = as the API)"
+    )
 
     # Worker leases (see jobs/leases.py): a running job belongs to the worker whose lease
     # has not expired; a worker renews it every lease_seconds / 4.
@@ -39,6 +47,11 @@ class Settings(BaseSettings):
     reap_interval: float | None = Field(None, description="seconds between lease sweeps")
     job_time_limit: int = Field(6 * 3600, gt=0, description="longest job, seconds")
     cancel_poll_seconds: float = Field(1.0, ge=0, description="throttle of the cancel check")
+
+    # The data directory's health (jobs/disk.py): below min_free_disk_mb the API refuses new
+    # jobs with 507 and /healthz says 'degraded'; a write probe's answer is trusted this long.
+    min_free_disk_mb: float = Field(64.0, ge=0, description="free MiB below which it is full")
+    disk_check_seconds: float = Field(5.0, ge=0, description="cache of the write probe, s")
 
     # Server-Sent Events.
     sse_poll_seconds: float = Field(0.5, gt=0)
@@ -55,6 +68,7 @@ class Settings(BaseSettings):
     max_active_jobs: int = Field(4, ge=0, description="queued+running jobs per token; 0 = no cap")
     submissions_per_minute: int = Field(30, ge=0, description="POST /jobs per token; 0 = no cap")
     max_upload_mb: float = Field(1024, gt=0, description="largest POST /generators file, MiB")
+    max_concurrent_validations: int = Field(2, ge=1, description="validations at once, per process")
 
     @field_validator("data_dir")
     @classmethod

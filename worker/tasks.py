@@ -13,10 +13,17 @@ The same for every kind of job (see jobs/leases.py for the lease protocol):
 - Bounded: an attempt that runs past NADA_JOB_TIME_LIMIT is stopped at its next step and
   fails with `timeout`; CUDA out-of-memory fails with `out_of_memory` and frees the cached
   blocks before the next job; a full disk fails with `io`, and the attempt's files go.
+- Faults of the data directory are named (jobs/disk.py): a job that could not write its
+  files fails with `io` and "the data directory is full" (or "... is not writable"), not
+  with whatever the writer said; a job folder removed while the job ran is noticed at its
+  next publish. The final state is written before the intermediate checkpoints are
+  dropped, and depends on no file operation: when even that write fails, the reaper
+  re-queues the job and the next attempt resumes from the checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
 import gc
@@ -29,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jobs import leases, storage
+from jobs import disk, leases, storage
 from jobs.db.models import JobStatus
 from jobs.db.session import session_scope
 from jobs.kinds import get_kind
@@ -59,19 +66,28 @@ def _model_cache() -> Any:
 
 TIMEOUT = "timeout"
 OUT_OF_MEMORY = "out_of_memory"
+INVALID_PARAMS = "invalid_params"
+IO = "io"
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+# Seconds between the tries of the final state's write (a database that blinked, SQLite
+# waiting for the space the attempt's working directory gave back).
+_FINAL_WRITE_RETRIES = (0.5, 2.0)
+
+
+class JobFilesRemoved(OSError):
+    """The job's run directory was removed while the attempt ran."""
 
 
 def error_code(exc: BaseException) -> str:
     """The job's error code for an exception out of the engine or the file publishing."""
     name = type(exc).__name__
     if isinstance(exc, ParamError):
-        return "invalid_params"
+        return INVALID_PARAMS
     # torch.cuda.OutOfMemoryError, or a RuntimeError from older torch / other allocators
     if "OutOfMemory" in name or "out of memory" in str(exc).lower():
         return OUT_OF_MEMORY
     if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
-        return "io"
+        return IO
     if isinstance(exc, FileNotFoundError):
         return "missing_file"
     return "engine_error"
@@ -101,6 +117,7 @@ class AttemptRecorder:
         self.attempt = claim.attempt
         self.root = root  # the job's published files
         self.work = work  # this attempt's engine output directory
+        self.folder: disk.JobFolder | None = None  # `root` as the attempt found it
         self.lost = False
         self.cancel = False
         self.steps = 0  # training steps this attempt ran
@@ -140,13 +157,24 @@ class AttemptRecorder:
         if ok is False:
             self.lost = True
 
+    def folder_removed(self) -> bool:
+        return self.folder is not None and self.folder.removed()
+
+    def require_folder(self) -> None:
+        """Before a publish (which would make the folder again, half empty): JobFilesRemoved
+        if the job's run directory was removed meanwhile."""
+        if self.folder_removed():
+            raise JobFilesRemoved(disk.FOLDER_REMOVED)
+
     def publish_sample(self, step: int, path: Path) -> Any:
+        self.require_folder()
         rundir.publish(path, rundir.sample_path(self.root, step))
         return self._write(leases.record_sample, step=step)
 
     def publish_checkpoint(self, step: int, path: Path) -> None:
         """Keep the newest intermediate checkpoint where a later attempt resumes from it,
         with the metrics log so far (copied: the engine keeps appending to its own)."""
+        self.require_folder()
         published = rundir.publish(path, rundir.intermediate_checkpoint_path(self.root, step))
         metrics = rundir.metrics_path(self.work)
         if metrics.is_file():
@@ -221,6 +249,7 @@ class Outcome(enum.StrEnum):
     canceled = "canceled"
     skipped = "skipped"  # not claimable: done, canceled, or held by a live worker
     lost = "lost"  # the attempt lost its lease midway; another attempt owns the job
+    unrecorded = "unrecorded"  # the final state could not be written; the reaper re-queues
 
 
 class Attempt:
@@ -230,7 +259,8 @@ class Attempt:
     point), run the kind's engine, publish its files, record the final state. Every way
     out has a method of its own: `_stopped` (cancel or time limit), `_failed` (an
     exception: invalid parameters, out of memory, a full disk, an engine error), `_succeed`.
-    Each returns an Outcome; a write that finds the lease gone makes it Outcome.lost.
+    Each returns an Outcome; a write that finds the lease gone makes it Outcome.lost, one
+    that cannot be made at all Outcome.unrecorded.
     """
 
     def __init__(
@@ -268,12 +298,24 @@ class Attempt:
     def _prepare(self) -> Path | None:
         """A clean working directory, seeded with the metrics of the newest intermediate
         checkpoint when there is one to resume from (returned)."""
+        state = disk.check(self.settings, fresh=True)
+        if state != "ok":  # full or not writable: `io` now, before the models load
+            raise disk.DataDirFault(state)
         rundir.remove_tree(self.work)
-        self.work.mkdir(parents=True)  # a full disk fails here already: `io`, not a retry
+        self.work.mkdir(parents=True)
+        self.recorder.folder = disk.JobFolder(self.root)
         resume_from = rundir.latest_intermediate_checkpoint(self.root)
         metrics = rundir.resume_metrics_path(self.root)
         if resume_from is not None and metrics.is_file():
             rundir.publish(metrics, rundir.metrics_path(self.work), copy=True)
+        if resume_from is None and self.claim.step:
+            log.warning(
+                "job %s: attempt %d starts over: an earlier attempt reached step %d and left "
+                "no intermediate checkpoint",
+                self.claim.job_id,
+                self.claim.attempt,
+                self.claim.step,
+            )
         return resume_from
 
     def _run_engine(self) -> tuple[Any, Runner]:
@@ -309,12 +351,16 @@ class Attempt:
             return engine(params, self.work, resume_from=None, **kwargs), runner
 
     def _may_start_over(self, exc: Exception, resume_from: Path | None) -> bool:
-        """Whether a failure is the resume point's fault: it came before any step ran."""
+        """Whether a failure is the resume point's fault: it came before any step ran, and
+        not from the data directory (a full disk says nothing about the checkpoint)."""
         r = self.recorder
-        return not (resume_from is None or r.steps or r.lost or isinstance(exc, Canceled))
+        if resume_from is None or r.steps or r.lost or isinstance(exc, Canceled):
+            return False
+        return self._io_fault(exc) is None
 
     def _publish(self, result: Any) -> bool:
         """Move the final files into place; False if the lease was lost meanwhile."""
+        self.recorder.require_folder()
         for sample in published_samples(result):  # normally all published already
             step = rundir.step_of(sample)
             if step is None or rundir.sample_path(self.root, step).exists():
@@ -344,7 +390,7 @@ class Attempt:
 
     def _stopped(self) -> Outcome:
         """The engine stopped at a step boundary: canceled, time limit, or lost lease."""
-        if not self._settle_files():
+        if self.recorder.lost:
             return Outcome.lost
         if self.recorder.timed_out:
             return self._timed_out()
@@ -364,10 +410,28 @@ class Attempt:
         code = error_code(exc)
         r.out_of_memory = code == OUT_OF_MEMORY
         message = str(exc) or type(exc).__name__
+        if code not in (INVALID_PARAMS, OUT_OF_MEMORY):
+            fault = self._io_fault(exc)
+            if fault is not None:
+                code, message = IO, fault
         del exc  # its traceback holds the engine's frames, and with them its tensors
-        if not self._settle_files():
-            return Outcome.lost
         return self._record_failure(code, message)
+
+    def _io_fault(self, exc: BaseException) -> str | None:
+        """The message of a failure the data directory caused (full, not writable, the job's
+        folder removed), else None. It names the fault, not the writer's message: no
+        server paths, no file names."""
+        if isinstance(exc, JobFilesRemoved):
+            return disk.FOLDER_REMOVED
+        fault = disk.fault_of(exc, self.settings.data_dir)
+        if fault is None and self.recorder.folder_removed():
+            return disk.FOLDER_REMOVED
+        if fault is None:  # a writer that hid the OSError: look at the directory itself
+            state = disk.check(self.settings, fresh=True)
+            fault = None if state == "ok" else state
+        if fault is None:
+            return None
+        return f"{disk.REASONS[fault]}; the job's files could not be written"
 
     def _record_failure(self, code: str, message: str) -> Outcome:
         return self._finish(
@@ -377,20 +441,59 @@ class Attempt:
     # -- database and files ------------------------------------------------------------
 
     def _finish(self, status: JobStatus, outcome: Outcome, **values: Any) -> Outcome:
-        """Write the final state; Outcome.lost if the attempt no longer holds the job."""
-        with session_scope(self.settings.db_url) as session:
-            held = leases.finish_job(
-                session,
-                job_id=self.claim.job_id,
-                attempt=self.claim.attempt,
-                status=status,
-                **values,
-            )
-        return outcome if held else Outcome.lost
+        """Write the final state, then drop the files a finished job no longer needs.
+
+        Outcome.lost if the attempt no longer holds the job, Outcome.unrecorded if the
+        write failed every try. The write depends on no file operation: only this
+        attempt's working directory goes before it (nothing needs it again, and on a full
+        disk its space may be what the database needs to write); the intermediate
+        checkpoints stay until the write is made, for the attempt the reaper starts next.
+        """
+        rundir.remove_tree(self.work)
+        held = self._write_final(status, values)
+        if held is None:
+            return Outcome.unrecorded
+        if not held:
+            return Outcome.lost
+        self._drop_intermediate_files()
+        return outcome
+
+    def _write_final(self, status: JobStatus, values: dict[str, Any]) -> bool | None:
+        """leases.finish_job, tried again after a database error; None if it never went in."""
+        for delay in (*_FINAL_WRITE_RETRIES, None):
+            try:
+                with session_scope(self.settings.db_url) as session:
+                    return leases.finish_job(
+                        session,
+                        job_id=self.claim.job_id,
+                        attempt=self.claim.attempt,
+                        status=status,
+                        **values,
+                    )
+            except Exception:
+                if delay is None:
+                    log.exception(
+                        "job %s: could not record %s; the reaper re-queues it once its lease "
+                        "expires",
+                        self.claim.job_id,
+                        status,
+                    )
+                    return None
+                log.warning("job %s: recording %s failed, retrying", self.claim.job_id, status)
+                time.sleep(delay)
+        return None
+
+    def _drop_intermediate_files(self) -> None:
+        """Intermediate checkpoints and every attempt's work dir; the whole folder if it
+        was removed while the attempt ran (what is there now, this attempt made again)."""
+        rundir.remove_tree(rundir.checkpoints_dir(self.root))
+        rundir.remove_tree(rundir.attempts_dir(self.root))
+        if self.recorder.folder_removed():
+            rundir.remove_tree(self.root)
 
     def _settle_files(self) -> bool:
-        """Before the final state is written (so that a job reported finished has its
-        final files): drop intermediate checkpoints and every attempt's work dir, if this
+        """Before a success is written (so that a job reported succeeded has its final
+        files only): drop intermediate checkpoints and every attempt's work dir, if this
         attempt still holds the job. False (and nothing removed) when it does not."""
         if self.recorder.lost:
             return False
@@ -403,16 +506,18 @@ class Attempt:
             )
         if held is None:
             return False
-        rundir.remove_tree(rundir.checkpoints_dir(self.root))
-        rundir.remove_tree(rundir.attempts_dir(self.root))
+        self._drop_intermediate_files()
         return True
 
     def close(self) -> None:
         self.keeper.stop()
         rundir.remove_tree(self.work)
         attempts = self.work.parent
-        if attempts.is_dir() and not any(attempts.iterdir()):
-            attempts.rmdir()
+        with contextlib.suppress(OSError):  # another attempt may be making its own
+            if attempts.is_dir() and not any(attempts.iterdir()):
+                attempts.rmdir()
+        if self.recorder.folder is not None:
+            self.recorder.folder.close()
         if self.recorder.out_of_memory:
             release_accelerator_memory()
 

@@ -394,3 +394,145 @@ def test_a_full_disk_before_the_engine_starts_fails_with_io(
     assert _run(settings, job_id, engine) == "failed" and engine.calls == []
     assert _job(settings, job_id).error_code == "io"
     assert _files(storage.job_dir(settings.jobs_dir, job_id)) == []
+
+
+# --- Faults of the data directory (jobs/disk.py): named, recorded, resumable. The same
+# faults on a real, small filesystem: tests/backend/test_disk_full.py.
+
+FULL = "the data directory is full; the job's files could not be written"
+
+
+def _hidden_enospc() -> RuntimeError:
+    """What torch's checkpoint writer raises on a full disk: a RuntimeError about stream
+    positions, raised while handling the OSError(ENOSPC) of the write."""
+    import errno
+
+    try:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    except OSError:
+        try:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704")
+        except RuntimeError as exc:
+            return exc
+
+
+def test_a_checkpoint_writer_hiding_a_full_disk_fails_the_job_naming_the_data_dir(
+    settings: Settings,
+) -> None:
+    job_id = _submit(settings)
+    assert _run(settings, job_id, ScriptedEngine(fail=_hidden_enospc())) == "failed"
+    job = _job(settings, job_id)
+    assert (job.status, job.error_code) == ("failed", "io")
+    assert job.error_message == FULL
+
+
+def test_a_writer_error_on_a_data_dir_gone_full_names_the_data_dir(settings: Settings) -> None:
+    def fill_the_disk(step: int) -> None:
+        if step == 1:  # from now on the data directory has less than the minimum free
+            settings.min_free_disk_mb = 1e12
+
+    job_id = _submit(settings)
+    writer = RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+    engine = ScriptedEngine(fail=writer, hook=fill_the_disk)
+    assert _run(settings, job_id, engine) == "failed"
+    job = _job(settings, job_id)
+    assert (job.error_code, job.error_message) == ("io", FULL)
+
+
+def test_a_job_on_a_full_data_dir_fails_before_its_engine_starts(settings: Settings) -> None:
+    settings = settings.model_copy(update={"min_free_disk_mb": 1e12})
+    job_id = _submit(settings)
+    engine = ScriptedEngine()
+    assert _run(settings, job_id, engine) == "failed" and engine.calls == []
+    job = _job(settings, job_id)
+    assert (job.error_code, job.error_message) == ("io", FULL)
+
+
+def test_a_job_folder_removed_while_the_job_runs_fails_it_at_the_next_publish(
+    settings: Settings,
+) -> None:
+    job_id = _submit(settings)
+    root = storage.job_dir(settings.jobs_dir, job_id)
+
+    def remove_the_folder(step: int) -> None:
+        if step == 1:
+            rundir.remove_tree(root)  # the engine's next write makes its directory again
+
+    assert _run(settings, job_id, ScriptedEngine(hook=remove_the_folder)) == "failed"
+    job = _job(settings, job_id)
+    assert (job.status, job.error_code, job.step) == ("failed", "io", 2)  # not trained to 4
+    assert job.error_message == "the job's files were removed while it ran"
+    assert job.sample_steps == [] and not root.exists()
+
+
+def test_a_failure_that_cannot_be_recorded_leaves_the_checkpoint_to_resume_from(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    import worker.tasks
+
+    def database_full(*args: Any, **kwargs: Any) -> bool:
+        raise OperationalError("UPDATE jobs", {}, sqlite3.OperationalError("disk is full"))
+
+    params = AdaptParams(
+        "photo", "sketch", generator="random-64", steps=4, sample_every=2, checkpoint_every=1
+    )
+    job_id = _submit(settings, params)
+    root = storage.job_dir(settings.jobs_dir, job_id)
+    with monkeypatch.context() as patch:
+        patch.setattr(leases, "finish_job", database_full)
+        patch.setattr(worker.tasks, "_FINAL_WRITE_RETRIES", (0, 0))
+        full = ScriptedEngine(fail=OSError(errno.ENOSPC, "No space left on device"))
+        assert _run(settings, job_id, full) == "unrecorded"
+    assert _job(settings, job_id).status == "running"  # until its lease runs out
+    assert rundir.intermediate_checkpoint_steps(root) == [1]
+    with session_scope(settings.db_url) as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(lease_expires_at=store.utcnow() - timedelta(minutes=1))
+        )
+    with session_scope(settings.db_url) as s:
+        assert leases.reap_expired(s, max_attempts=3) == [job_id]  # re-queued
+    engine = ScriptedEngine()
+    assert _run(settings, job_id, engine, worker="w2") == "succeeded"
+    assert engine.calls[0]["resume_from"] == rundir.intermediate_checkpoint_path(root, 1)
+    assert (_job(settings, job_id).attempt, _job(settings, job_id).step) == (2, 4)
+
+
+def test_a_full_disk_when_resuming_is_not_taken_for_a_bad_checkpoint(settings: Settings) -> None:
+    import errno
+
+    job_id = _submit(settings)
+    _claimed_by_a_dead_worker(settings, job_id)
+    root = storage.job_dir(settings.jobs_dir, job_id)
+    rundir.write_bytes(rundir.intermediate_checkpoint_path(root, 2), b"ckpt 2")
+    calls: list[Path | None] = []
+
+    def engine(params: AdaptParams, out_dir: Path, *, resume_from: Path | None, **_: Any) -> Any:
+        calls.append(resume_from)
+        raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / "params.json"))
+
+    from worker.tasks import run_job
+
+    outcome = run_job(job_id, settings=settings, worker_id="w2", engine=engine, models=object())
+    assert outcome == "failed"
+    assert calls == [rundir.intermediate_checkpoint_path(root, 2)]  # no start from step 0
+    job = _job(settings, job_id)
+    assert (job.error_code, job.error_message) == ("io", FULL)
+
+
+def test_an_attempt_that_must_start_over_says_so(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = _submit(settings)
+    _claimed_by_a_dead_worker(settings, job_id)
+    with session_scope(settings.db_url) as s:
+        s.execute(update(Job).where(Job.id == job_id).values(step=3))  # and no checkpoint
+    with caplog.at_level("WARNING", logger="worker.tasks"):
+        assert _run(settings, job_id, ScriptedEngine(), worker="w2") == "succeeded"
+    assert "starts over: an earlier attempt reached step 3" in caplog.text

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
 from backend.schemas import JobCreate, JobPublic, JobsPublic, job_public, job_url
 from backend.sse import job_event_stream
-from jobs import storage, store
+from jobs import disk, storage, store
 from jobs.db.models import ACTIVE, Job, JobStatus
 from jobs.generators import check_generator_name
 from jobs.settings import Settings
@@ -76,8 +76,15 @@ def _public(
     if stats is None and job.status in ACTIVE:
         stats = store.queue_stats(session)
     position, eta = store.estimate(session, job=job, stats=stats)
-    checkpoints = rundir.intermediate_checkpoint_steps(_job_root(settings, job.id))
-    return job_public(job, queue_position=position, eta_seconds=eta, checkpoint_steps=checkpoints)
+    root = _job_root(settings, job.id)
+    checkpoints = rundir.intermediate_checkpoint_steps(root)
+    public = job_public(job, queue_position=position, eta_seconds=eta, checkpoint_steps=checkpoints)
+    # Only samples whose file is there: a job folder removed (or cleaned up) by hand must
+    # not list links that 404.
+    public.samples = [
+        sample for sample in public.samples if rundir.sample_path(root, sample.step).is_file()
+    ]
+    return public
 
 
 def _job_root(settings: Settings, job_id: str) -> Path:
@@ -109,6 +116,7 @@ def _require_json(request: Request) -> None:
         415: {"description": "The body is not application/json"},
         422: {"description": "Invalid parameters, or an Idempotency-Key reused for another body"},
         429: {"description": "Too many active jobs or submissions; see Retry-After"},
+        507: {"description": "The data directory is full or not writable; try again later"},
     },
 )
 def create_job(
@@ -143,6 +151,13 @@ def create_job(
         earlier = store.find_idempotent(session, owner=who, key=idempotency_key)
         if earlier is not None:
             return _replay(session, settings, earlier, digest, response)
+    data_dir = disk.check(settings)
+    if data_dir != "ok":  # the job could not write its files (a replay above needs none)
+        raise HTTPException(
+            status.HTTP_507_INSUFFICIENT_STORAGE,
+            f"{disk.REASONS[data_dir]}; no new jobs are accepted until that is fixed "
+            "(try again later)",
+        )
     if owner is not None:  # per-token limits (docs/security.md)
         if settings.max_active_jobs and (
             store.active_jobs(session, owner=who) >= settings.max_active_jobs
