@@ -4,22 +4,25 @@
 `MultiPartParser` (python-multipart underneath): the file part is written straight to a
 temporary file under the incoming folder and the request is cut off as soon as it passes the
 size cap. `validate_generator_file` runs `python -m stylegan2.validate` with RLIMIT_AS /
-RLIMIT_CPU set in the child and a wall-clock timeout, and turns its answer into a
-`ValidatedGenerator` or a `GeneratorRejected` whose message says why. `store_generator`
-publishes a validated file under its name.
+RLIMIT_CPU set in the child and a wall-clock timeout, at most `max_running` of them at once
+in this process (`VALIDATIONS`), and turns its answer into a `ValidatedGenerator`, a
+`GeneratorRejected` whose message says why, or an OSError(ENOSPC) when the child found the
+disk full. `store_generator` publishes a validated file under its name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import resource
 import subprocess
 import sys
+import threading
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +38,45 @@ _REPO = Path(__file__).resolve().parent.parent
 
 class GeneratorRejected(ValueError):
     """The upload is not an acceptable generator; str() says why (safe to show the user)."""
+
+
+class ValidatorsBusy(RuntimeError):
+    """As many validator children as allowed are running in this process; retry later."""
+
+    retry_after_s = 10  # the Retry-After hint: a check takes seconds, up to its 180 s timeout
+
+    def __init__(self, limit: int):
+        super().__init__(
+            f"{limit} uploaded generator(s) are being checked already; try again in "
+            f"{self.retry_after_s} s (NADA_MAX_CONCURRENT_VALIDATIONS)"
+        )
+        self.limit = limit
+
+
+class ValidationSlots:
+    """How many validator children run at once: a counter shared by this process's threads.
+
+    Per process: each API process (uvicorn worker) counts its own children."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.running = 0
+
+    @contextmanager
+    def take(self, limit: int | None) -> Iterator[None]:
+        """Hold a slot for the block; ValidatorsBusy if `limit` are taken (None: no limit)."""
+        with self._lock:
+            if limit is not None and self.running >= limit:
+                raise ValidatorsBusy(limit)
+            self.running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+VALIDATIONS = ValidationSlots()
 
 
 @dataclass(frozen=True)
@@ -58,20 +100,24 @@ def validate_generator_file(
     memory_bytes: int = 8 << 30,  # address space of the child (torch alone maps ~2-3 GiB)
     cpu_seconds: int = 120,
     timeout_s: float = 180.0,
+    max_running: int | None = None,  # children at once in this process; None: no limit
 ) -> ValidatedGenerator:
     """Validate `src` in a limited child process and write the safe re-save to `dst`.
 
-    Raises GeneratorRejected (the file is refused, or the check ran out of memory/time).
+    Raises GeneratorRejected (the file is refused, or the check ran out of memory/time),
+    ValidatorsBusy (`max_running` children are running; no child was started) and
+    OSError(ENOSPC) (the child could not write `dst`: the disk is full).
     """
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "stylegan2.validate", str(src), str(dst)],
-            cwd=_REPO,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            preexec_fn=_limits(memory_bytes, cpu_seconds),
-        )
+        with VALIDATIONS.take(max_running):  # held until the child has exited
+            done = subprocess.run(
+                [sys.executable, "-m", "stylegan2.validate", str(src), str(dst)],
+                cwd=_REPO,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                preexec_fn=_limits(memory_bytes, cpu_seconds),
+            )
     except subprocess.TimeoutExpired:
         raise GeneratorRejected(f"checking the file took longer than {timeout_s:.0f} s") from None
     lines = done.stdout.strip().splitlines()
@@ -85,23 +131,32 @@ def validate_generator_file(
                 "checking the file exceeded its memory or CPU-time limit (is it too large?)"
             )
         raise GeneratorRejected(f"the file could not be checked (exit status {done.returncode})")
+    if answer.get("disk_full"):
+        raise OSError(errno.ENOSPC, "no space left on the device while re-saving the upload")
     if not answer.get("ok"):
         raise GeneratorRejected(str(answer.get("error", "refused")))
     return ValidatedGenerator(size=int(answer["size"]), sha256=str(answer["sha256"]))
 
 
 def store_generator(
-    src: Path, folder: Path, name: str, *, owner: str | None, uploaded_at: str
+    src: Path,
+    folder: Path,
+    name: str,
+    *,
+    owner: str | None,
+    uploaded_at: str,
+    max_validations: int | None = None,  # validator children at once in this process
 ) -> ValidatedGenerator:
     """Validate `src` and publish it as `folder/<name>.pt` plus `folder/<name>.json`.
 
     Both are written under temporary names and renamed into place (the .json last: a name
-    is listed/usable only once both exist). Raises GeneratorRejected, FileExistsError."""
+    is listed/usable only once both exist). Raises GeneratorRejected, ValidatorsBusy,
+    FileExistsError, OSError (ENOSPC: the disk is full)."""
     folder.mkdir(parents=True, exist_ok=True)
     final, sidecar = folder / f"{name}.pt", folder / f"{name}.json"
     tmp_pt = folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex}.pt.tmp"
     try:
-        result = validate_generator_file(src, tmp_pt)
+        result = validate_generator_file(src, tmp_pt, max_running=max_validations)
         meta = {
             "name": name,
             "size": result.size,

@@ -7,7 +7,8 @@ that says what the weights are and where they came from.
 
 Loading never runs code from the file: `torch.load(weights_only=True)`, with
 `argparse.Namespace` -- an attribute bag -- as the only class allowed beyond tensors and
-plain containers.
+plain containers. `load_untrusted` (the upload check, stylegan2/validate.py) also refuses
+weights of another dtype than float32/float16/bfloat16 and NaN/inf values, naming the key.
 
     >>> loaded = load_generator("ffhq-1024", device="cuda")      # registry name
     >>> loaded = load_generator("runs/sketch/generator.pt")       # a file
@@ -23,6 +24,7 @@ import os
 import pickle
 import re
 import threading
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,9 +44,12 @@ RANDOM_SEED = 0  # weights of 'random-<size>' generators
 MEAN_LATENT_SAMPLES = 4096  # z samples averaged when a file has no latent_avg
 MEAN_LATENT_SEED = 0  # ... drawn from this seed, so the result is deterministic
 _UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_STYLE_WEIGHT = re.compile(r"style\.\d+\.weight")
 _LOAD_LOCK = threading.Lock()
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
 _PICKLE_PROTO = b"\x80"  # legacy torch.save files and plain pickles start with PROTO
+# What load_untrusted accepts; each converts to the generator's float32 without loss.
+WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 class CheckpointError(ValueError):
@@ -185,36 +190,71 @@ def infer_config(
 ) -> GeneratorConfig:
     """Read size, style_dim, n_mlp and channel_multiplier off a generator state dict.
 
-    Below 64 px every channel multiplier gives the same shapes; `channel_multiplier` (from
-    the file's metadata or training args) is used there, else rosinality's default 2.
+    size and n_mlp come from how many to_rgbs / style layers there are. style_dim and
+    channel_multiplier are each read off every tensor that shows them and the majority wins,
+    so a single tensor of the wrong shape is blamed on its own key (by the shape check that
+    follows) rather than on the many keys that then disagree with it. Below 64 px every
+    channel multiplier gives the same shapes; `channel_multiplier` (from the file's
+    metadata or training args) is used there, else rosinality's default 2.
     """
     for key in ("style.1.weight", "input.input", "conv1.conv.weight", "to_rgb1.conv.weight"):
         if key not in state:
             raise CheckpointError(
                 f"{where}: not a StyleGAN2 generator in rosinality's layout (missing {key!r})"
             )
-    style = state["style.1.weight"]
-    if style.ndim != 2 or style.shape[0] != style.shape[1]:
+    # The mapping layers are [style_dim, style_dim], every modulation [channels, style_dim].
+    style_dim = _majority(
+        [
+            v.shape[1]
+            for k, v in state.items()
+            if v.ndim == 2 and (_STYLE_WEIGHT.fullmatch(k) or k.endswith(".modulation.weight"))
+        ]
+    )
+    if not style_dim:
+        style = state["style.1.weight"]
         raise CheckpointError(
             f"{where}: wrong shape for 'style.1.weight': {list(style.shape)} (expected a square "
             "[style_dim, style_dim] matrix)"
         )
-    style_dim = style.shape[1]
     n_mlp = _count_indexed(state, "style.{}.weight", start=1, where=where)
     n_rgb = _count_indexed(state, "to_rgbs.{}.conv.weight", start=0, where=where)
     size = 2 ** (n_rgb + 2)
     if not 8 <= size <= 1024:
         raise CheckpointError(f"{where}: {n_rgb} to_rgbs layers means {size} px; 8..1024 supported")
-    if size >= 64:  # the last ToRGB sees channels_for(cm)[size] = base * cm feature maps
-        last = state[f"to_rgbs.{n_rgb - 1}.conv.weight"]
-        base = channels_for(1)[size]
-        if last.ndim != 5 or last.shape[2] % base:
+    if size >= 64:  # feature maps at r >= 64 px are channels_for(1)[r] * channel_multiplier
+        channel_multiplier = _majority(_channel_multipliers(state, n_rgb))
+        if not channel_multiplier:
+            last = state[f"to_rgbs.{n_rgb - 1}.conv.weight"]
             raise CheckpointError(
                 f"{where}: wrong shape for 'to_rgbs.{n_rgb - 1}.conv.weight': "
-                f"{list(last.shape)} (expected [1, 3, {base} * channel_multiplier, 1, 1])"
+                f"{list(last.shape)} (expected [1, 3, {channels_for(1)[size]} * "
+                "channel_multiplier, 1, 1])"
             )
-        channel_multiplier = last.shape[2] // base
     return GeneratorConfig(size, style_dim, n_mlp, int(channel_multiplier or 2))
+
+
+def _channel_multipliers(state: dict[str, Tensor], n_rgb: int) -> list[int]:
+    """The channel multiplier each layer at 64 px and above implies (those that imply one)."""
+    base = channels_for(1)
+    found = []
+    for i in range(n_rgb):  # to_rgbs.i and convs.2i, convs.2i+1 work at 2**(i+3) px
+        res = 2 ** (i + 3)
+        if res < 64:
+            continue
+        for key, dim in (
+            (f"to_rgbs.{i}.conv.weight", 2),  # [1, 3, in_channels, 1, 1]
+            (f"convs.{2 * i}.conv.weight", 1),  # [1, out_channels, in_channels, 3, 3]
+            (f"convs.{2 * i + 1}.conv.weight", 1),
+        ):
+            weight = state.get(key)
+            if weight is not None and weight.ndim == 5 and weight.shape[dim] % base[res] == 0:
+                found.append(weight.shape[dim] // base[res])
+    return found
+
+
+def _majority(votes: list[int]) -> int | None:
+    """The most common value (the first seen among equally common ones); None if no votes."""
+    return Counter(votes).most_common(1)[0][0] if votes else None
 
 
 def _count_indexed(state: dict[str, Tensor], template: str, *, start: int, where: str) -> int:
@@ -257,9 +297,41 @@ def _latent_avg(value: Tensor, style_dim: int, where: str) -> Tensor:
         rows = value.float().reshape(-1, style_dim)
         if torch.allclose(rows, rows[:1].expand_as(rows)):
             return rows[0].clone()
+        if not bool(torch.isfinite(rows).all()):  # NaN is never close to itself
+            raise CheckpointError(f"{where}: 'latent_avg' holds NaN or infinite values")
+        raise CheckpointError(
+            f"{where}: 'latent_avg' is {list(value.shape)} with rows that differ (expected "
+            f"[{style_dim}], or rows that are all the same)"
+        )
     raise CheckpointError(
         f"{where}: wrong shape for 'latent_avg': {list(value.shape)} (expected [{style_dim}])"
     )
+
+
+def _check_values(tensors: dict[str, Tensor], where: str) -> None:
+    """Every tensor dense, of a WEIGHT_DTYPES dtype, and finite; else name the first that is not.
+
+    Loading copies a state dict into float32 parameters whatever its dtype (an int64 tensor
+    is cast without a word), so a file from outside is checked before that."""
+    *others, last = (_dtype_name(d) for d in WEIGHT_DTYPES)
+    allowed = f"{', '.join(others)} or {last}"
+    for key, value in tensors.items():
+        if value.layout != torch.strided:
+            raise CheckpointError(
+                f"{where}: weight {key!r} is a {str(value.layout).removeprefix('torch.')} "
+                "tensor; weights must be dense"
+            )
+        if value.dtype not in WEIGHT_DTYPES:
+            raise CheckpointError(
+                f"{where}: weight {key!r} has dtype {_dtype_name(value.dtype)}; weights must be "
+                f"{allowed}"
+            )
+        if not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{where}: weight {key!r} holds NaN or infinite values")
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def compute_mean_latent(generator: Generator, n: int = MEAN_LATENT_SAMPLES) -> Tensor:
@@ -325,12 +397,33 @@ def load_generator(
     return _load_file(path, device, name=None, expected_size=None)
 
 
+def load_untrusted(path: str | os.PathLike[str]) -> LoadedGenerator:
+    """`load_generator` for a file from outside the service (an upload), on the CPU, with
+    its values checked too: every generator weight and `latent_avg` must be a dense
+    float32, float16 or bfloat16 tensor (WEIGHT_DTYPES) holding no NaN or infinity.
+
+    Raises:
+        CheckpointError: as load_generator, or naming the key whose dtype or values are
+            refused.
+    """
+    return _load_file(Path(path), "cpu", name=None, expected_size=None, check_values=True)
+
+
 def _load_file(
-    path: Path, device: str | torch.device, *, name: str | None, expected_size: int | None
+    path: Path,
+    device: str | torch.device,
+    *,
+    name: str | None,
+    expected_size: int | None,
+    check_values: bool = False,  # refuse other dtypes and NaN/inf (load_untrusted)
 ) -> LoadedGenerator:
     where = str(path)
     ckpt = read_checkpoint(path)
     state, latent_avg, metadata, args = _unpack(ckpt, where)
+    if check_values:
+        _check_values(state, where)
+        if latent_avg is not None:
+            _check_values({"latent_avg": latent_avg}, where)
     ours = metadata.get("stylegan2")
     hint = ours.get("channel_multiplier") if isinstance(ours, dict) else None
     hint = hint or getattr(args, "channel_multiplier", None)

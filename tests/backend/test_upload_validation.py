@@ -2,19 +2,25 @@
 
 Pass criteria: a file whose unpickling would run code is refused and its payload never
 runs (the marker file is not created); wrong architecture, truncated and NaN files are
-refused with a message that says why; a good file is re-saved as plain tensors."""
+refused with a message that says why; a good file is re-saved as plain tensors. The
+archive bounds (stylegan2.validate.check_archive) admit the largest generator, a 1024 px
+config-f one, and are decided without opening a record."""
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
 from backend.uploads import GeneratorRejected, validate_generator_file
+from stylegan2 import validate
 from stylegan2.checkpoint import load_generator, random_generator, save_generator
+from stylegan2.model import Generator, channels_for
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +94,67 @@ def test_wrong_architecture_truncated_and_nan_are_refused(good_file: Path, tmp_p
 def test_memory_limit_is_enforced(good_file: Path, tmp_path: Path) -> None:
     with pytest.raises(GeneratorRejected, match="limit|could not be checked"):
         validate_generator_file(good_file, tmp_path / "out.pt", memory_bytes=64 << 20)
+
+
+def test_the_archive_bounds_admit_the_largest_generator(tmp_path: Path) -> None:
+    """A 1024 px config-f generator as torch.save writes it passes check_archive, with room
+    for a converted file that also carries `g` and `d`, and for channel_multiplier 4."""
+    state = Generator(1024, 512, 8, 2).state_dict()
+    total = sum(v.numel() * 4 for v in state.values())  # float32
+    assert 120 << 20 < total < 130 << 20
+    assert 3 * total < validate.MAX_TOTAL_BYTES
+    cm4_conv = channels_for(4)[64] ** 2 * 3 * 3 * 4  # the largest tensor at channel_multiplier 4
+    assert max(v.numel() * 4 for v in state.values()) < cm4_conv <= validate.MAX_RECORD_BYTES
+    path = tmp_path / "ffhq-like.pt"
+    torch.save({"g_ema": state, "latent_avg": torch.zeros(512)}, path)
+    del state
+    validate.check_archive(path)  # no ArchiveRefused
+    with zipfile.ZipFile(path) as archive:
+        assert 3 * len(archive.infolist()) < validate.MAX_ENTRIES
+        [pkl] = [i for i in archive.infolist() if i.filename.endswith("/data.pkl")]
+        assert 100 * pkl.file_size < validate.MAX_PICKLE_BYTES
+
+
+def test_check_archive_reads_only_the_directory(
+    good_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unopened(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("a record was opened")
+
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(bomb, "w") as archive:
+        info = zipfile.ZipInfo("archive/data/0")
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with archive.open(info, "w", force_zip64=True) as f:
+            for _ in range(80):
+                f.write(bytes(1 << 20))
+    monkeypatch.setattr(zipfile.ZipFile, "open", unopened)
+    validate.check_archive(good_file)
+    with pytest.raises(validate.ArchiveRefused, match="declares 80.0 MiB once decompressed"):
+        validate.check_archive(bomb)
+
+    monkeypatch.setattr(validate, "MAX_DIRECTORY_BYTES", 1024)  # good_file's is ~4 KiB
+    with pytest.raises(validate.ArchiveRefused, match="KiB central directory|MiB central"):
+        validate.check_archive(good_file)
+
+
+def test_check_archive_passes_other_files_to_the_loader(good_file: Path, tmp_path: Path) -> None:
+    """Not a zip archive (legacy torch.save, a pickle, text): nothing to decompress, the
+    loader says what is wrong. A zip without its central directory is refused here."""
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"x": torch.zeros(3)}, legacy, _use_new_zipfile_serialization=False)
+    text = tmp_path / "text.pt"
+    text.write_text("just some text")
+    for path in (legacy, text):
+        validate.check_archive(path)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good_file.read_bytes()[: 1 << 20])
+    with pytest.raises(validate.ArchiveRefused, match="truncated or corrupted"):
+        validate.check_archive(cut)
+    junk = io.BytesIO()
+    with zipfile.ZipFile(junk, "w") as archive:
+        archive.writestr("a", b"x")
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(junk.getvalue().replace(b"PK\x01\x02", b"PK\x01\x03"))
+    with pytest.raises(validate.ArchiveRefused, match="truncated or corrupted"):
+        validate.check_archive(broken)

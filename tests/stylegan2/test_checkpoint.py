@@ -22,6 +22,7 @@ from stylegan2.checkpoint import (
     compute_mean_latent,
     infer_config,
     load_generator,
+    load_untrusted,
     random_generator,
     save_generator,
 )
@@ -327,6 +328,75 @@ def test_wrong_shapes_and_keys_name_the_key(small: LoadedGenerator, tmp_path: Pa
     check(lambda sd: sd.update({"extra.weight": torch.zeros(1)}), "unexpected keys .*extra.weight")
     check(lambda sd: sd.pop("style.1.weight"), "missing 'style.1.weight'")
     check(lambda sd: {"latent_avg": torch.zeros(2, 7)}, r"wrong shape for 'latent_avg': \[2, 7\]")
+
+
+def test_one_tensor_of_the_wrong_shape_is_blamed_on_its_own_key(
+    small: LoadedGenerator, tmp_path: Path
+) -> None:
+    """style_dim and channel_multiplier are read off every tensor that shows them, so one
+    bad tensor does not redefine the architecture and get the good ones blamed."""
+    sd = state(small)
+    sd["style.1.weight"] = torch.zeros(64, 64)  # square, but not [style_dim, style_dim]
+    torch.save({"g_ema": sd, "latent_avg": small.latent_avg}, tmp_path / "bad.pt")
+    with pytest.raises(
+        CheckpointError,
+        match=r"wrong shape for 'style.1.weight': the file has \[64, 64\], .*needs \[32, 32\]",
+    ):
+        load_generator(tmp_path / "bad.pt")
+
+    shapes = {k: v.to("meta") for k, v in Generator(64, 32, 3, 1).state_dict().items()}
+    shapes["to_rgbs.3.conv.weight"] = torch.empty(1, 3, 512, 1, 1, device="meta")  # cm 2's
+    assert infer_config(shapes) == GeneratorConfig(64, 32, 3, 1)  # the other layers say 1
+
+
+def test_latent_avg_messages_say_what_is_wrong(small: LoadedGenerator, tmp_path: Path) -> None:
+    for latent_avg, message in [
+        (torch.full((32,), float("nan")), r"'latent_avg' holds NaN or infinite values"),
+        (torch.randn(4, 32), r"'latent_avg' is \[4, 32\] with rows that differ"),
+        (torch.zeros(2, 7), r"wrong shape for 'latent_avg': \[2, 7\]"),
+    ]:
+        torch.save({"g_ema": state(small), "latent_avg": latent_avg}, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match=message):
+            load_generator(tmp_path / "bad.pt")
+
+
+def test_load_untrusted_checks_dtypes_and_values(small: LoadedGenerator, tmp_path: Path) -> None:
+    """load_generator casts any dtype into float32 without a word; load_untrusted (the
+    upload check) refuses what is not float32/float16/bfloat16, and NaN/inf, naming the key."""
+    path = tmp_path / "g.pt"
+
+    def save(sd: dict[str, torch.Tensor], latent_avg: torch.Tensor) -> Path:
+        torch.save({"g_ema": sd, "latent_avg": latent_avg}, path)
+        return path
+
+    as_int = {**state(small), "conv1.conv.weight": state(small)["conv1.conv.weight"].long()}
+    assert load_generator(save(as_int, small.latent_avg)).identity["size"] == 8  # unchanged
+    with pytest.raises(CheckpointError, match="weight 'conv1.conv.weight' has dtype int64; "):
+        load_untrusted(path)
+    nan = state(small)
+    nan["to_rgb1.bias"][0, 1] = float("inf")
+    for sd, latent_avg, message in [
+        (
+            {**state(small), "style.2.bias": torch.zeros(32, dtype=torch.float64)},
+            small.latent_avg,
+            "'style.2.bias' has dtype float64; weights must be float32, float16 or bfloat16",
+        ),
+        (
+            {**state(small), "style.2.bias": torch.zeros(32, dtype=torch.bool)},
+            small.latent_avg,
+            "'style.2.bias' has dtype bool",
+        ),
+        (state(small), small.latent_avg.int(), "weight 'latent_avg' has dtype int32"),
+        (state(small), torch.full((32,), float("nan")), "'latent_avg' holds NaN or infinite"),
+        (nan, small.latent_avg, "weight 'to_rgb1.bias' holds NaN or infinite values"),
+    ]:
+        with pytest.raises(CheckpointError, match=message):
+            load_untrusted(save(sd, latent_avg))
+    for dtype in (torch.float16, torch.bfloat16):
+        half = {k: v.to(dtype) for k, v in state(small).items()}
+        loaded = load_untrusted(save(half, small.latent_avg.to(dtype)))
+        assert next(loaded.generator.parameters()).dtype == torch.float32
+        assert loaded.latent_avg.dtype == torch.float32
 
 
 # -- names: random-<size>, the registry, paths ---------------------------------------------

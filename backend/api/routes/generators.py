@@ -4,7 +4,8 @@ POST /generators streams the multipart body into a temporary file under
 `<data_dir>/uploads-incoming` (`backend.uploads.receive_upload`: Starlette's streaming
 parser, cut off with 413 as soon as it passes NADA_MAX_UPLOAD_MB). The file is then checked
 in a limited child process (this process never imports torch nor unpickles the upload) and
-published atomically as `<data_dir>/generators/<name>.pt` plus a JSON sidecar.
+published atomically as `<data_dir>/generators/<name>.pt` plus a JSON sidecar. At most
+NADA_MAX_CONCURRENT_VALIDATIONS checks run at once in this process; beyond that, 429.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from backend.uploads import (
     UploadFieldError,
     UploadRefused,
     UploadTooLarge,
+    ValidatorsBusy,
     receive_upload,
     store_generator,
 )
@@ -81,6 +83,8 @@ def _refusal(exc: UploadRefused | GeneratorRejected, max_bytes: int) -> HTTPExce
 
 def _new_name(raw: str, settings: Settings) -> str:
     """`raw` if an upload may take it; else 422 (syntax) or 409 (taken)."""
+    if raw != raw.strip():  # said outright: a trimmed name would not be the one sent
+        raise _unprocessable("name", "must not begin or end with spaces or other white space")
     try:
         name = check_upload_name(raw)
     except ParamError as exc:
@@ -100,7 +104,8 @@ async def upload_generator(
     weights_only=True in a separate, memory- and time-limited process). 201: stored and
     usable as a job's `generator`; 400: a malformed multipart body; 409: the name is taken;
     413: over NADA_MAX_UPLOAD_MB; 415: not multipart/form-data; 422: a missing field, a bad
-    name or a refused file (the message says why); 507: the server's disk is full."""
+    name or a refused file (the message says why); 429 (with Retry-After): as many uploads
+    as NADA_MAX_CONCURRENT_VALIDATIONS are being checked; 507: the server's disk is full."""
     max_bytes = int(settings.max_upload_mb * (1 << 20))
     incoming = settings.data_dir / "uploads-incoming"
     try:
@@ -117,9 +122,16 @@ async def upload_generator(
                     name,
                     owner=owner,
                     uploaded_at=uploaded_at,
+                    max_validations=settings.max_concurrent_validations,
                 )
             except FileExistsError:  # taken since _new_name looked
                 raise _taken(name) from None
+            except ValidatorsBusy as exc:
+                raise HTTPException(
+                    status.HTTP_429_TOO_MANY_REQUESTS,
+                    str(exc),
+                    headers={"Retry-After": str(exc.retry_after_s)},
+                ) from None
     except (UploadRefused, GeneratorRejected) as exc:
         raise _refusal(exc, max_bytes) from None
     except OSError as exc:
