@@ -92,6 +92,7 @@ def count_tokens(text: str) -> int:
     return sum(_piece_tokens(piece) for piece in _PIECES.findall(clean(text)))
 
 
+@lru_cache(maxsize=1024)  # ~1.5 ms for 80 templates; people resubmit the same prompts
 def longest_template_tokens(text: str) -> int:
     """Tokens of `text`'s longest templated prompt, start and end tokens included: what
     must fit in CONTEXT_TOKENS."""
