@@ -248,3 +248,23 @@ def events_after(
             .limit(limit)
         )
     )
+
+
+def events_since(
+    session: Session, *, after_id: int, also_ids: tuple[int, ...] = (), limit: int = 500
+) -> list[JobEvent]:
+    """Events of every job with id > after_id or id in also_ids, and the newest event of
+    all (it sorts last, so a full page may leave it out), oldest first, at most `limit`:
+    one query on the primary key.
+
+    For the API's one shared follower of the table (backend/sse.py): `also_ids` are ids it
+    has not seen below ones it has (transactions that commit out of id order), and the
+    newest row tells it when the newest events were deleted (SQLite then reuses their ids).
+    """
+    newest = select(func.max(JobEvent.id)).scalar_subquery()
+    wanted = [JobEvent.id > after_id, JobEvent.id == newest]
+    if also_ids:
+        wanted.append(JobEvent.id.in_(also_ids))
+    return list(
+        session.scalars(select(JobEvent).where(or_(*wanted)).order_by(JobEvent.id).limit(limit))
+    )
