@@ -17,8 +17,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nada.errors import CLIError
 
@@ -53,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="allow a non-loopback --host without NADA_API_TOKENS (NADA_ALLOW_INSECURE_BIND=1)",
     )
     parser.add_argument("--device", default=None, help="the local worker's device (auto)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="API processes sharing the port (NADA_API_WORKERS, 1); see docs/deploy.md",
+    )
     parser.set_defaults(func=serve)
 
 
@@ -84,11 +91,37 @@ def check_bind(settings: Settings, *, insecure_bind: bool = False) -> None:
     )
 
 
-class LocalWorker:
-    """A `python -m worker.worker_cli` child, restarted if it dies while we serve."""
+def local_worker_env(settings: Settings, environ: dict[str, str]) -> dict[str, str]:
+    """The local worker's environment: unless told otherwise, it leaves one core to the
+    API (NADA_WORKER_THREADS = cores - 1, at least 1)."""
+    env = dict(environ)
+    if settings.worker_threads is None and "NADA_WORKER_THREADS" not in env:
+        env["NADA_WORKER_THREADS"] = str(max(1, (os.cpu_count() or 2) - 1))
+    return env
 
-    def __init__(self, device: str | None):
-        self.argv = [
+
+def _lower_priority(nice: int) -> Callable[[], None]:
+    def apply() -> None:  # in the child, between fork and exec
+        if nice:
+            os.nice(nice)
+
+    return apply
+
+
+class LocalWorker:
+    """A `python -m worker.worker_cli` child, restarted if it dies while we serve. It runs
+    at a lower CPU priority (NADA_LOCAL_WORKER_NICE) with one core fewer than the machine
+    (NADA_WORKER_THREADS), so pages and polls stay quick while a job trains."""
+
+    def __init__(
+        self,
+        device: str | None,
+        *,
+        nice: int = 10,
+        env: dict[str, str] | None = None,
+        argv: list[str] | None = None,  # tests: another command than the worker
+    ):
+        self.argv = argv or [
             sys.executable,
             "-m",
             "worker.worker_cli",
@@ -97,8 +130,10 @@ class LocalWorker:
             "--parent-pid",
             str(os.getpid()),
         ]
-        if device:
+        if device and argv is None:
             self.argv += ["--device", device]
+        self.nice = nice
+        self.env = env if env is not None else os.environ.copy()
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._supervise, name="local-worker", daemon=True)
@@ -108,7 +143,9 @@ class LocalWorker:
         self._thread.start()
 
     def _spawn(self) -> None:
-        self.process = subprocess.Popen(self.argv, env=os.environ.copy())
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, preexec_fn=_lower_priority(self.nice)
+        )
         log.info("local worker started (pid %d)", self.process.pid)
 
     def _supervise(self) -> None:
@@ -145,6 +182,7 @@ def serve(args: argparse.Namespace) -> int:
         (args.host, "NADA_HOST"),
         (args.port, "NADA_PORT"),
         (args.data_dir, "NADA_DATA_DIR"),
+        (getattr(args, "workers", None), "NADA_API_WORKERS"),
     ):
         if flag is not None:
             os.environ[env] = str(flag)
@@ -170,7 +208,11 @@ def serve(args: argparse.Namespace) -> int:
     migrate(settings.db_url)
     worker = None
     if not args.no_worker:
-        worker = LocalWorker(args.device)
+        worker = LocalWorker(
+            args.device,
+            nice=settings.local_worker_nice,
+            env=local_worker_env(settings, dict(os.environ)),
+        )
         worker.start()
     elif settings.embedded_broker:
         log.info(
@@ -185,14 +227,21 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started = time.monotonic()
     try:
-        uvicorn.run(
-            create_app(settings),
+        options: dict[str, Any] = dict(
             host=settings.host,
             port=settings.port,
             log_level="info",
             timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
             timeout_keep_alive=30,  # > clients' idle expiry (httpx: 5 s), so no reuse race
         )
+        if settings.api_workers > 1:
+            # Several processes share the port; each builds its app from the environment
+            # (the flags were exported above). What is per process: docs/deploy.md.
+            uvicorn.run(
+                "backend.main:create_app", factory=True, workers=settings.api_workers, **options
+            )
+        else:
+            uvicorn.run(create_app(settings), **options)
     finally:
         if worker is not None:
             worker.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
@@ -14,16 +15,19 @@ from fastapi.staticfiles import StaticFiles
 from backend.api.db_errors import install_db_error_handlers
 from backend.api.deps import get_owner
 from backend.api.middleware import BodyLimitMiddleware, HeadMiddleware
+from backend.api.responses import QueueStatsCache
 from backend.api.routes import clip_models, generators, health, jobs, params
 from backend.api.validation_errors import install_validation_error_handler
 from backend.schemas import API_PREFIX
 from backend.security import SubmissionLimiter
+from backend.sse import EventHub
 from jobs.db.session import migrate
 from jobs.queue import JobQueue, Reaper
 from jobs.settings import Settings, get_settings
 from jobs.store import JobConflict, JobNotFound
 from nada import __version__
 
+REQUEST_THREADS = 12
 MAX_JSON_BYTES = 64 << 10  # a job request is well under 2 KiB; the upload has its own cap
 
 
@@ -42,10 +46,16 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         if settings.migrate_on_start:
             await run_in_threadpool(migrate, settings.db_url)
         settings.jobs_dir.mkdir(parents=True, exist_ok=True)
+        # Fewer request threads than anyio's 40: the routes are short and hold the GIL, and
+        # forty threads contending for it cost more in switches than they add in overlap.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         reaper = Reaper(settings, queue)
         reaper.start()
+        # One follower of job_events for all of this process's event streams (backend/sse.py).
+        app.state.event_hub = EventHub(settings.db_url, poll_seconds=settings.sse_poll_seconds)
         try:
-            yield
+            async with app.state.event_hub.running():
+                yield
         finally:
             reaper.stop()
             queue.close()
@@ -59,6 +69,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     app.state.settings = settings
     app.state.queue = queue
     app.state.submission_limiter = SubmissionLimiter(settings.submissions_per_minute)
+    app.state.queue_stats = QueueStatsCache(ttl=1.0)  # polls share the queue's ETA inputs
     if settings.cors_origin_list:  # off unless NADA_CORS_ORIGINS names the origins
         app.add_middleware(
             CORSMiddleware,

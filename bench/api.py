@@ -4,6 +4,13 @@ N concurrent clients on loopback.
     .venv/bin/python bench/api.py                       # SQLite + embedded queue (default)
     .venv/bin/python bench/api.py --postgres --redis     # local PostgreSQL + Redis
     .venv/bin/python bench/api.py --url http://127.0.0.1:8000   # a running server
+    .venv/bin/python bench/api.py --wrk --compare a626fc8 --training   # wrk, side by side
+
+With --wrk the load comes from wrk (a compiled load generator: apt-get install wrk), so the
+client does not take the server's CPU; each scenario runs for --seconds: 50 and 200
+pollers of one job, 50 submitters, 50 pollers beside 200 open event streams; with
+--training also while `nada serve`'s local worker trains a job. --compare REF runs the same
+scenarios against a git checkout of REF (the previous release) in the same run.
 
 Unless --url is given it starts `uvicorn backend.main:create_app` on a free loopback port
 with a temporary data directory (and, with --postgres, a temporary database that is
@@ -93,9 +100,15 @@ def free_port() -> int:
 
 
 class Server:
-    """A temporary API server (and temporary database) for the benchmark."""
+    """A temporary API server (and temporary database) for the benchmark.
 
-    def __init__(self, postgres: bool, redis: bool):
+    root: the source tree whose code runs (another checkout: a previous release, for a side
+        by side comparison; this venv's packages are shadowed by the tree's own).
+    worker: run `nada serve` with its local worker (the embedded mode as users run it)
+        instead of the API alone.
+    """
+
+    def __init__(self, postgres: bool, redis: bool, *, root: Path = ROOT, worker: bool = False):
         self.tmp = Path(tempfile.mkdtemp(prefix="nada-bench-"))
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -110,9 +123,11 @@ class Server:
         if self.prefix:
             env.update(NADA_BROKER_URL=REDIS, NADA_BROKER_PREFIX=self.prefix, NADA_QUEUE="bench")
         self.log = open(self.tmp / "api.log", "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
+        if worker:
+            env.update(NADA_HOST="127.0.0.1", NADA_PORT=str(self.port))
+            command = ["-c", "import sys; from nada.cli import main; sys.exit(main(['serve']))"]
+        else:
+            command = [
                 "-m",
                 "uvicorn",
                 "backend.main:create_app",
@@ -127,8 +142,10 @@ class Server:
                 # an idle connection just as the client reuses it (a ReadError).
                 "--timeout-keep-alive",
                 "30",
-            ],
-            cwd=ROOT,
+            ]
+        self.process = subprocess.Popen(
+            [sys.executable, *command],
+            cwd=root,
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -173,6 +190,196 @@ class Server:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+# -- the compiled load generator (wrk) ------------------------------------------------------
+
+_WRK_REPORT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\\nWRK-JSON {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, ' ..
+    '"max_us": %d, "errors": %d, "non_2xx": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+_WRK_SUBMIT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = string.format(
+    '{"source_text": "photo", "target_text": "sketch", "generator": "random-64", ' ..
+    '"steps": 10, "seed": %d}', counter + math.random(1, 1000000000))
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+def wrk(url: str, *, connections: int, seconds: float, submit: bool = False) -> dict[str, float]:
+    """Drive `url` with wrk (2 threads, `connections` keep-alive connections) and return
+    requests/s, p50/p99/max latency in ms and the error count."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/api.py --wrk needs wrk (Debian: apt-get install wrk)")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write((_WRK_SUBMIT if submit else "") + _WRK_REPORT)
+    try:
+        done = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{seconds:.0f}s", "--timeout", "10s",
+             "-s", script.name, url],
+            capture_output=True, text=True, timeout=seconds + 60,
+        )  # fmt: skip
+    finally:
+        os.unlink(script.name)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK-JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {done.stdout[-500:]} {done.stderr[-500:]}")
+    r = json.loads(line.removeprefix("WRK-JSON "))
+    return {
+        "requests": r["requests"],
+        "rps": r["requests"] / (r["duration_us"] / 1e6),
+        "p50_ms": r["p50_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "max_ms": r["max_us"] / 1000,
+        "errors": r["errors"] + r["non_2xx"],
+    }
+
+
+_SSE_HOLDER = """
+import asyncio, sys, httpx
+async def hold(url, n):
+    async with httpx.AsyncClient(timeout=None, limits=httpx.Limits(max_connections=n)) as c:
+        async def one():
+            async with c.stream("GET", url) as r:
+                async for _ in r.aiter_lines():
+                    pass
+        await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+asyncio.run(hold(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+class SseStreams:
+    """`count` open event streams of one job, held by a separate process (idle clients:
+    they cost the server whatever it does per stream, and this process nothing)."""
+
+    def __init__(self, url: str, count: int):
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _SSE_HOLDER, url, str(count)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(3)  # let them connect
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def _submit_one(base: str, **overrides: object) -> str:
+    r = httpx.post(f"{base}{API}/jobs", json={**JOB, **overrides}, timeout=30)
+    r.raise_for_status()
+    return str(r.json()["id"])
+
+
+def _wait_training(base: str, job_id: str, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{base}{API}/jobs/{job_id}", timeout=30).json()
+        if job["status"] == "running" and job["step"] >= 1:
+            return
+        if job["status"] in ("failed", "canceled", "succeeded"):
+            raise RuntimeError(f"the training job ended: {job['status']} {job.get('error')}")
+        time.sleep(1)
+    raise RuntimeError("the training job did not start in time")
+
+
+# Long enough to keep the worker busy through the measurements (random weights, no download).
+TRAINING_JOB = {
+    "generator": "random-128",
+    "steps": 5000,
+    "clip_models": [{"name": "ViT-B-32:random"}],
+}
+
+
+def wrk_suite(
+    root: Path, *, postgres: bool, redis: bool, seconds: float, training: bool
+) -> dict[str, dict[str, float]]:
+    """The scenarios of issue #13 against one source tree."""
+    results: dict[str, dict[str, float]] = {}
+    server = Server(postgres, redis, root=root, worker=training)
+    try:
+        base = server.base
+        finished = _submit_one(base)  # a job that stays queued (no worker) or runs
+        if training:
+            busy = _submit_one(base, **TRAINING_JOB)
+            _wait_training(base, busy)
+            finished = busy
+        for n in (50, 200):
+            results[f"poll-{n}"] = wrk(
+                f"{base}{API}/jobs/{finished}", connections=n, seconds=seconds
+            )
+        if not training:
+            results["submit-50"] = wrk(f"{base}{API}/jobs", connections=50, seconds=seconds,
+                                       submit=True)  # fmt: skip
+            streams = SseStreams(f"{base}{API}/jobs/{finished}/events", 200)
+            try:
+                results["poll-50+sse-200"] = wrk(
+                    f"{base}{API}/jobs/{finished}", connections=50, seconds=seconds
+                )
+            finally:
+                streams.close()
+    finally:
+        server.stop()
+    return results
+
+
+def _worktree(ref: str) -> Path:
+    """A checkout of `ref` (e.g. the previous release) in a temporary folder."""
+    path = Path(tempfile.mkdtemp(prefix="nada-bench-ref-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(path), ref], cwd=ROOT,
+                   check=True, capture_output=True)  # fmt: skip
+    return path
+
+
+def main_wrk(args: argparse.Namespace) -> int:
+    trees = {"this tree": ROOT}
+    if args.compare:
+        trees = {f"{args.compare}": _worktree(args.compare), "this tree": ROOT}
+    report: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    try:
+        for label, root in trees.items():
+            report[label] = {}
+            modes = [("idle", False)] + ([("training", True)] if args.training else [])
+            for mode, training in modes:
+                report[label][mode] = wrk_suite(
+                    root, postgres=args.postgres, redis=args.redis, seconds=args.seconds,
+                    training=training,
+                )  # fmt: skip
+    finally:
+        for root in trees.values():
+            if root != ROOT:
+                subprocess.run(["git", "worktree", "remove", "--force", str(root)], cwd=ROOT,
+                               capture_output=True)  # fmt: skip
+    setup = {
+        "database": "postgresql" if args.postgres else "sqlite",
+        "broker": "redis" if args.redis else "embedded sqlite",
+        "cpus": os.cpu_count(),
+        "seconds": args.seconds,
+        "load generator": "wrk, 2 threads, same machine",
+    }
+    if args.json:
+        print(json.dumps({"setup": setup, "results": report}, indent=2))
+        return 0
+    print(f"setup: {setup}")
+    print(f"{'code':<12}{'worker':<10}{'scenario':<18}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
+          f"{'max ms':>9}{'errors':>8}")  # fmt: skip
+    for label, modes in report.items():
+        for mode, scenarios in modes.items():
+            for name, r in scenarios.items():
+                print(f"{label:<12}{mode:<10}{name:<18}{r['rps']:>8.0f}{r['p50_ms']:>9.1f}"
+                      f"{r['p99_ms']:>9.1f}{r['max_ms']:>9.1f}{r['errors']:>8.0f}")  # fmt: skip
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="benchmark this running server instead of starting one")
@@ -182,7 +389,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--submits", type=int, default=10, help="jobs per client")
     parser.add_argument("--polls", type=int, default=40, help="status polls per client")
     parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument(
+        "--wrk", action="store_true", help="drive the server with wrk: the scenarios of #13"
+    )
+    parser.add_argument("--seconds", type=float, default=10, help="--wrk: seconds per scenario")
+    parser.add_argument(
+        "--compare", metavar="REF", help="--wrk: run a git REF's code too, side by side"
+    )
+    parser.add_argument(
+        "--training", action="store_true", help="--wrk: also measure while a local worker trains"
+    )
     args = parser.parse_args(argv)
+    if args.wrk:
+        return main_wrk(args)
 
     server = None if args.url else Server(args.postgres, args.redis)
     base = args.url or server.base  # type: ignore[union-attr]

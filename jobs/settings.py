@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     broker_prefix: str = Field("", description="key prefix in a shared Redis (tests, tenants)")
     queue: str = Field("nada", description="Celery queue the adaptation tasks go to")
     host: str = "127.0.0.1"
+    api_workers: int = Field(1, ge=1, le=64, description="API processes of `nada serve`")
     port: int = 8000
     device: str = Field("auto", description="torch device of this worker: auto, cpu, cuda:N")
     # CPU share of a worker (docs/deploy.md). `nada serve` starts its local worker niced and

@@ -30,6 +30,11 @@ def _prepare(**_: object) -> None:
     migrate(settings.db_url)  # a worker may start before any API process
     prepare_embedded_broker(settings)
     settings.jobs_dir.mkdir(parents=True, exist_ok=True)
+    if settings.worker_threads:
+        import torch
+
+        torch.set_num_threads(settings.worker_threads)
+        log.info("worker: %d CPU threads", settings.worker_threads)
     try:  # pay torch's import before taking a job, not during the first one
         import worker.engine  # noqa: F401
     except ImportError as exc:

@@ -16,9 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger(__name__)
 
 _HERE = Path(__file__).resolve().parent.parent  # jobs/
-# Connections per process: more than the API's 40 request threads plus the SSE pollers and
-# the reaper could want at once, so a request never waits for a connection held by another.
-_POOL_SIZE, _POOL_OVERFLOW = 10, 40
+# Connections kept per process: as many as the API's 40 request threads plus the reaper and
+# the event hub use at once, so a busy API neither waits for a connection nor opens and
+# closes one per request (a new SQLite connection costs its PRAGMAs, a PostgreSQL one a
+# round of authentication); the overflow covers bursts.
+# PostgreSQL's default max_connections is 100, shared by every API process and worker.
+_POOL_SIZE, _POOL_OVERFLOW = 48, 16  # SQLite
+_PG_POOL_SIZE, _PG_POOL_OVERFLOW = 20, 20
 _CONNECT_TIMEOUT_S = 5  # PostgreSQL: seconds to establish a connection
 _MIGRATE_LOCK_ID = 0x4E414441  # 'NADA': pg_advisory_lock key serialising migrations
 
@@ -55,8 +59,8 @@ def get_engine(url: str) -> Engine:
     return create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=_POOL_SIZE,
-        max_overflow=_POOL_OVERFLOW,
+        pool_size=_PG_POOL_SIZE,
+        max_overflow=_PG_POOL_OVERFLOW,
         connect_args={"connect_timeout": _CONNECT_TIMEOUT_S},
     )
 

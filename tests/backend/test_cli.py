@@ -92,3 +92,37 @@ def test_the_local_worker_does_not_outlive_nada_serve(tmp_path: Path) -> None:
         if Path(f"/proc/{pid}").exists():
             os.kill(pid, 9)
             raise AssertionError((tmp_path / "worker.log").read_text()[-2000:])
+
+
+def test_the_local_worker_runs_niced_and_leaves_a_core_to_the_api(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import sys
+    import time
+
+    from backend.cli import LocalWorker, local_worker_env
+    from jobs.settings import Settings
+
+    settings = Settings(data_dir=tmp_path)
+    env = local_worker_env(settings, {"PATH": os.environ["PATH"]})
+    assert env["NADA_WORKER_THREADS"] == str(max(1, (os.cpu_count() or 2) - 1))
+    assert local_worker_env(settings, {"NADA_WORKER_THREADS": "3"})["NADA_WORKER_THREADS"] == "3"
+    assert Settings(data_dir=tmp_path, worker_threads=2).worker_threads == 2
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    child = LocalWorker(
+        None, nice=7, env=env, argv=[sys.executable, "-c", "import time; time.sleep(60)"]
+    )
+    child.start()
+    try:
+        assert child.process is not None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            niceness = os.getpriority(os.PRIO_PROCESS, child.process.pid)
+            if niceness == min(base + 7, 19):
+                break
+            time.sleep(0.05)
+        assert niceness == min(base + 7, 19)
+        with open(f"/proc/{child.process.pid}/environ", "rb") as f:
+            assert b"NADA_WORKER_THREADS=" in f.read()
+    finally:
+        child.stop(timeout=5)

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
+from backend.api.responses import QueueStatsCache, json_response
 from backend.schemas import JobCreate, JobPublic, JobsPublic, job_public, job_url
 from backend.sse import job_event_stream
 from jobs import disk, storage, store
@@ -46,7 +47,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _valid_job_id(
+async def _valid_job_id(
     job_id: Annotated[str, PathParam(description="the job's id: 32 hex digits (uuid4)")],
 ) -> str:
     """Ids are uuid4 hex: anything else is a job that does not exist (404) and never
@@ -59,6 +60,7 @@ def _valid_job_id(
 JobId = Annotated[str, Depends(_valid_job_id)]
 _MAX_STEP = 10**6  # far above any job's steps; keeps file names and SQL integers sane
 _MAX_EVENT_ID = 2**62  # BIGINT-safe
+_MAX_ROW_ID = 2**31 - 1  # job_events.id is a 32-bit integer on PostgreSQL: beyond it, none
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")  # visible ASCII, like HTTP tokens
 
 
@@ -87,6 +89,12 @@ def _public(
     return public
 
 
+def _stats(request: Request, session: Session) -> store.QueueStats:
+    """The queue's load and speed, shared by this process's requests for a second."""
+    cache: QueueStatsCache = request.app.state.queue_stats
+    return cache.get(session)
+
+
 def _job_root(settings: Settings, job_id: str) -> Path:
     try:
         return storage.job_dir(settings.jobs_dir, job_id)
@@ -94,7 +102,7 @@ def _job_root(settings: Settings, job_id: str) -> Path:
         raise store.JobNotFound(job_id) from None
 
 
-def _require_json(request: Request) -> None:
+async def _require_json(request: Request) -> None:
     """415 for a body that is not JSON (a form post, text/plain), before it is parsed."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
@@ -220,14 +228,16 @@ def _replay(
 
 @router.get("", response_model=JobsPublic)
 def list_jobs(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     owner: CurrentOwner,
     status: Annotated[list[JobStatus] | None, Query(description="repeat to allow several")] = None,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> JobsPublic:
-    """Jobs, newest first."""
+) -> Response:
+    """Jobs, newest first. With the ETag of an earlier answer in If-None-Match: 304 while
+    nothing changed."""
     rows, count = store.list_jobs(
         session,
         statuses=[str(s) for s in status] if status else None,
@@ -236,15 +246,24 @@ def list_jobs(
         owner=owner,
     )
     active = any(j.status in ACTIVE for j in rows)
-    stats = store.queue_stats(session) if active else None
-    return JobsPublic(data=[_public(session, settings, j, stats) for j in rows], count=count)
+    stats = _stats(request, session) if active else None
+    public = JobsPublic(data=[_public(session, settings, j, stats) for j in rows], count=count)
+    session.close()  # in this thread, not on the event loop
+    return json_response(request, public)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={404: _ERRORS[404]})
 def read_job(
-    job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
-) -> JobPublic:
-    return _public(session, settings, store.get_job(session, job_id=job_id, owner=owner))
+    job_id: JobId, request: Request, session: SessionDep, settings: SettingsDep,
+    owner: CurrentOwner,
+) -> Response:  # fmt: skip
+    """The job. With the ETag of an earlier answer in If-None-Match: 304 while nothing
+    changed (a poll that finds nothing new costs no body)."""
+    job = store.get_job(session, job_id=job_id, owner=owner)
+    stats = _stats(request, session) if job.status in ACTIVE else None
+    public = _public(session, settings, job, stats)
+    session.close()  # in this thread, not on the event loop
+    return json_response(request, public)
 
 
 @router.get(
@@ -270,12 +289,13 @@ def job_events(
     then heartbeats while nothing happens; the stream ends after the final event.
     Reconnect with Last-Event-ID (browsers do it for you) to continue where it broke off."""
     store.get_job(session, job_id=job_id, owner=owner)
-    session.close()  # the stream polls with its own sessions; do not hold this one open
+    session.close()  # the stream reads with its own sessions; do not hold this one open
     stream = job_event_stream(
-        db_url=settings.db_url,
+        hub=request.app.state.event_hub,  # started by the app's lifespan (backend/main.py)
         job_id=job_id,
-        last_event_id=last_event_id if last_event_id is not None else (after or 0),
-        poll_seconds=settings.sse_poll_seconds,
+        last_event_id=min(
+            last_event_id if last_event_id is not None else (after or 0), _MAX_ROW_ID
+        ),
         heartbeat_seconds=settings.sse_heartbeat_seconds,
         is_disconnected=request.is_disconnected,
     )
