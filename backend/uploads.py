@@ -255,7 +255,7 @@ class _UploadParser(MultiPartParser):
       does not check, so a truncated body would otherwise parse as a shorter form.
 
     It reads two private attributes, `_current_part` and `_current_files` (Starlette 1.10);
-    tests/backend/test_upload_form.py fails if an upgrade renames them."""
+    tests/backend/uploads/test_form.py fails if an upgrade renames them."""
 
     def __init__(
         self, headers: Headers, stream: AsyncGenerator[bytes, None], path: Path, max_bytes: int

@@ -28,7 +28,7 @@ REFUSED = 2  # exit status: the file is not an acceptable generator (the JSON sa
 
 # Bounds on a zip archive, read off its central directory. The largest generator is 1024 px:
 # rosinality's config-f at that size has 171 tensors, 126.5 MiB in float32, none over 9 MiB
-# (tests/backend/test_upload_limits.py checks these bounds against the model).
+# (tests/backend/uploads/test_limits.py checks these bounds against the model).
 MAX_TOTAL_BYTES = 512 << 20  # all records, decompressed: ~4x config-f 1024, room for a
 #                              converted file that also carries `g` and `d`
 MAX_RECORD_BYTES = 64 << 20  # one tensor's record (channel_multiplier 4 at 1024 px: 36 MiB)

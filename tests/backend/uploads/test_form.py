@@ -25,17 +25,6 @@ BOUNDARY = "XyZ"
 CTYPE = f"multipart/form-data; boundary={BOUNDARY}"
 
 
-@pytest.fixture
-def db_url(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """SQLite only: the upload route does not touch the job database."""
-    from jobs.db.session import get_engine, migrate
-
-    url = f"sqlite:///{tmp_path / 'nada.sqlite'}"
-    migrate(url)
-    yield url
-    get_engine(url).dispose()
-
-
 def _text(name: str, value: str) -> bytes:
     return (
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()

@@ -17,28 +17,9 @@ import pytest
 import torch
 
 from jobs.settings import Settings
-from stylegan2.checkpoint import load_generator, random_generator, save_generator
+from stylegan2.checkpoint import load_generator
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def db_url(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """SQLite only: the upload route does not touch the job database (test_jobs_api does)."""
-    from jobs.db.session import get_engine, migrate
-
-    url = f"sqlite:///{tmp_path / 'nada.sqlite'}"
-    migrate(url)
-    yield url
-    get_engine(url).dispose()
-
-
-@pytest.fixture(scope="module")
-def good_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    loaded = random_generator(8)
-    path = tmp_path_factory.mktemp("gen") / "good.pt"
-    save_generator(path, loaded.generator, loaded.latent_avg, {"note": "test"})
-    return path.read_bytes()
 
 
 class _Payload:
