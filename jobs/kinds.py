@@ -58,10 +58,6 @@ def get_kind(name: str) -> JobKind:
         ) from None
 
 
-def kind_names() -> tuple[str, ...]:
-    return tuple(_KINDS)
-
-
 def _adapt_steps(params: AdaptParams) -> int:
     return params.steps
 

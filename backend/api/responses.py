@@ -59,7 +59,3 @@ class QueueStatsCache:
         with self._lock:
             self._value, self._read_at = value, now
         return value
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._value = None

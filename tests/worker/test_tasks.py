@@ -198,12 +198,7 @@ def test_a_worker_that_lost_its_lease_writes_nothing_final(settings: Settings) -
 
     def taken_over(step: int) -> None:
         if step == 1:  # our lease expires and another worker claims the job
-            with session_scope(settings.db_url) as s:
-                s.execute(
-                    update(Job)
-                    .where(Job.id == job_id)
-                    .values(lease_expires_at=store.utcnow() - timedelta(minutes=1))
-                )
+            _expire_lease(settings, job_id)
             with session_scope(settings.db_url) as s:
                 assert leases.claim_job(
                     s, job_id=job_id, worker_id="w2", lease_seconds=60, max_attempts=3
@@ -214,16 +209,21 @@ def test_a_worker_that_lost_its_lease_writes_nothing_final(settings: Settings) -
     assert (job.status, job.attempt, job.worker_id, job.step) == ("running", 2, "w2", 1)
 
 
-def _claimed_by_a_dead_worker(settings: Settings, job_id: str) -> None:
-    """Attempt 1 claimed the job and its lease has run out: the worker is gone."""
+def _expire_lease(settings: Settings, job_id: str) -> None:
+    """The job's lease ran out a minute ago (its worker stopped renewing it)."""
     with session_scope(settings.db_url) as s:
-        leases.claim_job(s, job_id=job_id, worker_id="dead", lease_seconds=60, max_attempts=3)
-        s.flush()
         s.execute(
             update(Job)
             .where(Job.id == job_id)
             .values(lease_expires_at=store.utcnow() - timedelta(minutes=1))
         )
+
+
+def _claimed_by_a_dead_worker(settings: Settings, job_id: str) -> None:
+    """Attempt 1 claimed the job and its lease has run out: the worker is gone."""
+    with session_scope(settings.db_url) as s:
+        leases.claim_job(s, job_id=job_id, worker_id="dead", lease_seconds=60, max_attempts=3)
+    _expire_lease(settings, job_id)
 
 
 def test_a_new_attempt_resumes_from_the_published_checkpoint(settings: Settings) -> None:
@@ -490,12 +490,7 @@ def test_a_failure_that_cannot_be_recorded_leaves_the_checkpoint_to_resume_from(
         assert _run(settings, job_id, full) == "unrecorded"
     assert _job(settings, job_id).status == "running"  # until its lease runs out
     assert rundir.intermediate_checkpoint_steps(root) == [1]
-    with session_scope(settings.db_url) as s:
-        s.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(lease_expires_at=store.utcnow() - timedelta(minutes=1))
-        )
+    _expire_lease(settings, job_id)
     with session_scope(settings.db_url) as s:
         assert leases.reap_expired(s, max_attempts=3) == [job_id]  # re-queued
     engine = ScriptedEngine()

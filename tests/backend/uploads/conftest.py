@@ -4,10 +4,12 @@ small valid generator file serves them all."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from jobs.settings import Settings
 
 
 @pytest.fixture
@@ -29,3 +31,20 @@ def good_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     path = tmp_path_factory.mktemp("gen") / "good.pt"
     save_generator(path, loaded.generator, loaded.latent_avg, {"note": "test"})
     return path.read_bytes()
+
+
+@pytest.fixture
+def leftovers(settings: Settings) -> Callable[[], list[str]]:
+    """Lists every file under the upload folders that is not a published generator: a
+    refused or broken upload must leave none."""
+
+    def find() -> list[str]:
+        found = []
+        for folder in ("generators", "uploads-incoming"):
+            root = settings.data_dir / folder
+            for path in root.rglob("*") if root.is_dir() else []:
+                if not (folder == "generators" and path.suffix in (".pt", ".json")):
+                    found.append(str(path))
+        return found
+
+    return find

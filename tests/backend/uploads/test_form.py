@@ -49,11 +49,6 @@ def _post(client, body: bytes | Iterator[bytes], ctype: str = CTYPE):  # type: i
     return client.post(f"{API}/generators", content=body, headers={"content-type": ctype})
 
 
-def _leftovers(settings: Settings) -> list[str]:
-    root = settings.data_dir / "uploads-incoming"
-    return [str(p) for p in root.rglob("*")] if root.is_dir() else []
-
-
 def _invalid(response, field: str) -> str:  # type: ignore[no-untyped-def]
     assert response.status_code == 422, response.text
     [detail] = response.json()["detail"]
@@ -61,11 +56,11 @@ def _invalid(response, field: str) -> str:  # type: ignore[no-untyped-def]
     return str(detail["msg"])
 
 
-def test_not_multipart_is_415(client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def test_not_multipart_is_415(client, settings: Settings, leftovers) -> None:  # type: ignore[no-untyped-def]
     assert client.post(f"{API}/generators", json={"name": "x"}).status_code == 415
     r = _post(client, _text("name", "x") + END, ctype="multipart/form-data")  # no boundary
     assert r.status_code == 415 and "multipart/form-data" in r.text
-    assert _leftovers(settings) == []
+    assert leftovers() == []
 
 
 @pytest.mark.parametrize(
@@ -81,11 +76,11 @@ def test_not_multipart_is_415(client, settings: Settings) -> None:  # type: igno
     ],
     ids=["garbage", "empty", "no-closing-boundary", "cut-in-file", "part-without-name"],
 )
-def test_broken_body_is_400(client, settings: Settings, body: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_broken_body_is_400(client, settings: Settings, leftovers, body: bytes) -> None:  # type: ignore[no-untyped-def]
     r = _post(client, body)
     assert r.status_code == 400, r.text
     assert r.json()["detail"].startswith("malformed multipart body: ")
-    assert _leftovers(settings) == []
+    assert leftovers() == []
 
 
 @pytest.mark.parametrize(
@@ -102,20 +97,24 @@ def test_broken_body_is_400(client, settings: Settings, body: bytes) -> None:  #
         (_text("name", "Upper") + _file() + END, "name", "must match"),
     ],
 )
-def test_missing_or_unusable_field_is_422(client, settings: Settings, body, field, says) -> None:  # type: ignore[no-untyped-def]
+def test_missing_or_unusable_field_is_422(
+    client, settings: Settings, leftovers, body, field, says
+) -> None:  # type: ignore[no-untyped-def]
     msg = _invalid(_post(client, body), field)
     assert says in msg
-    assert _leftovers(settings) == [] and not (settings.data_dir / "generators").exists()
+    assert leftovers() == [] and not (settings.data_dir / "generators").exists()
 
 
-def test_too_many_fields_is_400(client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def test_too_many_fields_is_400(client, settings: Settings, leftovers) -> None:  # type: ignore[no-untyped-def]
     body = b"".join(_text(f"f{i}", "v") for i in range(10)) + _text("name", "g") + _file() + END
     r = _post(client, body)
     assert r.status_code == 400 and "Too many fields" in r.text
-    assert _leftovers(settings) == []
+    assert leftovers() == []
 
 
-def test_disk_full_while_receiving_is_507(client, settings: Settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_disk_full_while_receiving_is_507(
+    client, settings: Settings, leftovers, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     def full(self, data: bytes) -> int:  # type: ignore[no-untyped-def]
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -123,10 +122,10 @@ def test_disk_full_while_receiving_is_507(client, settings: Settings, monkeypatc
     r = _post(client, _text("name", "gen") + _file() + END)
     assert r.status_code == 507, r.text
     assert "disk is full" in r.json()["detail"]
-    assert _leftovers(settings) == []
+    assert leftovers() == []
 
 
-def test_disk_full_while_storing_is_507(client, settings: Settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_disk_full_while_storing_is_507(client, settings: Settings, leftovers, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from backend.api.routes import generators
 
     seen: list[Path] = []
@@ -141,10 +140,10 @@ def test_disk_full_while_storing_is_507(client, settings: Settings, monkeypatch)
     r = _post(client, _text("name", "gen") + _file() + END)
     assert r.status_code == 507 and "disk is full" in r.text
     assert len(seen) == 1 and not seen[0].exists()
-    assert _leftovers(settings) == []
+    assert leftovers() == []
 
 
-def test_other_disk_errors_are_not_507(client, settings: Settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_other_disk_errors_are_not_507(client, settings: Settings, leftovers, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     def broken(self, data: bytes) -> int:  # type: ignore[no-untyped-def]
         raise OSError(errno.EIO, "Input/output error")
 
@@ -153,7 +152,7 @@ def test_other_disk_errors_are_not_507(client, settings: Settings, monkeypatch) 
 
     with TestClient(client.app, raise_server_exceptions=False) as c:
         assert _post(c, _text("name", "gen") + _file() + END).status_code == 500
-    assert _leftovers(settings) == []
+    assert leftovers() == []
 
 
 # --- receive_upload directly: what it reads, and where the bytes go ----------------------

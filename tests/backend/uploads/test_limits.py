@@ -53,17 +53,6 @@ def _refused(response, field: str = "file") -> str:  # type: ignore[no-untyped-d
     return str(detail["msg"])
 
 
-def _leftovers(settings: Settings) -> list[str]:
-    """Every file under the upload folders that is not a published generator."""
-    found = []
-    for folder in ("generators", "uploads-incoming"):
-        root = settings.data_dir / folder
-        for path in root.rglob("*") if root.is_dir() else []:
-            if not (folder == "generators" and path.suffix in (".pt", ".json")):
-                found.append(str(path))
-    return found
-
-
 def _uploaded(client) -> list[str]:  # type: ignore[no-untyped-def]
     listed = client.get(f"{API}/generators").json()["data"]
     return [g["name"] for g in listed if g["source"] == "upload"]
@@ -110,7 +99,13 @@ def _inflating(good: bytes, records: dict[str, int], extra_records: int = 0) -> 
     ids=["one-record", "total", "pickle", "entries"],
 )
 def test_an_archive_declaring_more_than_a_generator_needs_is_refused_unopened(
-    client, settings: Settings, good_bytes: bytes, records: dict[str, int], extra: int, says: str
+    client,
+    settings: Settings,
+    leftovers,
+    good_bytes: bytes,
+    records: dict[str, int],
+    extra: int,
+    says: str,
 ) -> None:  # type: ignore[no-untyped-def]
     data = _inflating(good_bytes, records, extra)
     assert len(data) < len(good_bytes) + (2 << 20)  # a small upload...
@@ -119,14 +114,14 @@ def test_an_archive_declaring_more_than_a_generator_needs_is_refused_unopened(
     assert msg.startswith("refused: ") and says in msg, msg
     assert "StyleGAN2 generator" in msg  # ... and what a generator needs instead
     assert time.monotonic() - start < 30  # nothing was decompressed (the child skips torch)
-    assert _uploaded(client) == [] and _leftovers(settings) == []
+    assert _uploaded(client) == [] and leftovers() == []
 
 
 # --- 2. how many checks run at once -------------------------------------------------------
 
 
 def test_beyond_the_concurrent_validation_cap_is_429(
-    client, settings: Settings, good_bytes: bytes
+    client, settings: Settings, leftovers, good_bytes: bytes
 ) -> None:  # type: ignore[no-untyped-def]
     settings.max_concurrent_validations = 1
     with uploads.VALIDATIONS.take(None):  # a check that is running in this process
@@ -134,13 +129,13 @@ def test_beyond_the_concurrent_validation_cap_is_429(
         assert r.status_code == 429, r.text
         assert 1 <= int(r.headers["retry-after"]) <= 60
         assert "NADA_MAX_CONCURRENT_VALIDATIONS" in r.json()["detail"]
-        assert _uploaded(client) == [] and _leftovers(settings) == []
+        assert _uploaded(client) == [] and leftovers() == []
     assert uploads.VALIDATIONS.running == 0
     assert _upload(client, "busy", good_bytes).status_code == 201  # the slot is free again
 
 
 def test_no_more_validators_than_the_cap_run_at_once(
-    client, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    client, settings: Settings, leftovers, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     """Three uploads at once with a cap of 2: two children run (held here until the third
     has its answer), the third is 429 without starting one."""
@@ -175,14 +170,14 @@ def test_no_more_validators_than_the_cap_run_at_once(
         codes = sorted(f.result().status_code for f in futures)
     assert codes == [201, 201, 429] and peak == 2
     assert uploads.VALIDATIONS.running == 0
-    assert len(_uploaded(client)) == 2 and _leftovers(settings) == []
+    assert len(_uploaded(client)) == 2 and leftovers() == []
 
 
 # --- 3. what a refusal says ---------------------------------------------------------------
 
 
 def test_refusals_name_the_key_and_what_is_wrong_with_it(
-    client, settings: Settings, good_state: dict
+    client, settings: Settings, leftovers, good_state: dict
 ) -> None:  # type: ignore[no-untyped-def]
     g_ema = good_state["g_ema"]
     latent_avg = good_state["latent_avg"]
@@ -215,7 +210,7 @@ def test_refusals_name_the_key_and_what_is_wrong_with_it(
         msg = _refused(_upload(client, f"bad-{i}", _saved(checkpoint)))
         assert says in msg, msg
         assert str(settings.data_dir) not in msg
-    assert _uploaded(client) == [] and _leftovers(settings) == []
+    assert _uploaded(client) == [] and leftovers() == []
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -234,18 +229,23 @@ def test_half_precision_generators_are_accepted(
 
 @pytest.mark.parametrize("name", [" gen", "gen ", "gen\t", "\ngen"])
 def test_a_name_with_surrounding_white_space_is_refused(
-    client, settings: Settings, good_bytes: bytes, name: str
+    client, settings: Settings, leftovers, good_bytes: bytes, name: str
 ) -> None:  # type: ignore[no-untyped-def]
     msg = _refused(_upload(client, name, good_bytes), field="name")
     assert "must not begin or end with spaces" in msg
-    assert _uploaded(client) == [] and _leftovers(settings) == []
+    assert _uploaded(client) == [] and leftovers() == []
 
 
 # --- 4. a full disk in the validator child ------------------------------------------------
 
 
 def test_disk_full_while_the_validator_writes_its_resave_is_507(
-    client, settings: Settings, good_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client,
+    settings: Settings,
+    leftovers,
+    good_bytes: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # type: ignore[no-untyped-def]
     """The child's os.fsync fails with ENOSPC (where a full disk shows for a file written
     through the page cache): a `sitecustomize` on the child's PYTHONPATH."""
@@ -261,4 +261,4 @@ def test_disk_full_while_the_validator_writes_its_resave_is_507(
     r = _upload(client, "full", good_bytes)
     assert r.status_code == 507, r.text
     assert "disk is full" in r.json()["detail"]
-    assert _uploaded(client) == [] and _leftovers(settings) == []
+    assert _uploaded(client) == [] and leftovers() == []

@@ -38,18 +38,9 @@ def _upload(client, name: str, data: bytes):  # type: ignore[no-untyped-def]
     )
 
 
-def _leftovers(settings: Settings) -> list[str]:
-    """Every file under the upload folders that is not a published generator."""
-    found = []
-    for folder in ("generators", "uploads-incoming"):
-        root = settings.data_dir / folder
-        for path in root.rglob("*") if root.is_dir() else []:
-            if not (folder == "generators" and path.suffix in (".pt", ".json")):
-                found.append(str(path))
-    return found
-
-
-def test_upload_list_submit_and_worker_path(client, settings: Settings, good_bytes: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_upload_list_submit_and_worker_path(
+    client, settings: Settings, leftovers, good_bytes: bytes
+) -> None:  # type: ignore[no-untyped-def]
     r = _upload(client, "my-gen.v1", good_bytes)
     assert r.status_code == 201, r.text
     body = r.json()
@@ -61,7 +52,7 @@ def test_upload_list_submit_and_worker_path(client, settings: Settings, good_byt
     assert meta["sha256"] == body["sha256"] and meta["size"] == 8 and meta["uploaded_at"]
     assert "owner" in meta
     assert load_generator(stored).metadata["source"]["kind"] == "upload"  # the re-save
-    assert _leftovers(settings) == []
+    assert leftovers() == []
 
     listed = {g["name"]: g for g in client.get(f"{API}/generators").json()["data"]}
     assert listed["my-gen.v1"]["source"] == "upload"
@@ -98,14 +89,14 @@ def test_upload_list_submit_and_worker_path(client, settings: Settings, good_byt
 
 
 @pytest.mark.parametrize("name", ["Upper", "random-64", "-dash", "a" * 65, "a/b", ""])
-def test_bad_names_are_422(client, settings: Settings, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_names_are_422(client, settings: Settings, leftovers, name: str) -> None:  # type: ignore[no-untyped-def]
     r = _upload(client, name, b"not even read")
     assert r.status_code == 422, r.text
-    assert _leftovers(settings) == [] and not (settings.data_dir / "generators").exists()
+    assert leftovers() == [] and not (settings.data_dir / "generators").exists()
 
 
 def test_hostile_pickle_and_truncated_file_are_refused(
-    client, settings: Settings, good_bytes: bytes, tmp_path: Path
+    client, settings: Settings, leftovers, good_bytes: bytes, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     marker = tmp_path / "pwned"
     buf = io.BytesIO()
@@ -122,20 +113,20 @@ def test_hostile_pickle_and_truncated_file_are_refused(
     assert [
         g["name"] for g in client.get(f"{API}/generators").json()["data"] if g["source"] == "upload"
     ] == []
-    assert _leftovers(settings) == []
+    assert leftovers() == []
     assert list((settings.data_dir / "generators").glob("*")) == []
 
 
-def test_over_the_size_cap_is_413(client, settings: Settings, good_bytes: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_over_the_size_cap_is_413(client, settings: Settings, leftovers, good_bytes: bytes) -> None:  # type: ignore[no-untyped-def]
     settings.max_upload_mb = 1 / 1024  # 1 KiB; the app reads its settings per request
     r = _upload(client, "big", good_bytes)
     assert r.status_code == 413, r.text
     assert "NADA_MAX_UPLOAD_MB" in r.text
-    assert _leftovers(settings) == []
+    assert leftovers() == []
     assert not (settings.data_dir / "generators" / "big.pt").exists()
 
 
-def test_over_the_cap_without_content_length_is_413(client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def test_over_the_cap_without_content_length_is_413(client, settings: Settings, leftovers) -> None:  # type: ignore[no-untyped-def]
     """A chunked body (no Content-Length) is cut off while streaming."""
     settings.max_upload_mb = 1 / 1024
     boundary = "XyZ"
@@ -157,7 +148,7 @@ def test_over_the_cap_without_content_length_is_413(client, settings: Settings) 
         headers={"content-type": f"multipart/form-data; boundary={boundary}"},
     )
     assert r.status_code == 413, r.text
-    assert _leftovers(settings) == []
+    assert leftovers() == []
 
 
 def test_upload_needs_a_token_and_records_its_owner(
