@@ -19,3 +19,8 @@ class ParamError(ValueError):
 
 class CLIError(Exception):
     """A user-facing error: printed as `nada: error: <message>` with exit status 2."""
+
+
+class InputError(ValueError):
+    """A job's input cannot be used (a photo with no face, a code for another generator);
+    str() says why in the user's terms. Workers record it as error code `invalid_input`."""

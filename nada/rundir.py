@@ -11,6 +11,15 @@ worker publishes the engine's files there, the API serves them) share one layout
     checkpoints/metrics.jsonl     metrics as of the newest intermediate checkpoint (jobs)
     attempts/<n>/                 the engine's working directory of claim n (jobs, temporary)
 
+An inversion (a photo put into a generator's W+, invert/) and an edit (that code rendered
+through an adapted generator) write into the same kind of directory:
+
+    photo.png                     the uploaded photo, upright RGB (inversions; the input)
+    latent.pt                     {'w_plus': [1, n_latent, 512], 'metadata': {...}}
+    aligned.png                   the photo as the encoder and refinement saw it
+    reconstruction.png            the code rendered by the base generator
+    edit.png                      the code rendered by an adapted generator (edits)
+
 Every file appears by rename (`atomic_open`, `publish`), so a reader sees a whole file or
 none, and writing the same step again replaces a file instead of adding one. Stdlib only:
 the lowest layer of the project (tests/test_architecture.py holds that line).
@@ -33,6 +42,11 @@ PARAMS = "params.json"
 SAMPLES_DIR = "samples"
 CHECKPOINTS_DIR = "checkpoints"
 ATTEMPTS_DIR = "attempts"
+PHOTO = "photo.png"
+LATENT = "latent.pt"
+ALIGNED = "aligned.png"
+RECONSTRUCTION = "reconstruction.png"
+EDIT = "edit.png"
 
 _STEP_FILE = re.compile(r"step_(\d+)\.(png|pt)$")
 

@@ -79,6 +79,56 @@ def remember_digest(path: Path, digest: str) -> None:
     _DIGESTS[_stat_key(path)] = digest
 
 
+# -- trust on first use ------------------------------------------------------------------
+# A file whose publisher lists no checksum is trusted the first time it is used, and its
+# hash is recorded next to it in `<file>.sha256`; every later use verifies against that.
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def recorded_sha256(path: Path) -> str | None:
+    """The digest recorded next to `path` on first use, or None."""
+    try:
+        text = sidecar_path(path).read_text().split()
+    except FileNotFoundError:
+        return None
+    return text[0].lower() if text and _SHA256.fullmatch(text[0].lower()) else None
+
+
+def record_sha256(path: Path, digest: str) -> None:
+    sidecar_path(path).write_text(f"{digest}  {path.name}\n")
+
+
+def verify_file(path: Path, published: str | None, *, name: str, fix: str) -> str:
+    """Check `path` against its published sha256, else the one recorded on first use.
+
+    A file with neither (placed by hand, or downloaded from a source that publishes no
+    hash) is trusted now and its hash recorded. `fix` ends the mismatch message: how to
+    get a good copy. Returns the file's digest.
+
+    Raises:
+        ChecksumError: the file does not match.
+    """
+    digest = sha256_file(path)
+    expected = published or recorded_sha256(path)
+    if expected is None:
+        log.warning("%s: no checksum known; trusting %s (sha256 %s)", name, path, digest)
+        record_sha256(path, digest)
+    elif digest != expected:
+        what = "published" if published else f"recorded in {sidecar_path(path).name} on first use"
+        raise ChecksumError(
+            f"{name}: cached file {path} has sha256 {digest}, but the {what} sha256 is "
+            f"{expected}; the file is damaged or was replaced. {fix}",
+            expected=expected,
+            got=digest,
+        )
+    return digest
+
+
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on `path` (created if missing); blocks while another holds it.

@@ -29,7 +29,10 @@ from stylegan2.download import (
     DownloadError,
     download,
     file_lock,
+    record_sha256,
+    recorded_sha256,
     sha256_file,
+    verify_file,
 )
 
 log = logging.getLogger(__name__)
@@ -245,20 +248,8 @@ def cached_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def _recorded_sha256(path: Path) -> str | None:
-    try:
-        text = _sidecar(path).read_text().split()
-    except FileNotFoundError:
-        return None
-    return text[0].lower() if text and _SHA256.fullmatch(text[0].lower()) else None
-
-
-def _record_sha256(path: Path, digest: str) -> None:
-    _sidecar(path).write_text(f"{digest}  {path.name}\n")
+_recorded_sha256 = recorded_sha256
+_record_sha256 = record_sha256
 
 
 def verify_cached(name: str) -> str:
@@ -274,21 +265,15 @@ def verify_cached(name: str) -> str:
     path = cache_path(name)
     if not path.is_file():
         raise _not_cached_error(info, path)
-    digest = sha256_file(path)
-    expected = info.sha256 or _recorded_sha256(path)
-    if expected is None:
-        log.warning("%s: no checksum known; trusting %s (sha256 %s)", name, path, digest)
-        _record_sha256(path, digest)
-    elif digest != expected:
-        what = "published" if info.sha256 else f"recorded in {_sidecar(path).name} on first use"
-        raise ChecksumError(
-            f"{name}: cached file {path} has sha256 {digest}, but the {what} sha256 is "
-            f"{expected}; the file is damaged or was replaced. Delete it (and its .sha256) "
-            f"and run `nada models pull {name}`, or `nada models add {name} PATH --force`",
-            expected=expected,
-            got=digest,
-        )
-    return digest
+    return verify_file(
+        path,
+        info.sha256,
+        name=name,
+        fix=(
+            f"Delete it (and its .sha256) and run `nada models pull {name}`, or "
+            f"`nada models add {name} PATH --force`"
+        ),
+    )
 
 
 def _not_cached_error(info: GeneratorInfo, path: Path) -> DownloadError:

@@ -2,7 +2,7 @@
 
     nada (params, errors, rundir, catalog: stdlib only)
       <- stylegan2 (the generator library)
-      <- jobs (the torch-free job system)
+      <- jobs (the torch-free job system)  |  invert (a user's photo: align, e4e, refine)
       <- worker (engine + Celery shell)  |  backend (HTTP)   -- never each other
       <- nada.cli (the dispatcher: loads each package's `cli` by name)
 
@@ -18,9 +18,9 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("nada", "stylegan2", "jobs", "worker", "backend")
+PACKAGES = ("nada", "stylegan2", "jobs", "invert", "worker", "backend")
 APP_MODULES = {"nada.cli", "nada.__main__"}  # the top: the dispatcher and `python -m nada`
-RANK = {"nada": 0, "stylegan2": 1, "jobs": 2, "worker": 3, "backend": 3, "app": 4}
+RANK = {"nada": 0, "stylegan2": 1, "jobs": 2, "invert": 2, "worker": 3, "backend": 3, "app": 4}
 
 
 def _module_name(path: Path) -> str:

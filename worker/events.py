@@ -1,47 +1,14 @@
-"""What the engine tells its caller while it runs: the contract between `worker.engine` and
-its callers (the CLI's progress bar, the Celery task that records progress for the API).
-
-Plain dataclasses, no torch: images arrive as PNG files already written by the engine.
-"""
+"""What the adaptation engine reports: the shared progress contract (nada/events.py) and the
+result of a finished adaptation."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from nada.events import CancelCheck, Canceled, Progress, ProgressCallback
 
-@dataclass(frozen=True)
-class Progress:
-    """One event from a running adaptation.
-
-    kind: 'stage' (a new stage began: loading, selecting, training, saving, in that
-        order), 'step' (a training step finished),
-        'sample' (a progress image was written), 'checkpoint' (an intermediate .pt was written).
-    step: training steps completed so far (0 before the first).
-    losses: loss terms of the last step, by name ('total', 'direction', 'global',
-        and per CLIP model 'direction/ViT-B-32', ...).
-    selected_layers: names of the layers trained in the last step ('convs.3', 'to_rgbs.1').
-    seconds_per_step: moving average of the wall time per step, selection included.
-    path: the file written, for 'sample' (PNG: source row over adapted row) and 'checkpoint'.
-    """
-
-    kind: str
-    stage: str
-    step: int
-    total_steps: int
-    losses: dict[str, float] = field(default_factory=dict)
-    selected_layers: tuple[str, ...] = ()
-    seconds_per_step: float | None = None
-    path: Path | None = None
-
-
-ProgressCallback = Callable[[Progress], None]
-CancelCheck = Callable[[], bool]
-
-
-class Canceled(Exception):
-    """Raised by the engine when its cancel check returned True; nothing final was written."""
+__all__ = ["AdaptResult", "CancelCheck", "Canceled", "Progress", "ProgressCallback"]
 
 
 @dataclass(frozen=True)

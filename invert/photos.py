@@ -1,0 +1,100 @@
+"""Decoding a photo a user uploaded, safely: the API's check and the CLI's loader.
+
+A photo is untrusted bytes. Pillow reads the header first, so the format and the pixel
+count are checked before any pixel is decoded (a 50 kB PNG can claim 100k x 100k pixels:
+a decompression bomb); then the whole image is decoded (a truncated file fails here, not in
+a worker later), the EXIF orientation is applied (phones store portraits sideways and say
+so in a tag) and the result is re-encoded as a plain RGB PNG: no metadata, no animation,
+one format for the workers. Torch-free (Pillow only): the API process runs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from nada.rundir import write_bytes
+
+FORMATS = ("JPEG", "PNG", "WEBP")  # what Pillow calls them
+MIN_SIDE = 16  # pixels: smaller is no photo of a face
+
+
+class PhotoRejected(ValueError):
+    """The bytes are not an acceptable photo; str() says why (safe to show the user)."""
+
+
+@dataclass(frozen=True)
+class StoredPhoto:
+    sha256: str  # of the re-encoded PNG: the photo's name in the store
+    path: Path
+    width: int
+    height: int
+    source_format: str  # 'JPEG', 'PNG' or 'WEBP'
+
+
+def decode_photo(data: bytes | Path, *, max_pixels: int) -> tuple[Image.Image, str]:
+    """The photo as an upright RGB image, and the format it came in.
+
+    Raises:
+        PhotoRejected: not an image, not JPEG/PNG/WebP, more than `max_pixels` pixels,
+            smaller than 16 px, truncated or otherwise undecodable.
+    """
+    raw = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        with warnings.catch_warnings():
+            # The bomb check is ours (below, before decoding); Pillow's own warning at
+            # half its hard limit would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(raw, formats=FORMATS)
+    except UnidentifiedImageError:
+        raise PhotoRejected("is not an image in a known format (send JPEG, PNG or WebP)") from None
+    except Image.DecompressionBombError as exc:
+        raise PhotoRejected(f"has too many pixels ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PhotoRejected(f"could not be read as an image ({exc})") from None
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise PhotoRejected(
+                f"has {width}x{height} pixels; at most {max_pixels} pixels are accepted"
+            )
+        if min(width, height) < MIN_SIDE:
+            raise PhotoRejected(f"is {width}x{height} pixels; at least {MIN_SIDE} on each side")
+        fmt = str(image.format)
+        try:
+            image.load()  # every pixel now: a truncated file fails here
+            upright = ImageOps.exif_transpose(image)  # a copy, orientation tag applied
+            rgb = upright.convert("RGB")  # drops alpha/palette; the first frame only
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise PhotoRejected(f"is damaged or truncated ({exc})") from None
+    return rgb, fmt
+
+
+def encode_png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False, compress_level=6)
+    return buffer.getvalue()
+
+
+def store_photo(data: bytes | Path, photos_dir: Path, *, max_pixels: int) -> StoredPhoto:
+    """Decode, re-encode as PNG and publish as `<photos_dir>/<sha256>.png` (atomically;
+    the same photo twice is one file). Raises PhotoRejected with nothing written, or OSError
+    from the disk."""
+    image, fmt = decode_photo(data, max_pixels=max_pixels)
+    png = encode_png(image)
+    digest = hashlib.sha256(png).hexdigest()
+    path = photos_dir / f"{digest}.png"
+    if not path.is_file():
+        photos_dir.mkdir(parents=True, exist_ok=True)
+        write_bytes(path, png)
+    return StoredPhoto(digest, path, image.width, image.height, fmt)
+
+
+def load_photo(path: Path, *, max_pixels: int = 100_000_000) -> Image.Image:
+    """A photo from disk for the CLI and the engine: the same checks, upright RGB."""
+    return decode_photo(Path(path), max_pixels=max_pixels)[0]
