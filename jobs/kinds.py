@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from nada import rundir
 from nada.errors import ParamError
 from nada.params import AdaptParams
+from nada.photo_params import EditParams, InvertParams
 
 
 class KindParams(Protocol):
@@ -69,5 +70,35 @@ ADAPT = register_kind(
         total_steps=_adapt_steps,
         result_files=(rundir.ADAPTED, rundir.METRICS),
         description="fine-tune a generator toward a text (StyleGAN-NADA)",
+    )
+)
+
+
+def _invert_steps(params: InvertParams) -> int:
+    return params.refine_steps
+
+
+INVERT = register_kind(
+    JobKind(
+        name="invert",
+        parse=InvertParams.from_dict,
+        total_steps=_invert_steps,
+        result_files=(rundir.LATENT, rundir.ALIGNED, rundir.RECONSTRUCTION),
+        description="put a photo into a generator's W+ (align, e4e, refine)",
+    )
+)
+
+
+def _one_step(params: EditParams) -> int:
+    return 1
+
+
+EDIT = register_kind(
+    JobKind(
+        name="edit",
+        parse=EditParams.from_dict,
+        total_steps=_one_step,
+        result_files=(rundir.EDIT,),
+        description="render an inverted photo through a finished job's adapted generator",
     )
 )

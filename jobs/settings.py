@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     submissions_per_minute: int = Field(30, ge=0, description="POST /jobs per token; 0 = no cap")
     max_upload_mb: float = Field(1024, gt=0, description="largest POST /generators file, MiB")
     max_concurrent_validations: int = Field(2, ge=1, description="validations at once, per process")
+    max_photo_mb: float = Field(
+        20, gt=0, description="largest uploaded photo (POST /inversions), MiB"
+    )
+    max_photo_pixels: int = Field(
+        40_000_000,
+        ge=1,
+        description="largest photo in pixels (width x height): decompression bombs",
+    )
 
     @field_validator("data_dir")
     @classmethod

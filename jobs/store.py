@@ -61,6 +61,7 @@ def create_job(
     owner: str = "",
     idempotency_key: str | None = None,
     request_sha256: str | None = None,
+    cache_key: str | None = None,
 ) -> Job:
     """A queued job of `kind` (adaptation unless said). With an idempotency key, a concurrent twin raises IntegrityError at
     flush (unique owner+key); the caller rolls back and reads the winner."""
@@ -73,6 +74,7 @@ def create_job(
         owner=owner,
         idempotency_key=idempotency_key,
         request_sha256=request_sha256,
+        cache_key=cache_key,
         stage=None,
         step=0,
         total_steps=kind.total_steps(params),
@@ -99,17 +101,38 @@ def mark_dispatched(session: Session, *, job_id: str) -> None:
     )
 
 
-def get_job(session: Session, *, job_id: str, owner: str | None = None) -> Job:
+def get_job(
+    session: Session, *, job_id: str, owner: str | None = None, kind: str | None = None
+) -> Job:
     """The job; JobNotFound also when `owner` is given and the job is someone else's (a
-    token cannot even learn that another token's job exists)."""
+    token cannot even learn that another token's job exists), or `kind` is given and the
+    job is of another kind."""
     job = session.get(Job, job_id)
     if job is None or (owner is not None and job.owner != owner):
+        raise JobNotFound(job_id)
+    if kind is not None and job.kind != kind:
         raise JobNotFound(job_id)
     return job
 
 
 def find_idempotent(session: Session, *, owner: str, key: str) -> Job | None:
     return session.scalar(select(Job).where(Job.owner == owner, Job.idempotency_key == key))
+
+
+def find_cached(session: Session, *, owner: str, kind: str, cache_key: str) -> Job | None:
+    """The newest job of `owner` that did (or is doing) the work `cache_key` names; failed
+    and canceled ones do not count (asking again runs it again)."""
+    return session.scalar(
+        select(Job)
+        .where(
+            Job.cache_key == cache_key,
+            Job.owner == owner,
+            Job.kind == kind,
+            Job.status.in_((*ACTIVE, JobStatus.succeeded)),
+        )
+        .order_by(Job.created_at.desc())
+        .limit(1)
+    )
 
 
 def active_jobs(session: Session, *, owner: str) -> int:
@@ -128,9 +151,13 @@ def list_jobs(
     offset: int = 0,
     limit: int = 20,
     owner: str | None = None,
+    kind: str | None = None,
 ) -> tuple[list[Job], int]:
-    """Newest first, and the number of jobs that match in all (of `owner`, if given)."""
+    """Newest first, and the number of jobs that match in all (of `owner` and `kind`, if
+    given)."""
     where: list[ColumnElement[bool]] = [Job.status.in_(statuses)] if statuses else []
+    if kind is not None:
+        where.append(Job.kind == kind)
     if owner is not None:
         where.append(Job.owner == owner)
     count = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0

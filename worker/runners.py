@@ -7,8 +7,9 @@ the kind's `result_files` from the attempt's working directory into the job's.
 An engine call has the signature of `worker.engine.run_adaptation`:
 `engine(params, out_dir, *, device, on_progress, should_cancel, resume_from, models,
 **extra) -> result`, where the result has `samples` (progress images, in step order) and
-the sha256 of the kind's main result file (`Runner.digest`). The engine is imported on a
-job's first use, so importing this module costs nothing (no torch).
+the sha256 of the kind's main result file (`Runner.digest`). Progress and cancellation
+speak `nada.events` whatever the kind. The engine is imported on a job's first use, so
+importing this module costs nothing (no torch).
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jobs import storage
 from jobs.generators import uploaded_path
 from jobs.settings import Settings
+from nada import rundir
+from nada.errors import InputError
 from stylegan2 import registry
 
 EngineCall = Callable[..., Any]
@@ -28,8 +32,20 @@ EngineCall = Callable[..., Any]
 @dataclass(frozen=True)
 class Runner:
     engine: Callable[[], EngineCall]  # returns the engine function (imports it lazily)
-    extra_kwargs: Callable[[Any, Settings], dict[str, Any]]  # kind-specific engine inputs
+    # kind-specific engine inputs from (params, settings, the job's run directory)
+    extra_kwargs: Callable[[Any, Settings, Path], dict[str, Any]]
     digest: Callable[[Any], str]  # sha256 of the result file, from the engine's result
+
+
+def _generator_inputs(generator: str, settings: Settings) -> dict[str, Any]:
+    """A generator uploaded through POST /generators is a file in the data dir."""
+    uploaded = uploaded_path(generator, settings.data_dir)
+    if uploaded is not None and generator not in registry.generator_names():
+        return {"generator_path": uploaded}
+    return {}
+
+
+# -- adapt ---------------------------------------------------------------------------------
 
 
 def _adaptation_engine() -> EngineCall:
@@ -38,22 +54,59 @@ def _adaptation_engine() -> EngineCall:
     return run_adaptation
 
 
-def _adaptation_inputs(params: Any, settings: Settings) -> dict[str, Any]:
-    """A generator uploaded through POST /generators is a file in the data dir."""
-    uploaded = uploaded_path(params.generator, settings.data_dir)
-    if uploaded is not None and params.generator not in registry.generator_names():
-        return {"generator_path": uploaded}
-    return {}
+def _adaptation_inputs(params: Any, settings: Settings, root: Path) -> dict[str, Any]:
+    return _generator_inputs(params.generator, settings)
 
 
 def _checkpoint_digest(result: Any) -> str:
     return str(result.checkpoint_sha256)
 
 
+# -- invert: a photo into W+ -----------------------------------------------------------------
+
+
+def _inversion_engine() -> EngineCall:
+    from invert.pipeline import run_inversion
+
+    return run_inversion
+
+
+def _inversion_inputs(params: Any, settings: Settings, root: Path) -> dict[str, Any]:
+    """The photo was stored in the job's own folder when the job was created."""
+    return {"photo_path": root / rundir.PHOTO, **_generator_inputs(params.generator, settings)}
+
+
+def _latent_digest(result: Any) -> str:
+    return str(result.latent_sha256)
+
+
+# -- edit: an inversion through an adapted generator -----------------------------------------
+
+
+def _edit_engine() -> EngineCall:
+    from invert.pipeline import run_edit
+
+    return run_edit
+
+
+def _edit_inputs(params: Any, settings: Settings, root: Path) -> dict[str, Any]:
+    latent = storage.job_dir(settings.jobs_dir, params.inversion_id) / rundir.LATENT
+    adapted = storage.job_dir(settings.jobs_dir, params.job_id) / rundir.ADAPTED
+    if not latent.is_file():
+        raise InputError(f"inversion {params.inversion_id} has no code (deleted, or not finished)")
+    if not adapted.is_file():
+        raise InputError(f"job {params.job_id} has no adapted generator (deleted, or not finished)")
+    return {"latent_path": latent, "checkpoint_path": adapted}
+
+
+def _image_digest(result: Any) -> str:
+    return str(result.image_sha256)
+
+
 RUNNERS: dict[str, Runner] = {
-    "adapt": Runner(
-        engine=_adaptation_engine, extra_kwargs=_adaptation_inputs, digest=_checkpoint_digest
-    ),
+    "adapt": Runner(_adaptation_engine, _adaptation_inputs, _checkpoint_digest),
+    "invert": Runner(_inversion_engine, _inversion_inputs, _latent_digest),
+    "edit": Runner(_edit_engine, _edit_inputs, _image_digest),
 }
 
 

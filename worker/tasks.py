@@ -43,7 +43,7 @@ from jobs.kinds import get_kind
 from jobs.queue import LEGACY_TASK_NAMES, TASK_NAME
 from jobs.settings import Settings, get_settings
 from nada import rundir
-from nada.errors import ParamError
+from nada.errors import InputError, ParamError
 from worker.celery_app import app
 from worker.events import Canceled, Progress
 from worker.runners import EngineCall, Runner, published_samples, runner_for
@@ -67,6 +67,7 @@ def _model_cache() -> Any:
 TIMEOUT = "timeout"
 OUT_OF_MEMORY = "out_of_memory"
 INVALID_PARAMS = "invalid_params"
+INVALID_INPUT = "invalid_input"
 IO = "io"
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 # Seconds between the tries of the final state's write (a database that blinked, SQLite
@@ -83,6 +84,8 @@ def error_code(exc: BaseException) -> str:
     name = type(exc).__name__
     if isinstance(exc, ParamError):
         return INVALID_PARAMS
+    if isinstance(exc, InputError):
+        return INVALID_INPUT
     # torch.cuda.OutOfMemoryError, or a RuntimeError from older torch / other allocators
     if "OutOfMemory" in name or "out of memory" in str(exc).lower():
         return OUT_OF_MEMORY
@@ -330,7 +333,7 @@ class Attempt:
             on_progress=self.recorder.on_progress,
             should_cancel=self.recorder.should_cancel,
             models=self._models if self._models is not None else _model_cache(),
-            **runner.extra_kwargs(params, self.settings),
+            **runner.extra_kwargs(params, self.settings, self.root),
         )
         try:
             return engine(params, self.work, resume_from=resume_from, **kwargs), runner
@@ -410,7 +413,7 @@ class Attempt:
         code = error_code(exc)
         r.out_of_memory = code == OUT_OF_MEMORY
         message = str(exc) or type(exc).__name__
-        if code not in (INVALID_PARAMS, OUT_OF_MEMORY):
+        if code not in (INVALID_PARAMS, INVALID_INPUT, OUT_OF_MEMORY):
             fault = self._io_fault(exc)
             if fault is not None:
                 code, message = IO, fault

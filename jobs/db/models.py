@@ -87,6 +87,9 @@ class Job(Base):
     owner: Mapped[str] = mapped_column(String(64), default="", server_default="")
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     request_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Work whose result depends only on its inputs (an edit: one photo's code through one
+    # adapted generator) is done once: the key names those inputs (jobs/store.py).
+    cache_key: Mapped[str | None] = mapped_column(String(64))
     # Lease and fencing (issue #6).
     attempt: Mapped[int] = mapped_column(Integer, default=0)  # claims so far; fencing token
     worker_id: Mapped[str | None] = mapped_column(String(255))  # holder of the current lease
@@ -107,6 +110,8 @@ class Job(Base):
         Index("ix_jobs_status_dispatched_at", "status", "dispatched_at"),
         Index("ix_jobs_owner_created_at", "owner", "created_at"),
         Index("ux_jobs_owner_idempotency_key", "owner", "idempotency_key", unique=True),
+        Index("ix_jobs_kind_created_at", "kind", "created_at"),
+        Index("ix_jobs_cache_key", "cache_key"),
     )
 
 
