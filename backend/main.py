@@ -16,7 +16,7 @@ from backend.api.db_errors import install_db_error_handlers
 from backend.api.deps import get_owner
 from backend.api.middleware import BodyLimitMiddleware, HeadMiddleware
 from backend.api.responses import QueueStatsCache
-from backend.api.routes import clip_models, generators, health, jobs, params
+from backend.api.routes import clip_models, generators, health, inversions, jobs, params
 from backend.api.validation_errors import install_validation_error_handler
 from backend.schemas import API_PREFIX
 from backend.security import SubmissionLimiter
@@ -31,9 +31,13 @@ REQUEST_THREADS = 12
 MAX_JSON_BYTES = 64 << 10  # a job request is well under 2 KiB; the upload has its own cap
 
 
+_STREAMED = (f"{API_PREFIX}/generators", f"{API_PREFIX}/inversions")
+
+
 def _streamed_upload(method: str, path: str) -> bool:
-    """POST /generators streams a large file and enforces NADA_MAX_UPLOAD_MB itself."""
-    return method == "POST" and path.rstrip("/") == f"{API_PREFIX}/generators"
+    """POST /generators and POST /inversions stream a file and enforce their own caps
+    (NADA_MAX_UPLOAD_MB, NADA_MAX_PHOTO_MB)."""
+    return method == "POST" and path.rstrip("/") in _STREAMED
 
 
 def create_app(settings: Settings | None = None, *, queue: JobQueue | None = None) -> FastAPI:
@@ -96,7 +100,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
     # Every /api/v1 route needs a token when NADA_API_TOKENS is set; /healthz stays open.
-    for module in (jobs, generators, clip_models, params):
+    for module in (jobs, inversions, generators, clip_models, params):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(get_owner)])
     app.include_router(health.router, prefix=API_PREFIX)
     if settings.frontend_dir and settings.frontend_dir.is_dir():

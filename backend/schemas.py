@@ -242,7 +242,9 @@ def job_public(
         selected_layers=jsonable(job.selected_layers or []),
         losses=jsonable(job.losses or {}),
         samples=[SamplePublic(step=s, url=sample_url(job.id, s)) for s in job.sample_steps or []],
-        checkpoint_url=f"{job_url(job.id)}/checkpoint" if succeeded else None,
+        checkpoint_url=f"{job_url(job.id)}/checkpoint"
+        if succeeded and job.kind == "adapt"
+        else None,
         checkpoints=[
             SamplePublic(step=s, url=f"{job_url(job.id)}/checkpoints/{s}.pt")
             for s in checkpoint_steps or []

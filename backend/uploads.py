@@ -210,8 +210,12 @@ class UploadFieldError(UploadRefused):
 
 @dataclass(frozen=True)
 class ReceivedUpload:
-    name: str  # the `name` field as sent (not checked yet)
+    fields: dict[str, str]  # the text fields asked for, as sent (not checked yet)
     path: Path  # the `file` part's bytes; removed when the `async with` block exits
+
+    @property
+    def name(self) -> str:
+        return self.fields.get("name", "")
 
 
 async def _capped(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
@@ -258,14 +262,19 @@ class _UploadParser(MultiPartParser):
     tests/backend/uploads/test_form.py fails if an upgrade renames them."""
 
     def __init__(
-        self, headers: Headers, stream: AsyncGenerator[bytes, None], path: Path, max_bytes: int
+        self,
+        headers: Headers,
+        stream: AsyncGenerator[bytes, None],
+        path: Path,
+        max_bytes: int,
+        max_field_bytes: int = _MAX_FIELD_BYTES,
     ):
         super().__init__(
             headers,
             stream,
             max_files=1,
             max_fields=_MAX_FIELDS,
-            max_part_size=_MAX_FIELD_BYTES,
+            max_part_size=max_field_bytes,
         )
         self.path = path
         self.max_bytes = max_bytes  # of the file part
@@ -307,28 +316,42 @@ class _UploadParser(MultiPartParser):
         self.path.unlink(missing_ok=True)
 
 
-def _form_name(form: FormData) -> str:
-    """The `name` field of a parsed form with one `file` part; else UploadFieldError."""
-    names = form.getlist("name")
-    if not names:
-        raise UploadFieldError("name", "is required")
-    if len(names) > 1:
-        raise UploadFieldError("name", "must be sent once")
-    if not isinstance(names[0], str):
-        raise UploadFieldError("name", "must be a text field, not a file")
+def _form_fields(
+    form: FormData, fields: tuple[str, ...], required: tuple[str, ...]
+) -> dict[str, str]:
+    """The text `fields` of a parsed form with one `file` part; else UploadFieldError."""
+    found: dict[str, str] = {}
+    for field in fields:
+        values = form.getlist(field)
+        if not values:
+            if field in required:
+                raise UploadFieldError(field, "is required")
+            continue
+        if len(values) > 1:
+            raise UploadFieldError(field, "must be sent once")
+        if not isinstance(values[0], str):
+            raise UploadFieldError(field, "must be a text field, not a file")
+        found[field] = values[0]
     file = form.get("file")
     if file is None:
         raise UploadFieldError("file", "is required")
     if not isinstance(file, UploadFile):
         raise UploadFieldError("file", "must be a file part (with a filename)")
-    return names[0]
+    return found
 
 
 @asynccontextmanager
 async def receive_upload(
-    headers: Headers, stream: AsyncIterator[bytes], folder: Path, *, max_bytes: int
+    headers: Headers,
+    stream: AsyncIterator[bytes],
+    folder: Path,
+    *,
+    max_bytes: int,
+    fields: tuple[str, ...] = ("name",),  # text fields read (others are ignored)
+    required: tuple[str, ...] = ("name",),
+    max_field_bytes: int = _MAX_FIELD_BYTES,
 ) -> AsyncIterator[ReceivedUpload]:
-    """Parse a multipart form with the fields `name` and `file`, streaming the file to `folder`.
+    """Parse a multipart form with the text `fields` and `file`, streaming the file to `folder`.
 
     Memory stays bounded whatever the size: the file goes to disk as it arrives, text fields
     are limited in number and size. Raises NotMultipart, UploadTooLarge (a declared
@@ -344,7 +367,8 @@ async def receive_upload(
     """
     ctype, options = parse_options_header(headers.get("content-type", ""))
     if ctype != b"multipart/form-data" or not options.get(b"boundary"):
-        raise NotMultipart("send multipart/form-data with the fields 'name' and 'file'")
+        names = " and ".join(f"'{f}'" for f in (*fields, "file"))
+        raise NotMultipart(f"send multipart/form-data with the fields {names}")
     max_body = max_bytes + _FORM_SLACK
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_body:
@@ -352,7 +376,7 @@ async def receive_upload(
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}.part"
-    parser = _UploadParser(headers, _capped(stream, max_body), path, max_bytes)
+    parser = _UploadParser(headers, _capped(stream, max_body), path, max_bytes, max_field_bytes)
     try:
         try:
             form = await parser.parse()
@@ -360,8 +384,8 @@ async def receive_upload(
             raise MalformedUpload(str(exc.__cause__ or exc.message)) from None
         if not parser.complete:
             raise MalformedUpload("the body ends before the closing boundary")
-        name = _form_name(form)
+        found = _form_fields(form, fields, required)
         await run_in_threadpool(parser.close_file)  # flush before the validator reads it
-        yield ReceivedUpload(name=name, path=path)
+        yield ReceivedUpload(fields=found, path=path)
     finally:
         parser.discard()  # no await: it must run even if the request is being cancelled

@@ -384,3 +384,57 @@ def test_restarting_the_api_loses_nothing(deployment: Deployment) -> None:
         }
     job = d.wait_status(pending, "succeeded")  # queued before the restart, done after it
     assert d.http.get(job["checkpoint_url"]).status_code == 200
+
+
+def test_a_photo_through_a_finished_job(deployment: Deployment) -> None:
+    """Upload -> the inversion runs on the worker -> the edit of a finished job renders it:
+    what the page's "Try it on a photo" does (no weights: no encoder, no alignment)."""
+    import io
+
+    from PIL import Image
+
+    d = deployment
+    job_id = d.submit(steps=1, seed=7)
+    buffer = io.BytesIO()
+    Image.new("RGB", (80, 64), (180, 120, 90)).save(buffer, format="JPEG")
+    params = {"generator": "random-64", "encoder": "auto", "align": False, "refine_steps": 3,
+              "sample_every": 2}  # fmt: skip
+    r = d.http.post(
+        f"{API}/inversions",
+        data={"params": json.dumps(params)},
+        files={"file": ("me.jpg", buffer.getvalue(), "image/jpeg")},
+    )
+    assert r.status_code == 202, r.text
+    inversion = r.json()["id"]
+    events = EventRecorder(d.base, inversion)  # the job event stream serves every kind
+    d.wait_status(job_id, "succeeded")
+    done = d.wait(
+        inversion,
+        lambda j: j["status"] == "succeeded",
+        "succeeded",
+    )
+    events.join(30)
+    assert "progress" in events.kinds() and events.kinds()[-1] == "succeeded"
+    assert done["kind"] == "invert" and done["step"] == 3 and done["error"] is None
+    view = d.http.get(f"{API}/inversions/{inversion}").json()
+    for key in ("photo_url", "aligned_url", "reconstruction_url"):
+        png = d.http.get(view[key])
+        assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n", key
+    assert Image.open(io.BytesIO(d.http.get(view["aligned_url"]).content)).size == (64, 64)
+    latent = d.workdir / "latent.pt"
+    latent.write_bytes(d.http.get(view["latent_url"]).content)
+    import torch
+
+    code = torch.load(latent, weights_only=True)
+    assert code["w_plus"].shape[0] == 1 and code["w_plus"].shape[-1] == 512
+
+    r = d.http.post(f"{API}/jobs/{job_id}/edits", json={"inversion_id": inversion})
+    assert r.status_code == 202, r.text
+    edit = d.wait(r.json()["id"], lambda j: j["status"] == "succeeded", "succeeded")
+    assert edit["kind"] == "edit"
+    shown = d.http.get(f"{API}/edits/{edit['id']}").json()
+    image = d.http.get(shown["image_url"])
+    assert image.status_code == 200
+    assert Image.open(io.BytesIO(image.content)).size == (64, 64)
+    again = d.http.post(f"{API}/jobs/{job_id}/edits", json={"inversion_id": inversion})
+    assert again.status_code == 200 and again.json()["id"] == edit["id"]

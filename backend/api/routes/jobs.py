@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import (
     APIRouter,
@@ -29,10 +27,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
-from backend.api.responses import QueueStatsCache, json_response
-from backend.schemas import JobCreate, JobPublic, JobsPublic, job_public, job_url
+from backend.api.job_views import (
+    JobId,
+    admit,
+    check_disk,
+    job_root,
+    public_job,
+    queue_stats,
+)
+from backend.api.responses import json_response
+from backend.schemas import JobCreate, JobPublic, JobsPublic, job_url
 from backend.sse import job_event_stream
-from jobs import disk, storage, store
+from jobs import store
 from jobs.db.models import ACTIVE, Job, JobStatus
 from jobs.generators import check_generator_name
 from jobs.settings import Settings
@@ -47,59 +53,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _valid_job_id(
-    job_id: Annotated[str, PathParam(description="the job's id: 32 hex digits (uuid4)")],
-) -> str:
-    """Ids are uuid4 hex: anything else is a job that does not exist (404) and never
-    reaches a query or a file path."""
-    if not re.fullmatch(r"[0-9a-f]{32}", job_id):
-        raise store.JobNotFound(job_id[:64])
-    return job_id
-
-
-JobId = Annotated[str, Depends(_valid_job_id)]
 _MAX_STEP = 10**6  # far above any job's steps; keeps file names and SQL integers sane
 _MAX_EVENT_ID = 2**62  # BIGINT-safe
 _MAX_ROW_ID = 2**31 - 1  # job_events.id is a 32-bit integer on PostgreSQL: beyond it, none
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")  # visible ASCII, like HTTP tokens
-
-
-def _too_many(detail: str, retry_after: float) -> HTTPException:
-    return HTTPException(
-        status.HTTP_429_TOO_MANY_REQUESTS,
-        detail,
-        headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
-    )
-
-
-def _public(
-    session: Session, settings: Settings, job: Job, stats: store.QueueStats | None = None
-) -> JobPublic:
-    if stats is None and job.status in ACTIVE:
-        stats = store.queue_stats(session)
-    position, eta = store.estimate(session, job=job, stats=stats)
-    root = _job_root(settings, job.id)
-    checkpoints = rundir.intermediate_checkpoint_steps(root)
-    public = job_public(job, queue_position=position, eta_seconds=eta, checkpoint_steps=checkpoints)
-    # Only samples whose file is there: a job folder removed (or cleaned up) by hand must
-    # not list links that 404.
-    public.samples = [
-        sample for sample in public.samples if rundir.sample_path(root, sample.step).is_file()
-    ]
-    return public
-
-
-def _stats(request: Request, session: Session) -> store.QueueStats:
-    """The queue's load and speed, shared by this process's requests for a second."""
-    cache: QueueStatsCache = request.app.state.queue_stats
-    return cache.get(session)
-
-
-def _job_root(settings: Settings, job_id: str) -> Path:
-    try:
-        return storage.job_dir(settings.jobs_dir, job_id)
-    except ValueError:
-        raise store.JobNotFound(job_id) from None
 
 
 async def _require_json(request: Request) -> None:
@@ -159,29 +116,8 @@ def create_job(
         earlier = store.find_idempotent(session, owner=who, key=idempotency_key)
         if earlier is not None:
             return _replay(session, settings, earlier, digest, response)
-    data_dir = disk.check(settings)
-    if data_dir != "ok":  # the job could not write its files (a replay above needs none)
-        raise HTTPException(
-            status.HTTP_507_INSUFFICIENT_STORAGE,
-            f"{disk.REASONS[data_dir]}; no new jobs are accepted until that is fixed "
-            "(try again later)",
-        )
-    if owner is not None:  # per-token limits (docs/security.md)
-        if settings.max_active_jobs and (
-            store.active_jobs(session, owner=who) >= settings.max_active_jobs
-        ):
-            raise _too_many(
-                f"this token has {settings.max_active_jobs} queued or running jobs "
-                "(NADA_MAX_ACTIVE_JOBS); wait for one to finish or cancel one",
-                60,
-            )
-        wait = request.app.state.submission_limiter.acquire(who)
-        if wait:
-            raise _too_many(
-                f"more than {settings.submissions_per_minute} submissions in a minute "
-                "(NADA_SUBMISSIONS_PER_MINUTE)",
-                wait,
-            )
+    check_disk(settings)  # the job could not write its files (a replay above needs none)
+    admit(request, session, settings, owner)
     try:
         job = store.create_job(
             session, params=params, owner=who, idempotency_key=idempotency_key,
@@ -200,7 +136,7 @@ def create_job(
     background.add_task(queue.dispatch, [job.id])
     response.headers["Location"] = job_url(job.id)
     session.refresh(job)
-    public = _public(session, settings, job)
+    public = public_job(session, settings, job)
     session.close()  # give the connection back before the dispatch needs one
     return public
 
@@ -223,7 +159,7 @@ def _replay(
         )
     response.status_code = status.HTTP_200_OK
     response.headers["Location"] = job_url(job.id)
-    return _public(session, settings, job)
+    return public_job(session, settings, job)
 
 
 @router.get("", response_model=JobsPublic)
@@ -235,19 +171,24 @@ def list_jobs(
     status: Annotated[list[JobStatus] | None, Query(description="repeat to allow several")] = None,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    kind: Annotated[
+        Literal["adapt", "invert", "edit"],
+        Query(description="which kind of job: adaptations unless said (jobs/kinds.py)"),
+    ] = "adapt",
 ) -> Response:
-    """Jobs, newest first. With the ETag of an earlier answer in If-None-Match: 304 while
-    nothing changed."""
+    """Jobs of one kind (adaptations unless said), newest first. With the ETag of an
+    earlier answer in If-None-Match: 304 while nothing changed."""
     rows, count = store.list_jobs(
         session,
         statuses=[str(s) for s in status] if status else None,
         offset=offset,
         limit=limit,
         owner=owner,
+        kind=kind,
     )
     active = any(j.status in ACTIVE for j in rows)
-    stats = _stats(request, session) if active else None
-    public = JobsPublic(data=[_public(session, settings, j, stats) for j in rows], count=count)
+    stats = queue_stats(request, session) if active else None
+    public = JobsPublic(data=[public_job(session, settings, j, stats) for j in rows], count=count)
     session.close()  # in this thread, not on the event loop
     return json_response(request, public)
 
@@ -260,8 +201,8 @@ def read_job(
     """The job. With the ETag of an earlier answer in If-None-Match: 304 while nothing
     changed (a poll that finds nothing new costs no body)."""
     job = store.get_job(session, job_id=job_id, owner=owner)
-    stats = _stats(request, session) if job.status in ACTIVE else None
-    public = _public(session, settings, job, stats)
+    stats = queue_stats(request, session) if job.status in ACTIVE else None
+    public = public_job(session, settings, job, stats)
     session.close()  # in this thread, not on the event loop
     return json_response(request, public)
 
@@ -326,7 +267,7 @@ def cancel_job(
     session.commit()
     if job.status == JobStatus.canceled:
         response.status_code = status.HTTP_200_OK
-    return _public(session, settings, job)
+    return public_job(session, settings, job)
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
@@ -334,7 +275,7 @@ def delete_job(
     job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
 ) -> Response:
     """Remove a finished job and its files (409 while it is queued or running)."""
-    root = _job_root(settings, job_id)
+    root = job_root(settings, job_id)
     store.get_job(session, job_id=job_id, owner=owner)
     store.delete_job(session, job_id=job_id)
     session.commit()
@@ -356,7 +297,7 @@ def read_sample(
 ) -> Response:
     """A progress image: the source generator's row over the adapted generator's row."""
     job = store.get_job(session, job_id=job_id, owner=owner)
-    path = rundir.sample_path(_job_root(settings, job_id), step)
+    path = rundir.sample_path(job_root(settings, job_id), step)
     if step not in (job.sample_steps or []) or not path.is_file():
         raise HTTPException(404, f"job {job_id} has no sample at step {step}")
     return FileResponse(path, media_type="image/png")
@@ -380,7 +321,7 @@ def read_checkpoint(
 ) -> Response:
     """The adapted generator (.pt: weights, latent average and the job's parameters)."""
     job = store.get_job(session, job_id=job_id, owner=owner)
-    path = rundir.adapted_path(_job_root(settings, job_id))
+    path = rundir.adapted_path(job_root(settings, job_id))
     if job.status != JobStatus.succeeded:
         raise store.JobConflict(
             f"job {job_id} is {job.status}; the checkpoint exists once it succeeded"
@@ -407,7 +348,7 @@ def read_intermediate_checkpoint(
     """An intermediate checkpoint of a job still in progress (listed in the job's
     `checkpoints` while it exists: the newest is kept for resuming, all go when the job ends)."""
     job = store.get_job(session, job_id=job_id, owner=owner)
-    path = rundir.intermediate_checkpoint_path(_job_root(settings, job_id), step)
+    path = rundir.intermediate_checkpoint_path(job_root(settings, job_id), step)
     if not path.is_file():
         raise HTTPException(404, f"job {job_id} has no checkpoint at step {step}")
     name = _checkpoint_filename(job).removesuffix(".pt") + f"-step{step}.pt"

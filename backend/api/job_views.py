@@ -1,0 +1,108 @@
+"""What every kind of job's routes share: the id check, the public view with its queue
+estimate, and admission (the disk, the per-token limits) of a new job.
+
+Adaptations (/jobs), inversions (/inversions) and edits (/jobs/{id}/edits, /edits) are all
+rows of the jobs table (jobs/kinds.py); their routes differ only in what they accept and
+which files they serve.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi import Path as PathParam
+from sqlalchemy.orm import Session
+
+from backend.api.responses import QueueStatsCache
+from backend.schemas import JobPublic, job_public
+from jobs import disk, storage, store
+from jobs.db.models import ACTIVE, Job
+from jobs.settings import Settings
+from nada import rundir
+
+
+async def _valid_job_id(
+    job_id: Annotated[str, PathParam(description="the job's id: 32 hex digits (uuid4)")],
+) -> str:
+    """Ids are uuid4 hex: anything else is a job that does not exist (404) and never
+    reaches a query or a file path."""
+    if not re.fullmatch(r"[0-9a-f]{32}", job_id):
+        raise store.JobNotFound(job_id[:64])
+    return job_id
+
+
+JobId = Annotated[str, Depends(_valid_job_id)]
+
+
+def too_many(detail: str, retry_after: float) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        detail,
+        headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
+    )
+
+
+def job_root(settings: Settings, job_id: str) -> Path:
+    try:
+        return storage.job_dir(settings.jobs_dir, job_id)
+    except ValueError:
+        raise store.JobNotFound(job_id) from None
+
+
+def queue_stats(request: Request, session: Session) -> store.QueueStats:
+    """The queue's load and speed, shared by this process's requests for a second."""
+    cache: QueueStatsCache = request.app.state.queue_stats
+    return cache.get(session)
+
+
+def public_job(
+    session: Session, settings: Settings, job: Job, stats: store.QueueStats | None = None
+) -> JobPublic:
+    if stats is None and job.status in ACTIVE:
+        stats = store.queue_stats(session)
+    position, eta = store.estimate(session, job=job, stats=stats)
+    root = job_root(settings, job.id)
+    checkpoints = rundir.intermediate_checkpoint_steps(root)
+    public = job_public(job, queue_position=position, eta_seconds=eta, checkpoint_steps=checkpoints)
+    # Only samples whose file is there: a job folder removed (or cleaned up) by hand must
+    # not list links that 404.
+    public.samples = [
+        sample for sample in public.samples if rundir.sample_path(root, sample.step).is_file()
+    ]
+    return public
+
+
+def check_disk(settings: Settings) -> None:
+    """507 while the data directory cannot take a new job's files."""
+    state = disk.check(settings)
+    if state != "ok":
+        raise HTTPException(
+            status.HTTP_507_INSUFFICIENT_STORAGE,
+            f"{disk.REASONS[state]}; no new jobs are accepted until that is fixed "
+            "(try again later)",
+        )
+
+
+def admit(request: Request, session: Session, settings: Settings, owner: str | None) -> None:
+    """The per-token limits on new jobs of any kind (docs/security.md); 429 past them."""
+    if owner is None:
+        return
+    if settings.max_active_jobs and (
+        store.active_jobs(session, owner=owner) >= settings.max_active_jobs
+    ):
+        raise too_many(
+            f"this token has {settings.max_active_jobs} queued or running jobs "
+            "(NADA_MAX_ACTIVE_JOBS); wait for one to finish or cancel one",
+            60,
+        )
+    wait = request.app.state.submission_limiter.acquire(owner)
+    if wait:
+        raise too_many(
+            f"more than {settings.submissions_per_minute} submissions in a minute "
+            "(NADA_SUBMISSIONS_PER_MINUTE)",
+            wait,
+        )

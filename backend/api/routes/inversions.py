@@ -1,0 +1,408 @@
+"""/inversions: a user's photo put into a generator's W+ (kind 'invert'), and
+/jobs/{id}/edits, /edits: that code rendered through a finished job's adapted generator
+(kind 'edit').
+
+Both are jobs: they queue, run on the GPU workers, report progress, and are canceled
+(POST /jobs/{id}/cancel), followed (GET /jobs/{id}/events) and deleted (DELETE /jobs/{id})
+like adaptations. Here is only what differs: the photo upload and the pictures.
+
+The photo arrives as multipart (`file`, plus an optional `params` text field holding a JSON
+object of InvertParams). It is streamed to a temporary file (413 past NADA_MAX_PHOTO_MB),
+decoded once with Pillow in this process with the pixel count checked before any pixel is
+decoded (invert/photos.py: 422 for a refused file), and stored upright as PNG in the new
+job's folder. Nothing is kept when the request is refused. An edit of the same photo and
+job is done once: asking again answers with the existing edit (200).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
+from backend.api.job_views import JobId, admit, check_disk, job_root, public_job, queue_stats
+from backend.api.responses import json_response
+from backend.photo_schemas import (
+    EditCreate,
+    EditPublic,
+    InversionPublic,
+    InversionsPublic,
+    edit_public,
+    edit_url,
+    inversion_public,
+    inversion_url,
+    parse_invert_params,
+)
+from backend.uploads import (
+    VALIDATIONS,
+    MalformedUpload,
+    NotMultipart,
+    UploadFieldError,
+    UploadRefused,
+    UploadTooLarge,
+    ValidatorsBusy,
+    receive_upload,
+)
+from invert import weights
+from invert.photos import PhotoRejected, decode_photo, encode_png
+from jobs import store
+from jobs.db.models import ACTIVE, Job, JobStatus
+from jobs.generators import check_generator_name
+from jobs.kinds import EDIT, INVERT
+from jobs.queue import JobQueue
+from jobs.settings import Settings
+from nada import rundir
+from nada.errors import ParamError
+from nada.photo_params import ENCODER_AUTO, ENCODER_NONE, EditParams, InvertParams
+
+router = APIRouter(tags=["photos"])
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_MAX_PARAMS_BYTES = 4096  # the `params` text field
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such job (or not this token's)"},
+    409: {"description": "The jobs' states do not allow this"},
+}
+
+
+def _unprocessable(field: str, message: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "invalid_param", "loc": ("body", field), "msg": message, "input": None}]
+    )
+
+
+def _check_encoder(params: InvertParams) -> None:
+    """The API takes registered encoders only (a path is the CLI's)."""
+    known = set(weights.ENCODER_FOR_GENERATOR.values())
+    if params.encoder not in (ENCODER_AUTO, ENCODER_NONE, *known):
+        raise ParamError(
+            "encoder",
+            f"has unknown value {params.encoder!r}; use 'auto', 'none' or one of "
+            f"{', '.join(sorted(known))}",
+        )
+
+
+def _refusal(exc: UploadRefused, max_bytes: int) -> HTTPException | RequestValidationError:
+    if isinstance(exc, NotMultipart):
+        return HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc))
+    if isinstance(exc, UploadTooLarge):
+        return HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"the photo is larger than the {max_bytes / (1 << 20):g} MiB limit (NADA_MAX_PHOTO_MB)",
+        )
+    if isinstance(exc, UploadFieldError):
+        return _unprocessable(exc.field, exc.message)
+    assert isinstance(exc, MalformedUpload)
+    return HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed multipart body: {exc}")
+
+
+def _create_inversion(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    owner: str | None,
+    photo: Path,
+    params_text: str | None,
+) -> Job:
+    """Check everything, then create the job and store its photo in one go (thread pool)."""
+    try:
+        with VALIDATIONS.take(settings.max_concurrent_validations):
+            image, _ = decode_photo(photo, max_pixels=settings.max_photo_pixels)
+            png = encode_png(image)
+    except PhotoRejected as exc:
+        raise _unprocessable("file", f"refused: the photo {exc}") from None
+    try:
+        params = parse_invert_params(params_text, photo_sha256=hashlib.sha256(png).hexdigest())
+        check_generator_name(params.generator, settings.data_dir)
+        _check_encoder(params)
+    except ParamError as exc:
+        raise _unprocessable(exc.field, str(exc)) from None
+    check_disk(settings)
+    admit(request, session, settings, owner)
+    job = store.create_job(session, params=params, kind=INVERT, owner=owner or "")
+    root = job_root(settings, job.id)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        rundir.write_bytes(root / rundir.PHOTO, png)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        rundir.remove_tree(root)
+        raise
+    session.refresh(job)
+    return job
+
+
+@router.post(
+    "/inversions",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=InversionPublic,
+    responses={
+        202: {"headers": {"Location": {"description": "the inversion's URL"}}},
+        400: {"description": "A malformed multipart body"},
+        413: {"description": "The photo is larger than NADA_MAX_PHOTO_MB"},
+        415: {"description": "Not multipart/form-data"},
+        422: {"description": "A refused photo (the message says why) or invalid params"},
+        429: {"description": "Too many photos being checked, jobs or submissions"},
+        507: {"description": "The data directory is full or not writable"},
+    },
+)
+async def create_inversion(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    queue: QueueDep,
+    owner: CurrentOwner,
+    response: Response,
+    background: BackgroundTasks,
+) -> InversionPublic:
+    """Put a photo into a generator's W+: multipart with `file` (JPEG, PNG or WebP) and an
+    optional `params` text field, a JSON object of the inversion's parameters
+    (`generator`, `encoder`, `align`, `refine_steps`, ...; docs/api.md). The face is
+    aligned as FFHQ was, encoded with e4e where the generator has an encoder, and refined
+    by optimisation. Follow it like a job; then POST /jobs/{id}/edits."""
+    max_bytes = int(settings.max_photo_mb * (1 << 20))
+    try:
+        async with receive_upload(
+            request.headers,
+            request.stream(),
+            settings.data_dir / "uploads-incoming",
+            max_bytes=max_bytes,
+            fields=("params",),
+            required=(),
+            max_field_bytes=_MAX_PARAMS_BYTES,
+        ) as upload:
+            job = await run_in_threadpool(
+                _create_inversion,
+                request,
+                session,
+                settings,
+                owner,
+                upload.path,
+                upload.fields.get("params"),
+            )
+    except UploadRefused as exc:
+        raise _refusal(exc, max_bytes) from None
+    except ValidatorsBusy as exc:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"{exc.limit} photo(s) or generator(s) are being checked already; try again "
+            f"in {exc.retry_after_s} s",
+            headers={"Retry-After": str(exc.retry_after_s)},
+        ) from None
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        raise HTTPException(
+            status.HTTP_507_INSUFFICIENT_STORAGE,
+            "the server's disk is full; the photo was not stored (try again later)",
+        ) from None
+    background.add_task(_dispatch, queue, job.id)
+    response.headers["Location"] = inversion_url(job.id)
+    return await run_in_threadpool(_inversion_view, session, settings, job)
+
+
+def _dispatch(queue: JobQueue, job_id: str) -> None:
+    queue.dispatch([job_id])
+
+
+def _inversion_view(session: Session, settings: Settings, job: Job) -> InversionPublic:
+    public = inversion_public(public_job(session, settings, job))
+    session.close()
+    return public
+
+
+@router.get("/inversions", response_model=InversionsPublic)
+def list_inversions(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: CurrentOwner,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Response:
+    """This token's inversions, newest first (ETag / 304 like GET /jobs)."""
+    rows, count = store.list_jobs(
+        session, offset=offset, limit=limit, owner=owner, kind=INVERT.name
+    )
+    stats = queue_stats(request, session) if any(j.status in ACTIVE for j in rows) else None
+    data = [inversion_public(public_job(session, settings, j, stats)) for j in rows]
+    session.close()
+    return json_response(request, InversionsPublic(data=data, count=count))
+
+
+@router.get("/inversions/{job_id}", response_model=InversionPublic, responses={404: _ERRORS[404]})
+def read_inversion(
+    job_id: JobId, request: Request, session: SessionDep, settings: SettingsDep,
+    owner: CurrentOwner,
+) -> Response:  # fmt: skip
+    """The inversion: status, progress (refinement steps), and its pictures once done."""
+    job = store.get_job(session, job_id=job_id, owner=owner, kind=INVERT.name)
+    stats = queue_stats(request, session) if job.status in ACTIVE else None
+    public = inversion_public(public_job(session, settings, job, stats))
+    session.close()
+    return json_response(request, public)
+
+
+def _inversion_file(
+    session: Session, settings: Settings, owner: str | None, job_id: str, name: str,
+    *, needs_success: bool = True,
+) -> Path:  # fmt: skip
+    job = store.get_job(session, job_id=job_id, owner=owner, kind=INVERT.name)
+    if needs_success and job.status != JobStatus.succeeded:
+        raise store.JobConflict(
+            f"inversion {job_id} is {job.status}; {name} exists once it succeeded"
+        )
+    path = job_root(settings, job_id) / name
+    if not path.is_file():
+        raise HTTPException(404, f"the file {name} of inversion {job_id} is missing")
+    return path
+
+
+_PNG = {200: {"content": {"image/png": {}}}, **_ERRORS}
+
+
+@router.get("/inversions/{job_id}/photo.png", response_class=FileResponse, responses=_PNG)
+def read_photo(
+    job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
+) -> Response:
+    """The uploaded photo, upright (EXIF orientation applied), as PNG."""
+    path = _inversion_file(session, settings, owner, job_id, rundir.PHOTO, needs_success=False)
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get("/inversions/{job_id}/aligned.png", response_class=FileResponse, responses=_PNG)
+def read_aligned(
+    job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
+) -> Response:
+    """The aligned crop the encoder and the refinement saw (generator resolution)."""
+    path = _inversion_file(session, settings, owner, job_id, rundir.ALIGNED)
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get("/inversions/{job_id}/reconstruction.png", response_class=FileResponse, responses=_PNG)
+def read_reconstruction(
+    job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
+) -> Response:
+    """The code rendered by the base generator: how close the inversion came."""
+    path = _inversion_file(session, settings, owner, job_id, rundir.RECONSTRUCTION)
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get(
+    "/inversions/{job_id}/latent.pt",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, **_ERRORS},
+)
+def read_latent(
+    job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
+) -> Response:
+    """The code: {'w_plus': [1, n_latent, 512], 'metadata': {...}}, for `nada generate
+    --latent` or torch.load(weights_only=True) with any adapted checkpoint."""
+    path = _inversion_file(session, settings, owner, job_id, rundir.LATENT)
+    return FileResponse(
+        path, media_type="application/octet-stream", filename=f"latent-{job_id[:8]}.pt"
+    )
+
+
+# -- edits ---------------------------------------------------------------------------------
+
+
+def edit_cache_key(inversion_id: str, job_id: str) -> str:
+    return hashlib.sha256(f"edit:{inversion_id}:{job_id}".encode()).hexdigest()
+
+
+@router.post(
+    "/jobs/{job_id}/edits",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EditPublic,
+    responses={
+        200: {"description": "This photo through this job was asked for before: that edit"},
+        202: {"headers": {"Location": {"description": "the edit's URL"}}},
+        **_ERRORS,
+        429: {"description": "Too many active jobs or submissions; see Retry-After"},
+        507: {"description": "The data directory is full or not writable"},
+    },
+)
+def create_edit(
+    job_id: JobId,
+    body: EditCreate,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    queue: QueueDep,
+    owner: CurrentOwner,
+    response: Response,
+    background: BackgroundTasks,
+) -> EditPublic:
+    """Render a finished inversion through this finished job's adapted generator (the
+    photo in the new domain). Done once per photo and job: the same request again answers
+    200 with the existing edit."""
+    job = store.get_job(session, job_id=job_id, owner=owner, kind="adapt")
+    inversion = store.get_job(session, job_id=body.inversion_id, owner=owner, kind=INVERT.name)
+    if job.status != JobStatus.succeeded:
+        raise store.JobConflict(f"job {job_id} is {job.status}; edits need a finished job")
+    if inversion.status != JobStatus.succeeded:
+        raise store.JobConflict(
+            f"inversion {inversion.id} is {inversion.status}; edits need a finished inversion"
+        )
+    made_for, adapted_from = inversion.params.get("generator"), job.params.get("generator")
+    if made_for != adapted_from:
+        raise store.JobConflict(
+            f"inversion {inversion.id} is a code for generator {made_for!r}, but job {job_id} "
+            f"adapted {adapted_from!r}; invert the photo for {adapted_from!r}"
+        )
+    key = edit_cache_key(inversion.id, job_id)
+    earlier = store.find_cached(session, owner=owner or "", kind=EDIT.name, cache_key=key)
+    if earlier is not None:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Location"] = edit_url(earlier.id)
+        return edit_public(public_job(session, settings, earlier))
+    check_disk(settings)
+    admit(request, session, settings, owner)
+    params = EditParams(inversion_id=inversion.id, job_id=job_id)
+    edit = store.create_job(session, params=params, kind=EDIT, owner=owner or "", cache_key=key)
+    session.commit()
+    background.add_task(_dispatch, queue, edit.id)
+    response.headers["Location"] = edit_url(edit.id)
+    session.refresh(edit)
+    public = edit_public(public_job(session, settings, edit))
+    session.close()
+    return public
+
+
+@router.get("/edits/{job_id}", response_model=EditPublic, responses={404: _ERRORS[404]})
+def read_edit(
+    job_id: JobId, request: Request, session: SessionDep, settings: SettingsDep,
+    owner: CurrentOwner,
+) -> Response:  # fmt: skip
+    """The edit: status, and its image once done."""
+    job = store.get_job(session, job_id=job_id, owner=owner, kind=EDIT.name)
+    stats = queue_stats(request, session) if job.status in ACTIVE else None
+    public = edit_public(public_job(session, settings, job, stats))
+    session.close()
+    return json_response(request, public)
+
+
+@router.get("/edits/{job_id}/image.png", response_class=FileResponse, responses=_PNG)
+def read_edit_image(
+    job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
+) -> Response:
+    """The photo in the adapted generator's domain."""
+    job = store.get_job(session, job_id=job_id, owner=owner, kind=EDIT.name)
+    if job.status != JobStatus.succeeded:
+        raise store.JobConflict(
+            f"edit {job_id} is {job.status}; its image exists once it succeeded"
+        )
+    path = job_root(settings, job_id) / rundir.EDIT
+    if not path.is_file():
+        raise HTTPException(404, f"the image of edit {job_id} is missing")
+    return FileResponse(path, media_type="image/png")

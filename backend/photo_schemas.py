@@ -1,0 +1,116 @@
+"""Request and response bodies of the photo routes: inversions and edits.
+
+Both are jobs (jobs/kinds.py: kinds 'invert' and 'edit'), so their public views are a job's
+view plus the links to what they produce. The inversion's parameters are
+`nada.photo_params.InvertParams`, sent as one JSON text field beside the photo.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.schemas import API_PREFIX, JobPublic, job_url
+from jobs.db.models import JobStatus
+from nada.errors import ParamError
+from nada.photo_params import InvertParams
+
+# Fields the API sets itself (a client may not): the photo is the uploaded file.
+SERVER_FIELDS = ("photo_sha256",)
+
+
+def inversion_url(inversion_id: str) -> str:
+    return f"{API_PREFIX}/inversions/{inversion_id}"
+
+
+def edit_url(edit_id: str) -> str:
+    return f"{API_PREFIX}/edits/{edit_id}"
+
+
+def parse_invert_params(text: str | None, *, photo_sha256: str) -> InvertParams:
+    """The `params` form field (a JSON object, optional) -> validated InvertParams.
+
+    Raises ParamError naming the field ('params' for JSON that is not an object)."""
+    data: Any = {}
+    if text is not None and text.strip():
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ParamError("params", f"is not valid JSON ({exc.msg} at {exc.pos})") from None
+    if not isinstance(data, dict):
+        raise ParamError("params", "must be a JSON object of InvertParams fields")
+    for name in SERVER_FIELDS:
+        if name in data:
+            raise ParamError(name, "is set by the server from the uploaded file")
+    return InvertParams.from_dict({**data, "photo_sha256": photo_sha256})
+
+
+class InversionPublic(JobPublic):
+    """An inversion job: status and progress like any job, and its pictures."""
+
+    photo_url: str = Field(description="the uploaded photo, upright, as PNG")
+    aligned_url: str | None = Field(description="the aligned crop (once succeeded)")
+    reconstruction_url: str | None = Field(description="the code through the base generator")
+    latent_url: str | None = Field(
+        description="latent.pt: {'w_plus': [1, n_latent, 512], 'metadata'}; load with "
+        "torch.load(weights_only=True)"
+    )
+
+
+class InversionsPublic(BaseModel):
+    data: list[InversionPublic]
+    count: int
+
+
+class EditCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    inversion_id: str = Field(
+        pattern=r"^[0-9a-f]{32}$", description="a finished inversion (POST /inversions)"
+    )
+
+
+class EditPublic(JobPublic):
+    """An edit job: one inversion rendered through one adapted generator."""
+
+    job_id: str = Field(description="the adaptation job whose generator renders")
+    inversion_id: str
+    image_url: str | None = Field(description="the edited photo (once succeeded)")
+
+
+def inversion_public(job: JobPublic) -> InversionPublic:
+    done = job.status == JobStatus.succeeded
+    base = inversion_url(job.id)
+    return InversionPublic(
+        **job.model_dump(),
+        photo_url=f"{base}/photo.png",
+        aligned_url=f"{base}/aligned.png" if done else None,
+        reconstruction_url=f"{base}/reconstruction.png" if done else None,
+        latent_url=f"{base}/latent.pt" if done else None,
+    )
+
+
+def edit_public(job: JobPublic) -> EditPublic:
+    done = job.status == JobStatus.succeeded
+    return EditPublic(
+        **job.model_dump(),
+        job_id=str(job.params.get("job_id", "")),
+        inversion_id=str(job.params.get("inversion_id", "")),
+        image_url=f"{edit_url(job.id)}/image.png" if done else None,
+    )
+
+
+__all__ = [
+    "EditCreate",
+    "EditPublic",
+    "InversionPublic",
+    "InversionsPublic",
+    "edit_public",
+    "edit_url",
+    "inversion_public",
+    "inversion_url",
+    "job_url",
+    "parse_invert_params",
+]
