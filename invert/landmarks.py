@@ -36,6 +36,7 @@ import PIL.Image
 
 from invert.align import AlignedFace, align_face
 from invert.weights import WeightFile, add_weights, resolve
+from nada.errors import InputError
 from stylegan2.download import sha256_file
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ add_weights(FAN_2D)
 _MIN_VERSION = (1, 5)
 
 
-class NoFaceError(ValueError):
+class NoFaceError(InputError):
     """The detector found no face in the photo."""
 
     def __init__(self, message: str | None = None) -> None:
