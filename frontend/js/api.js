@@ -97,10 +97,12 @@ export async function request(method, path, { body, query, timeout = 15000, sign
   if (signal) signal.addEventListener("abort", () => controller.abort(), { once: true });
   let res;
   try {
+    // FormData (a file upload) sets its own multipart Content-Type with the boundary.
+    const form = typeof FormData !== "undefined" && body instanceof FormData;
     res = await fetch(apiUrl(path, query), {
       method,
-      headers: body === undefined ? { Accept: "application/json" } : { Accept: "application/json", "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: body === undefined || form ? { Accept: "application/json" } : { Accept: "application/json", "Content-Type": "application/json" },
+      body: body === undefined ? undefined : form ? body : JSON.stringify(body),
       signal: controller.signal,
       cache: "no-store",
     });
@@ -149,4 +151,15 @@ export const api = {
   eventsUrl: (id) => apiUrl(`jobs/${encodeURIComponent(id)}/events`),
   sampleUrl: (id, step) => apiUrl(`jobs/${encodeURIComponent(id)}/samples/${step}.png`),
   checkpointUrl: (id) => apiUrl(`jobs/${encodeURIComponent(id)}/checkpoint`),
+  /** A photo into a generator's W+: multipart `params` (JSON) + `file`. */
+  createInversion: (file, params) => {
+    const form = new FormData();
+    form.append("params", JSON.stringify(params));
+    form.append("file", file, file.name || "photo");
+    return request("POST", "inversions", { body: form, timeout: 120000 });
+  },
+  getInversion: (id) => request("GET", `inversions/${encodeURIComponent(id)}`),
+  /** That inversion rendered through job `jobId`'s adapted generator (200: asked before). */
+  createEdit: (jobId, inversionId) => request("POST", `jobs/${encodeURIComponent(jobId)}/edits`, { body: { inversion_id: inversionId }, timeout: 30000 }),
+  getEdit: (id) => request("GET", `edits/${encodeURIComponent(id)}`),
 };

@@ -16,6 +16,11 @@ export const STAGE_LABEL = {
   selecting: "Selecting layers",
   training: "Training",
   saving: "Saving",
+  // a photo's inversion and edit (js/job/photo.js)
+  aligning: "Aligning the face",
+  encoding: "Encoding",
+  refining: "Refining",
+  rendering: "Rendering",
 };
 
 /** 75 -> "1 min 15 s"; 4000 -> "1 h 7 min". */

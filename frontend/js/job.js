@@ -1,5 +1,6 @@
 // One job: progress, the sampled source/adapted pairs with a scrubber over every sampled
-// step, the loss chart, the selected layers, the parameters, cancel and downloads.
+// step, the loss chart, the selected layers, the parameters, cancel and downloads, and,
+// once it succeeded, "Try it on a photo".
 // Each section is a module in job/ that builds its element once and updates it in place
 // from each fresh job JSON; this file lays them out and wires the live updates
 // (SSE-driven, or polled) to them.
@@ -11,13 +12,14 @@ import { jobHeading } from "./job/heading.js";
 import { layersCard } from "./job/layers.js";
 import { lossCard } from "./job/loss.js";
 import { paramsCard, timesCard } from "./job/params.js";
+import { photoCard } from "./job/photo.js";
 import { progressCard } from "./job/progress.js";
 import { samplesCard } from "./job/samples.js";
 import { followJob } from "./live.js";
 
 /**
  * Mount the view for job `id` into `main`. ctx.onRerun(params) opens the form prefilled.
- * Returns stop() (closes the event stream).
+ * Returns stop() (closes the event streams).
  */
 export function mountJobView(main, id, ctx) {
   const heading = jobHeading();
@@ -29,14 +31,15 @@ export function mountJobView(main, id, ctx) {
   const checkpoints = checkpointsCard();
   const params = paramsCard();
   const times = timesCard();
-  const sections = [heading, banner, progress, samples, loss, layers, checkpoints, params, times];
+  const photo = photoCard({ jobId: id });
+  const sections = [heading, banner, progress, samples, photo, loss, layers, checkpoints, params, times];
 
   fill(main,
     h("div", { class: "job-view" },
       heading.element,
       banner.element,
       h("div", { class: "columns" },
-        h("div", { class: "col-main" }, progress.element, samples.element),
+        h("div", { class: "col-main" }, progress.element, samples.element, photo.element),
         h("div", { class: "col-side" }, loss.element, layers.element, checkpoints.element, params.element, times.element))));
   heading.focus();
 
@@ -46,7 +49,7 @@ export function mountJobView(main, id, ctx) {
   }
 
   let seenJob = false;
-  return followJob(id, {
+  const stopFollowing = followJob(id, {
     onJob: (job) => { seenJob = true; render(job); },
     onEvent: (type, data) => {
       // The stream starts from the job's first event, so this also rebuilds the history
@@ -66,4 +69,5 @@ export function mountJobView(main, id, ctx) {
       } else toast(`Connection trouble: ${err.message}`, "error", 3000);
     },
   });
+  return () => { stopFollowing(); photo.stop(); };
 }

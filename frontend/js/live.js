@@ -12,9 +12,11 @@ const TERMINAL_EVENTS = new Set(["succeeded", "failed", "canceled"]);
 /**
  * Follow job `id`. Calls onJob(job) with each fresh job JSON, onEvent(type, data) with each
  * stream event, onMode("live" | "polling" | "stopped") when the transport changes.
- * Returns stop(). Stops by itself once the job is finished and its stream has ended.
+ * `load` reads the job (default GET /jobs/{id}; an inversion's or edit's own view adds its
+ * picture URLs). Returns stop(). Stops by itself once the job is finished and its stream
+ * has ended.
  */
-export function followJob(id, { onJob, onEvent = () => {}, onMode = () => {}, onError = () => {}, pollMs = 2000, throttleMs = 700 }) {
+export function followJob(id, { onJob, onEvent = () => {}, onMode = () => {}, onError = () => {}, load = () => api.getJob(id), pollMs = 2000, throttleMs = 700 }) {
   let stopped = false;
   let source = null;
   let pollTimer = null;
@@ -32,7 +34,7 @@ export function followJob(id, { onJob, onEvent = () => {}, onMode = () => {}, on
     inFlight = true;
     lastFetch = Date.now();
     try {
-      const job = await api.getJob(id);
+      const job = await load();
       if (stopped) return;
       onJob(job);
       if (["succeeded", "failed", "canceled"].includes(job.status)) finish();

@@ -1,0 +1,172 @@
+// The form of "Try it on a photo": a drop zone whose button opens the file picker, "already
+// aligned", the refinement steps and Start. It checks what it can before anything is sent
+// (the service checks again and its refusals are shown as they come: showErrors).
+
+import { fill, h, setText, uid } from "../dom.js";
+import { checkNumber } from "../schema.js";
+
+export const PHOTO_TYPES = ["image/jpeg", "image/png", "image/webp"];
+// The service's default NADA_MAX_PHOTO_MB: larger photos are refused here, before a long
+// upload ends in 413. The service does not publish its setting (see docs/frontend.md).
+export const MAX_PHOTO_MB = 20;
+// nada/photo_params.py's refine_steps; the service checks it again (422).
+const REFINE_STEPS = { name: "refine_steps", type: "integer", min: 0, max: 2000, default: 100 };
+
+/** 2_400_000 -> "2.3 MiB"; 5120 -> "5 KiB". */
+export function sizeText(bytes) {
+  if (bytes >= 1 << 20) return `${+(bytes / (1 << 20)).toFixed(1)} MiB`;
+  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KiB`;
+  return `${bytes} bytes`;
+}
+
+/** Why this file cannot be sent, worded like the service; null when it may be. */
+export function photoProblem(file) {
+  if (!file) return "choose a photo first";
+  if (file.type && !PHOTO_TYPES.includes(file.type)) {
+    return `the photo must be a JPEG, PNG or WebP image (got ${file.type})`;
+  }
+  if (file.size > MAX_PHOTO_MB * (1 << 20)) {
+    return `the photo is larger than the ${MAX_PHOTO_MB} MiB limit (${sizeText(file.size)})`;
+  }
+  if (file.size === 0) return "the photo is an empty file";
+  return null;
+}
+
+/**
+ * onSubmit({file, align, refine_steps}) is called once the page's checks pass.
+ * Returns {element, setBusy(bool), showErrors([{field, message}]), focus()}.
+ */
+export function photoForm({ onSubmit }) {
+  let file = null;
+  let previewUrl = null;
+  const ids = { file: uid("photo-file"), fileInfo: uid("photo-file-info"), fileError: uid("photo-file-error"),
+    steps: uid("photo-steps"), stepsHint: uid("photo-steps-hint"), stepsError: uid("photo-steps-error"), alignHint: uid("photo-align-hint") };
+
+  // The native input stays out of sight and out of the tab order; the button opens it.
+  const input = h("input", { type: "file", id: ids.file, name: "file", accept: PHOTO_TYPES.join(","), hidden: true, tabindex: "-1" });
+  const chooseButton = h("button", { type: "button", class: "button", "aria-describedby": `${ids.fileInfo} ${ids.fileError}` }, "Choose a photo…");
+  const preview = h("img", { class: "drop-preview", alt: "", hidden: true });
+  const fileInfo = h("span", { id: ids.fileInfo, class: "drop-file small" }, "No photo chosen.");
+  const fileError = h("p", { id: ids.fileError, class: "field-error" });
+  const zone = h("div", { class: "drop-zone", "data-role": "drop-zone" },
+    preview,
+    h("div", { class: "drop-text" },
+      h("p", { class: "drop-title" }, h("strong", {}, "Drop a photo here"), h("span", { class: "muted" }, " or "), chooseButton),
+      fileInfo,
+      h("span", { class: "hint" }, `JPEG, PNG or WebP, at most ${MAX_PHOTO_MB} MiB: a face, ideally looking at the camera.`)),
+    input);
+
+  const alignBox = h("input", { type: "checkbox", id: uid("photo-aligned"), name: "aligned", "aria-describedby": ids.alignHint });
+  const steps = h("input", { type: "number", id: ids.steps, name: "refine_steps", min: REFINE_STEPS.min, max: REFINE_STEPS.max, step: 1,
+    value: String(REFINE_STEPS.default), inputmode: "numeric", "aria-describedby": `${ids.stepsHint} ${ids.stepsError}` });
+  const stepsError = h("span", { id: ids.stepsError, class: "field-error" });
+  const stepsField = h("div", { class: "field", "data-field": "refine_steps" },
+    h("label", { for: ids.steps }, "Refinement steps"), steps,
+    h("span", { id: ids.stepsHint, class: "hint" }, "Fewer = faster, more = closer likeness. ",
+      h("span", { class: "hint-range" }, `${REFINE_STEPS.min} – ${REFINE_STEPS.max} · default ${REFINE_STEPS.default}`)),
+    stepsError);
+  const startButton = h("button", { type: "submit", class: "button button-primary" }, "Start");
+  const formError = h("div", { class: "form-error", role: "alert", hidden: true });
+  const element = h("form", { class: "photo-form", novalidate: true, "aria-label": "Your photo" },
+    h("div", { class: "field", "data-field": "file" }, zone, fileError),
+    h("div", { class: "photo-options" },
+      h("div", { class: "field field-inline", "data-field": "align" },
+        alignBox, h("label", { for: alignBox.id }, "Already aligned (a cropped face)"),
+        h("span", { id: ids.alignHint, class: "hint" }, "Skips finding and aligning the face: the photo is used as it is, cropped to its centre square.")),
+      stepsField),
+    formError,
+    h("div", { class: "form-actions" }, startButton));
+
+  function setFieldError(field, message) {
+    if (field === "file") {
+      setText(fileError, message || "");
+      zone.classList.toggle("has-error", Boolean(message));
+    } else if (field === "refine_steps") {
+      setText(stepsError, message || "");
+      stepsField.classList.toggle("has-error", Boolean(message));
+      if (message) steps.setAttribute("aria-invalid", "true");
+      else steps.removeAttribute("aria-invalid");
+    }
+  }
+
+  function clearErrors() {
+    setFieldError("file", "");
+    setFieldError("refine_steps", "");
+    formError.hidden = true;
+    formError.replaceChildren();
+  }
+
+  /** Errors from the service ([{field, message}]): under the file or the steps, else above Start. */
+  function showErrors(errors) {
+    clearErrors();
+    const rest = [];
+    for (const e of errors) {
+      // A refused photo is ['body', 'file']; a malformed `params` text field is about the photo's request too.
+      if (e.field === "file") setFieldError("file", e.message);
+      else if (e.field === "refine_steps") setFieldError("refine_steps", e.message);
+      else rest.push(e.message);
+    }
+    if (rest.length) {
+      formError.hidden = false;
+      fill(formError, rest.length === 1 ? rest[0] : h("ul", {}, rest.map((m) => h("li", {}, m))));
+    }
+    if (fileError.textContent) chooseButton.focus();
+    else if (stepsError.textContent) steps.focus();
+  }
+
+  function choose(chosen) {
+    clearErrors();
+    file = chosen || null;
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = null;
+    const problem = file ? photoProblem(file) : null;
+    preview.hidden = true;
+    if (file && !problem) {
+      previewUrl = URL.createObjectURL(file);
+      preview.src = previewUrl;
+      preview.alt = `Preview of ${file.name || "the photo"}`;
+      preview.hidden = false;
+    }
+    setText(fileInfo, file ? `${file.name || "photo"} · ${sizeText(file.size)}` : "No photo chosen.");
+    if (problem) setFieldError("file", problem);
+  }
+
+  chooseButton.addEventListener("click", () => input.click());
+  input.addEventListener("change", () => choose(input.files && input.files[0]));
+  zone.addEventListener("click", (e) => { if (e.target === zone || e.target === preview) input.click(); });
+  for (const type of ["dragenter", "dragover"]) {
+    zone.addEventListener(type, (e) => {
+      if (!e.dataTransfer || !Array.from(e.dataTransfer.types || []).includes("Files")) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = "copy";
+      zone.classList.add("drag-over");
+    });
+  }
+  zone.addEventListener("dragleave", (e) => { if (!zone.contains(e.relatedTarget)) zone.classList.remove("drag-over"); });
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("drag-over");
+    const dropped = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
+    if (dropped) choose(dropped);
+  });
+  steps.addEventListener("input", () => setFieldError("refine_steps", ""));
+
+  element.addEventListener("submit", (e) => {
+    e.preventDefault();
+    clearErrors();
+    const fileProblem = photoProblem(file);
+    const stepsProblem = checkNumber(REFINE_STEPS, steps.value);
+    if (fileProblem) setFieldError("file", fileProblem);
+    if (stepsProblem) setFieldError("refine_steps", stepsProblem);
+    if (fileProblem) return chooseButton.focus();
+    if (stepsProblem) return steps.focus();
+    onSubmit({ file, align: !alignBox.checked, refine_steps: Number(steps.value) });
+  });
+
+  function setBusy(busy) {
+    startButton.disabled = busy;
+    setText(startButton, busy ? "Working…" : "Start");
+  }
+
+  return { element, setBusy, showErrors, focus: () => chooseButton.focus() };
+}

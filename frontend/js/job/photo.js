@@ -1,0 +1,258 @@
+// "Try it on a photo", on a succeeded adaptation job: the photo is put into the job's base
+// generator once (an inversion: POST /inversions, followed like a job), then its code is
+// drawn by this job's adapted generator (an edit: POST /jobs/{id}/edits). The inversion is
+// remembered in this browser, so other jobs adapted from the same generator offer it under
+// "Your photos" and only need the edit.
+//
+// Parts: photo-form.js (drop zone, options), photo-result.js (the pictures side by side),
+// photo-list.js ("Your photos"), photo-memory.js (localStorage). This file runs one try at
+// a time: upload → follow the inversion → ask for the edit → follow it.
+
+import { api } from "../api.js";
+import { h, setText } from "../dom.js";
+import { ACTIVE, FINISHED, STAGE_LABEL, duration, whereText } from "../format.js";
+import { progressBar } from "../jobs.js";
+import { followJob } from "../live.js";
+import { photoForm } from "./photo-form.js";
+import { photoList } from "./photo-list.js";
+import { forgetPhoto, rememberPhoto } from "./photo-memory.js";
+import { photoResult } from "./photo-result.js";
+
+class Stopped extends Error {}
+
+/** "12 / 100 refinement steps · about 8 s left" */
+function stepsText(job, kind) {
+  if (kind === "edit" || !ACTIVE.has(job.status)) return "";
+  const eta = job.status === "running" && Number.isFinite(job.eta_seconds) ? ` · about ${duration(job.eta_seconds)} left` : "";
+  return `${job.step || 0} / ${job.total_steps || 0} refinement steps${eta}`;
+}
+
+/** One sentence for the live region: what the try is doing now (stage level, not per step). */
+function statusText(job, kind, generator) {
+  const what = kind === "edit" ? "Drawing the photo with this job's generator" : `Putting the photo into ${generator}`;
+  if (job.status === "queued") return `${what}: queued (${whereText(job).toLowerCase()}).`;
+  if (job.status === "running") return `${what}: ${(STAGE_LABEL[job.stage] || "starting").toLowerCase()}…`;
+  return `${what}…`;
+}
+
+/** jobId: the adaptation job. Returns {element, update(job), stop()}. */
+export function photoCard({ jobId }) {
+  let generator = null;
+  let busy = false;
+  let following = null; // {id, stop()} of the inversion or edit being followed
+  let tries = 0; // bumped by each try and by stop(): a stale try's callbacks do nothing
+
+  const form = photoForm({ onSubmit: (choice) => startUpload(choice) });
+  const list = photoList({ onUse: (entry) => startRemembered(entry) });
+  const result = photoResult({ jobId });
+  const generatorName = h("strong", {});
+  const status = h("p", { class: "photo-status", role: "status", "aria-live": "polite" });
+  const steps = h("span", { class: "photo-steps muted small" });
+  const bar = h("div", { class: "progress-slot" });
+  const cancelButton = h("button", { type: "button", class: "button button-small button-danger", hidden: true }, "Cancel");
+  const failure = h("div", { class: "photo-failure", role: "alert", hidden: true });
+  const runFoot = h("div", { class: "photo-run-foot", hidden: true }, steps, cancelButton);
+  const run = h("div", { class: "photo-run", hidden: true }, status, bar, runFoot);
+  const element = h("section", { class: "panel photo-card", "aria-labelledby": "photo-heading", hidden: true },
+    h("div", { class: "panel-head" }, h("h2", { id: "photo-heading" }, "Try it on a photo")),
+    h("p", { class: "muted small photo-intro" }, "Your photo is put into the base generator ", generatorName,
+      " once; then this job's adapted generator draws it. Other jobs adapted from the same generator can reuse it."),
+    form.element, list.element, run, failure, result.element);
+
+  function setBusy(value) {
+    busy = value;
+    form.setBusy(value);
+    list.setBusy(value);
+  }
+
+  function showProgress(job, kind) {
+    run.hidden = false;
+    setText(status, statusText(job, kind, generator));
+    setText(steps, stepsText(job, kind));
+    bar.replaceChildren(progressBar(job, { label: kind === "edit" ? "Drawing progress" : "Refinement progress" }));
+    cancelButton.hidden = !ACTIVE.has(job.status);
+    runFoot.hidden = false;
+  }
+
+  function showFailure(strong, message, code, hint) {
+    failure.hidden = false;
+    failure.replaceChildren(h("strong", {}, strong), " ", message || "The worker gave no reason.",
+      code ? h("span", { class: "error-code" }, ` (${code})`) : null, hint ? h("div", { class: "small" }, hint) : null);
+  }
+
+  /** Resolves with the job once it is finished; rejects with Stopped when stop() ends it. */
+  function followUntilDone(id, load, onJob) {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      let stopFollow = () => {};
+      const settle = (fn, value) => {
+        if (settled) return;
+        settled = true;
+        stopFollow();
+        if (following && following.id === id) following = null;
+        fn(value);
+      };
+      following = { id, stop: () => settle(reject, new Stopped()) };
+      stopFollow = followJob(id, {
+        load: () => load(id),
+        onJob: (job) => { onJob(job); if (FINISHED.has(job.status)) settle(resolve, job); },
+        onError: (err) => {
+          if (err.status === 404) settle(reject, err);
+          else setText(status, `Connection trouble (${err.message}); still trying…`);
+        },
+      });
+    });
+  }
+
+  /** Follow an inversion to its end, then ask for the edit and follow that. */
+  async function tryInversion(inversion, name, attempt) {
+    const current = () => attempt === tries;
+    result.showInversion(inversion, name);
+    result.showEdit(null);
+    let inv = inversion;
+    if (!FINISHED.has(inv.status)) {
+      inv = await followUntilDone(inv.id, api.getInversion, (job) => {
+        if (!current()) return;
+        showProgress(job, "inversion");
+        result.showInversion(job, name);
+      });
+    }
+    if (!current()) return;
+    result.showInversion(inv, name);
+    if (inv.status !== "succeeded") {
+      forgetPhoto(inv.id);
+      list.show(generator);
+      result.showEdit(null, "No code to draw.");
+      if (inv.status === "canceled") return finish("The inversion was canceled.");
+      const err = inv.error || {};
+      const hint = err.code === "invalid_input" && inv.params && inv.params.align !== false
+        ? "If the photo is a face crop already, tick “Already aligned” and start again." : null;
+      showFailure("The photo could not be put into the generator.", err.message, err.code, hint);
+      return finish("The inversion failed.");
+    }
+    rememberPhoto({ id: inv.id, generator: inv.params.generator, thumb_url: inv.aligned_url, name, created_at: inv.created_at });
+    list.show(generator);
+
+    result.showEdit(null, "Drawing…");
+    let edit = await api.createEdit(jobId, inv.id);
+    if (!current()) return;
+    if (!FINISHED.has(edit.status)) {
+      showProgress(edit, "edit");
+      edit = await followUntilDone(edit.id, api.getEdit, (job) => {
+        if (!current()) return;
+        showProgress(job, "edit");
+        result.showEdit(job, "Drawing…");
+      });
+    }
+    if (!current()) return;
+    result.showEdit(edit);
+    if (edit.status === "succeeded") return finish("Done: your photo through this job's generator is below.");
+    if (edit.status === "canceled") return finish("Drawing the photo was canceled.");
+    const err = edit.error || {};
+    showFailure("This job's generator could not draw the photo.", err.message, err.code);
+    return finish("Drawing the photo failed.");
+  }
+
+  function finish(text) {
+    setBusy(false);
+    runFoot.hidden = true;
+    setText(steps, "");
+    bar.replaceChildren();
+    run.hidden = false;
+    setText(status, text);
+  }
+
+  function begin(text) {
+    tries += 1;
+    if (following) following.stop();
+    failure.hidden = true;
+    result.clear();
+    setBusy(true);
+    run.hidden = false;
+    bar.replaceChildren();
+    setText(steps, "");
+    runFoot.hidden = true;
+    setText(status, text);
+    return tries;
+  }
+
+  /** Errors of the try's requests (the edit's POST, a vanished inversion), said as they are. */
+  function failed(err, attempt) {
+    if (err instanceof Stopped || attempt !== tries) return;
+    showFailure("Could not finish the try.", err.message, err.status ? `HTTP ${err.status}` : null);
+    finish("Stopped.");
+  }
+
+  async function startUpload({ file, align, refine_steps }) {
+    if (busy || !generator) return;
+    const attempt = begin("Uploading the photo…");
+    let inversion;
+    try {
+      inversion = await api.createInversion(file, { generator, encoder: "auto", align, refine_steps });
+    } catch (err) {
+      if (attempt !== tries) return;
+      finish("The photo was not accepted.");
+      run.hidden = true;
+      // 413 (too large) and 415 are about the file too; a refused photo's 422 names it.
+      const field = err.status === 413 || err.status === 415 ? "file" : null;
+      form.showErrors(!field && err.fieldErrors && err.fieldErrors.length ? err.fieldErrors : [{ field, message: err.message }]);
+      return;
+    }
+    if (attempt !== tries) return;
+    rememberPhoto({ id: inversion.id, generator, thumb_url: inversion.photo_url, name: file.name, created_at: inversion.created_at });
+    showProgress(inversion, "inversion");
+    try {
+      await tryInversion(inversion, file.name, attempt);
+    } catch (err) {
+      failed(err, attempt);
+    }
+  }
+
+  async function startRemembered(entry) {
+    if (busy) return;
+    const attempt = begin(`Drawing ${entry.name || "your photo"} with this job's generator…`);
+    try {
+      const inversion = await api.getInversion(entry.id);
+      if (attempt !== tries) return;
+      if (ACTIVE.has(inversion.status)) showProgress(inversion, "inversion");
+      await tryInversion(inversion, entry.name, attempt);
+    } catch (err) {
+      if (err.status === 404) {
+        forgetPhoto(entry.id);
+        list.show(generator);
+      }
+      failed(err, attempt);
+    }
+  }
+
+  cancelButton.addEventListener("click", async () => {
+    if (!following) return;
+    cancelButton.disabled = true;
+    try {
+      await api.cancelJob(following.id);
+      setText(status, "Canceling…");
+    } catch (err) {
+      // 409: it finished meanwhile; the follower sees the final state by itself.
+      if (err.status !== 409) setText(status, `Could not cancel: ${err.message}`);
+    } finally {
+      cancelButton.disabled = false;
+    }
+  });
+
+  function update(job) {
+    const show = (job.kind || "adapt") === "adapt" && job.status === "succeeded" && Boolean(job.params && job.params.generator);
+    element.hidden = !show;
+    if (!show || job.params.generator === generator) return;
+    generator = job.params.generator;
+    setText(generatorName, generator);
+    list.show(generator);
+  }
+
+  /** The view is closing: stop following (the service finishes the work regardless). */
+  function stop() {
+    tries += 1;
+    if (following) following.stop();
+  }
+
+  return { element, update, stop };
+}
