@@ -15,10 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.schemas import API_PREFIX, JobPublic, job_url
 from jobs.db.models import JobStatus
 from nada.errors import ParamError
-from nada.photo_params import InvertParams
-
-# Fields the API sets itself (a client may not): the photo is the uploaded file.
-SERVER_FIELDS = ("photo_sha256",)
+from nada.photo_params import SERVER_SET, InvertParams
 
 
 def inversion_url(inversion_id: str) -> str:
@@ -41,7 +38,7 @@ def parse_invert_params(text: str | None, *, photo_sha256: str) -> InvertParams:
             raise ParamError("params", f"is not valid JSON ({exc.msg} at {exc.pos})") from None
     if not isinstance(data, dict):
         raise ParamError("params", "must be a JSON object of InvertParams fields")
-    for name in SERVER_FIELDS:
+    for name in SERVER_SET:
         if name in data:
             raise ParamError(name, "is set by the server from the uploaded file")
     return InvertParams.from_dict({**data, "photo_sha256": photo_sha256})
@@ -57,6 +54,17 @@ class InversionPublic(JobPublic):
         description="latent.pt: {'w_plus': [1, n_latent, 512], 'metadata'}; load with "
         "torch.load(weights_only=True)"
     )
+
+
+class InversionParamsPublic(BaseModel):
+    """What POST /inversions accepts: its `params` fields and the photo's limits."""
+
+    fields: list[dict[str, Any]] = Field(
+        description="name, type, default, min, max, help (nada/photo_params.py)"
+    )
+    max_photo_mb: float = Field(description="NADA_MAX_PHOTO_MB")
+    max_photo_pixels: int = Field(description="NADA_MAX_PHOTO_PIXELS")
+    formats: list[str] = Field(description="the accepted image types")
 
 
 class InversionsPublic(BaseModel):
@@ -105,6 +113,7 @@ def edit_public(job: JobPublic) -> EditPublic:
 __all__ = [
     "EditCreate",
     "EditPublic",
+    "InversionParamsPublic",
     "InversionPublic",
     "InversionsPublic",
     "edit_public",

@@ -159,7 +159,10 @@ JobCreate = create_model(  # type: ignore[call-overload]
 
 
 class ErrorPublic(BaseModel):
-    code: str = Field(description="worker_lost, invalid_params, out_of_memory, engine_error, ...")
+    code: str = Field(
+        description="worker_lost, invalid_params, invalid_input (e.g. no face in the photo), "
+        "out_of_memory, timeout, io, engine_error, ..."
+    )
     message: str
 
 
@@ -170,9 +173,14 @@ class SamplePublic(BaseModel):
 
 class JobPublic(BaseModel):
     id: str
-    kind: str = Field("adapt", description="the kind of work: 'adapt' (more kinds to come)")
+    kind: str = Field(
+        "adapt", description="the kind of work: 'adapt', 'invert' (a photo) or 'edit'"
+    )
     status: JobStatus
-    stage: str | None = Field(description="loading, selecting, training, saving")
+    stage: str | None = Field(
+        description="adapt: loading, selecting, training, saving; invert: loading, aligning, "
+        "encoding, refining, saving; edit: loading, rendering"
+    )
     step: int
     total_steps: int
     queue_position: int | None = Field(description="1 = next to start; null unless queued")

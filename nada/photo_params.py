@@ -18,6 +18,7 @@ from nada.errors import ParamError
 
 ENCODER_AUTO = "auto"  # the registry's encoder for this generator, else none (invert/weights.py)
 ENCODER_NONE = "none"  # start refinement from the mean latent
+SERVER_SET = ("photo_sha256",)  # fields the service sets itself from the upload
 _ID = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -113,6 +114,38 @@ class InvertParams:
 
 
 _INTS = {"refine_steps", "sample_every", "seed"}
+
+# One line per field: the CLI's --help, GET /inversions/params and the page's hints.
+INVERT_HELP: dict[str, str] = {
+    "generator": "the base generator the code is for (the jobs you edit with must use it)",
+    "encoder": "'auto' (the generator's registered encoder, if any), 'none' (start from the "
+    "mean latent) or a registered encoder name",
+    "align": "find the face and align it as FFHQ was; false for an already aligned crop",
+    "refine_steps": "optimisation steps on W+ after the encoder: fewer = faster, more = "
+    "closer likeness",
+    "refine_lr": "the refinement's Adam learning rate",
+    "pixel_weight": "weight of the pixel (MSE) reconstruction loss",
+    "perceptual_weight": "weight of the LPIPS perceptual loss (where its weights are on the "
+    "worker)",
+    "latent_weight": "pulls W+ toward the starting code: keeps it editable",
+    "optimize_noise": "optimise the noise maps too: sharper, less editable",
+    "sample_every": "write the current reconstruction every N steps (0: only at the end)",
+    "seed": "seed of anything random",
+    "photo_sha256": "the photo's hash (set by the server from the upload)",
+}
+
+
+def describe_invert() -> list[dict[str, Any]]:
+    """Every InvertParams field: name, type, default, min, max, help (in declaration order)."""
+    out = []
+    for f in dataclasses.fields(InvertParams):
+        low, high = INVERT_RANGES.get(f.name, (None, None))
+        kind = {"bool": "boolean", "int": "integer", "float": "number"}.get(str(f.type), "string")
+        out.append(
+            {"name": f.name, "type": kind, "default": f.default, "min": low, "max": high,
+             "help": INVERT_HELP[f.name]}
+        )  # fmt: skip
+    return out
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,8 @@ export const api = {
     form.append("file", file, file.name || "photo");
     return request("POST", "inversions", { body: form, timeout: 120000 });
   },
+  /** The fields of an inversion's params and the service's photo limits. */
+  inversionParams: () => request("GET", "inversions/params"),
   getInversion: (id) => request("GET", `inversions/${encodeURIComponent(id)}`),
   /** That inversion rendered through job `jobId`'s adapted generator (200: asked before). */
   createEdit: (jobId, inversionId) => request("POST", `jobs/${encodeURIComponent(jobId)}/edits`, { body: { inversion_id: inversionId }, timeout: 30000 }),

@@ -54,7 +54,9 @@ def _png_bomb(width: int, height: int) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
     idat = zlib.compress(b"\x00" * 1024)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
 
 
 def _gif() -> bytes:
@@ -64,7 +66,11 @@ def _gif() -> bytes:
 
 
 def _invert(client: Any, data: bytes, params: dict[str, Any] | str | None = None, **kw: Any) -> Any:
-    form = {} if params is None else {"params": params if isinstance(params, str) else json.dumps(params)}
+    form = (
+        {}
+        if params is None
+        else {"params": params if isinstance(params, str) else json.dumps(params)}
+    )
     return client.post(
         f"{API}/inversions",
         data=form,
@@ -87,7 +93,9 @@ def _files(settings: Settings) -> list[str]:
 
 
 def test_a_photo_becomes_a_queued_inversion(client: Any, settings: Settings, queue: Any) -> None:
-    r = _invert(client, _jpeg_rotated(), {"generator": "random-64", "refine_steps": 7, "align": False})
+    r = _invert(
+        client, _jpeg_rotated(), {"generator": "random-64", "refine_steps": 7, "align": False}
+    )
     assert r.status_code == 202, r.text
     body = r.json()
     assert body["kind"] == "invert" and body["status"] == "queued" and body["total_steps"] == 7
@@ -185,13 +193,16 @@ def _finish(settings: Settings, job_id: str, files: dict[str, bytes] | None = No
 
 def _adapt(client: Any, generator: str = "random-64") -> str:
     r = client.post(
-        f"{API}/jobs", json={"source_text": "photo", "target_text": "sketch", "generator": generator}
+        f"{API}/jobs",
+        json={"source_text": "photo", "target_text": "sketch", "generator": generator},
     )
     assert r.status_code == 202, r.text
     return str(r.json()["id"])
 
 
-def test_an_edit_is_done_once_per_photo_and_job(client: Any, settings: Settings, queue: Any) -> None:
+def test_an_edit_is_done_once_per_photo_and_job(
+    client: Any, settings: Settings, queue: Any
+) -> None:
     job = _adapt(client)
     inversion = _invert(client, _png(), {"generator": "random-64"}).json()["id"]
 
@@ -268,3 +279,17 @@ def test_deleting_an_inversion_removes_its_photo(client: Any, settings: Settings
     client.post(f"{API}/jobs/{inversion}/cancel")
     assert client.delete(f"{API}/jobs/{inversion}").status_code == 204
     assert not root.exists()
+
+
+def test_the_params_and_limits_are_published(client: Any, settings: Settings) -> None:
+    from nada.photo_params import InvertParams
+
+    body = client.get(f"{API}/inversions/params").json()
+    assert body["max_photo_mb"] == settings.max_photo_mb
+    assert body["max_photo_pixels"] == settings.max_photo_pixels
+    fields = {f["name"]: f for f in body["fields"]}
+    assert "photo_sha256" not in fields  # the server's own
+    defaults = InvertParams()
+    for name, field in fields.items():
+        assert field["default"] == getattr(defaults, name) and field["help"], name
+    assert (fields["refine_steps"]["min"], fields["refine_steps"]["max"]) == (0, 2000)

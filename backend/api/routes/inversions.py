@@ -33,6 +33,7 @@ from backend.api.responses import json_response
 from backend.photo_schemas import (
     EditCreate,
     EditPublic,
+    InversionParamsPublic,
     InversionPublic,
     InversionsPublic,
     edit_public,
@@ -61,7 +62,14 @@ from jobs.queue import JobQueue
 from jobs.settings import Settings
 from nada import rundir
 from nada.errors import ParamError
-from nada.photo_params import ENCODER_AUTO, ENCODER_NONE, EditParams, InvertParams
+from nada.photo_params import (
+    ENCODER_AUTO,
+    ENCODER_NONE,
+    SERVER_SET,
+    EditParams,
+    InvertParams,
+    describe_invert,
+)
 
 router = APIRouter(tags=["photos"])
 
@@ -218,6 +226,19 @@ def _inversion_view(session: Session, settings: Settings, job: Job) -> Inversion
     public = inversion_public(public_job(session, settings, job))
     session.close()
     return public
+
+
+@router.get("/inversions/params", response_model=InversionParamsPublic)
+def read_inversion_params(settings: SettingsDep) -> InversionParamsPublic:
+    """The fields of POST /inversions' `params` and this service's photo limits (the
+    page's form reads them from here)."""
+    fields = [f for f in describe_invert() if f["name"] not in SERVER_SET]
+    return InversionParamsPublic(
+        fields=fields,
+        max_photo_mb=settings.max_photo_mb,
+        max_photo_pixels=settings.max_photo_pixels,
+        formats=["image/jpeg", "image/png", "image/webp"],
+    )
 
 
 @router.get("/inversions", response_model=InversionsPublic)

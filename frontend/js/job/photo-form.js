@@ -6,11 +6,20 @@ import { fill, h, setText, uid } from "../dom.js";
 import { checkNumber } from "../schema.js";
 
 export const PHOTO_TYPES = ["image/jpeg", "image/png", "image/webp"];
-// The service's default NADA_MAX_PHOTO_MB: larger photos are refused here, before a long
-// upload ends in 413. The service does not publish its setting (see docs/frontend.md).
-export const MAX_PHOTO_MB = 20;
-// nada/photo_params.py's refine_steps; the service checks it again (422).
-const REFINE_STEPS = { name: "refine_steps", type: "integer", min: 0, max: 2000, default: 100 };
+// What the service accepts, from GET /inversions/params (applyLimits); until it answers,
+// its defaults. Larger photos are refused here, before a long upload ends in 413; the
+// service checks everything again (413, 422).
+const LIMITS = {
+  maxPhotoMb: 20, // NADA_MAX_PHOTO_MB
+  refineSteps: { name: "refine_steps", type: "integer", min: 0, max: 2000, default: 100 },
+};
+
+/** Take the service's limits (the body of GET /inversions/params). */
+export function applyLimits(params) {
+  if (params && typeof params.max_photo_mb === "number") LIMITS.maxPhotoMb = params.max_photo_mb;
+  const steps = params && (params.fields || []).find((f) => f.name === "refine_steps");
+  if (steps) Object.assign(LIMITS.refineSteps, { min: steps.min, max: steps.max, default: steps.default });
+}
 
 /** 2_400_000 -> "2.3 MiB"; 5120 -> "5 KiB". */
 export function sizeText(bytes) {
@@ -25,8 +34,8 @@ export function photoProblem(file) {
   if (file.type && !PHOTO_TYPES.includes(file.type)) {
     return `the photo must be a JPEG, PNG or WebP image (got ${file.type})`;
   }
-  if (file.size > MAX_PHOTO_MB * (1 << 20)) {
-    return `the photo is larger than the ${MAX_PHOTO_MB} MiB limit (${sizeText(file.size)})`;
+  if (file.size > LIMITS.maxPhotoMb * (1 << 20)) {
+    return `the photo is larger than the ${LIMITS.maxPhotoMb} MiB limit (${sizeText(file.size)})`;
   }
   if (file.size === 0) return "the photo is an empty file";
   return null;
@@ -48,22 +57,25 @@ export function photoForm({ onSubmit }) {
   const preview = h("img", { class: "drop-preview", alt: "", hidden: true });
   const fileInfo = h("span", { id: ids.fileInfo, class: "drop-file small" }, "No photo chosen.");
   const fileError = h("p", { id: ids.fileError, class: "field-error" });
+  const typesHint = h("span", { class: "hint" });
   const zone = h("div", { class: "drop-zone", "data-role": "drop-zone" },
     preview,
     h("div", { class: "drop-text" },
       h("p", { class: "drop-title" }, h("strong", {}, "Drop a photo here"), h("span", { class: "muted" }, " or "), chooseButton),
       fileInfo,
-      h("span", { class: "hint" }, `JPEG, PNG or WebP, at most ${MAX_PHOTO_MB} MiB: a face, ideally looking at the camera.`)),
+      typesHint),
     input);
 
   const alignBox = h("input", { type: "checkbox", id: uid("photo-aligned"), name: "aligned", "aria-describedby": ids.alignHint });
+  const REFINE_STEPS = LIMITS.refineSteps;
   const steps = h("input", { type: "number", id: ids.steps, name: "refine_steps", min: REFINE_STEPS.min, max: REFINE_STEPS.max, step: 1,
     value: String(REFINE_STEPS.default), inputmode: "numeric", "aria-describedby": `${ids.stepsHint} ${ids.stepsError}` });
+  const stepsRange = h("span", { class: "hint-range" });
   const stepsError = h("span", { id: ids.stepsError, class: "field-error" });
   const stepsField = h("div", { class: "field", "data-field": "refine_steps" },
     h("label", { for: ids.steps }, "Refinement steps"), steps,
     h("span", { id: ids.stepsHint, class: "hint" }, "Fewer = faster, more = closer likeness. ",
-      h("span", { class: "hint-range" }, `${REFINE_STEPS.min} – ${REFINE_STEPS.max} · default ${REFINE_STEPS.default}`)),
+      stepsRange),
     stepsError);
   const startButton = h("button", { type: "submit", class: "button button-primary" }, "Start");
   const formError = h("div", { class: "form-error", role: "alert", hidden: true });
@@ -168,5 +180,25 @@ export function photoForm({ onSubmit }) {
     setText(startButton, busy ? "Working…" : "Start");
   }
 
-  return { element, setBusy, showErrors, focus: () => chooseButton.focus() };
+  let stepsTouched = false;
+  steps.addEventListener("input", () => { stepsTouched = true; });
+
+  /** Show the current LIMITS (again, after the service's arrive). */
+  function showLimits() {
+    setText(typesHint, `JPEG, PNG or WebP, at most ${LIMITS.maxPhotoMb} MiB: a face, ideally looking at the camera.`);
+    setText(stepsRange, `${REFINE_STEPS.min} – ${REFINE_STEPS.max} · default ${REFINE_STEPS.default}`);
+    steps.min = String(REFINE_STEPS.min);
+    steps.max = String(REFINE_STEPS.max);
+    if (!stepsTouched) steps.value = String(REFINE_STEPS.default);
+  }
+  showLimits();
+
+  /** params: the body of GET /inversions/params. */
+  function setLimits(params) {
+    applyLimits(params);
+    showLimits();
+    if (file) choose(file); // a photo chosen meanwhile is checked against the real cap
+  }
+
+  return { element, setBusy, showErrors, setLimits, focus: () => chooseButton.focus() };
 }

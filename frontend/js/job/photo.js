@@ -43,6 +43,9 @@ export function photoCard({ jobId }) {
   let tries = 0; // bumped by each try and by stop(): a stale try's callbacks do nothing
 
   const form = photoForm({ onSubmit: (choice) => startUpload(choice) });
+  // The service's limits and defaults; until they arrive (or if they never do) the form
+  // uses the service's defaults, and the service checks everything again anyway.
+  api.inversionParams().then((params) => form.setLimits(params), () => {});
   const list = photoList({ onUse: (entry) => startRemembered(entry) });
   const result = photoResult({ jobId });
   const generatorName = h("strong", {});
