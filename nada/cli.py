@@ -19,6 +19,7 @@ from nada.errors import CLIError
 _COMMAND_MODULES = (
     "stylegan2.cli",  # models list/pull
     "worker.cli",  # adapt, generate, worker
+    "invert.cli",  # invert (a photo into a generator's W+)
     "backend.cli",  # serve
 )
 

@@ -209,13 +209,16 @@ def _register_generate(subparsers: Any) -> None:
         help="render a grid of images from a generator checkpoint",
         description="Render the images of the given seeds from any StyleGAN2 generator "
         "(an adapted.pt, a rosinality-layout .pt, a registry name or random-<size>) into "
-        "one PNG. A seed always renders the same image.",
+        "one PNG. A seed always renders the same image. With --latent, the one image of a "
+        "photo's code (`nada invert`'s latent.pt) instead.",
     )
     p.add_argument("--checkpoint", required=True, help="a .pt file or a generator name")
     p.add_argument("--seeds", default="0-7", help="'0-7' or '1,5,9' (%(default)s)")
     p.add_argument("--truncation", type=float, default=0.7, help="psi, 0..1 (%(default)s)")
     p.add_argument("--columns", type=int, default=8, help="images per row (%(default)s)")
     p.add_argument("--batch-size", type=int, default=4, help="images per pass (%(default)s)")
+    p.add_argument("--latent", type=Path, default=None, metavar="PATH",
+                   help="render this latent.pt (from `nada invert`) instead of seeds")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (%(default)s)")
     p.add_argument("--out", type=Path, required=True, help="the PNG to write")
     p.set_defaults(func=cmd_generate)
@@ -247,10 +250,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise CLIError(f"argument --device: {exc}") from None
+    code = _read_latent(args.latent) if args.latent is not None else None
     try:
         loaded = stylegan2.load_generator(args.checkpoint, device=device)
     except (ValueError, OSError) as exc:  # CheckpointError, unknown name, download failure
         raise CLIError(f"argument --checkpoint: {exc}") from None
+    if code is not None:
+        return _generate_latent(args, loaded.generator, code)
     z, noise = seeded_inputs(seeds, loaded.generator)
     images = render(
         loaded.generator,
@@ -270,6 +276,28 @@ def cmd_generate(args: argparse.Namespace) -> int:
         rows.append(row)
     path = write_png(args.out, image_grid(rows))
     print(path)
+    return 0
+
+
+def _read_latent(path: Path) -> Any:
+    from invert.pipeline import LatentError, read_latent
+
+    try:
+        return read_latent(path)
+    except LatentError as exc:
+        raise CLIError(f"argument --latent: {exc}") from None
+
+
+def _generate_latent(args: argparse.Namespace, generator: Any, code: Any) -> int:
+    """`nada generate --latent`: a photo's code (and its noise maps) through the generator."""
+    from invert.pipeline import LatentError, render_latent
+    from worker.samples import to_uint8, write_png
+
+    try:
+        image = render_latent(generator, code.w_plus, code.noise)
+    except LatentError as exc:  # a code for another generator size
+        raise CLIError(f"argument --latent: {exc} (--checkpoint {args.checkpoint})") from None
+    print(write_png(args.out, to_uint8(image)[0]))
     return 0
 
 
