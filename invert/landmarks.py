@@ -35,7 +35,7 @@ import numpy as np
 import PIL.Image
 
 from invert.align import AlignedFace, align_face
-from invert.weights import WeightFile, add_weights, resolve
+from invert.weights import FAN_2D, S3FD, WeightFile, resolve
 from nada.errors import InputError
 from stylegan2.download import sha256_file
 
@@ -44,42 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# face-alignment's own URLs (face_alignment/detection/sfd/sfd_detector.py and
-# face_alignment/api.py, version 1.5). The 10 hex digits in each file name follow
-# torch.hub's convention (a prefix of the file's sha256), which face-alignment itself does
-# not check; no full digest is published, so the cache trusts the first copy and
-# `_check_hash_prefix` warns when the prefix disagrees.
-_FAN_BASE_URL = "https://www.adrianbulat.com/downloads/python-fan/"
-_FACE_ALIGNMENT_SOURCE = (
-    "Adrian Bulat, 1adrianb/face-alignment (PyPI face-alignment), BSD-3-Clause license"
-)
-_MANUAL = (
-    "It is face-alignment's own download: fetch {url} on a machine with network access "
-    "and register it with `nada models add-weights {name} PATH`."
-)
-
-S3FD = WeightFile(
-    name="face-s3fd",
-    filename="s3fd-619a316812.pth",
-    description="S3FD face detector (face-alignment), finds faces in a photo",
-    url=_FAN_BASE_URL + "s3fd-619a316812.pth",
-    size_mb=86.0,
-    source=_FACE_ALIGNMENT_SOURCE
-    + "; S3FD: Zhang et al., 'S3FD: Single Shot Scale-invariant Face Detector'",
-    manual=_MANUAL.format(url=_FAN_BASE_URL + "s3fd-619a316812.pth", name="face-s3fd"),
-)
-FAN_2D = WeightFile(
-    name="face-fan2d",
-    filename="2DFAN4-11f355bf06.pth.tar",
-    description="2DFAN-4 landmark network (face-alignment), 68 iBUG points for FFHQ alignment",
-    url=_FAN_BASE_URL + "2DFAN4-11f355bf06.pth.tar",
-    size_mb=96.0,
-    source=_FACE_ALIGNMENT_SOURCE
-    + "; FAN: Bulat & Tzimiropoulos, 'How far are we from solving the 2D & 3D Face Alignment problem?'",
-    manual=_MANUAL.format(url=_FAN_BASE_URL + "2DFAN4-11f355bf06.pth.tar", name="face-fan2d"),
-)
-add_weights(S3FD)
-add_weights(FAN_2D)
 
 _MIN_VERSION = (1, 5)
 

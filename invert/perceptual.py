@@ -19,34 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from invert.weights import WeightFile, add_weights, resolve
+from invert.weights import VGG16, resolve
 from stylegan2.download import ChecksumError, DownloadError
 
 log = logging.getLogger(__name__)
 
-VGG16_WEIGHTS = "vgg16-torchvision"
+VGG16_WEIGHTS = VGG16.name
 LPIPS_MAX_SIZE = 256  # images larger than this are averaged down first (as projectors do)
-
-add_weights(
-    WeightFile(
-        name=VGG16_WEIGHTS,
-        filename="vgg16-397923af.pth",
-        description="torchvision's ImageNet VGG16: the backbone of the LPIPS perceptual loss",
-        url="https://download.pytorch.org/models/vgg16-397923af.pth",
-        sha256=None,  # torchvision publishes only the first 8 hex digits, in the file name
-        size_mb=528.0,
-        source=(
-            "Simonyan & Zisserman, VGG16 (CC BY 4.0); weights trained by torchvision "
-            "(BSD-3-Clause); used by LPIPS (richzhang/PerceptualSimilarity, BSD-2-Clause)"
-        ),
-        manual=(
-            "Download https://download.pytorch.org/models/vgg16-397923af.pth on a machine "
-            "with network access (torchvision's file name carries the first 8 hex digits of "
-            "its sha256: check that `sha256sum` starts with 397923af) and register it with "
-            "`nada models add-weights vgg16-torchvision PATH`."
-        ),
-    )
-)
 
 
 class PerceptualLoss(nn.Module):

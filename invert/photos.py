@@ -10,31 +10,20 @@ one format for the workers. Torch-free (Pillow only): the API process runs it.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from nada.rundir import write_bytes
+from nada.errors import InputError
 
 FORMATS = ("JPEG", "PNG", "WEBP")  # what Pillow calls them
 MIN_SIDE = 16  # pixels: smaller is no photo of a face
 
 
-class PhotoRejected(ValueError):
+class PhotoRejected(InputError):
     """The bytes are not an acceptable photo; str() says why (safe to show the user)."""
-
-
-@dataclass(frozen=True)
-class StoredPhoto:
-    sha256: str  # of the re-encoded PNG: the photo's name in the store
-    path: Path
-    width: int
-    height: int
-    source_format: str  # 'JPEG', 'PNG' or 'WEBP'
 
 
 def decode_photo(data: bytes | Path, *, max_pixels: int) -> tuple[Image.Image, str]:
@@ -79,20 +68,6 @@ def encode_png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=False, compress_level=6)
     return buffer.getvalue()
-
-
-def store_photo(data: bytes | Path, photos_dir: Path, *, max_pixels: int) -> StoredPhoto:
-    """Decode, re-encode as PNG and publish as `<photos_dir>/<sha256>.png` (atomically;
-    the same photo twice is one file). Raises PhotoRejected with nothing written, or OSError
-    from the disk."""
-    image, fmt = decode_photo(data, max_pixels=max_pixels)
-    png = encode_png(image)
-    digest = hashlib.sha256(png).hexdigest()
-    path = photos_dir / f"{digest}.png"
-    if not path.is_file():
-        photos_dir.mkdir(parents=True, exist_ok=True)
-        write_bytes(path, png)
-    return StoredPhoto(digest, path, image.width, image.height, fmt)
 
 
 def load_photo(path: Path, *, max_pixels: int = 100_000_000) -> Image.Image:

@@ -47,6 +47,7 @@ from nada import rundir
 from nada.errors import InputError, ParamError
 from nada.events import CancelCheck, Canceled, Progress, ProgressCallback
 from nada.photo_params import ENCODER_AUTO, ENCODER_NONE, EditParams, InvertParams
+from stylegan2.device import resolve_device
 
 if TYPE_CHECKING:
     from invert.e4e import E4E
@@ -108,19 +109,6 @@ class LatentCode:
 
 
 # -- devices, images, codes ---------------------------------------------------------------
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU (worker.model_cache.resolve_device's rule)."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N (got {device!r})") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
-    return resolved
 
 
 def image_to_tensor(image: PIL.Image.Image) -> Tensor:

@@ -57,25 +57,78 @@ _E4E_SOURCE = (
     "omertov/encoder4editing, MIT license; trained on FFHQ (encoder for ffhq-1024)"
 )
 
-_BUILTIN = (
-    WeightFile(
-        name="e4e-ffhq",
-        filename="e4e_ffhq_encode.pt",
-        description="e4e encoder (IR-SE-50) inverting FFHQ-aligned faces into ffhq-1024's W+",
-        url=(
-            "https://huggingface.co/AIRI-Institute/HairFastGAN/resolve/main/"
-            "pretrained_models/encoder4editing/e4e_ffhq_encode.pt"
-        ),
-        size_mb=1200.0,
-        source=_E4E_SOURCE + "; mirrored by AIRI-Institute/HairFastGAN on Hugging Face",
-        manual=(
-            "The authors publish it on Google Drive (omertov/encoder4editing's README, "
-            "'e4e_ffhq_encode.pt'); download it there and register it with "
-            "`nada models add-weights e4e-ffhq PATH`."
-        ),
+# face-alignment's own URLs (face_alignment/detection/sfd/sfd_detector.py and
+# face_alignment/api.py, version 1.5). The 10 hex digits in each file name follow
+# torch.hub's convention (a prefix of the file's sha256), which face-alignment itself does
+# not check; no full digest is published, so the cache trusts the first copy and
+# invert.landmarks warns when the prefix disagrees.
+_FAN_BASE_URL = "https://www.adrianbulat.com/downloads/python-fan/"
+_FACE_ALIGNMENT_SOURCE = (
+    "Adrian Bulat, 1adrianb/face-alignment (PyPI face-alignment), BSD-3-Clause license"
+)
+_MANUAL = (
+    "It is face-alignment's own download: fetch {url} on a machine with network access "
+    "and register it with `nada weights add {name} PATH`."
+)
+
+S3FD = WeightFile(
+    name="face-s3fd",
+    filename="s3fd-619a316812.pth",
+    description="S3FD face detector (face-alignment), finds faces in a photo",
+    url=_FAN_BASE_URL + "s3fd-619a316812.pth",
+    size_mb=86.0,
+    source=_FACE_ALIGNMENT_SOURCE
+    + "; S3FD: Zhang et al., 'S3FD: Single Shot Scale-invariant Face Detector'",
+    manual=_MANUAL.format(url=_FAN_BASE_URL + "s3fd-619a316812.pth", name="face-s3fd"),
+)
+FAN_2D = WeightFile(
+    name="face-fan2d",
+    filename="2DFAN4-11f355bf06.pth.tar",
+    description="2DFAN-4 landmark network (face-alignment), 68 iBUG points for FFHQ alignment",
+    url=_FAN_BASE_URL + "2DFAN4-11f355bf06.pth.tar",
+    size_mb=96.0,
+    source=_FACE_ALIGNMENT_SOURCE
+    + "; FAN: Bulat & Tzimiropoulos, 'How far are we from solving the 2D & 3D Face Alignment problem?'",
+    manual=_MANUAL.format(url=_FAN_BASE_URL + "2DFAN4-11f355bf06.pth.tar", name="face-fan2d"),
+)
+
+VGG16 = WeightFile(
+    name="vgg16-torchvision",
+    filename="vgg16-397923af.pth",
+    description="torchvision's ImageNet VGG16: the backbone of the LPIPS perceptual loss",
+    url="https://download.pytorch.org/models/vgg16-397923af.pth",
+    sha256=None,  # torchvision publishes only the first 8 hex digits, in the file name
+    size_mb=528.0,
+    source=(
+        "Simonyan & Zisserman, VGG16 (CC BY 4.0); weights trained by torchvision "
+        "(BSD-3-Clause); used by LPIPS (richzhang/PerceptualSimilarity, BSD-2-Clause)"
+    ),
+    manual=(
+        "Download https://download.pytorch.org/models/vgg16-397923af.pth on a machine "
+        "with network access (torchvision's file name carries the first 8 hex digits of "
+        "its sha256: check that `sha256sum` starts with 397923af) and register it with "
+        "`nada weights add vgg16-torchvision PATH`."
     ),
 )
 
+E4E_FFHQ = WeightFile(
+    name="e4e-ffhq",
+    filename="e4e_ffhq_encode.pt",
+    description="e4e encoder (IR-SE-50) inverting FFHQ-aligned faces into ffhq-1024's W+",
+    url=(
+        "https://huggingface.co/AIRI-Institute/HairFastGAN/resolve/main/"
+        "pretrained_models/encoder4editing/e4e_ffhq_encode.pt"
+    ),
+    size_mb=1200.0,
+    source=_E4E_SOURCE + "; mirrored by AIRI-Institute/HairFastGAN on Hugging Face",
+    manual=(
+        "The authors publish it on Google Drive (omertov/encoder4editing's README, "
+        "'e4e_ffhq_encode.pt'); download it there and register it with "
+        "`nada weights add e4e-ffhq PATH`."
+    ),
+)
+
+_BUILTIN = (E4E_FFHQ, S3FD, FAN_2D, VGG16)
 _WEIGHTS: dict[str, WeightFile] = {w.name: w for w in _BUILTIN}
 
 
@@ -149,14 +202,12 @@ def resolve(name: str, *, progress: bool | None = None, download_missing: bool =
     if not path.is_file():
         if entry.url is None or not download_missing:
             raise _missing(entry, path, "not on this machine")
-        try:
-            digest = download(entry.url, path, sha256=entry.sha256, name=name, progress=progress)
-        except ChecksumError:
-            raise
-        except DownloadError as exc:
-            raise _missing(
-                entry, path, f"not on this machine and could not be downloaded ({exc})"
-            ) from exc
+        by_hand = f"copy it to {path} or set {env_var(name)}=PATH" + (
+            f". {entry.manual}" if entry.manual else ""
+        )
+        digest = download(
+            entry.url, path, sha256=entry.sha256, name=name, progress=progress, by_hand=by_hand
+        )
         if entry.sha256 is None and recorded_sha256(path) is None:
             record_sha256(path, digest)
     verify_file(
@@ -169,7 +220,7 @@ def resolve(name: str, *, progress: bool | None = None, download_missing: bool =
 
 
 def install_file(name: str, source: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Copy a local file into the cache as `name` (`nada models add-weights`)."""
+    """Copy a local file into the cache as `name` (`nada weights add`)."""
     entry = get_weights_info(name)
     source = Path(source)
     if not source.is_file():

@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "stylegan2.cli",  # models list/pull
     "worker.cli",  # adapt, generate, worker
     "invert.cli",  # invert (a photo into a generator's W+)
+    "invert.weights_cli",  # weights list|pull|add (the photo pipeline's model files)
     "backend.cli",  # serve
 )
 

@@ -164,6 +164,7 @@ def download(
     timeout: float = 30.0,  # seconds without data before an attempt fails
     retries: int = 3,  # further attempts (each resuming) after a network failure
     backoff: float = 1.0,  # seconds before the first retry; doubles each time
+    by_hand: str | None = None,  # how to get the file without us; default: a generator's
 ) -> str:
     """Download `url` to `dest` and return the file's hex SHA-256.
 
@@ -216,7 +217,10 @@ def download(
         if digest is None:
             raise DownloadError(
                 f"could not download {label} from {url} ({_reason(last_error)}); "
-                f"place the file by hand at {dest} or pass a local path with --generator PATH"
+                + (
+                    by_hand
+                    or f"place the file by hand at {dest} or pass a local path with --generator PATH"
+                )
                 + (" (a later attempt resumes the partial download)" if part.exists() else "")
             ) from last_error
 

@@ -14,11 +14,15 @@ from typing import Any
 import torch
 
 import stylegan2
+from stylegan2.device import resolve_device
 from worker.clip_models import ClipModel, canonical_clip_name, load_clip
+
+__all__ = ["ModelCache", "enable_fast_cuda_math", "resolve_device"]
 
 
 class ModelCache:
-    """Loaded CLIP models and base generators, kept between jobs of one worker process.
+    """Loaded CLIP models, base generators and the photo jobs' models (the e4e encoder, the
+    face detector, the perceptual loss), kept between jobs of one worker process.
 
     Keys are (name, device) — plus the seed for random CLIP weights and the file's size and
     mtime for generator paths — so a changed file is reloaded. Least recently used entries go
@@ -27,9 +31,10 @@ class ModelCache:
     """
 
     def __init__(self, max_items: int = 4):
-        self.max_items = max_items  # per kind (CLIP models, generators)
+        self.max_items = max_items  # per kind (CLIP models, generators, photo models)
         self._clips: OrderedDict[tuple[Any, ...], ClipModel] = OrderedDict()
         self._generators: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._photo: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
     def clip(self, name: str, device: torch.device | str, seed: int = 0) -> ClipModel:
         canonical = canonical_clip_name(name)
@@ -39,9 +44,7 @@ class ModelCache:
 
     def generator(self, name_or_path: str, device: torch.device | str) -> Any:
         """A stylegan2.LoadedGenerator, frozen."""
-        path = Path(name_or_path)
-        stamp = (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else None
-        key = (str(path.resolve()) if stamp else name_or_path, stamp, str(torch.device(device)))
+        key = (*_file_key(name_or_path), str(torch.device(device)))
 
         def load() -> Any:
             loaded = stylegan2.load_generator(name_or_path, device=device)
@@ -50,9 +53,35 @@ class ModelCache:
 
         return self._get(self._generators, key, load)
 
+    def encoder(self, source: str | Path, device: torch.device | str) -> Any:
+        """An invert.e4e.E4E (a registered name or a file), frozen."""
+        from invert.e4e import load_e4e
+
+        key = ("encoder", *_file_key(str(source)), str(torch.device(device)))
+        return self._get(self._photo, key, lambda: load_e4e(source, device=device))
+
+    def detector(self, device: torch.device | str) -> Any:
+        """The face detector + landmark network (loaded on its first photo)."""
+        from invert.landmarks import FanDetector
+
+        key = ("detector", str(torch.device(device)))
+        return self._get(self._photo, key, lambda: FanDetector(device))
+
+    def perceptual(self, device: torch.device | str) -> Any:
+        """LPIPS, or None while its weights are not on this machine (asked again next
+        time: a file placed meanwhile is picked up)."""
+        from invert.perceptual import load_perceptual
+
+        key = ("perceptual", str(torch.device(device)))
+        if key in self._photo:
+            return self._get(self._photo, key, lambda: None)
+        loss = load_perceptual(torch.device(device))
+        return loss if loss is None else self._get(self._photo, key, lambda: loss)
+
     def clear(self) -> None:
         self._clips.clear()
         self._generators.clear()
+        self._photo.clear()
 
     def _get(self, store: OrderedDict, key: tuple[Any, ...], load: Callable[[], Any]) -> Any:
         if key in store:
@@ -65,17 +94,11 @@ class ModelCache:
         return value
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU; anything torch accepts otherwise."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N (got {device!r})") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
-    return resolved
+def _file_key(name_or_path: str) -> tuple[Any, ...]:
+    """A path with its size and mtime (a changed file is reloaded), or a name as it is."""
+    path = Path(name_or_path)
+    stamp = (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else None
+    return (str(path.resolve()) if stamp else name_or_path, stamp)
 
 
 def enable_fast_cuda_math(device: torch.device) -> None:
