@@ -181,16 +181,12 @@ def cmd_invert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from invert.e4e import EncoderError
+    from invert.images import side_by_side, tensor_to_uint8, write_png
     from invert.landmarks import NoFaceError
-    from invert.pipeline import (
-        render_latent,
-        resolve_device,
-        run_inversion,
-        side_by_side,
-        tensor_to_uint8,
-        write_png,
-    )
+    from invert.latent import render_latent
+    from invert.pipeline import run_inversion
     from nada.events import Progress
+    from stylegan2.device import resolve_device
     from stylegan2.download import DownloadError
 
     try:
@@ -253,7 +249,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
         "samples": str(rundir.samples_dir(args.out)),
     }
     if edits:  # same size as the base (checked above): one row of equal tiles
-        from invert.pipeline import image_to_tensor, read_latent
+        from invert.images import image_to_tensor
+        from invert.latent import read_latent
 
         code = read_latent(result.latent)
         row = [

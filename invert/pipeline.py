@@ -22,7 +22,6 @@ photo | the current reconstruction) at step 0, every sample_every steps and the 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import platform
 import time
@@ -33,18 +32,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import PIL.Image
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 import stylegan2
 from invert import weights
+from invert.images import (
+    center_square,
+    image_to_tensor,
+    png_bytes,
+    side_by_side,
+    tensor_to_uint8,
+    write_png,
+)
+from invert.latent import (
+    latent_bytes,
+    read_latent,
+    render_latent,
+    size_for,
+)
 from invert.photos import load_photo
-from invert.refine import RefineResult, generator_noise, refine_w_plus, synthesize
+from invert.refine import RefineResult, refine_w_plus
 from nada import __version__ as nada_version
 from nada import rundir
-from nada.errors import InputError, ParamError
+from nada.errors import ParamError
 from nada.events import CancelCheck, Canceled, Progress, ProgressCallback
 from nada.photo_params import ENCODER_AUTO, ENCODER_NONE, EditParams, InvertParams
 from stylegan2.device import resolve_device
@@ -54,17 +65,7 @@ if TYPE_CHECKING:
     from invert.landmarks import LandmarkDetector
     from stylegan2.model import Generator
 
-__all__ = [
-    "EditResult",
-    "InversionResult",
-    "LatentCode",
-    "LatentError",
-    "read_latent",
-    "render_latent",
-    "resolve_device",
-    "run_edit",
-    "run_inversion",
-]
+__all__ = ["EditResult", "InversionResult", "run_edit", "run_inversion"]
 
 log = logging.getLogger(__name__)
 
@@ -92,148 +93,6 @@ class EditResult:
     image: Path  # edit.png
     samples: tuple[()]  # an edit writes no progress images
     image_sha256: str
-
-
-class LatentError(InputError):
-    """A latent.pt that cannot be read or does not fit the generator; str() says why (a
-    ValueError; workers record it as `invalid_input`)."""
-
-
-@dataclass(frozen=True)
-class LatentCode:
-    """The contents of a latent.pt."""
-
-    w_plus: Tensor  # [1, n_latent, style_dim] float32, CPU
-    noise: list[Tensor] | None  # per layer [1, 1, h, w] when refinement optimised them
-    metadata: dict[str, Any]
-
-
-# -- devices, images, codes ---------------------------------------------------------------
-
-
-def image_to_tensor(image: PIL.Image.Image) -> Tensor:
-    """An RGB image -> [1, 3, H, W] float32 in [-1, 1]."""
-    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)  # [H, W, 3]
-    return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).div(127.5).sub(1.0)
-
-
-def tensor_to_uint8(images: Tensor) -> np.ndarray:
-    """[N, 3, H, W] in ~[-1, 1] -> uint8 [N, H, W, 3] (clipped, rounded)."""
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round()
-    return x.to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-def side_by_side(images: Sequence[Tensor], max_tile: int | None = None, gap: int = 2) -> np.ndarray:
-    """[1, 3, S, S] images -> one uint8 row [S, n*S + gaps, 3] with white gutters."""
-    tiles = []
-    for image in images:
-        image = image.detach().float().cpu()
-        if max_tile is not None and image.shape[-1] > max_tile:
-            image = F.interpolate(image, size=(max_tile, max_tile), mode="area")
-        tiles.append(tensor_to_uint8(image)[0])
-    h = tiles[0].shape[0]
-    row = np.full((h, sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1), 3), 255, np.uint8)
-    x = 0
-    for tile in tiles:
-        row[:, x : x + tile.shape[1]] = tile
-        x += tile.shape[1] + gap
-    return row
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    PIL.Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def write_png(path: Path, image: np.ndarray) -> str:
-    """Write a uint8 [H, W, 3] image as PNG, atomically; return its sha256."""
-    data = png_bytes(image)
-    rundir.write_bytes(path, data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def center_square(image: PIL.Image.Image, size: int) -> PIL.Image.Image:
-    """The largest centred square, resized to size x size (for photos that need no alignment)."""
-    side = min(image.size)
-    left, top = (image.width - side) // 2, (image.height - side) // 2
-    square = image.crop((left, top, left + side, top + side))
-    return square.resize((size, size), PIL.Image.Resampling.LANCZOS) if side != size else square
-
-
-def _size_for(n_latent: int) -> int:
-    return int(2 ** ((n_latent + 2) // 2))
-
-
-@torch.no_grad()
-def render_latent(
-    generator: Generator,
-    w_plus: Tensor,  # [1, n_latent, style_dim]
-    noise: Sequence[Tensor] | None = None,  # per layer; None: the generator's fixed buffers
-) -> Tensor:
-    """The generator's image of a W+ code, [1, 3, S, S] float32 on the CPU in ~[-1, 1].
-
-    Raises:
-        LatentError: the code (or its noise maps) does not fit this generator.
-    """
-    device = next(generator.parameters()).device
-    n_latent, style_dim = generator.n_latent, generator.style_dim
-    if w_plus.ndim != 3 or w_plus.shape[0] != 1 or w_plus.shape[2] != style_dim:
-        raise LatentError(f"w_plus must be [1, {n_latent}, {style_dim}] (got {list(w_plus.shape)})")
-    if w_plus.shape[1] != n_latent:
-        raise LatentError(
-            f"the code has {w_plus.shape[1]} W+ entries (made for a "
-            f"{_size_for(w_plus.shape[1])} px generator), but this {generator.size} px "
-            f"generator takes {n_latent}"
-        )
-    if noise is not None:
-        want = [tuple(t.shape) for t in generator_noise(generator)]
-        if [tuple(t.shape) for t in noise] != want:
-            raise LatentError(
-                f"the code's noise maps ({len(noise)}) do not fit this generator's ({len(want)})"
-            )
-        noise = [t.to(device=device, dtype=torch.float32) for t in noise]
-    image = synthesize(generator, w_plus.to(device=device, dtype=torch.float32), noise)
-    return image.float().cpu()
-
-
-def latent_bytes(w_plus: Tensor, noise: Sequence[Tensor] | None, metadata: dict[str, Any]) -> bytes:
-    """A latent.pt's bytes: tensors and plain data only (torch.load(weights_only=True))."""
-    payload: dict[str, Any] = {"w_plus": w_plus.detach().float().cpu().contiguous()}
-    if noise is not None:
-        payload["noise"] = [t.detach().float().cpu().contiguous() for t in noise]
-    payload["metadata"] = metadata
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    return buffer.getvalue()
-
-
-def read_latent(path: Path) -> LatentCode:
-    """Read a latent.pt written by `run_inversion` (never runs code from the file).
-
-    Raises:
-        LatentError: missing, not a torch file, or without a [1, n, style_dim] `w_plus`.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise LatentError(f"no such latent file: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load reports damage in many ways
-        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise LatentError(f"{path} is not a latent.pt written by `nada invert` ({first})") from None
-    w_plus = data.get("w_plus") if isinstance(data, dict) else None
-    if not isinstance(w_plus, Tensor) or w_plus.ndim != 3 or w_plus.shape[0] != 1:
-        raise LatentError(f"{path} holds no w_plus of shape [1, n_latent, style_dim]")
-    if not w_plus.is_floating_point() or not torch.isfinite(w_plus).all():
-        raise LatentError(f"{path}: w_plus must hold finite floating-point values")
-    noise = data.get("noise")
-    if noise is not None and not (
-        isinstance(noise, list) and all(isinstance(t, Tensor) and t.ndim == 4 for t in noise)
-    ):
-        raise LatentError(f"{path}: noise must be a list of [1, 1, h, w] tensors")
-    metadata = data.get("metadata")
-    return LatentCode(w_plus.float(), noise, metadata if isinstance(metadata, dict) else {})
 
 
 # -- loading models -----------------------------------------------------------------------
@@ -282,7 +141,7 @@ def _load_encoder(
         raise ParamError(
             "encoder",
             f"{e4e.source!r} makes codes of {e4e.n_styles} W+ entries (for a "
-            f"{_size_for(e4e.n_styles)} px generator), but generator {params.generator!r} "
+            f"{size_for(e4e.n_styles)} px generator), but generator {params.generator!r} "
             f"({generator.size} px) takes {generator.n_latent}",
         )
     return e4e

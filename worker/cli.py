@@ -280,7 +280,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _read_latent(path: Path) -> Any:
-    from invert.pipeline import LatentError, read_latent
+    from invert.latent import LatentError, read_latent
 
     try:
         return read_latent(path)
@@ -290,7 +290,7 @@ def _read_latent(path: Path) -> Any:
 
 def _generate_latent(args: argparse.Namespace, generator: Any, code: Any) -> int:
     """`nada generate --latent`: a photo's code (and its noise maps) through the generator."""
-    from invert.pipeline import LatentError, render_latent
+    from invert.latent import LatentError, render_latent
     from worker.samples import to_uint8, write_png
 
     try:

@@ -12,16 +12,10 @@ import torch
 
 import stylegan2
 from invert.e4e import load_e4e, preprocess, random_e4e, save_e4e_checkpoint
+from invert.images import image_to_tensor, tensor_to_uint8
 from invert.landmarks import Face
-from invert.pipeline import (
-    LatentError,
-    image_to_tensor,
-    read_latent,
-    render_latent,
-    run_edit,
-    run_inversion,
-    tensor_to_uint8,
-)
+from invert.latent import LatentError, read_latent, render_latent
+from invert.pipeline import run_edit, run_inversion
 from nada import rundir
 from nada.errors import ParamError
 from nada.events import Canceled, Progress
