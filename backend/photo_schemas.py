@@ -54,6 +54,11 @@ class InversionPublic(JobPublic):
         description="latent.pt: {'w_plus': [1, n_latent, 512], 'metadata'}; load with "
         "torch.load(weights_only=True)"
     )
+    note: str | None = Field(
+        None,
+        description="what the user should know about the result, e.g. 'several faces found; "
+        "used the largest' or 'perceptual loss unavailable: pixel loss only'",
+    )
 
 
 class InversionParamsPublic(BaseModel):
@@ -88,11 +93,14 @@ class EditPublic(JobPublic):
     image_url: str | None = Field(description="the edited photo (once succeeded)")
 
 
-def inversion_public(job: JobPublic) -> InversionPublic:
+def inversion_public(job: JobPublic, info: dict[str, Any] | None = None) -> InversionPublic:
+    """`info`: the finished inversion's inversion.json (its note), when there is one."""
     done = job.status == JobStatus.succeeded
     base = inversion_url(job.id)
+    note = (info or {}).get("note")
     return InversionPublic(
         **job.model_dump(),
+        note=note if isinstance(note, str) else None,
         photo_url=f"{base}/photo.png",
         aligned_url=f"{base}/aligned.png" if done else None,
         reconstruction_url=f"{base}/reconstruction.png" if done else None,

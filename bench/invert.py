@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import stylegan2  # noqa: E402
 from invert.align import align_face  # noqa: E402
-from invert.e4e import random_e4e  # noqa: E402
+from invert.e4e_weights import random_e4e  # noqa: E402
 from invert.perceptual import PerceptualLoss  # noqa: E402
 from invert.refine import refine_w_plus, synthesize  # noqa: E402
 

@@ -22,6 +22,7 @@ photo | the current reconstruction) at step 0, every sample_every steps and the 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import platform
 import time
@@ -134,7 +135,7 @@ def _load_encoder(
         source = params.encoder
     if source is None:
         return None
-    from invert.e4e import load_e4e  # the encoder's module is large: only when one is used
+    from invert.e4e_weights import load_e4e  # the encoder's module is large: only when one is used
 
     e4e: E4E = _from_cache(models, "encoder", lambda s, d: load_e4e(s, device=d), source, device)
     if e4e.n_styles != generator.n_latent:
@@ -331,6 +332,8 @@ def run_inversion(
     rundir.write_bytes(aligned_path, png_bytes(np.asarray(aligned, dtype=np.uint8)))
     reconstruction_path = out_dir / rundir.RECONSTRUCTION
     write_png(reconstruction_path, tensor_to_uint8(reconstruction)[0])
+    # The metadata as JSON too: the API (no torch) shows the note and the losses from it.
+    rundir.write_text(out_dir / rundir.INVERSION_INFO, json.dumps(metadata, default=str))
     data = latent_bytes(refined.w_plus, refined.noise, metadata)
     rundir.write_bytes(final, data)  # last: its presence means the inversion finished
     digest = hashlib.sha256(data).hexdigest()

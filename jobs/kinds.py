@@ -83,7 +83,7 @@ INVERT = register_kind(
         name="invert",
         parse=InvertParams.from_dict,
         total_steps=_invert_steps,
-        result_files=(rundir.LATENT, rundir.ALIGNED, rundir.RECONSTRUCTION),
+        result_files=(rundir.LATENT, rundir.ALIGNED, rundir.RECONSTRUCTION, rundir.INVERSION_INFO),
         description="put a photo into a generator's W+ (align, e4e, refine)",
     )
 )

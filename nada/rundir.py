@@ -18,6 +18,7 @@ through an adapted generator) write into the same kind of directory:
     latent.pt                     {'w_plus': [1, n_latent, 512], 'metadata': {...}}
     aligned.png                   the photo as the encoder and refinement saw it
     reconstruction.png            the code rendered by the base generator
+    inversion.json                latent.pt's metadata as JSON (note, losses, alignment)
     edit.png                      the code rendered by an adapted generator (edits)
 
 Every file appears by rename (`atomic_open`, `publish`), so a reader sees a whole file or
@@ -46,6 +47,7 @@ PHOTO = "photo.png"
 LATENT = "latent.pt"
 ALIGNED = "aligned.png"
 RECONSTRUCTION = "reconstruction.png"
+INVERSION_INFO = "inversion.json"
 EDIT = "edit.png"
 
 _STEP_FILE = re.compile(r"step_(\d+)\.(png|pt)$")

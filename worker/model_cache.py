@@ -55,7 +55,7 @@ class ModelCache:
 
     def encoder(self, source: str | Path, device: torch.device | str) -> Any:
         """An invert.e4e.E4E (a registered name or a file), frozen."""
-        from invert.e4e import load_e4e
+        from invert.e4e_weights import load_e4e
 
         key = ("encoder", *_file_key(str(source)), str(torch.device(device)))
         return self._get(self._photo, key, lambda: load_e4e(source, device=device))

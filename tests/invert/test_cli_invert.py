@@ -13,7 +13,8 @@ import pytest
 import torch
 
 import stylegan2
-from invert.e4e import load_e4e, preprocess, random_e4e, save_e4e_checkpoint
+from invert.e4e import preprocess
+from invert.e4e_weights import load_e4e, random_e4e, save_e4e_checkpoint
 from invert.images import image_to_tensor, tensor_to_uint8
 from invert.latent import read_latent, render_latent
 from nada.cli import main

@@ -13,14 +13,11 @@ from invert.e4e import (
     E4E,
     Encoder4Editing,
     EncoderError,
-    load_e4e,
     n_styles_for,
     preprocess,
-    random_e4e,
     resize_for_encoder,
-    save_e4e_checkpoint,
-    seeded_state_dict,
 )
+from invert.e4e_weights import load_e4e, random_e4e, save_e4e_checkpoint, seeded_state_dict
 from invert.weights import UnknownWeightsError
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"

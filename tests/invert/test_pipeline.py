@@ -4,6 +4,7 @@ random-weight e4e: what they write, what they report, and where they refuse."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import PIL.Image
@@ -11,7 +12,8 @@ import pytest
 import torch
 
 import stylegan2
-from invert.e4e import load_e4e, preprocess, random_e4e, save_e4e_checkpoint
+from invert.e4e import preprocess
+from invert.e4e_weights import load_e4e, random_e4e, save_e4e_checkpoint
 from invert.images import image_to_tensor, tensor_to_uint8
 from invert.landmarks import Face
 from invert.latent import LatentError, read_latent, render_latent
@@ -190,6 +192,8 @@ def test_no_perceptual_weights_is_a_note(tmp_path, photo_16, monkeypatch):
     result, _ = invert(tmp_path, photo_16, refine_steps=1, perceptual_weight=1.0)
     assert result.note == "perceptual loss unavailable: pixel loss only"
     assert read_latent(result.latent).metadata["note"] == result.note
+    info = json.loads((tmp_path / "run" / rundir.INVERSION_INFO).read_text())  # for the API
+    assert info["note"] == result.note and info["params"]["perceptual_weight"] == 1.0
 
 
 class FakeDetector:

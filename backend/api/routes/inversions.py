@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -218,12 +219,25 @@ async def create_inversion(
     return await run_in_threadpool(_inversion_view, session, settings, job)
 
 
+def _inversion(
+    session: Session, settings: Settings, job: Job, stats: store.QueueStats | None = None
+) -> InversionPublic:
+    """The public view, with the note of a finished inversion (its inversion.json)."""
+    info = None
+    if job.status == JobStatus.succeeded:
+        try:
+            info = json.loads((job_root(settings, job.id) / rundir.INVERSION_INFO).read_text())
+        except (OSError, ValueError):
+            info = None  # an older or damaged folder: the note is optional
+    return inversion_public(public_job(session, settings, job, stats), info)
+
+
 def _dispatch(queue: JobQueue, job_id: str) -> None:
     queue.dispatch([job_id])
 
 
 def _inversion_view(session: Session, settings: Settings, job: Job) -> InversionPublic:
-    public = inversion_public(public_job(session, settings, job))
+    public = _inversion(session, settings, job)
     session.close()
     return public
 
@@ -255,7 +269,7 @@ def list_inversions(
         session, offset=offset, limit=limit, owner=owner, kind=INVERT.name
     )
     stats = queue_stats(request, session) if any(j.status in ACTIVE for j in rows) else None
-    data = [inversion_public(public_job(session, settings, j, stats)) for j in rows]
+    data = [_inversion(session, settings, j, stats) for j in rows]
     session.close()
     return json_response(request, InversionsPublic(data=data, count=count))
 
@@ -268,7 +282,7 @@ def read_inversion(
     """The inversion: status, progress (refinement steps), and its pictures once done."""
     job = store.get_job(session, job_id=job_id, owner=owner, kind=INVERT.name)
     stats = queue_stats(request, session) if job.status in ACTIVE else None
-    public = inversion_public(public_job(session, settings, job, stats))
+    public = _inversion(session, settings, job, stats)
     session.close()
     return json_response(request, public)
 

@@ -98,7 +98,7 @@ export function photoResult({ jobId }) {
     } else latentLink.removeAttribute("href");
     const p = inv.params || {};
     setText(note, inv.status === "succeeded"
-      ? `Code for ${p.generator || "the base generator"}${Number.isFinite(p.refine_steps) ? `, ${p.refine_steps} refinement steps` : ""}${p.align === false ? ", used as aligned" : ""}.`
+      ? `Code for ${p.generator || "the base generator"}${Number.isFinite(p.refine_steps) ? `, ${p.refine_steps} refinement steps` : ""}${p.align === false ? ", used as aligned" : ""}.${inv.note ? ` Note: ${inv.note}.` : ""}`
       : "");
   }
 
