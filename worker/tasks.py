@@ -44,6 +44,7 @@ from jobs.queue import LEGACY_TASK_NAMES, TASK_NAME
 from jobs.settings import Settings, get_settings
 from nada import rundir
 from nada.errors import InputError, ParamError
+from stylegan2.download import DownloadError
 from worker.celery_app import app
 from worker.events import Canceled, Progress
 from worker.runners import EngineCall, Runner, published_samples, runner_for
@@ -68,6 +69,7 @@ TIMEOUT = "timeout"
 OUT_OF_MEMORY = "out_of_memory"
 INVALID_PARAMS = "invalid_params"
 INVALID_INPUT = "invalid_input"
+MODEL_UNAVAILABLE = "model_unavailable"
 IO = "io"
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 # Seconds between the tries of the final state's write (a database that blinked, SQLite
@@ -93,6 +95,8 @@ def error_code(exc: BaseException) -> str:
         return IO
     if isinstance(exc, FileNotFoundError):
         return "missing_file"
+    if isinstance(exc, DownloadError):  # offline, no URL, a bad checksum: says how to fix it
+        return MODEL_UNAVAILABLE
     return "engine_error"
 
 
@@ -413,7 +417,7 @@ class Attempt:
         code = error_code(exc)
         r.out_of_memory = code == OUT_OF_MEMORY
         message = str(exc) or type(exc).__name__
-        if code not in (INVALID_PARAMS, INVALID_INPUT, OUT_OF_MEMORY):
+        if code not in (INVALID_PARAMS, INVALID_INPUT, MODEL_UNAVAILABLE, OUT_OF_MEMORY):
             fault = self._io_fault(exc)
             if fault is not None:
                 code, message = IO, fault

@@ -378,6 +378,12 @@ def test_error_codes() -> None:
     assert error_code(OSError(errno.EDQUOT, "Disk quota exceeded")) == "io"
     assert error_code(FileNotFoundError(errno.ENOENT, "gone")) == "missing_file"
     assert error_code(ValueError("x")) == "engine_error"
+    from nada.errors import InputError
+    from stylegan2.download import ChecksumError, DownloadError
+
+    assert error_code(InputError("no face found in the photo")) == "invalid_input"
+    assert error_code(DownloadError("could not download e4e-ffhq")) == "model_unavailable"
+    assert error_code(ChecksumError("bad", expected="a", got="b")) == "model_unavailable"
 
 
 def test_a_full_disk_before_the_engine_starts_fails_with_io(
