@@ -16,7 +16,15 @@ from backend.api.db_errors import install_db_error_handlers
 from backend.api.deps import get_owner
 from backend.api.middleware import BodyLimitMiddleware, HeadMiddleware
 from backend.api.responses import QueueStatsCache
-from backend.api.routes import clip_models, generators, health, inversions, jobs, params
+from backend.api.routes import (
+    clip_models,
+    generators,
+    health,
+    inversions,
+    jobs,
+    params,
+    sweeps,
+)
 from backend.api.validation_errors import install_validation_error_handler
 from backend.schemas import API_PREFIX
 from backend.security import SubmissionLimiter
@@ -100,7 +108,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
     # Every /api/v1 route needs a token when NADA_API_TOKENS is set; /healthz stays open.
-    for module in (jobs, inversions, generators, clip_models, params):
+    for module in (jobs, sweeps, inversions, generators, clip_models, params):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(get_owner)])
     app.include_router(health.router, prefix=API_PREFIX)
     if settings.frontend_dir and settings.frontend_dir.is_dir():

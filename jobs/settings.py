@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     submissions_per_minute: int = Field(30, ge=0, description="POST /jobs per token; 0 = no cap")
     max_upload_mb: float = Field(1024, gt=0, description="largest POST /generators file, MiB")
     max_concurrent_validations: int = Field(2, ge=1, description="validations at once, per process")
+    max_sweep_jobs: int = Field(32, ge=1, le=1024, description="jobs one sweep may create")
     max_photo_mb: float = Field(
         20, gt=0, description="largest uploaded photo (POST /inversions), MiB"
     )

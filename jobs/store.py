@@ -7,6 +7,7 @@ both win. What workers do (claims, leases, fenced progress, the reaper) is jobs/
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from jobs.db.models import ACTIVE, FINISHED, Job, JobEvent, JobStatus
+from jobs.db.models import ACTIVE, FINISHED, Job, JobEvent, JobStatus, Sweep
 from jobs.kinds import ADAPT, JobKind, KindParams
 
 TERMINAL_EVENTS = ("succeeded", "failed", "canceled")
@@ -25,6 +26,11 @@ TERMINAL_EVENTS = ("succeeded", "failed", "canceled")
 class JobNotFound(LookupError):
     def __init__(self, job_id: str):
         super().__init__(f"job {job_id!r} not found")
+
+
+class SweepNotFound(JobNotFound):
+    def __init__(self, sweep_id: str):
+        LookupError.__init__(self, f"sweep {sweep_id!r} not found")
 
 
 class JobConflict(Exception):
@@ -62,6 +68,8 @@ def create_job(
     idempotency_key: str | None = None,
     request_sha256: str | None = None,
     cache_key: str | None = None,
+    sweep_id: str | None = None,
+    sweep_index: int | None = None,
 ) -> Job:
     """A queued job of `kind` (adaptation unless said). With an idempotency key, a concurrent twin raises IntegrityError at
     flush (unique owner+key); the caller rolls back and reads the winner."""
@@ -75,6 +83,8 @@ def create_job(
         idempotency_key=idempotency_key,
         request_sha256=request_sha256,
         cache_key=cache_key,
+        sweep_id=sweep_id,
+        sweep_index=sweep_index,
         stage=None,
         step=0,
         total_steps=kind.total_steps(params),
@@ -295,3 +305,65 @@ def events_since(
     return list(
         session.scalars(select(JobEvent).where(or_(*wanted)).order_by(JobEvent.id).limit(limit))
     )
+
+
+# -- sweeps --------------------------------------------------------------------------------
+
+
+def create_sweep(
+    session: Session,
+    *,
+    base: dict[str, Any],
+    grid: dict[str, list[Any]],
+    params: list[KindParams],
+    owner: str = "",
+) -> tuple[Sweep, list[Job]]:
+    """A sweep and its queued adaptation jobs, one per combination, in grid order (the
+    caller validated them: jobs.sweeps.expand)."""
+    sweep = Sweep(
+        id=new_job_id(), owner=owner, base=base, grid=grid, count=len(params), created_at=utcnow()
+    )
+    session.add(sweep)
+    jobs = [
+        create_job(session, params=p, owner=owner, sweep_id=sweep.id, sweep_index=i)
+        for i, p in enumerate(params)
+    ]
+    return sweep, jobs
+
+
+def get_sweep(session: Session, *, sweep_id: str, owner: str | None = None) -> Sweep:
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None or (owner is not None and sweep.owner != owner):
+        raise SweepNotFound(sweep_id)
+    return sweep
+
+
+def sweep_jobs(session: Session, *, sweep_id: str) -> list[Job]:
+    """The sweep's jobs in grid order (a deleted job is simply missing)."""
+    return list(
+        session.scalars(select(Job).where(Job.sweep_id == sweep_id).order_by(Job.sweep_index))
+    )
+
+
+def list_sweeps(
+    session: Session, *, owner: str | None = None, offset: int = 0, limit: int = 20
+) -> tuple[list[Sweep], int]:
+    where = [Sweep.owner == owner] if owner is not None else []
+    count = session.scalar(select(func.count()).select_from(Sweep).where(*where)) or 0
+    rows = session.scalars(
+        select(Sweep)
+        .where(*where)
+        .order_by(Sweep.created_at.desc(), Sweep.id.desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return list(rows), count
+
+
+def cancel_sweep(session: Session, *, sweep_id: str) -> list[Job]:
+    """Cancel every queued or running job of the sweep (finished ones stay as they are)."""
+    for job in sweep_jobs(session, sweep_id=sweep_id):
+        if job.status in ACTIVE:
+            with contextlib.suppress(JobConflict):  # it finished meanwhile
+                request_cancel(session, job_id=job.id)
+    return sweep_jobs(session, sweep_id=sweep_id)

@@ -90,6 +90,9 @@ class Job(Base):
     # Work whose result depends only on its inputs (an edit: one photo's code through one
     # adapted generator) is done once: the key names those inputs (jobs/store.py).
     cache_key: Mapped[str | None] = mapped_column(String(64))
+    # A job made by a sweep (jobs/sweeps.py): which one, and its place in the grid.
+    sweep_id: Mapped[str | None] = mapped_column(String(32))
+    sweep_index: Mapped[int | None] = mapped_column(Integer)
     # Lease and fencing (issue #6).
     attempt: Mapped[int] = mapped_column(Integer, default=0)  # claims so far; fencing token
     worker_id: Mapped[str | None] = mapped_column(String(255))  # holder of the current lease
@@ -112,7 +115,23 @@ class Job(Base):
         Index("ux_jobs_owner_idempotency_key", "owner", "idempotency_key", unique=True),
         Index("ix_jobs_kind_created_at", "kind", "created_at"),
         Index("ix_jobs_cache_key", "cache_key"),
+        Index("ix_jobs_sweep_id", "sweep_id", "sweep_index"),
     )
+
+
+class Sweep(Base):
+    """One job per combination of a grid of parameter values (jobs/sweeps.py)."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid4 hex
+    owner: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    base: Mapped[dict[str, Any]] = mapped_column(JSON)  # the parameters all jobs share
+    grid: Mapped[dict[str, Any]] = mapped_column(JSON)  # name -> list of values
+    count: Mapped[int] = mapped_column(Integer)  # jobs created
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_sweeps_owner_created_at", "owner", "created_at"),)
 
 
 class JobEvent(Base):

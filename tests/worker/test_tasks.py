@@ -53,7 +53,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     else:
         url = request.getfixturevalue("pg_url")
         with get_engine(url).begin() as conn:
-            conn.execute(text("TRUNCATE jobs, job_events RESTART IDENTITY CASCADE"))
+            conn.execute(text("TRUNCATE jobs, job_events, sweeps RESTART IDENTITY CASCADE"))
     return Settings(data_dir=tmp_path / "data", database_url=url, cancel_poll_seconds=0)
 
 
