@@ -22,6 +22,9 @@ from nada.params import FIELD_NAMES, AdaptParams, ClipSpec, describe, flag_of
 def register(subparsers: Any) -> None:
     """Add this package's commands to the `nada` dispatcher."""
     _register_adapt(subparsers)
+    from worker import sweep_cli  # `nada sweep`: the grid of `nada adapt` runs
+
+    sweep_cli.register(subparsers)
     _register_generate(subparsers)
     _register_service_commands(subparsers)
 
