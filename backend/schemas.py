@@ -171,6 +171,15 @@ class SamplePublic(BaseModel):
     url: str
 
 
+class ScoresPublic(BaseModel):
+    step: int
+    values: dict[str, float | None] = Field(
+        description="direction, target, content, diversity (means over the CLIP models), "
+        "the same per model ('direction/ViT-B-32:openai'), and loss (its moving average); "
+        "null: not a finite number. docs/engine.md says how to read them"
+    )
+
+
 class JobPublic(BaseModel):
     id: str
     kind: str = Field(
@@ -189,6 +198,9 @@ class JobPublic(BaseModel):
     selected_layers: list[str]
     losses: dict[str, float | None] = Field(description="null: not a finite number")
     samples: list[SamplePublic]
+    scores: list[ScoresPublic] = Field(
+        default_factory=list, description="objective scores by measured step, in step order"
+    )
     checkpoint_url: str | None
     checkpoints: list[SamplePublic] = Field(
         default_factory=list, description="intermediate checkpoints present now ({step, url})"
@@ -229,6 +241,18 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def _scores(history: Any) -> list[ScoresPublic]:
+    """The stored {"<step>": {name: value}} as a list in step order (a row an older version
+    wrote, or damaged, gives none rather than an error)."""
+    if not isinstance(history, dict):
+        return []
+    out = []
+    for step, values in history.items():
+        if str(step).isdigit() and isinstance(values, dict):
+            out.append(ScoresPublic(step=int(step), values=jsonable(values)))
+    return sorted(out, key=lambda s: s.step)
+
+
 def job_public(
     job: Job,
     *,
@@ -250,6 +274,7 @@ def job_public(
         selected_layers=jsonable(job.selected_layers or []),
         losses=jsonable(job.losses or {}),
         samples=[SamplePublic(step=s, url=sample_url(job.id, s)) for s in job.sample_steps or []],
+        scores=_scores(job.scores),
         checkpoint_url=f"{job_url(job.id)}/checkpoint"
         if succeeded and job.kind == "adapt"
         else None,

@@ -185,6 +185,31 @@ def record_sample(session: Session, *, job_id: str, attempt: int, step: int) -> 
     return True
 
 
+def record_scores(
+    session: Session, *, job_id: str, attempt: int, step: int, scores: dict[str, float]
+) -> bool:
+    """Record the objective scores measured at `step` (a resumed attempt may measure a step
+    again: the newer values win); False = lease lost."""
+    row = session.execute(
+        update(Job)
+        .where(_fence(job_id, attempt))
+        .values(heartbeat_at=utcnow())
+        .returning(Job.scores)
+    ).first()
+    if row is None:
+        return False
+    history = {**(row.scores or {}), str(step): scores}
+    session.execute(update(Job).where(Job.id == job_id).values(scores=history))
+    add_event(
+        session,
+        job_id=job_id,
+        kind="scores",
+        attempt=attempt,
+        data={"step": step, "scores": scores},
+    )
+    return True
+
+
 def finish_job(
     session: Session,
     *,

@@ -91,6 +91,7 @@ def create_job(
         losses={},
         selected_layers=[],
         sample_steps=[],
+        scores={},
         cancel_requested=False,
         attempt=0,
         created_at=now,

@@ -19,13 +19,15 @@ class Progress:
 
     kind: 'stage' (a new stage began: for an adaptation loading, selecting, training,
         saving, in that order), 'step' (a training/refinement step finished),
-        'sample' (a progress image was written), 'checkpoint' (an intermediate .pt was written).
+        'sample' (a progress image was written), 'checkpoint' (an intermediate .pt was written),
+        'scores' (the objective scores at this step were measured: worker/scores.py).
     step: training steps completed so far (0 before the first).
     losses: loss terms of the last step, by name ('total', 'direction', 'global',
         and per CLIP model 'direction/ViT-B-32', ...).
     selected_layers: names of the layers trained in the last step ('convs.3', 'to_rgbs.1').
     seconds_per_step: moving average of the wall time per step, selection included.
     path: the file written, for 'sample' (PNG: source row over adapted row) and 'checkpoint'.
+    scores: for 'scores', by name ('direction', 'content/ViT-B-32:openai', 'loss', ...).
     """
 
     kind: str
@@ -36,6 +38,7 @@ class Progress:
     selected_layers: tuple[str, ...] = ()
     seconds_per_step: float | None = None
     path: Path | None = None
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 ProgressCallback = Callable[[Progress], None]

@@ -161,6 +161,8 @@ class AttemptRecorder:
             ok = self.publish_sample(event.step, Path(event.path))
         elif event.kind == "checkpoint" and event.path is not None:
             self.publish_checkpoint(event.step, Path(event.path))
+        elif event.kind == "scores" and event.scores:
+            ok = self._write(leases.record_scores, step=event.step, scores=dict(event.scores))
         if ok is False:
             self.lost = True
 

@@ -84,7 +84,7 @@ function niceTicks(lo, hi, count = 4) {
  * The chart element for `series`; an empty-state note when there is nothing to draw yet.
  * Width/height are the SVG's coordinate system; it scales to its container.
  */
-export function lossChart(series, { width = 360, height = 170, emptyText = "Losses appear after the first training step." } = {}) {
+export function lossChart(series, { width = 360, height = 170, emptyText = "Losses appear after the first training step.", what = "Loss" } = {}) {
   const curves = pickCurves(series);
   if (!curves.length) return h("p", { class: "chart-empty muted" }, emptyText);
   const all = curves.flatMap((n) => series[n]);
@@ -102,7 +102,7 @@ export function lossChart(series, { width = 360, height = 170, emptyText = "Loss
 
   const total = series.total || series[curves[0]];
   const last = total[total.length - 1];
-  const label = `Loss chart: ${curves.join(", ")} over ${total.length} step${total.length === 1 ? "" : "s"}; latest ${curves[0]} ${formatNumber(last[1])} at step ${last[0]}.`;
+  const label = `${what} chart: ${curves.join(", ")} over ${total.length} step${total.length === 1 ? "" : "s"}; latest ${curves[0]} ${formatNumber(last[1])} at step ${last[0]}.`;
 
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": label });
   root.append(svg("title", {}, label));

@@ -11,6 +11,7 @@ import { checkpointsCard } from "./job/checkpoints.js";
 import { jobHeading } from "./job/heading.js";
 import { layersCard } from "./job/layers.js";
 import { lossCard } from "./job/loss.js";
+import { scoresCard } from "./job/scores.js";
 import { paramsCard, timesCard } from "./job/params.js";
 import { photoCard } from "./job/photo.js";
 import { progressCard } from "./job/progress.js";
@@ -27,12 +28,13 @@ export function mountJobView(main, id, ctx) {
   const progress = progressCard({ id, onJob: (job) => render(job), onRerun: ctx.onRerun });
   const samples = samplesCard({ id });
   const loss = lossCard();
+  const scores = scoresCard();
   const layers = layersCard();
   const checkpoints = checkpointsCard();
   const params = paramsCard();
   const times = timesCard();
   const photo = photoCard({ jobId: id });
-  const sections = [heading, banner, progress, samples, photo, loss, layers, checkpoints, params, times];
+  const sections = [heading, banner, progress, samples, photo, loss, scores, layers, checkpoints, params, times];
 
   fill(main,
     h("div", { class: "job-view" },
@@ -40,7 +42,7 @@ export function mountJobView(main, id, ctx) {
       banner.element,
       h("div", { class: "columns" },
         h("div", { class: "col-main" }, progress.element, samples.element, photo.element),
-        h("div", { class: "col-side" }, loss.element, layers.element, checkpoints.element, params.element, times.element))));
+        h("div", { class: "col-side" }, loss.element, scores.element, layers.element, checkpoints.element, params.element, times.element))));
   heading.focus();
 
   function render(job) {

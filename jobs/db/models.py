@@ -78,6 +78,8 @@ class Job(Base):
     selected_layers: Mapped[list[str]] = mapped_column(JSON, default=list)
     seconds_per_step: Mapped[float | None] = mapped_column(Float)
     sample_steps: Mapped[list[int]] = mapped_column(JSON, default=list)  # files in samples/
+    # Objective scores (worker/scores.py) by measured step: {"50": {"direction": 0.21, ...}}.
+    scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))  # set when adapted.pt is
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)

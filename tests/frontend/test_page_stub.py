@@ -43,8 +43,28 @@ def _jobs() -> list[dict]:
             error={"code": "engine_error", "message": f"bad prompt {HOSTILE}"},
         ),
         make_job(
-            "done1", "photo", "sketch", status="succeeded", step=300, total=300, minutes_ago=30
-        ),
+            "done1",
+            "photo",
+            "sketch",
+            status="succeeded",
+            step=300,
+            total=300,
+            minutes_ago=30,
+            scores=[
+                {
+                    "step": s,
+                    "values": {
+                        "direction": 0.05 * i,
+                        "target": 0.01 * i,
+                        "content": 1 - 0.05 * i,
+                        "diversity": 1 - 0.1 * i,
+                        "loss": 0.9 - 0.1 * i,
+                        "direction/ViT-B-32": 0.1,
+                    },
+                }
+                for i, s in enumerate((0, 100, 200, 300))
+            ],
+        ),  # fmt: skip
     ]
 
 
@@ -150,3 +170,19 @@ def test_phone_layout_has_no_sideways_scroll(make_page, page_errors):
     loss = page.locator("#loss-heading").bounding_box()
     assert loss["y"] > samples["y"] + samples["height"] - 1
     assert not page_errors.uncaught
+
+
+def test_the_scores_card_draws_one_chart_per_score(page):
+    _open(page, hash_="#/jobs/done1")
+    card = page.locator(".scores-card")
+    card.wait_for()
+    names = card.locator("figure.score").evaluate_all("els => els.map(e => e.dataset.score)")
+    assert names == ["direction", "target", "content", "diversity", "loss"]
+    label = card.locator("figure.score[data-score=diversity] svg").get_attribute("aria-label")
+    assert (
+        label.startswith("Diversity chart: diversity over 4 steps") and "0.7 at step 300" in label
+    )
+    # a job without scores has no card
+    page.goto(f"{ORIGIN}/#/jobs/run1")
+    page.locator(".sample-frame img").wait_for()
+    assert page.locator(".scores-card").is_hidden()

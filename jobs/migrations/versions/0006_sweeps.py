@@ -1,4 +1,5 @@
-"""Sweeps: one job per combination of a grid; jobs know their sweep and place in it
+"""Sweeps: one job per combination of a grid; jobs know their sweep and place in it, and
+keep their objective scores by step
 
 Revision ID: 0006
 Revises: 0005
@@ -30,12 +31,14 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("sweep_id", sa.String(32), nullable=True))
         batch.add_column(sa.Column("sweep_index", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("scores", sa.JSON(), nullable=False, server_default="{}"))
     op.create_index("ix_jobs_sweep_id", "jobs", ["sweep_id", "sweep_index"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_jobs_sweep_id", table_name="jobs")
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("scores")
         batch.drop_column("sweep_index")
         batch.drop_column("sweep_id")
     op.drop_index("ix_sweeps_owner_created_at", table_name="sweeps")
