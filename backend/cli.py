@@ -120,13 +120,18 @@ class LocalWorker:
         nice: int = 10,
         env: dict[str, str] | None = None,
         argv: list[str] | None = None,  # tests: another command than the worker
+        lanes: str = "train,fast",  # the queues it takes jobs from (worker_cli --lanes)
+        name: str = "local",
     ):
+        self.name = name
         self.argv = argv or [
             sys.executable,
             "-m",
             "worker.worker_cli",
             "--hostname",
-            "nada-local@%h",
+            f"nada-{name}@%h",
+            "--lanes",
+            lanes,
             "--parent-pid",
             str(os.getpid()),
         ]
@@ -136,7 +141,7 @@ class LocalWorker:
         self.env = env if env is not None else os.environ.copy()
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._supervise, name="local-worker", daemon=True)
+        self._thread = threading.Thread(target=self._supervise, name=f"{name}-worker", daemon=True)
 
     def start(self) -> None:
         self._spawn()
@@ -146,7 +151,7 @@ class LocalWorker:
         self.process = subprocess.Popen(
             self.argv, env=self.env, preexec_fn=_lower_priority(self.nice)
         )
-        log.info("local worker started (pid %d)", self.process.pid)
+        log.info("%s worker started (pid %d)", self.name, self.process.pid)
 
     def _supervise(self) -> None:
         while not self._stopping.is_set():
@@ -154,7 +159,9 @@ class LocalWorker:
             code = self.process.wait()
             if self._stopping.is_set():
                 return
-            log.warning("local worker exited with %s; restarting in %.0f s", code, _RESTART_DELAY_S)
+            log.warning(
+                "%s worker exited with %s; restarting in %.0f s", self.name, code, _RESTART_DELAY_S
+            )
             if self._stopping.wait(_RESTART_DELAY_S):
                 return
             self._spawn()
@@ -206,14 +213,21 @@ def serve(args: argparse.Namespace) -> int:
     _check_port(settings.host, settings.port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.db_url)
-    worker = None
+    workers: list[LocalWorker] = []
     if not args.no_worker:
-        worker = LocalWorker(
-            args.device,
-            nice=settings.local_worker_nice,
-            env=local_worker_env(settings, dict(os.environ)),
-        )
-        worker.start()
+        worker_env = local_worker_env(settings, dict(os.environ))
+        workers.append(LocalWorker(args.device, nice=settings.local_worker_nice, env=worker_env))
+        if settings.local_fast_worker:
+            # Photos and edits take seconds: a second worker takes only them, so they never
+            # wait for a training job to end (NADA_LOCAL_FAST_WORKER=false: one worker).
+            workers.append(
+                LocalWorker(
+                    args.device, nice=settings.local_worker_nice, env=worker_env, lanes="fast",
+                    name="local-fast",
+                )
+            )  # fmt: skip
+        for worker in workers:
+            worker.start()
     elif settings.embedded_broker:
         log.info(
             "no local worker: jobs wait for `nada worker` with NADA_DATA_DIR=%s", settings.data_dir
@@ -243,7 +257,7 @@ def serve(args: argparse.Namespace) -> int:
         else:
             uvicorn.run(create_app(settings), **options)
     finally:
-        if worker is not None:
+        for worker in workers:
             worker.stop()
         log.debug("served for %.0f s", time.monotonic() - started)
     return 0

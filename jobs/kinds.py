@@ -8,6 +8,9 @@ for every kind (jobs/leases.py, worker/tasks.py). A kind adds only what differs:
 - how many steps a job of it runs (`total_steps`: progress, ETA, queue estimates);
 - the files a finished job publishes into its run directory (`result_files`, names from
   nada/rundir.py; the first is the result the job's sha256 describes);
+- its lane: `train` (minutes to hours: adaptations) or `fast` (seconds: a photo, an
+  edit), each a queue of its own so that short work never waits behind a long job on a
+  worker that also takes the fast lane (jobs/queue.py, docs/deploy.md);
 - and, on the worker's side, its engine call (worker/runners.py, keyed by the same name).
 
 Torch-free: the API validates and queues jobs of every kind without importing an engine.
@@ -38,7 +41,12 @@ class JobKind:
     total_steps: Callable[[Any], int]  # steps a job with these params runs
     result_files: tuple[str, ...]  # run-directory names published on success; first = result
     description: str = ""
+    lane: str = "train"  # TRAIN or FAST: which queue its jobs go to
 
+
+TRAIN = "train"  # long work: its own queue, settings.queue
+FAST = "fast"  # short work (seconds): settings.fast_queue, which a worker of its own takes
+LANES = (TRAIN, FAST)
 
 _KINDS: dict[str, JobKind] = {}
 
@@ -48,6 +56,12 @@ def register_kind(kind: JobKind) -> JobKind:
         raise ValueError(f"job kind {kind.name!r} is registered already")
     _KINDS[kind.name] = kind
     return kind
+
+
+def lane_of(kind: str) -> str:
+    """The lane of a kind's jobs; an unknown kind (a newer API's) goes to the train lane."""
+    entry = _KINDS.get(kind)
+    return entry.lane if entry is not None else TRAIN
 
 
 def get_kind(name: str) -> JobKind:
@@ -85,6 +99,7 @@ INVERT = register_kind(
         total_steps=_invert_steps,
         result_files=(rundir.LATENT, rundir.ALIGNED, rundir.RECONSTRUCTION, rundir.INVERSION_INFO),
         description="put a photo into a generator's W+ (align, e4e, refine)",
+        lane=FAST,
     )
 )
 
@@ -100,5 +115,6 @@ EDIT = register_kind(
         total_steps=_one_step,
         result_files=(rundir.EDIT,),
         description="render an inverted photo through a finished job's adapted generator",
+        lane=FAST,
     )
 )

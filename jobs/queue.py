@@ -18,6 +18,7 @@ from kombu import Exchange, Queue
 
 from jobs import leases, store
 from jobs.db.session import session_scope
+from jobs.kinds import TRAIN, lane_of
 from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": transport_options,
         "broker_connection_retry_on_startup": True,
         "task_default_queue": settings.queue,
+        # The default; JobQueue.send names the queue of each job's lane (jobs/kinds.py).
         "task_routes": {
             name: {"queue": settings.queue} for name in (TASK_NAME, *LEGACY_TASK_NAMES)
         },
@@ -110,13 +112,14 @@ class JobQueue:
         self.app = app or make_celery(settings, name="nada-api")
         prepare_embedded_broker(settings)
 
-    def send(self, job_id: str) -> bool:
-        """Publish one task message; False (logged) if the broker refused."""
+    def send(self, job_id: str, lane: str = TRAIN) -> bool:
+        """Publish one task message to its lane's queue; False (logged) if the broker
+        refused."""
         try:
             self.app.send_task(
                 TASK_NAME,
                 args=[job_id],
-                queue=self.settings.queue,
+                queue=self.settings.queue_of(lane),
                 task_id=f"{job_id}-{uuid.uuid4().hex[:8]}",
                 retry=True,
                 retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
@@ -126,9 +129,17 @@ class JobQueue:
             return False
         return True
 
-    def dispatch(self, job_ids: Iterable[str]) -> list[str]:
-        """Send each job and record it as dispatched; return the ids sent."""
-        sent = [job_id for job_id in job_ids if self.send(job_id)]
+    def dispatch(self, job_ids: Iterable[str], lane: str | None = None) -> list[str]:
+        """Send each job to its lane's queue and record it as dispatched; return the ids
+        sent. `lane`: what the caller knows all of them are (else looked up by kind)."""
+        job_ids = list(job_ids)
+        if lane is not None:
+            lanes = dict.fromkeys(job_ids, lane)
+        else:
+            with session_scope(self.settings.db_url) as session:
+                kinds = store.kinds_of(session, job_ids=job_ids)
+            lanes = {job_id: lane_of(kinds.get(job_id, "")) for job_id in job_ids}
+        sent = [job_id for job_id in job_ids if self.send(job_id, lanes[job_id])]
         if sent:
             with session_scope(self.settings.db_url) as session:
                 for job_id in sent:
@@ -136,24 +147,26 @@ class JobQueue:
         return sent
 
     def pending_messages(self) -> int | None:
-        """Messages waiting in the job queue (not those held by workers), or None if the
-        broker cannot tell now.
+        """Messages waiting in both lanes' queues (not those held by workers), or None if
+        the broker cannot tell now.
 
         Declares the queue, its exchange and binding on the way (idempotent): a flushed
         Redis lost the binding too, and kombu would route new messages to its dead-letter
         queue until a worker reconnects and declares it again.
         """
-        name = self.settings.queue
-        queue = Queue(name, Exchange(name, type="direct"), routing_key=name)
+        total = 0
         try:
             with self.app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, timeout=2.0)
-                bound = queue.bind(conn.default_channel)
-                bound.declare()
-                _, count, _ = bound.queue_declare()
-                return int(count)
+                for name in (self.settings.queue, self.settings.fast_queue):
+                    queue = Queue(name, Exchange(name, type="direct"), routing_key=name)
+                    bound = queue.bind(conn.default_channel)
+                    bound.declare()
+                    _, count, _ = bound.queue_declare()
+                    total += int(count)
+                return total
         except Exception as exc:
-            log.debug("could not read the depth of queue %s: %s", name, exc)
+            log.debug("could not read the depth of the queues: %s", exc)
             return None
 
     def broker_ok(self, timeout: float = 2.0) -> bool:

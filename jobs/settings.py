@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL; None = SQLite in data_dir")
     broker_url: str | None = Field(None, description="Celery broker; None = SQLite transport")
     broker_prefix: str = Field("", description="key prefix in a shared Redis (tests, tenants)")
-    queue: str = Field("nada", description="Celery queue the adaptation tasks go to")
+    queue: str = Field("nada", description="Celery queue of long jobs (adaptations)")
     host: str = "127.0.0.1"
     api_workers: int = Field(1, ge=1, le=64, description="API processes of `nada serve`")
     port: int = 8000
@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     )
     local_worker_nice: int = Field(
         10, ge=0, le=19, description="niceness of `nada serve`'s local worker (0 = as the API)"
+    )
+    local_fast_worker: bool = Field(
+        True, description="`nada serve` also starts a worker for the fast lane (photos, edits)"
     )
 
     # Worker leases (see jobs/leases.py): a running job belongs to the worker whose lease
@@ -124,6 +127,14 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in (self.cors_origins or "").split(",") if o.strip()]
+
+    @property
+    def fast_queue(self) -> str:
+        """The queue of short jobs (photos, edits): '<queue>-fast'."""
+        return f"{self.queue}-fast"
+
+    def queue_of(self, lane: str) -> str:
+        return self.fast_queue if lane == "fast" else self.queue
 
     @property
     def jobs_dir(self) -> Path:

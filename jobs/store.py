@@ -130,6 +130,14 @@ def find_idempotent(session: Session, *, owner: str, key: str) -> Job | None:
     return session.scalar(select(Job).where(Job.owner == owner, Job.idempotency_key == key))
 
 
+def kinds_of(session: Session, *, job_ids: list[str]) -> dict[str, str]:
+    """{job id: kind} for the ids that exist (one query)."""
+    if not job_ids:
+        return {}
+    rows = session.execute(select(Job.id, Job.kind).where(Job.id.in_(job_ids))).all()
+    return {row.id: row.kind for row in rows}
+
+
 def find_cached(session: Session, *, owner: str, kind: str, cache_key: str) -> Job | None:
     """The newest job of `owner` that did (or is doing) the work `cache_key` names; failed
     and canceled ones do not count (asking again runs it again)."""

@@ -31,6 +31,13 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         "--hostname", default=None, help="Celery node name (default: nada-<device>@<host>)"
     )
     parser.add_argument("--loglevel", default="INFO", help="Celery log level (default INFO)")
+    parser.add_argument(
+        "--lanes",
+        default="train,fast",
+        help="which queues to take jobs from: train (adaptations), fast (photos, edits), or "
+        "both (default %(default)s). A worker that takes only `fast` beside one that "
+        "trains keeps short jobs from waiting behind long ones (docs/deploy.md)",
+    )
     # `nada serve` starts its local worker with its own pid: the worker must not outlive it.
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -40,21 +47,23 @@ def register_worker_command(subparsers: argparse._SubParsersAction) -> None:
         "worker",
         help="run a GPU worker that takes jobs from the queue",
         description=(
-            "Take adaptation jobs from the queue (NADA_BROKER_URL; default: the embedded "
-            "SQLite queue in NADA_DATA_DIR) and run them one at a time on one device. Needs "
-            "the same NADA_DATABASE_URL and data directory as the API. Start one per GPU."
+            "Take jobs from the queues (NADA_BROKER_URL; default: the embedded SQLite queue "
+            "in NADA_DATA_DIR) and run them one at a time on one device. Needs the same "
+            "NADA_DATABASE_URL and data directory as the API. Start one per GPU, and "
+            "optionally one more with --lanes fast so photos and edits never wait behind "
+            "a training job."
         ),
     )
     add_worker_arguments(parser)
     parser.set_defaults(func=run_worker)
 
 
-def celery_argv(*, queue: str, hostname: str, loglevel: str) -> list[str]:
+def celery_argv(*, queues: list[str], hostname: str, loglevel: str) -> list[str]:
     return [
         "worker",
         "--pool=solo",  # the task runs in this process: models stay cached between jobs
         "--concurrency=1",
-        f"--queues={queue}",
+        f"--queues={','.join(queues)}",
         f"--hostname={hostname}",
         f"--loglevel={loglevel}",
         "--without-gossip",
@@ -82,8 +91,12 @@ def run_worker(args: argparse.Namespace) -> int:
         if not _DEVICE.fullmatch(args.device):
             raise CLIError(f"--device must be auto, cpu, mps, cuda or cuda:N (got {args.device!r})")
         os.environ["NADA_DEVICE"] = args.device
+    from jobs.kinds import LANES
     from jobs.settings import get_settings
 
+    lanes = [lane.strip() for lane in args.lanes.split(",") if lane.strip()]
+    if not lanes or any(lane not in LANES for lane in lanes):
+        raise CLIError(f"--lanes must name train, fast or both (got {args.lanes!r})")
     get_settings.cache_clear()  # NADA_DEVICE may have just changed
     settings = get_settings()
     device = settings.device.replace(":", "")
@@ -93,7 +106,8 @@ def run_worker(args: argparse.Namespace) -> int:
 
     if getattr(args, "parent_pid", None):
         _exit_with_parent(args.parent_pid)
-    app.worker_main(celery_argv(queue=settings.queue, hostname=hostname, loglevel=args.loglevel))
+    queues = [settings.queue_of(lane) for lane in lanes]
+    app.worker_main(celery_argv(queues=queues, hostname=hostname, loglevel=args.loglevel))
     return 0
 
 

@@ -107,12 +107,14 @@ class RecordingQueue(JobQueue):
     def __init__(self, settings: Settings):
         super().__init__(settings)
         self.sent: list[str] = []
+        self.lanes: dict[str, str] = {}  # job id -> the lane it was sent to
         self.refuse = False
 
-    def send(self, job_id: str) -> bool:
+    def send(self, job_id: str, lane: str = "train") -> bool:
         if self.refuse:
             return False
         self.sent.append(job_id)
+        self.lanes[job_id] = lane
         return True
 
     def broker_ok(self, timeout: float = 2.0) -> bool:

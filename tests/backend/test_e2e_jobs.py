@@ -150,9 +150,9 @@ class Deployment:
                 os.kill(pid, signal.SIGKILL)
             assert not orphans, f"`nada serve` left its worker running\n{self.logs()}"
 
-    def start_worker(self) -> None:
+    def start_worker(self, lanes: str = "train,fast") -> None:
         if self.kind == "embedded":
-            return  # `nada serve` restarts its own worker
+            return  # `nada serve` runs its own workers (one of them for the fast lane)
         name = f"w{len(self.workers)}"
         self.workers.append(
             self._spawn(
@@ -164,6 +164,8 @@ class Deployment:
                     "cpu",
                     "--hostname",
                     f"{name}@%h",
+                    "--lanes",
+                    lanes,
                 ],
                 name,
             )
@@ -440,3 +442,32 @@ def test_a_photo_through_a_finished_job(deployment: Deployment) -> None:
     assert Image.open(io.BytesIO(image.content)).size == (64, 64)
     again = d.http.post(f"{API}/jobs/{job_id}/edits", json={"inversion_id": inversion})
     assert again.status_code == 200 and again.json()["id"] == edit["id"]
+
+
+def test_a_photo_does_not_wait_behind_a_training_job(deployment: Deployment) -> None:
+    """The fast lane: an inversion submitted while a long adaptation trains finishes before
+    that adaptation does (embedded: `nada serve`'s second worker; scale-out: a worker
+    started with --lanes fast)."""
+    import io
+
+    from PIL import Image
+
+    d = deployment
+    if d.kind != "embedded":
+        d.start_worker(lanes="fast")  # the others may take either lane
+    long_job = d.submit(steps=400, seed=11)
+    d.wait_status(long_job, "running")
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (90, 60, 30)).save(buffer, format="PNG")
+    params = {"generator": "random-64", "align": False, "refine_steps": 2, "sample_every": 0}
+    r = d.http.post(
+        f"{API}/inversions",
+        data={"params": json.dumps(params)},
+        files={"file": ("me.png", buffer.getvalue(), "image/png")},
+    )
+    assert r.status_code == 202, r.text
+    d.wait_status(r.json()["id"], "succeeded")
+    training = d.job(long_job)
+    assert training["status"] == "running" and training["step"] < 400, training
+    assert d.http.post(f"{API}/jobs/{long_job}/cancel").status_code in (200, 202)
+    d.wait_status(long_job, "canceled")

@@ -102,7 +102,7 @@ def test_a_photo_becomes_a_queued_inversion(client: Any, settings: Settings, que
     assert r.headers["location"] == f"{API}/inversions/{body['id']}"
     assert body["params"]["align"] is False and len(body["params"]["photo_sha256"]) == 64
     assert body["aligned_url"] is None and body["latent_url"] is None
-    assert queue.sent == [body["id"]]
+    assert queue.sent == [body["id"]] and queue.lanes[body["id"]] == "fast"
 
     photo = client.get(body["photo_url"])
     assert photo.status_code == 200 and photo.headers["content-type"] == "image/png"
@@ -218,6 +218,7 @@ def test_an_edit_is_done_once_per_photo_and_job(
     edit = first.json()
     assert edit["kind"] == "edit" and edit["job_id"] == job and edit["inversion_id"] == inversion
     assert edit["image_url"] is None and queue.sent[-1] == edit["id"]
+    assert queue.lanes[edit["id"]] == "fast" and queue.lanes[job] == "train"
     again = client.post(f"{API}/jobs/{job}/edits", json={"inversion_id": inversion})
     assert again.status_code == 200 and again.json()["id"] == edit["id"]
     assert client.get(f"{API}/edits/{edit['id']}").json()["status"] == "queued"

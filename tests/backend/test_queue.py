@@ -68,3 +68,37 @@ def test_send_to_an_unreachable_broker_is_false(tmp_path) -> None:  # type: igno
         assert not queue.broker_ok(timeout=0.5)
     finally:
         queue.close()
+
+
+def test_each_kind_goes_to_its_lanes_queue(tmp_path, redis_url, redis_prefix) -> None:  # type: ignore[no-untyped-def]
+    """Adaptations to settings.queue, photos and edits to '<queue>-fast' (looked up by kind
+    when the caller does not say), and the depth the reaper compares counts both."""
+    from jobs.db.session import migrate, session_scope
+    from jobs.kinds import INVERT
+    from jobs.store import create_job
+    from nada.params import AdaptParams
+    from nada.photo_params import InvertParams
+
+    settings = Settings(
+        data_dir=tmp_path, broker_url=redis_url, broker_prefix=redis_prefix, queue="lanes"
+    )
+    migrate(settings.db_url)
+    with session_scope(settings.db_url) as session:
+        adapt = create_job(session, params=AdaptParams(source_text="a", target_text="b")).id
+        photo = create_job(session, params=InvertParams(generator="random-64"), kind=INVERT).id
+    queue = JobQueue(settings)
+    try:
+        assert queue.dispatch([adapt, photo]) == [adapt, photo]
+        assert queue.pending_messages() == 2
+    finally:
+        queue.close()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        bodies = {
+            name: [json.loads(__import__("base64").b64decode(json.loads(m)["body"]))[0][0]
+                   for m in client.lrange(f"{redis_prefix}{name}", 0, -1)]
+            for name in ("lanes", "lanes-fast")
+        }  # fmt: skip
+    finally:
+        client.close()
+    assert bodies == {"lanes": [adapt], "lanes-fast": [photo]}

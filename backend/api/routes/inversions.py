@@ -58,7 +58,7 @@ from invert.photos import PhotoRejected, decode_photo, encode_png
 from jobs import store
 from jobs.db.models import ACTIVE, Job, JobStatus
 from jobs.generators import check_generator_name
-from jobs.kinds import EDIT, INVERT
+from jobs.kinds import EDIT, FAST, INVERT
 from jobs.queue import JobQueue
 from jobs.settings import Settings
 from nada import rundir
@@ -233,7 +233,7 @@ def _inversion(
 
 
 def _dispatch(queue: JobQueue, job_id: str) -> None:
-    queue.dispatch([job_id])
+    queue.dispatch([job_id], FAST)  # short work: the fast lane's queue
 
 
 def _inversion_view(session: Session, settings: Settings, job: Job) -> InversionPublic:

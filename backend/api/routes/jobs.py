@@ -41,6 +41,7 @@ from backend.sse import job_event_stream
 from jobs import store
 from jobs.db.models import ACTIVE, Job, JobStatus
 from jobs.generators import check_generator_name
+from jobs.kinds import TRAIN
 from jobs.settings import Settings
 from nada import rundir
 from nada.errors import ParamError
@@ -133,7 +134,7 @@ def create_job(
     # Publish after the commit (a worker must find the row) and after the response: the
     # client need not wait for the broker. A publish that fails or never happens (the
     # process dies first) is retried by the reaper, which re-dispatches undispatched jobs.
-    background.add_task(queue.dispatch, [job.id])
+    background.add_task(queue.dispatch, [job.id], TRAIN)
     response.headers["Location"] = job_url(job.id)
     session.refresh(job)
     public = public_job(session, settings, job)

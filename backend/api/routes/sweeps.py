@@ -24,6 +24,7 @@ from backend.schemas import API_PREFIX, JobCreate, JobPublic
 from jobs import store
 from jobs.db.models import ACTIVE, Sweep
 from jobs.generators import check_generator_name
+from jobs.kinds import TRAIN
 from jobs.settings import Settings
 from jobs.sweeps import expand, varying
 from nada.errors import ParamError
@@ -175,7 +176,7 @@ def create_sweep(
         owner=owner or "",
     )
     session.commit()
-    background.add_task(queue.dispatch, [j.id for j in jobs])
+    background.add_task(queue.dispatch, [j.id for j in jobs], TRAIN)
     response.headers["Location"] = sweep_url(sweep.id)
     public = _public(session, settings, sweep)
     session.close()
