@@ -164,6 +164,11 @@ class AdaptParams:
         0.7, help="truncation psi of the progress images", label="Sample truncation ψ",
         group="output", range=(0.0, 1.0),
     )  # fmt: skip
+    score_latents: int = param(
+        32, help="held-out latents the objective scores (direction, target, content, "
+        "diversity) are measured on at each sample step; 0 = no scores",
+        label="Score latents", group="output", range=(0, 256), unit="latents",
+    )  # fmt: skip
     lambda_direction: float = param(
         1.0, help="weight of the directional CLIP loss (the paper's main loss)",
         label="Directional loss weight", group="clip", range=(0.0, 100.0),

@@ -40,6 +40,7 @@ class ResumePoint:
     step: int  # training steps completed
     selected: tuple[str, ...]  # layers trained in the last step
     selections: dict[str, list[str]]  # sample step -> layers, for sample steps <= step
+    scores: dict[str, dict[str, float]]  # sample step -> objective scores, steps <= step
     generator_state: dict[str, Tensor]  # the trainable generator's state dict
     optimizer_state: dict[str, Any]  # Adam's state dict
 
@@ -109,6 +110,7 @@ def read_resume_point(path: Path, params: AdaptParams, identity: dict[str, Any])
         step=step,
         selected=tuple(resume["selected"]),
         selections={k: v for k, v in (meta.get("selected_layers") or {}).items() if int(k) <= step},
+        scores={k: v for k, v in (meta.get("scores") or {}).items() if int(k) <= step},
         generator_state=ckpt["g_ema"],
         optimizer_state=resume["optimizer"],
     )

@@ -80,6 +80,7 @@ def finished_jobs(service) -> list[str]:
                 "target_text": target,
                 "generator": GENERATOR,
                 "clip_models": [{"name": "ViT-B-32:random", "weight": 1}],
+                "score_latents": 4,
                 "steps": 2,
                 "sample_every": 2,
                 "batch_size": 1,

@@ -85,3 +85,48 @@ def test_a_collapsed_generator_has_diversity_below_one(evaluator: ScoreEvaluator
     scores = evaluator.evaluate(one.expand(6, -1, -1, -1))
     assert scores["diversity"] == pytest.approx(0.0, abs=1e-5) and scores["diversity"] < 1
     assert scores["content"] < 1
+
+
+def test_an_adaptation_measures_and_records_its_scores(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The real engine through the worker's task: scores at step 0 (nothing trained:
+    content and diversity exactly 1) and at every sample step, in metrics.jsonl, in the
+    job's row (as the API returns them), and in the checkpoint's metadata."""
+    import json
+
+    import stylegan2
+    from backend.schemas import job_public
+    from jobs import store
+    from jobs.db.session import migrate, session_scope
+    from jobs.settings import Settings
+    from nada.params import AdaptParams, ClipSpec
+    from worker.model_cache import ModelCache
+    from worker.tasks import run_job
+
+    settings = Settings(data_dir=tmp_path / "data", device="cpu", migrate_on_start=False,
+                        frontend_dir=None)  # fmt: skip
+    migrate(settings.db_url)
+    params = AdaptParams(
+        source_text="photo", target_text="sketch", generator="random-8",
+        clip_models=(ClipSpec("nada-tiny:random"),), steps=2, batch_size=1, probe_batch=1,
+        n_samples=1, sample_every=1, score_latents=3,
+    )  # fmt: skip
+    with session_scope(settings.db_url) as session:
+        job_id = store.create_job(session, params=params).id
+    assert run_job(job_id, settings=settings, worker_id="w", models=ModelCache()) == "succeeded"
+
+    with session_scope(settings.db_url) as session:
+        job = store.get_job(session, job_id=job_id)
+        public = job_public(job, queue_position=None, eta_seconds=None)
+    assert [s.step for s in public.scores] == [0, 1, 2]
+    first = public.scores[0].values
+    assert first["content"] == pytest.approx(1.0, abs=1e-5) and first["diversity"] == pytest.approx(
+        1.0, abs=1e-5
+    )
+    assert "loss" not in first and "loss" in public.scores[-1].values
+    assert set(public.scores[-1].values) >= {"direction", "target", "content", "diversity"}
+
+    root = settings.jobs_dir / job_id
+    lines = [json.loads(line) for line in (root / "metrics.jsonl").read_text().splitlines()]
+    assert [line["scores"] for line in lines] == [public.scores[1].values, public.scores[2].values]
+    meta = stylegan2.load_generator(str(root / "adapted.pt")).metadata
+    assert meta["scores"]["2"] == public.scores[2].values
