@@ -87,18 +87,23 @@ def check_disk(settings: Settings) -> None:
         )
 
 
-def admit(request: Request, session: Session, settings: Settings, owner: str | None) -> None:
-    """The per-token limits on new jobs of any kind (docs/security.md); 429 past them."""
+def admit(
+    request: Request, session: Session, settings: Settings, owner: str | None, count: int = 1
+) -> None:
+    """The per-token limits on `count` new jobs of any kind, made by one submission
+    (docs/security.md); 429 past them."""
     if owner is None:
         return
-    if settings.max_active_jobs and (
-        store.active_jobs(session, owner=owner) >= settings.max_active_jobs
-    ):
-        raise too_many(
-            f"this token has {settings.max_active_jobs} queued or running jobs "
-            "(NADA_MAX_ACTIVE_JOBS); wait for one to finish or cancel one",
-            60,
-        )
+    if settings.max_active_jobs:
+        active = store.active_jobs(session, owner=owner)
+        if active + count > settings.max_active_jobs:
+            what = f"these {count} jobs and " if count > 1 else ""
+            raise too_many(
+                f"{what}this token's {active} queued or running jobs would pass the "
+                f"{settings.max_active_jobs} it may have (NADA_MAX_ACTIVE_JOBS); wait for "
+                "one to finish or cancel one",
+                60,
+            )
     wait = request.app.state.submission_limiter.acquire(owner)
     if wait:
         raise too_many(

@@ -14,26 +14,17 @@ import torch
 
 import stylegan2
 from invert.e4e import preprocess
-from invert.e4e_weights import load_e4e, random_e4e, save_e4e_checkpoint
+from invert.e4e_weights import load_e4e
 from invert.images import image_to_tensor, tensor_to_uint8
 from invert.latent import read_latent, render_latent
 from nada.cli import main
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, e4e_64):
     """A 64x64 photo random-64 can make, a random e4e for 64 px, an adapted generator."""
     root = tmp_path_factory.mktemp("inputs")
-    e4e = root / "e4e_64.pt"
-    save_e4e_checkpoint(random_e4e(64, seed=0), e4e)
+    e4e = e4e_64
     base = stylegan2.load_generator("random-64")
     with torch.no_grad():
         z = torch.randn(1, 512, generator=torch.Generator().manual_seed(3))

@@ -13,7 +13,7 @@ import torch
 
 import stylegan2
 from invert.e4e import preprocess
-from invert.e4e_weights import load_e4e, random_e4e, save_e4e_checkpoint
+from invert.e4e_weights import load_e4e
 from invert.images import image_to_tensor, tensor_to_uint8
 from invert.landmarks import Face
 from invert.latent import LatentError, read_latent, render_latent
@@ -22,22 +22,6 @@ from nada import rundir
 from nada.errors import ParamError
 from nada.events import Canceled, Progress
 from nada.photo_params import EditParams, InvertParams
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def e4e_64(tmp_path_factory):
-    """A random e4e for 64-px generators (10 styles), saved in e4e's published layout."""
-    path = tmp_path_factory.mktemp("e4e") / "e4e_64.pt"
-    save_e4e_checkpoint(random_e4e(64, seed=0), path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -23,15 +23,6 @@ from invert.refine import (
 from nada.events import Canceled
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: OpenMP hand-offs between threads on shared cores cost more than the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def g16():
     loaded = stylegan2.load_generator("random-16")

@@ -14,17 +14,15 @@ import errno
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import CurrentOwner, SettingsDep
+from backend.api.upload_errors import unprocessable, upload_refusal
 from backend.schemas import GeneratorPublic, GeneratorsPublic
 from backend.uploads import (
     GeneratorRejected,
-    MalformedUpload,
-    NotMultipart,
-    UploadFieldError,
     UploadRefused,
-    UploadTooLarge,
     ValidatorsBusy,
     receive_upload,
     store_generator,
@@ -52,43 +50,27 @@ def read_generators(settings: SettingsDep) -> GeneratorsPublic:
     return GeneratorsPublic(data=data, count=len(data), random_sizes=list(RANDOM_SIZES))
 
 
-def _unprocessable(field: str, message: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        [{"loc": ["body", field], "msg": message, "type": "invalid_param"}],
-    )
-
-
 def _taken(name: str) -> HTTPException:
     return HTTPException(status.HTTP_409_CONFLICT, f"generator {name!r} already exists")
 
 
-def _refusal(exc: UploadRefused | GeneratorRejected, max_bytes: int) -> HTTPException:
+def _refusal(
+    exc: UploadRefused | GeneratorRejected, max_bytes: int
+) -> HTTPException | RequestValidationError:
     """The answer to a refused upload."""
-    if isinstance(exc, NotMultipart):
-        return HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc))
-    if isinstance(exc, UploadTooLarge):
-        return HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"the upload is larger than the {max_bytes / (1 << 20):g} MiB limit "
-            "(NADA_MAX_UPLOAD_MB)",
-        )
-    if isinstance(exc, UploadFieldError):
-        return _unprocessable(exc.field, exc.message)
     if isinstance(exc, GeneratorRejected):
-        return _unprocessable("file", f"refused: {exc}")
-    assert isinstance(exc, MalformedUpload)
-    return HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed multipart body: {exc}")
+        return unprocessable("file", f"refused: {exc}")
+    return upload_refusal(exc, max_bytes=max_bytes, what="the upload", setting="NADA_MAX_UPLOAD_MB")
 
 
 def _new_name(raw: str, settings: Settings) -> str:
     """`raw` if an upload may take it; else 422 (syntax) or 409 (taken)."""
     if raw != raw.strip():  # said outright: a trimmed name would not be the one sent
-        raise _unprocessable("name", "must not begin or end with spaces or other white space")
+        raise unprocessable("name", "must not begin or end with spaces or other white space")
     try:
         name = check_upload_name(raw)
     except ParamError as exc:
-        raise _unprocessable("name", str(exc)) from None
+        raise unprocessable("name", str(exc)) from None
     if name_taken(name, settings.data_dir):
         raise _taken(name)
     return name

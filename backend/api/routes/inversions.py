@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -31,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
 from backend.api.job_views import JobId, admit, check_disk, job_root, public_job, queue_stats
 from backend.api.responses import json_response
+from backend.api.upload_errors import unprocessable, upload_refusal
 from backend.photo_schemas import (
     EditCreate,
     EditPublic,
@@ -45,11 +45,7 @@ from backend.photo_schemas import (
 )
 from backend.uploads import (
     VALIDATIONS,
-    MalformedUpload,
-    NotMultipart,
-    UploadFieldError,
     UploadRefused,
-    UploadTooLarge,
     ValidatorsBusy,
     receive_upload,
 )
@@ -82,12 +78,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _unprocessable(field: str, message: str) -> RequestValidationError:
-    return RequestValidationError(
-        [{"type": "invalid_param", "loc": ("body", field), "msg": message, "input": None}]
-    )
-
-
 def _check_encoder(params: InvertParams) -> None:
     """The API takes registered encoders only (a path is the CLI's)."""
     known = set(weights.ENCODER_FOR_GENERATOR.values())
@@ -97,20 +87,6 @@ def _check_encoder(params: InvertParams) -> None:
             f"has unknown value {params.encoder!r}; use 'auto', 'none' or one of "
             f"{', '.join(sorted(known))}",
         )
-
-
-def _refusal(exc: UploadRefused, max_bytes: int) -> HTTPException | RequestValidationError:
-    if isinstance(exc, NotMultipart):
-        return HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc))
-    if isinstance(exc, UploadTooLarge):
-        return HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"the photo is larger than the {max_bytes / (1 << 20):g} MiB limit (NADA_MAX_PHOTO_MB)",
-        )
-    if isinstance(exc, UploadFieldError):
-        return _unprocessable(exc.field, exc.message)
-    assert isinstance(exc, MalformedUpload)
-    return HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed multipart body: {exc}")
 
 
 def _create_inversion(
@@ -127,13 +103,13 @@ def _create_inversion(
             image, _ = decode_photo(photo, max_pixels=settings.max_photo_pixels)
             png = encode_png(image)
     except PhotoRejected as exc:
-        raise _unprocessable("file", f"refused: the photo {exc}") from None
+        raise unprocessable("file", f"refused: the photo {exc}") from None
     try:
         params = parse_invert_params(params_text, photo_sha256=hashlib.sha256(png).hexdigest())
         check_generator_name(params.generator, settings.data_dir)
         _check_encoder(params)
     except ParamError as exc:
-        raise _unprocessable(exc.field, str(exc)) from None
+        raise unprocessable(exc.field, str(exc)) from None
     check_disk(settings)
     admit(request, session, settings, owner)
     job = store.create_job(session, params=params, kind=INVERT, owner=owner or "")
@@ -199,7 +175,9 @@ async def create_inversion(
                 upload.fields.get("params"),
             )
     except UploadRefused as exc:
-        raise _refusal(exc, max_bytes) from None
+        raise upload_refusal(
+            exc, max_bytes=max_bytes, what="the photo", setting="NADA_MAX_PHOTO_MB"
+        ) from None
     except ValidatorsBusy as exc:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,

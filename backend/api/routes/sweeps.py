@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
-from backend.api.job_views import check_disk, public_job, queue_stats, too_many
+from backend.api.job_views import admit, check_disk, public_job, queue_stats
 from backend.api.responses import json_response
 from backend.schemas import API_PREFIX, JobCreate, JobPublic
 from jobs import store
@@ -155,19 +155,7 @@ def create_sweep(
             [{"type": "invalid_param", "loc": ("body", *where), "msg": str(exc), "input": None}]
         ) from None
     check_disk(settings)
-    if owner is not None and settings.max_active_jobs:
-        active = store.active_jobs(session, owner=owner)
-        if active + len(combos) > settings.max_active_jobs:
-            raise too_many(
-                f"this sweep makes {len(combos)} jobs and this token has {active} queued or "
-                f"running; at most {settings.max_active_jobs} (NADA_MAX_ACTIVE_JOBS)",
-                60,
-            )
-        wait = request.app.state.submission_limiter.acquire(owner)
-        if wait:
-            raise too_many(
-                f"more than {settings.submissions_per_minute} submissions in a minute", wait
-            )
+    admit(request, session, settings, owner, count=len(combos))
     sweep, jobs = store.create_sweep(
         session,
         base=body.base,
