@@ -10,7 +10,8 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -36,7 +37,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if settings.embedded_broker:
         # kombu's SQLAlchemy transport passes its options to create_engine(). It never
         # re-delivers a message whose worker died; the reaper below re-dispatches instead.
-        transport_options: dict[str, Any] = {"connect_args": {"timeout": 30}}
+        transport_options: dict[str, Any] = {
+            "creator": _broker_connection(settings.data_dir / "broker.sqlite")
+        }
     else:
         # Redis re-delivers an unacknowledged message after visibility_timeout, which must
         # outlast the longest job or a healthy job would be delivered twice (harmless, the
@@ -66,6 +69,21 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": False,
         "broker_pool_limit": 16,
     }
+
+
+def _broker_connection(path: Path) -> Callable[[], sqlite3.Connection]:
+    """Connections to the embedded broker's file in WAL mode with synchronous=NORMAL: a
+    publish costs no fsync of its own (the WAL is synced at checkpoints), where SQLite's
+    default FULL made every submission wait for the disk. What NORMAL risks is the newest
+    messages on a power loss (not a crash of the process); the reaper re-sends a queued job
+    whose message the broker no longer holds (`lost_messages`)."""
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    return connect
 
 
 def prepare_embedded_broker(settings: Settings) -> None:

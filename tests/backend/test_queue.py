@@ -59,6 +59,14 @@ def test_send_to_the_embedded_sqlite_transport(tmp_path) -> None:  # type: ignor
             "UPDATE kombu_message SET visible = 0, timestamp = '2000-01-01 00:00:00' WHERE id = 1"
         )
     assert prune_embedded_broker(Settings(data_dir=tmp_path)) == 1
+    # kombu's engine connects through this: no fsync per publish (WAL + NORMAL)
+    connect = celery_config(Settings(data_dir=tmp_path))["broker_transport_options"]["creator"]
+    conn = connect()
+    try:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
 
 
 def test_send_to_an_unreachable_broker_is_false(tmp_path) -> None:  # type: ignore[no-untyped-def]
