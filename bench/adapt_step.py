@@ -39,6 +39,7 @@ bound of what it needs, and the memory ratio becomes an upper bound ("<=").
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -92,6 +93,10 @@ def child_ours(args: argparse.Namespace) -> dict:
     clips = tuple(ClipSpec(name.strip(), 1.0) for name in args.clip.split(","))
     config = dict(CONFIGS[args.child])
     config.setdefault("layers", layers_k(args.size))
+    if "score_latents" in {f.name for f in dataclasses.fields(AdaptParams)}:
+        # Objective scores are evaluation at sample steps, not training: the original has
+        # none, and ours would add their renders to the last step's CPU time and to the peak.
+        config["score_latents"] = 0
     params = AdaptParams(
         source_text="photo",
         target_text="sketch",
@@ -158,6 +163,7 @@ def child_original(args: argparse.Namespace) -> dict:
         auto_layer_batch=CONFIGS[args.child].get("probe_batch", 8),
         device=device,
         texture_clip=args.texture_clip,
+        clip_trainable=args.clip_trainable,
     )
     wall, cpu = timed_steps(nada, args.steps)
     figures = {
@@ -229,6 +235,8 @@ def run_child(args: argparse.Namespace, config: str, side: str) -> dict:
         cmd.append("--clip-bf16")
     if args.texture_clip:
         cmd.append("--texture-clip")
+    if args.clip_trainable:
+        cmd.append("--clip-trainable")
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, text=True)
@@ -339,6 +347,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clip-bf16", action="store_true", help="ours: CLIP under bf16 autocast (CUDA)")
     p.add_argument(
         "--texture-clip", action="store_true", help="original: also hold its unused RN50 CLIP"
+    )
+    p.add_argument(
+        "--clip-trainable",
+        action="store_true",
+        help="original: CLIP's parameters left trainable (its code before mid-2022)",
     )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument(

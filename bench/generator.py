@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -29,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stylegan2 import Generator  # noqa: E402
+from worker.engine import retain_freed_memory  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -37,11 +39,16 @@ def _sync(device: torch.device) -> None:
 
 
 def _timed(fn, device: torch.device) -> float:
+    return _timed_cpu(fn, device)[0]
+
+
+def _timed_cpu(fn, device: torch.device) -> tuple[float, float]:
+    """Wall seconds and process CPU seconds (all threads, user + system) of one call."""
     _sync(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
     _sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def _count_flops(fn) -> int:
@@ -80,10 +87,17 @@ def main(argv: list[str] | None = None) -> dict:
         "--compile", action="store_true", help="also time torch.compile of the fast path"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    parser.add_argument(
+        "--retain-freed-memory",
+        action="store_true",
+        help="glibc keeps freed blocks for reuse, as the engine sets it (both paths)",
+    )
     args = parser.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.retain_freed_memory and not retain_freed_memory():
+        parser.error("--retain-freed-memory: glibc's mallopt is not available here")
     device = torch.device(args.device)
     torch.manual_seed(0)
     g = Generator(args.size).to(device)
@@ -112,6 +126,8 @@ def main(argv: list[str] | None = None) -> dict:
         return compiled if name == "compiled" else g
 
     flops, times_fb, times_f = {}, {name: [] for name in paths}, {name: [] for name in paths}
+    cpu_fb: dict[str, list[float]] = {name: [] for name in paths}
+    load_start = os.getloadavg()
     for name, select in paths.items():
         select()
         forward_backward(model_for(name))  # warm-up (and compilation)
@@ -123,9 +139,12 @@ def main(argv: list[str] | None = None) -> dict:
     for _ in range(args.repeats):  # interleaved, so background load hits every path alike
         for name, select in paths.items():
             select()
-            times_fb[name].append(_timed(lambda n=name: forward_backward(model_for(n)), device))
+            wall, cpu = _timed_cpu(lambda n=name: forward_backward(model_for(n)), device)
+            times_fb[name].append(wall)
+            cpu_fb[name].append(cpu)
             times_f[name].append(_timed(lambda n=name: forward(model_for(n)), device))
     g.set_reference_ops(False)
+    load_end = os.getloadavg()
 
     conv_s, conv_flops = conv_throughput(device, torch.float32, args.repeats)
     conv_gflops = conv_flops / conv_s / 1e9
@@ -139,6 +158,9 @@ def main(argv: list[str] | None = None) -> dict:
         else f"cpu x{torch.get_num_threads()} threads",
         "torch": torch.__version__,
         "conv2d_gflops_per_s": round(conv_gflops, 1),
+        "retain_freed_memory": args.retain_freed_memory,
+        "load_start": [round(x, 2) for x in load_start],
+        "load_end": [round(x, 2) for x in load_end],
         "paths": {},
     }
     for name in paths:
@@ -147,26 +169,40 @@ def main(argv: list[str] | None = None) -> dict:
         result["paths"][name] = {
             "forward_s": round(statistics.median(times_f[name]), 4),
             "forward_backward_s": round(fb, 4),
+            "forward_backward_cpu_s": round(statistics.median(cpu_fb[name]), 4),
             "gflop_per_forward_backward": round(flops[name] / 1e9, 1),
             "gflops_per_s": round(gf, 1),
             "share_of_conv2d": round(gf / conv_gflops, 3),
         }
     if "reference" in result["paths"]:
-        ref = result["paths"]["reference"]["forward_backward_s"]
+        ref = result["paths"]["reference"]
         for entry in result["paths"].values():
-            entry["time_vs_reference"] = round(entry["forward_backward_s"] / ref, 3)
+            entry["time_vs_reference"] = round(
+                entry["forward_backward_s"] / ref["forward_backward_s"], 3
+            )
+            entry["cpu_vs_reference"] = round(
+                entry["forward_backward_cpu_s"] / ref["forward_backward_cpu_s"], 3
+            )
 
     print(
         f"generator {args.size}px batch {args.batch} on {result['device_name']}, torch {torch.__version__}"
     )
     print(f"dense conv2d: {conv_gflops:.1f} GFLOP/s")
     print(
-        f"{'path':<10} {'fwd s':>8} {'fwd+bwd s':>10} {'GFLOP':>8} {'GFLOP/s':>8} {'% conv':>7} {'x ref':>6}"
+        f"load average {load_start[0]:.2f} -> {load_end[0]:.2f} (1 min); "
+        f"retain freed memory: {args.retain_freed_memory}"
     )
+    print(
+        f"{'path':<10} {'fwd s':>8} {'fwd+bwd s':>10} {'cpu s':>8} {'GFLOP':>8} {'GFLOP/s':>8}"
+        f" {'% conv':>7} {'x ref':>6} {'cpu x ref':>9}"
+    )
+    nan = float("nan")
     for name, e in result["paths"].items():
         print(
-            f"{name:<10} {e['forward_s']:>8.3f} {e['forward_backward_s']:>10.3f} {e['gflop_per_forward_backward']:>8.1f}"
-            f" {e['gflops_per_s']:>8.1f} {100 * e['share_of_conv2d']:>6.1f}% {e.get('time_vs_reference', float('nan')):>6.2f}"
+            f"{name:<10} {e['forward_s']:>8.3f} {e['forward_backward_s']:>10.3f}"
+            f" {e['forward_backward_cpu_s']:>8.2f} {e['gflop_per_forward_backward']:>8.1f}"
+            f" {e['gflops_per_s']:>8.1f} {100 * e['share_of_conv2d']:>6.1f}%"
+            f" {e.get('time_vs_reference', nan):>6.2f} {e.get('cpu_vs_reference', nan):>9.2f}"
         )
     print(json.dumps(result))
     return result

@@ -10,19 +10,22 @@ It reproduces what the original computes in one step, not its code:
   trainable layers are the original's default phase: the constant input, conv1 and every
   conv (no mapping network, no to_rgb).
 - CLIP: the open_clip model of the same architecture (`worker.clip_models.load_clip`,
-  seeded random weights), eval mode but with requires_grad left True on every parameter, as
-  the original never freezes CLIP: each backward also computes CLIP's parameter gradients,
-  and the frozen images are encoded with a graph. Those gradients are never zeroed (CLIP
-  sits in a plain dict, out of reach of `net.zero_grad()`), so they accumulate and stay
-  allocated. Preprocessing: [-1, 1] -> [0, 1], bicubic resize to CLIP's size (no
-  antialias: the torchvision of the time had none for tensors), center crop (a no-op on
-  square images), CLIP's mean/std.
+  seeded random weights), eval mode and frozen, as the original's CLIP models are since
+  mid-2022: no backward computes CLIP's parameter gradients, and the frozen images' and the
+  prompts' encodings carry no graph. `clip_trainable=True` reproduces the earlier code, which
+  left CLIP's parameters trainable: then every backward also computes CLIP's parameter
+  gradients, never zeroed (CLIP sits in a plain dict, out of reach of `net.zero_grad()`), so
+  they accumulate and stay allocated, and the frozen images are encoded with a graph.
+  Preprocessing: [-1, 1] -> [0, 1], bicubic resize to CLIP's size (no antialias: the
+  torchvision of the time had none for tensors), center crop (a no-op on square images),
+  CLIP's mean/std.
 - layer selection (auto_layer_iters 1, auto_layer_batch 8, auto_layer_k k), every step:
   unfreeze every layer of the trainable generator; 8 z through the frozen mapping network,
   repeated to W+; one SGD step (lr 0.01) on the codes of the global loss, all 8 rendered
   in one forward, the loss being CLIP's full forward (image and text tower) as
-  mean(1 - logits / 100); the backward computes gradients for the codes, every generator
-  layer and CLIP. Layer scores |w - w0| averaged over style dims and batch; top k of the
+  mean(1 - logits / 100); the backward computes gradients for the codes and every
+  generator layer (and CLIP's parameters with clip_trainable). Layer scores |w - w0|
+  averaged over style dims and batch; top k of the
   original's index -> layer list [conv1, to_rgb1, convs...]; freeze all, unfreeze those.
 - training: batch z -> frozen image (no graph) and trainable image, fresh noise in each;
   directional loss 1 - cos(normalize(E(trainable) - E(frozen)), ΔT) with ΔT the
@@ -67,8 +70,8 @@ def _requires_grad(modules: Sequence[nn.Module], flag: bool) -> None:
 class OriginalClipLoss:
     """CLIPLoss of the original for one CLIP model, lambda_direction 1, the rest 0."""
 
-    def __init__(self, clip: ClipModel, texture_clip: bool = False):
-        self.model = clip.model.eval().requires_grad_(True)  # never frozen in the original
+    def __init__(self, clip: ClipModel, texture_clip: bool = False, trainable: bool = False):
+        self.model = clip.model.eval().requires_grad_(trainable)  # load_clip built it fresh
         self.tokenizer = clip.tokenizer
         self.size = clip.image_size
         self.mean, self.std = clip.mean, clip.std
@@ -76,7 +79,8 @@ class OriginalClipLoss:
         self.target_direction: Tensor | None = None  # [1, D], set in the first step
         self.texture_model = None
         if texture_clip:  # loaded by the original's constructor, used by lambda_texture only
-            self.texture_model = load_clip("RN50:random", self.device).model.requires_grad_(True)
+            self.texture_model = load_clip("RN50:random", self.device).model
+            self.texture_model.requires_grad_(trainable)
 
     def preprocess(self, images: Tensor) -> Tensor:
         x = (images + 1) / 2  # Normalize(mean=-1, std=2)
@@ -137,6 +141,7 @@ class OriginalNada:
         device: str | torch.device = "cpu",
         seed: int = 0,  # CLIP's random weights
         texture_clip: bool = False,  # also hold the original's unused RN50 CLIP
+        clip_trainable: bool = False,  # the pre-mid-2022 code: CLIP's parameters not frozen
     ):
         self.device = torch.device(device)
         loaded = stylegan2.load_generator(generator, device=self.device)
@@ -146,7 +151,7 @@ class OriginalNada:
         self._freeze_all()
         _requires_grad(self.default_layers, True)
         self.losses = [
-            OriginalClipLoss(load_clip(name, self.device, seed=seed), texture_clip)
+            OriginalClipLoss(load_clip(name, self.device, seed=seed), texture_clip, clip_trainable)
             for name in clip_models
         ]
         self.texts = (source_text, target_text)

@@ -21,6 +21,8 @@ from stylegan2.ops import (
     fused_leaky_relu,
     fused_leaky_relu_reference,
     make_kernel,
+    scaled_conv2d,
+    scaled_conv2d_reference,
     separable_factors,
     upfirdn2d,
 )
@@ -165,6 +167,7 @@ class ModulatedConv2d(nn.Module):
         )
         self.modulation = EqualLinear(style_dim, in_channel, bias_init=1)
         self.demodulate = demodulate
+        self.reference_ops = False  # scaled_conv2d_reference instead of scaled_conv2d
 
     def extra_repr(self) -> str:
         return (
@@ -193,13 +196,11 @@ class ModulatedConv2d(nn.Module):
             dcoefs = torch.rsqrt(
                 styles.square() @ weight.square().sum([2, 3]).t() + self.eps
             )  # [N, out]
-        x = input * styles.view(batch, -1, 1, 1).to(input.dtype)
-        w = weight.to(x.dtype)
+        scales = styles.view(batch, -1, 1, 1).to(input.dtype)
+        conv = scaled_conv2d_reference if self.reference_ops else scaled_conv2d
+        out = conv(input, scales, weight.to(input.dtype), self.padding, self.upsample)
         if self.upsample:
-            out = F.conv_transpose2d(x, w.transpose(0, 1), stride=2)
             out = self.blur(out)  # a per-channel scale commutes with the blur
-        else:
-            out = F.conv2d(x, w, padding=self.padding)
         return out, dcoefs
 
     def _forward_grouped(self, input: Tensor, styles: Tensor, weight: Tensor) -> Tensor:
@@ -405,7 +406,7 @@ class Generator(nn.Module):
         for module in self.modules():
             if isinstance(module, ModulatedConv2d):
                 module.grouped = enabled
-            if isinstance(module, EqualLinear | FusedLeakyReLU | _FIRFilter):
+            if isinstance(module, EqualLinear | FusedLeakyReLU | _FIRFilter | ModulatedConv2d):
                 module.reference_ops = enabled
             if isinstance(module, _FIRFilter):
                 module._refresh_factors()

@@ -10,6 +10,8 @@ from stylegan2.ops import (
     fused_leaky_relu,
     fused_leaky_relu_reference,
     make_kernel,
+    scaled_conv2d,
+    scaled_conv2d_reference,
     separable_factors,
     upfirdn2d,
     upfirdn2d_reference,
@@ -122,6 +124,26 @@ def test_demod_noise_act_matches_reference(noise_batch, with_bias):
     ref = demod_noise_act_reference(x, d, nw, noise, bias)
     fast = demod_noise_act(x, d, nw, noise, bias)
     torch.testing.assert_close(fast, ref)
+    g = torch.randn_like(ref)
+    torch.testing.assert_close(
+        torch.autograd.grad(fast, inputs, g), torch.autograd.grad(ref, inputs, g)
+    )
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("needs", [(True, True, True), (True, False, False), (False, True, False)])
+def test_scaled_conv2d_matches_reference(transposed, needs):
+    """Values and each gradient alone or together (the probe needs the styles' gradient only,
+    a frozen layer the input's only, a trained one all three)."""
+    torch.manual_seed(0)
+    f64 = {"dtype": torch.float64}
+    x = torch.randn(2, 4, 5, 6, **f64).requires_grad_(needs[0])
+    s = torch.rand(2, 4, 1, 1, **f64).requires_grad_(needs[1])
+    w = torch.randn(3, 4, 3, 3, **f64).requires_grad_(needs[2])
+    inputs = [t for t in (x, s, w) if t.requires_grad]
+    ref = scaled_conv2d_reference(x, s, w, padding=1, transposed=transposed)
+    fast = scaled_conv2d(x, s, w, padding=1, transposed=transposed)
+    torch.testing.assert_close(fast, ref, rtol=0, atol=1e-12)
     g = torch.randn_like(ref)
     torch.testing.assert_close(
         torch.autograd.grad(fast, inputs, g), torch.autograd.grad(ref, inputs, g)

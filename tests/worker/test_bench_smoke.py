@@ -44,11 +44,23 @@ def test_original_step_selects_k_layers_and_trains_only_those(original) -> None:
     changed = changed_parameters(nada)
     assert changed and all(name.split(".")[0] in {"conv1", "to_rgb1", "convs"} for name in changed)
     assert all(any(name.startswith(f"{layer}.") for layer in result.layers) for name in changed)
-    # CLIP was never frozen: both towers got parameter gradients (probe and training step).
+    # CLIP is frozen, as in the original since mid-2022: no parameter gradients anywhere.
+    clip = nada.losses[0].model
+    assert all(not p.requires_grad and p.grad is None for p in clip.parameters())
+    assert torch.isfinite(torch.tensor(result.loss))
+
+
+def test_original_with_trainable_clip_computes_clip_gradients(original) -> None:
+    """The earlier original left CLIP trainable: both towers get parameter gradients (the
+    probe's global loss runs the text tower too)."""
+    torch.manual_seed(0)
+    nada = original.OriginalNada(
+        "random-8", ["nada-tiny:random"], auto_layer_k=2, clip_trainable=True
+    )
+    nada.step()
     clip = nada.losses[0].model
     assert clip.visual.conv1.weight.grad is not None
     assert clip.token_embedding.weight.grad is not None
-    assert torch.isfinite(torch.tensor(result.loss))
 
 
 def test_original_without_selection_trains_its_default_layers(original) -> None:

@@ -12,7 +12,13 @@ import torch
 import stylegan2
 from nada.params import AdaptParams, ClipSpec, ParamError
 from nada.rundir import intermediate_checkpoint_path
-from worker.engine import ModelCache, run_adaptation, sample_wplus, step_rng
+from worker.engine import (
+    ModelCache,
+    retain_freed_memory,
+    run_adaptation,
+    sample_wplus,
+    step_rng,
+)
 from worker.events import Canceled, Progress
 from worker.layers import candidate_layers, layer_parameters
 
@@ -255,3 +261,13 @@ def test_trainable_parameters_are_the_candidates_only(models):
     trainable = {n for n, p in generator.named_parameters() if id(p) in ids}
     assert trainable and trainable < names
     assert all(n.startswith(("conv1.", "convs.")) for n in trainable)
+
+
+def test_retain_freed_memory_is_a_glibc_setting_and_harmless_to_repeat():
+    import platform
+    import sys
+
+    expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert retain_freed_memory() is expected
+    assert retain_freed_memory() is expected  # idempotent: the engine calls it every run
+    torch.ones(64, 2**20).sum()  # a 256 MB block is still allocated and freed normally
