@@ -608,8 +608,9 @@ def phase_profile(check: Check, phase: Phase) -> None:
 
 
 def phase_original(check: Check, phase: Phase) -> None:
-    """bench/nada_original.py's step (reference ops, CLIP with gradients, probe of 8 in one
-    forward) at the same size and CLIP models, under the math flags of ours' default run."""
+    """bench/nada_original.py's step (reference ops, frozen CLIP: the baseline's default, see
+    docs/performance.md; probe of 8 in one forward) at the same size and CLIP models, under
+    the math flags of ours' default run."""
     s = check.settings
     check.models.clear()  # ours' models: the original loads its own; its peak is its own
     reset_peak(check.device)
