@@ -106,6 +106,8 @@ def test_the_local_worker_runs_niced_and_leaves_a_core_to_the_api(tmp_path) -> N
     env = local_worker_env(settings, {"PATH": os.environ["PATH"]})
     assert env["NADA_WORKER_THREADS"] == str(max(1, (os.cpu_count() or 2) - 1))
     assert local_worker_env(settings, {"NADA_WORKER_THREADS": "3"})["NADA_WORKER_THREADS"] == "3"
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert local_worker_env(settings, {"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
     assert Settings(data_dir=tmp_path, worker_threads=2).worker_threads == 2
 
     base = os.getpriority(os.PRIO_PROCESS, 0)
