@@ -189,12 +189,16 @@ def test_submit_follow_finish_and_download(page, service, tmp_path, make_page):
     page.get_by_role("button", name="Jump to latest").click()
     assert "latest" in page.locator(".sample-caption").inner_text()
     assert page.locator("svg.chart path.chart-line").count() >= 1
+    # The scores of the finished job (step 0 and its sample steps): one chart per score.
+    page.locator(".scores-card figure.score[data-score=diversity]").wait_for()
+    assert page.locator(".scores-card figure.score").count() >= 4
     # Opened afresh, a finished job's loss curve still has every step (replayed from the
     # event stream; the job JSON keeps only the latest losses).
     page.reload()
     page.locator(".banner-succeeded").wait_for()
     page.wait_for_function(
-        "document.querySelectorAll('svg.chart circle.chart-line-0').length === 4"
+        "document.querySelectorAll('[aria-labelledby=loss-heading] svg.chart circle.chart-line-0')"
+        ".length === 4"
     )
     assert page.locator(".layers .chip").count() >= 1
     assert "random-64" in page.locator(".params").first.inner_text()
