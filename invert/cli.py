@@ -95,15 +95,9 @@ def _check_generator(flag: str, name: str) -> None:
     """Refuse an unknown generator name or a missing file before loading anything."""
     from stylegan2 import registry
 
-    if Path(name).is_file():
-        return
     try:
-        if registry.parse_random_name(name) is not None:
-            return
-        if Path(name).suffix or "/" in name:
-            raise ValueError(f"no such file {name}")
-        registry.get_generator_info(name)
-    except ValueError as exc:  # UnknownGeneratorError lists the known names
+        registry.check_source(name)
+    except ValueError as exc:
         raise CLIError(f"argument {flag}: {exc}") from None
 
 

@@ -209,6 +209,20 @@ def add_generator(info: GeneratorInfo, *, overwrite: bool = False) -> None:
     _GENERATORS[info.name] = dataclasses.replace(info)
 
 
+def check_source(name_or_path: str) -> None:
+    """Refuse, before loading anything, a generator the CLI cannot use: an unknown name or
+    a path to no file. A registered name, random-<size> or an existing file passes.
+
+    Raises:
+        ValueError: says which (UnknownGeneratorError lists the known names).
+    """
+    if Path(name_or_path).is_file() or parse_random_name(name_or_path) is not None:
+        return
+    if Path(name_or_path).suffix or "/" in name_or_path:
+        raise ValueError(f"no such file {name_or_path}")
+    get_generator_info(name_or_path)
+
+
 def parse_random_name(name: str) -> int | None:
     """'random-256' -> 256; None for names that are not 'random-<digits>'.
 

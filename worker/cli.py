@@ -121,14 +121,8 @@ def _check_generator(name: str) -> None:
     """Refuse an unknown name or a missing file before loading anything."""
     from stylegan2 import registry
 
-    if Path(name).is_file():
-        return
     try:
-        if registry.parse_random_name(name) is not None:
-            return
-        if Path(name).suffix or "/" in name:
-            raise ValueError(f"no such file {name}")
-        registry.get_generator_info(name)
+        registry.check_source(name)
     except ValueError as exc:  # UnknownGeneratorError lists the known names
         raise CLIError(f"argument --generator: {exc}") from None
 
