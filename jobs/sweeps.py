@@ -33,10 +33,9 @@ class Combination:
         return " ".join(f"{k}={_short(v)}" for k, v in self.values.items())
 
 
-def _short(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"))
+def _short(value: Any, limit: int = 40) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def check_grid(grid: Any, *, max_jobs: int = DEFAULT_MAX_JOBS) -> dict[str, list[Any]]:

@@ -84,7 +84,8 @@ def _job_params(settings: Settings) -> Any:
         except ValidationError as exc:
             first = exc.errors()[0]
             field = str(first["loc"][0]) if first["loc"] else "params"
-            raise ParamError(field, str(first["msg"])) from None
+            message = str(first["msg"]).removeprefix(f"{field} ")  # our checks name it already
+            raise ParamError(field, message) from None
         check_generator_name(params.generator, settings.data_dir)
         return params
 
