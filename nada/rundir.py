@@ -21,6 +21,17 @@ through an adapted generator) write into the same kind of directory:
     inversion.json                latent.pt's metadata as JSON (note, losses, alignment)
     edit.png                      the code rendered by an adapted generator (edits)
 
+Continuing a finished job, and adaptations toward example images:
+
+    resume.pt                     a finished adaptation's optimizer state and step (what a
+                                  continuation starts from; beside adapted.pt)
+    start.pt                      a continuation's copy of its parent's resume.pt + weights
+    domain_images/<sha256>.png    the example images of an image-guided job (its inputs)
+
+Renders of a finished job (seeds side by side, style mixing, interpolation videos):
+
+    render.png / render.mp4 / render.gif   one render job's result
+
 Every file appears by rename (`atomic_open`, `publish`), so a reader sees a whole file or
 none, and writing the same step again replaces a file instead of adding one. Stdlib only:
 the lowest layer of the project (tests/test_architecture.py holds that line).
@@ -49,6 +60,12 @@ ALIGNED = "aligned.png"
 RECONSTRUCTION = "reconstruction.png"
 INVERSION_INFO = "inversion.json"
 EDIT = "edit.png"
+RESUME = "resume.pt"
+START = "start.pt"
+DOMAIN_IMAGES_DIR = "domain_images"
+RENDER_PNG = "render.png"
+RENDER_MP4 = "render.mp4"
+RENDER_GIF = "render.gif"
 
 _STEP_FILE = re.compile(r"step_(\d+)\.(png|pt)$")
 
@@ -59,6 +76,11 @@ def _step_name(step: int, suffix: str) -> str:
 
 def adapted_path(root: Path) -> Path:
     return Path(root) / ADAPTED
+
+
+def domain_image_path(root: Path, sha256: str) -> Path:
+    """Where an image-guided job keeps the example image with this content hash."""
+    return root / DOMAIN_IMAGES_DIR / f"{sha256}.png"
 
 
 def metrics_path(root: Path) -> Path:
