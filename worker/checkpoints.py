@@ -6,20 +6,25 @@ selected last and the optimizer state. The RNG needs no saving: every draw of st
 seeded by (seed, s). `read_resume_point` refuses a checkpoint made by a different job,
 naming the parameter that differs.
 
+A finished run writes the same layout as OUT/resume.pt (beside adapted.pt, which stays the
+plain generator file): a continuation of it (`read_start_point`) trains on from there with
+more steps, and may change how those steps train (CONTINUE_CHANGES).
+
 Every file is written atomically (temporary file + `os.replace`), readable by others (0644).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from nada.params import AdaptParams
+from nada.continuation import CONTINUE_CHANGES
+from nada.params import AdaptParams, describe
 from nada.rundir import atomic_open, write_text
 from stylegan2.checkpoint import FORMAT_VERSION, GeneratorConfig, read_checkpoint
 from stylegan2.model import Generator
@@ -27,6 +32,9 @@ from stylegan2.model import Generator
 # Parameters that may differ between a run and the run it resumes: they change neither the
 # training steps already taken nor the ones to come.
 RESUMABLE_CHANGES = frozenset({"steps", "sample_every", "checkpoint_every"})
+# A continuation of a finished run (`start_from`, OUT/resume.pt) may change these and how the
+# steps to come train: nada/continuation.py.
+assert RESUMABLE_CHANGES <= CONTINUE_CHANGES
 
 
 class ResumeError(ValueError):
@@ -43,6 +51,10 @@ class ResumePoint:
     scores: dict[str, dict[str, float]]  # sample step -> objective scores, steps <= step
     generator_state: dict[str, Tensor]  # the trainable generator's state dict
     optimizer_state: dict[str, Any]  # Adam's state dict
+    params: dict[str, Any] = field(default_factory=dict)  # the run's parameters, as saved
+    # metadata['continued_from'] of the run (a continuation's parent), None for a fresh run
+    continued_from: dict[str, Any] | None = None
+    checkpoint_sha256: str | None = None  # a finished run's adapted.pt (OUT/resume.pt only)
 
 
 def write_intermediate_checkpoint(
@@ -54,6 +66,7 @@ def write_intermediate_checkpoint(
     step: int,  # training steps completed
     selected: tuple[str, ...],  # layers trained in the last step
     optimizer: torch.optim.Optimizer,
+    checkpoint_sha256: str | None = None,  # the finished run's adapted.pt (OUT/resume.pt)
 ) -> Path:
     """Write the adapted checkpoint's layout plus 'resume' to `path`, atomically."""
     state = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
@@ -61,7 +74,13 @@ def write_intermediate_checkpoint(
     g = generator
     config = GeneratorConfig(g.size, g.style_dim, g.n_mlp, g.channel_multiplier)
     metadata["stylegan2"] = {**asdict(config), "format_version": FORMAT_VERSION}
-    resume = {"step": step, "selected": list(selected), "optimizer": optimizer.state_dict()}
+    resume: dict[str, Any] = {
+        "step": step,
+        "selected": list(selected),
+        "optimizer": optimizer.state_dict(),
+    }
+    if checkpoint_sha256 is not None:
+        resume["checkpoint_sha256"] = checkpoint_sha256
     payload = {
         "g_ema": state,
         "latent_avg": latent_avg.detach().cpu().reshape(-1).clone(),
@@ -79,6 +98,33 @@ def read_resume_point(path: Path, params: AdaptParams, identity: dict[str, Any])
     Raises:
         ResumeError: unreadable, not an intermediate checkpoint, or another job's.
     """
+    point = _read_point(path, params, identity, RESUMABLE_CHANGES)
+    if point.step > params.steps:
+        raise ResumeError(
+            f"{path} is at step {point.step}; steps must be at least that (got {params.steps})"
+        )
+    return point
+
+
+def read_start_point(path: Path, params: AdaptParams, identity: dict[str, Any]) -> ResumePoint:
+    """Read a finished run's OUT/resume.pt for a continuation: the same job but for
+    CONTINUE_CHANGES, from the same base generator, and `params.steps` (the total) past it.
+
+    Raises:
+        ResumeError: unreadable, another job's, or no steps left to run.
+    """
+    point = _read_point(path, params, identity, CONTINUE_CHANGES)
+    if params.steps <= point.step:
+        raise ResumeError(
+            f"{path} is at step {point.step}; a continuation's steps (the total) must be "
+            f"more than that (got {params.steps})"
+        )
+    return point
+
+
+def _read_point(
+    path: Path, params: AdaptParams, identity: dict[str, Any], may_change: frozenset[str]
+) -> ResumePoint:
     try:
         ckpt = read_checkpoint(path)
     except ValueError as exc:  # CheckpointError
@@ -88,10 +134,12 @@ def read_resume_point(path: Path, params: AdaptParams, identity: dict[str, Any])
     meta = ckpt.get("metadata") or {}
     old, new = meta.get("params") or {}, params.to_dict()
     for key in sorted(set(old) | set(new)):
-        if key not in RESUMABLE_CHANGES and old.get(key) != new.get(key):
+        # A parameter added since the checkpoint was written: it trained with the default.
+        before = old[key] if key in old else _DEFAULTS.get(key)
+        if key not in may_change and _plain(before) != _plain(new.get(key)):
             raise ResumeError(
-                f"{path} was trained with {key}={old.get(key)!r}; this run has "
-                f"{key}={new.get(key)!r} (only {', '.join(sorted(RESUMABLE_CHANGES))} may change)"
+                f"{path} was trained with {key}={before!r}; this run has "
+                f"{key}={new.get(key)!r} (only {', '.join(sorted(may_change))} may change)"
             )
     old_base = meta.get("base") or {}
     for key in ("name", "sha256", "seed"):
@@ -101,10 +149,6 @@ def read_resume_point(path: Path, params: AdaptParams, identity: dict[str, Any])
                 f"({key} {old_base.get(key)!r}); this run's is {identity.get(key)!r}"
             )
     resume = ckpt["resume"]
-    if resume["step"] > params.steps:
-        raise ResumeError(
-            f"{path} is at step {resume['step']}; steps must be at least that (got {params.steps})"
-        )
     step = int(resume["step"])
     return ResumePoint(
         step=step,
@@ -113,7 +157,18 @@ def read_resume_point(path: Path, params: AdaptParams, identity: dict[str, Any])
         scores={k: v for k, v in (meta.get("scores") or {}).items() if int(k) <= step},
         generator_state=ckpt["g_ema"],
         optimizer_state=resume["optimizer"],
+        params=dict(old),
+        continued_from=meta.get("continued_from"),
+        checkpoint_sha256=resume.get("checkpoint_sha256"),
     )
+
+
+_DEFAULTS = {entry["name"]: entry["default"] for entry in describe() if "default" in entry}
+
+
+def _plain(value: Any) -> Any:
+    """As JSON has it: a tuple and a list of the same items are the same parameter value."""
+    return json.loads(json.dumps(value))
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:

@@ -95,6 +95,9 @@ class Job(Base):
     # A job made by a sweep (jobs/sweeps.py): which one, and its place in the grid.
     sweep_id: Mapped[str | None] = mapped_column(String(32))
     sweep_index: Mapped[int | None] = mapped_column(Integer)
+    # A continuation (POST /jobs/{id}/continue): the finished job it trains on from. No
+    # foreign key: deleting the parent leaves its children (and this id) as they are.
+    parent_id: Mapped[str | None] = mapped_column(String(32))
     # Lease and fencing (issue #6).
     attempt: Mapped[int] = mapped_column(Integer, default=0)  # claims so far; fencing token
     worker_id: Mapped[str | None] = mapped_column(String(255))  # holder of the current lease
@@ -118,6 +121,7 @@ class Job(Base):
         Index("ix_jobs_kind_created_at", "kind", "created_at"),
         Index("ix_jobs_cache_key", "cache_key"),
         Index("ix_jobs_sweep_id", "sweep_id", "sweep_index"),
+        Index("ix_jobs_parent_id", "parent_id"),
     )
 
 

@@ -42,7 +42,8 @@ def test_no_other_module_spells_the_layout() -> None:
     """Every writer and reader goes through nada.rundir: no file name of the layout is
     spelled as a literal anywhere else in the packages."""
     spelled = re.compile(
-        r"""["'](adapted\.pt|metrics\.jsonl|params\.json|checkpoints|attempts)["']|step_\{"""
+        r"""["'](adapted\.pt|resume\.pt|start\.pt|metrics\.jsonl|params\.json|checkpoints|"""
+        r"""attempts)["']|step_\{"""
     )
     offenders = []
     for package in ("stylegan2", "jobs", "worker", "backend"):

@@ -1,0 +1,142 @@
+"""POST /jobs/{id}/continue: a new adaptation job that trains a finished one on.
+
+The child starts from its parent's adapted weights and Adam state (the parent's resume.pt,
+linked into the child's folder as start.pt at creation, so that deleting the parent later
+breaks no queued or re-tried child), numbers its steps after the parent's and keeps its
+sample latents. Parent and child know each other: the job's `parent_id` and `children`.
+Which parameters may change, and the steps' limit, are nada/continuation.py's.
+"""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
+from backend.api.job_views import JobId, admit, check_disk, job_root, public_job
+from backend.api.upload_errors import unprocessable
+from backend.schemas import JobPublic, job_url
+from jobs import store
+from jobs.db.models import JobStatus
+from jobs.generators import check_generator_name
+from jobs.kinds import ADAPT, TRAIN
+from nada import rundir
+from nada.continuation import continued_params
+from nada.errors import ParamError
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+class ContinueCreate(BaseModel):
+    """How long to train on, and what to train differently (unset: as the parent did)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"steps": 100}, {"steps": 200, "lr": 0.001}]},
+    )
+
+    steps: int = Field(
+        strict=True,
+        ge=1,
+        description="steps to add (the new job's steps are the parent's plus these; the "
+        "total stays within the steps parameter's maximum, GET /params)",
+    )
+    lr: float | None = Field(
+        None, strict=True, allow_inf_nan=False, description="a new learning rate"
+    )
+    layers: int | None = Field(None, strict=True, description="a new k (layers trained per step)")
+    lambda_direction: float | None = Field(
+        None, strict=True, allow_inf_nan=False, description="a new directional loss weight"
+    )
+    lambda_global: float | None = Field(
+        None, strict=True, allow_inf_nan=False, description="a new global loss weight"
+    )
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"steps"}, exclude_none=True)
+
+
+@router.post(
+    "/{job_id}/continue",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobPublic,
+    responses={
+        202: {"headers": {"Location": {"description": "the new job's URL"}}},
+        404: {"description": "No job with this id (or not this token's), or not an adaptation"},
+        409: {"description": "The job has not succeeded, or was made before continuations"},
+        422: {"description": "Invalid steps or parameters (the field is named)"},
+        429: {"description": "Too many active jobs or submissions; see Retry-After"},
+        507: {"description": "The data directory is full or not writable; try again later"},
+    },
+)
+def continue_job(
+    job_id: JobId,
+    body: ContinueCreate,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    queue: QueueDep,
+    owner: CurrentOwner,
+    response: Response,
+    background: BackgroundTasks,
+) -> JobPublic:
+    """Queue a new adaptation job that continues this finished one for `steps` more steps:
+    from its weights and optimiser state, with the same sample latents, steps numbered
+    after its own. Unchanged, it ends where one job of the summed steps would."""
+    parent = store.get_job(session, job_id=job_id, owner=owner, kind=ADAPT.name)
+    if parent.status != JobStatus.succeeded:
+        raise store.JobConflict(f"job {job_id} is {parent.status}; only a finished job continues")
+    parent_root = job_root(settings, job_id)
+    start = parent_root / rundir.RESUME
+    if not start.is_file():
+        raise store.JobConflict(
+            f"job {job_id} has no optimiser state to continue from (it finished before "
+            "continuations were kept); start a new job instead"
+        )
+    try:
+        params = continued_params(parent.params, body.steps, body.changes())
+    except ParamError as exc:
+        raise unprocessable(exc.field, str(exc)) from None
+    try:
+        check_generator_name(params.generator, settings.data_dir)
+    except ParamError as exc:
+        raise store.JobConflict(f"job {job_id}'s base generator is gone: {exc}") from None
+    check_disk(settings)
+    admit(request, session, settings, owner)
+    child = store.create_job(session, params=params, owner=owner or "", parent_id=job_id)
+    root = job_root(settings, child.id)
+    try:
+        _link_inputs(parent_root, root)
+        session.commit()
+    except BaseException as exc:
+        session.rollback()
+        rundir.remove_tree(root)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise HTTPException(
+                status.HTTP_507_INSUFFICIENT_STORAGE,
+                "the server's disk is full; the job was not created (try again later)",
+            ) from None
+        raise
+    background.add_task(queue.dispatch, [child.id], TRAIN)
+    response.headers["Location"] = job_url(child.id)
+    session.refresh(child)
+    public = public_job(session, settings, child)
+    session.close()  # give the connection back before the dispatch needs one
+    return public
+
+
+def _link_inputs(parent_root: Path, root: Path) -> None:
+    """The child's own links to what it starts from: the parent's resume.pt (as start.pt)
+    and the example images of an image-guided parent (hard links: no copy, and they
+    outlive the parent's folder)."""
+    root.mkdir(parents=True, exist_ok=True)
+    rundir.publish(parent_root / rundir.RESUME, root / rundir.START)
+    images = parent_root / rundir.DOMAIN_IMAGES_DIR
+    if images.is_dir():
+        for image in images.iterdir():
+            if image.is_file() and not image.name.startswith("."):
+                rundir.publish(image, root / rundir.DOMAIN_IMAGES_DIR / image.name)
