@@ -1,0 +1,201 @@
+"""/jobs/{id}/renders, /renders: a finished adaptation explored (kind 'render'): seeds drawn
+by the base and the adapted generator side by side, style mixing, interpolation videos.
+
+A render is a job on the fast lane (jobs/kinds.py): it queues on a queue of its own, which
+`nada serve`'s second worker and every `nada worker --lanes ...,fast` take, so it never
+waits behind a long adaptation (docs/deploy.md). It is canceled, followed (GET
+/jobs/{id}/events) and deleted like any job. The same parameters for the same job are drawn
+once: asking again answers 200 with the existing render (jobs.cache_key).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response, status
+from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session
+
+from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
+from backend.api.job_views import JobId, admit, check_disk, job_root, public_job, queue_stats
+from backend.api.responses import json_response
+from backend.api.upload_errors import unprocessable
+from backend.render_schemas import (
+    RenderCreate,
+    RenderParamsPublic,
+    RenderPublic,
+    render_public,
+    render_url,
+)
+from jobs import store
+from jobs.db.models import ACTIVE, JobStatus
+from jobs.generators import list_generators
+from jobs.kinds import FAST, RENDER
+from jobs.queue import JobQueue
+from jobs.settings import Settings
+from nada import rundir
+from nada.errors import ParamError
+from nada.render_params import MAX_SEED, SERVER_SET, RenderParams, describe_render
+from stylegan2 import registry
+
+router = APIRouter(tags=["renders"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"description": "No such job (or not this token's)"},
+    409: {"description": "The job has not succeeded (yet)"},
+}
+_MEDIA = {
+    rundir.RENDER_PNG: "image/png",
+    rundir.RENDER_MP4: "video/mp4",
+    rundir.RENDER_GIF: "image/gif",
+}
+
+
+def _w_plus_entries(generator: str, settings: Settings) -> int | None:
+    """The base generator's number of W+ entries (2 log2(size) - 2), when its size is known
+    here; None leaves the check to the worker."""
+    try:
+        size = registry.parse_random_name(generator)
+    except ValueError:
+        return None
+    if size is None:
+        sizes = {g.name: g.size for g in list_generators(settings.data_dir)}
+        size = sizes.get(generator)
+    return None if size is None else 2 * (int(size).bit_length() - 1) - 2
+
+
+def _check_crossover(params: RenderParams, settings: Settings) -> None:
+    entries = _w_plus_entries(params.generator or "", settings)
+    if params.mode == "mix" and entries is not None and params.crossover >= entries:
+        raise ParamError(
+            "crossover",
+            f"must be below the {entries} W+ entries of generator {params.generator!r} "
+            f"(got {params.crossover})",
+        )
+
+
+def _dispatch(queue: JobQueue, job_id: str) -> None:
+    queue.dispatch([job_id], FAST)  # seconds of work: the fast lane's queue
+
+
+@router.get("/renders/params", response_model=RenderParamsPublic)
+def read_render_params() -> RenderParamsPublic:
+    """The fields of POST /jobs/{id}/renders with their ranges (the page's form reads them)."""
+    fields = [f for f in describe_render() if f["name"] not in SERVER_SET]
+    return RenderParamsPublic(fields=fields, max_seed=MAX_SEED)
+
+
+@router.post(
+    "/jobs/{job_id}/renders",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RenderPublic,
+    responses={
+        200: {"description": "The same render of this job was asked for before: that render"},
+        202: {"headers": {"Location": {"description": "the render's URL"}}},
+        **_ERRORS,
+        422: {"description": "A parameter out of range; the error names it"},
+        429: {"description": "Too many active jobs or submissions; see Retry-After"},
+        507: {"description": "The data directory is full or not writable"},
+    },
+)
+def create_render(
+    job_id: JobId,
+    body: RenderCreate,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    queue: QueueDep,
+    owner: CurrentOwner,
+    response: Response,
+    background: BackgroundTasks,
+) -> RenderPublic:
+    """Draw seeds (mode 'seeds'), style mixing grids ('mix') or an interpolation video
+    ('video', MP4 or GIF) through this finished job's base generator and its adapted one,
+    side by side. Runs on the fast lane; the same request again answers 200 with the
+    existing render."""
+    job = store.get_job(session, job_id=job_id, owner=owner, kind="adapt")
+    try:
+        params = RenderParams.from_dict(
+            {**body.model_dump(), "job_id": job.id, "generator": job.params.get("generator")}
+        )
+        _check_crossover(params, settings)
+    except ParamError as exc:
+        raise unprocessable(exc.field, str(exc)) from None
+    if job.status != JobStatus.succeeded:
+        raise store.JobConflict(f"job {job_id} is {job.status}; renders need a finished job")
+    key = params.cache_key()
+    earlier = store.find_cached(session, owner=owner or "", kind=RENDER.name, cache_key=key)
+    if earlier is not None:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Location"] = render_url(earlier.id)
+        return render_public(public_job(session, settings, earlier))
+    check_disk(settings)
+    admit(request, session, settings, owner)
+    render = store.create_job(session, params=params, kind=RENDER, owner=owner or "",
+                              cache_key=key)  # fmt: skip
+    session.commit()
+    background.add_task(_dispatch, queue, render.id)
+    response.headers["Location"] = render_url(render.id)
+    session.refresh(render)
+    public = render_public(public_job(session, settings, render))
+    session.close()
+    return public
+
+
+@router.get("/renders/{job_id}", response_model=RenderPublic, responses={404: _ERRORS[404]})
+def read_render(
+    job_id: JobId, request: Request, session: SessionDep, settings: SettingsDep,
+    owner: CurrentOwner,
+) -> Response:  # fmt: skip
+    """The render: status, progress (pictures drawn), and its picture and video once done."""
+    job = store.get_job(session, job_id=job_id, owner=owner, kind=RENDER.name)
+    stats = queue_stats(request, session) if job.status in ACTIVE else None
+    public = render_public(public_job(session, settings, job, stats))
+    session.close()
+    return json_response(request, public)
+
+
+def _file(
+    session: Session, settings: Settings, owner: str | None, job_id: str, name: str
+) -> Response:
+    job = store.get_job(session, job_id=job_id, owner=owner, kind=RENDER.name)
+    if job.status != JobStatus.succeeded:
+        raise store.JobConflict(f"render {job_id} is {job.status}; {name} exists once it succeeded")
+    path = job_root(settings, job_id) / name
+    if not path.is_file():
+        raise HTTPException(404, f"render {job_id} has no {name} (another mode or format)")
+    return FileResponse(
+        path,
+        media_type=_MEDIA[name],
+        filename=f"render-{job_id[:8]}{path.suffix}",
+        content_disposition_type="inline",  # shown by the page; the link's download names it
+    )
+
+
+def _media(name: str) -> dict[int | str, dict[str, object]]:
+    return {200: {"content": {_MEDIA[name]: {}}}, **_ERRORS}
+
+
+@router.get("/renders/{job_id}/render.png", response_class=FileResponse,
+            responses=_media(rundir.RENDER_PNG))  # fmt: skip
+def read_render_png(
+    job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
+) -> Response:
+    """The grid (source over adapted), or a video's keyframes."""
+    return _file(session, settings, owner, job_id, rundir.RENDER_PNG)
+
+
+@router.get("/renders/{job_id}/render.mp4", response_class=FileResponse,
+            responses=_media(rundir.RENDER_MP4))  # fmt: skip
+def read_render_mp4(
+    job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
+) -> Response:
+    """The interpolation video, H.264: each frame source | adapted."""
+    return _file(session, settings, owner, job_id, rundir.RENDER_MP4)
+
+
+@router.get("/renders/{job_id}/render.gif", response_class=FileResponse,
+            responses=_media(rundir.RENDER_GIF))  # fmt: skip
+def read_render_gif(
+    job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
+) -> Response:
+    """The interpolation video as an animated GIF."""
+    return _file(session, settings, owner, job_id, rundir.RENDER_GIF)

@@ -1,0 +1,64 @@
+"""nada/render_params.py: a render's parameters, checked once for the CLI, the API and the page."""
+
+from __future__ import annotations
+
+import pytest
+
+from nada.errors import ParamError
+from nada.render_params import MODE_FIELDS, RENDER_RANGES, RenderParams, describe_render
+
+JOB = "a" * 32
+
+
+def test_a_stored_render_reads_back_the_same():
+    params = RenderParams(job_id=JOB, generator="ffhq-1024", mode="video", keyframes=(5, 6, 7))
+    data = params.to_dict()
+    assert data["keyframes"] == [5, 6, 7]  # JSON lists
+    assert RenderParams.from_dict(data) == params
+    assert params.total_frames == 2 * 24 + 1 == params.images
+    assert RenderParams(mode="mix", row_seeds=(1, 2), column_seeds=(3,)).images == 2 + 1 + 2
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"mode": "zoom"}, "mode"),
+        ({"seeds": []}, "seeds"),
+        ({"seeds": [True]}, "seeds"),
+        ({"seeds": "1,2"}, "seeds"),
+        ({"row_seeds": list(range(9))}, "row_seeds"),
+        ({"keyframes": [1]}, "keyframes"),
+        ({"truncation": float("nan")}, "truncation"),
+        ({"frames": 2.5}, "frames"),
+        ({"format": "webm"}, "format"),
+        ({"job_id": "x"}, "job_id"),
+        ({"colour": 1}, "colour"),
+    ],
+)
+def test_refusals_name_the_field(data, field):
+    with pytest.raises(ParamError) as info:
+        RenderParams.from_dict(data)
+    assert info.value.field == field
+
+
+def test_the_cache_key_reads_only_the_modes_fields():
+    seeds = RenderParams(job_id=JOB, generator="g", seeds=(1, 2))
+    assert seeds.cache_key() == seeds.replace(keyframes=(8, 9), fps=5).cache_key()
+    assert seeds.cache_key() != seeds.replace(seeds=(2, 1)).cache_key()
+    assert seeds.cache_key() != seeds.replace(truncation=0.5).cache_key()
+    assert seeds.cache_key() != seeds.replace(job_id="b" * 32).cache_key()
+    video = seeds.replace(mode="video")
+    assert video.cache_key() != video.replace(format="gif").cache_key()
+    assert video.cache_key() == video.replace(seeds=(4,)).cache_key()
+    assert set(MODE_FIELDS["mix"]) == {"row_seeds", "column_seeds", "crossover"}
+
+
+def test_describe_lists_every_field_with_its_range():
+    fields = {f["name"]: f for f in describe_render()}
+    assert set(fields) == set(RenderParams().to_dict())
+    for name, (low, high) in RENDER_RANGES.items():
+        assert (fields[name]["min"], fields[name]["max"]) == (low, high)
+    assert fields["seeds"]["type"] == "seeds" and fields["frames"]["type"] == "integer"
+    assert fields["truncation"]["type"] == "number" and fields["mode"]["choices"] == [
+        "seeds", "mix", "video",
+    ]  # fmt: skip

@@ -1,0 +1,106 @@
+"""`nada video` and `nada generate --base/--mix` as a user runs them (in-process through
+nada.cli.main), on random-16 generators on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import stylegan2
+from nada import rundir
+from nada.cli import main
+from worker.video import count_frames
+
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def adapted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another random generator, saved as an adapted.pt whose run adapted random-16."""
+    other = stylegan2.load_generator(f"random-{SIZE}", seed=3)
+    path = tmp_path_factory.mktemp("job") / rundir.ADAPTED
+    meta = {"params": {"generator": f"random-{SIZE}"}}
+    stylegan2.save_generator(path, other.generator, other.latent_avg, meta)
+    return path
+
+
+@pytest.mark.parametrize("suffix", ["mp4", "gif"])
+def test_video_writes_every_frame(tmp_path, capsys, adapted, suffix):
+    out = tmp_path / "videos" / f"walk.{suffix}"
+    argv = ["video", "--checkpoint", str(adapted), "--seeds", "4,5", "--frames", "3",
+            "--fps", "10", "--out", str(out), "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    assert count_frames(out) == 4  # one transition of 3 frames, then the last keyframe
+    assert f"{out} (4 frames at 10 fps)" in capsys.readouterr().out
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no work files left
+
+
+def test_generate_draws_the_base_row_over_the_adapted_row(tmp_path, adapted):
+    base, both = tmp_path / "base.png", tmp_path / "both.png"
+    common = ["--seeds", "1,2", "--truncation", "0.8", "--device", "cpu"]
+    assert main(["generate", "--checkpoint", f"random-{SIZE}", "--out", str(base), *common]) == 0
+    argv = ["generate", "--checkpoint", str(adapted), "--base", f"random-{SIZE}",
+            "--out", str(both), *common]  # fmt: skip
+    assert main(argv) == 0
+    grid, alone = np.asarray(Image.open(both)), np.asarray(Image.open(base))
+    assert grid.shape == (2 * SIZE + 2, 2 * SIZE + 2, 3)
+    assert np.array_equal(grid[:SIZE], alone)  # the source row is the base generator's own
+    assert not np.array_equal(grid[SIZE + 2 :], alone)
+
+
+def test_generate_mix_draws_both_grids(tmp_path, adapted):
+    out = tmp_path / "mix.png"
+    argv = ["generate", "--checkpoint", str(adapted), "--mix", "1,2:3,4,5", "--crossover",
+            "3", "--out", str(out), "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0  # the base generator: the one the checkpoint names
+    tiles = SIZE + 2
+    assert Image.open(out).size == (4 * tiles - 2, 2 * 3 * tiles - 2)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seeds", "4"], "argument --seeds: must hold 2 to 8 seeds"),
+        (["--frames", "1"], "argument --frames: must be between 2 and 120"),
+        (["--fps", "61"], "argument --fps: must be between 1 and 60"),
+        (["--truncation", "2"], "argument --truncation"),
+        (["--out", "walk.webm"], "argument --out: must end in .mp4 or .gif"),
+        (["--checkpoint", "/no/such.pt"], "argument --checkpoint: no such file"),
+        (["--generator", "ffqh-1024"], "argument --generator: unknown generator 'ffqh-1024'"),
+        (["--generator", "random-8"], "argument --generator: the base generator draws 8 px"),
+        (["--device", "tpu"], "argument --device"),
+    ],
+)
+def test_video_refuses_bad_values_naming_the_flag(tmp_path, capsys, adapted, argv, message):
+    base = {"--checkpoint": str(adapted), "--out": str(tmp_path / "v.mp4"), "--device": "cpu"}
+    for flag, value in zip(argv[::2], argv[1::2], strict=True):
+        base[flag] = value if flag != "--out" else str(tmp_path / value)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["video", *[x for pair in base.items() for x in pair]])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--mix", "1,2"], "argument --mix: must look like ROWS:COLS"),
+        (
+            ["--mix", "1:2", "--crossover", "9", "--base", "random-32"],
+            "argument --crossover: must be below this generator's 8 W+ entries",
+        ),  # fmt: skip
+        (["--mix", "1:2", "--base", "nope-1024"], "argument --base: unknown generator"),
+        (["--base", "random-32", "--seeds", "0-16"], "argument --seeds: must hold 1 to 16"),
+    ],
+)
+def test_generate_explore_refuses_bad_values_naming_the_flag(tmp_path, capsys, argv, message):
+    base = {"--checkpoint": "random-32", "--out": str(tmp_path / "g.png"), "--device": "cpu"}
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", *[x for pair in base.items() for x in pair], *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

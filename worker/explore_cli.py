@@ -1,0 +1,200 @@
+"""`nada video` (an interpolation video through keyframe seeds, the base generator | the
+adapted one side by side, as MP4 or GIF) and what `nada generate --base/--mix` draws (the
+base generator's row over the adapted one's; style mixing grids): the page's "Explore"
+section on the command line, through the same engine call (worker/renders.py) and the same
+parameters (nada/render_params.py).
+
+Imported by `nada` at start-up: torch is imported only when a command runs. Refusals name
+the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from nada.errors import CLIError, InputError, ParamError
+from nada.render_params import RENDER_HELP, RENDER_RANGES, RenderParams
+
+# RenderParams field -> the flag that sets it (a refusal names what the user typed)
+_VIDEO_FLAGS = {
+    "keyframes": "--seeds",
+    "frames": "--frames",
+    "fps": "--fps",
+    "truncation": "--truncation",
+    "format": "--out",
+    "max_tile": "--max-tile",
+    "generator": "--generator",
+}
+_GENERATE_FLAGS = {
+    "seeds": "--seeds",
+    "truncation": "--truncation",
+    "row_seeds": "--mix",
+    "column_seeds": "--mix",
+    "crossover": "--crossover",
+    "generator": "--base",
+    "max_tile": "--max-tile",
+}
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "video",
+        help="an interpolation video through seeds: base generator | adapted side by side",
+        description="Walk through the keyframe seeds in W (linear, after truncation) and "
+        "write each frame as the base generator's picture beside the adapted generator's, "
+        "as MP4 (H.264) or GIF, chosen by --out's suffix (docs/explore.md).",
+    )
+    low, high = RENDER_RANGES["keyframes"]
+    p.add_argument("--checkpoint", required=True, help="the adapted generator (adapted.pt)")
+    p.add_argument("--generator", default=None, metavar="NAME|PATH",
+                   help="the base generator (default: the one the checkpoint names)")  # fmt: skip
+    p.add_argument("--seeds", default="0,1,2", help=f"{low:g}..{high:g} keyframe seeds, in "
+                   "order: '1,2,3' or '0-3' (%(default)s)")  # fmt: skip
+    _number(p, "--frames", "frames", int)
+    _number(p, "--fps", "fps", int)
+    _number(p, "--truncation", "truncation", float)
+    _number(p, "--max-tile", "max_tile", int)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (%(default)s)")
+    p.add_argument("--out", type=Path, required=True, help="the video: a .mp4 or .gif path")
+    p.set_defaults(func=cmd_video)
+
+
+def _number(p: argparse.ArgumentParser, flag: str, field: str, kind: type) -> None:
+    low, high = RENDER_RANGES[field]
+    default = getattr(RenderParams(), field)
+    p.add_argument(flag, type=kind, default=default,
+                   help=f"{RENDER_HELP[field]}; {low:g}..{high:g} (%(default)s)")  # fmt: skip
+
+
+def _seeds(flag: str, text: str) -> tuple[int, ...]:
+    from worker.samples import parse_seeds  # torch: imported when a command runs
+
+    try:
+        return tuple(parse_seeds(text))
+    except ValueError as exc:
+        raise CLIError(f"argument {flag}: {exc}") from None
+
+
+def _refusal(exc: ParamError, flags: dict[str, str]) -> CLIError:
+    flag = flags.get(exc.field)
+    return CLIError(f"argument {flag}: {exc.message}" if flag else str(exc))
+
+
+def _render(params: RenderParams, checkpoint: str, base: str | None, device: str,
+            flags: dict[str, str], work: Path) -> Any:  # fmt: skip
+    """run_render into `work`, every refusal named by its flag."""
+    import stylegan2
+    from stylegan2 import registry
+    from stylegan2.device import resolve_device
+    from worker.renders import run_render
+
+    for flag, source in (("--checkpoint", checkpoint), (flags["generator"], base)):
+        try:
+            if source is not None:
+                registry.check_source(source)  # an unknown name or a missing file
+        except ValueError as exc:
+            raise CLIError(f"argument {flag}: {exc}") from None
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        raise CLIError(f"argument --device: {exc}") from None
+    try:
+        return run_render(params, work, checkpoint_path=checkpoint, generator_path=base,
+                          device=device)  # fmt: skip
+    except ParamError as exc:
+        if exc.field == "generator":
+            raise CLIError(
+                f"argument {flags['generator']}: {checkpoint} does not name its base "
+                f"generator; give {flags['generator']} NAME|PATH"
+            ) from None
+        raise _refusal(exc, flags) from None
+    except InputError as exc:
+        raise CLIError(f"argument {flags['generator']}: {exc}") from None
+    except stylegan2.CheckpointError as exc:
+        raise CLIError(f"argument --checkpoint: {exc}") from None
+    except (ValueError, OSError) as exc:  # unknown name, download failure, bad device
+        raise CLIError(str(exc)) from None
+
+
+def _move(source: Path, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(source, out)
+    except OSError:  # another file system
+        shutil.move(str(source), out)
+    return out
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    suffix = args.out.suffix.lower().lstrip(".")
+    if suffix not in ("mp4", "gif"):
+        raise CLIError(f"argument --out: must end in .mp4 or .gif (got {str(args.out)!r})")
+    try:
+        params = RenderParams(
+            mode="video",
+            keyframes=_seeds("--seeds", args.seeds),
+            frames=args.frames,
+            fps=args.fps,
+            truncation=args.truncation,
+            format=suffix,
+            max_tile=args.max_tile,
+        )
+    except ParamError as exc:
+        raise _refusal(exc, _VIDEO_FLAGS) from None
+    with tempfile.TemporaryDirectory(dir=args.out.parent if args.out.parent.is_dir() else None,
+                                     prefix=".nada-video-") as work:  # fmt: skip
+        result = _render(params, args.checkpoint, args.generator, args.device, _VIDEO_FLAGS,
+                         Path(work))  # fmt: skip
+        path = _move(result.video, args.out)
+    print(f"{path} ({params.total_frames} frames at {params.fps} fps)")
+    return 0
+
+
+# -- nada generate --base / --mix -------------------------------------------------------------
+
+
+def add_generate_arguments(p: argparse.ArgumentParser) -> None:
+    """`nada generate`'s flags for drawing an adapted generator beside its base."""
+    p.add_argument("--base", default=None, metavar="NAME|PATH",
+                   help="draw this base generator's row over --checkpoint's, same seeds and "
+                   "noise (with --mix: default the base the checkpoint names)")  # fmt: skip
+    p.add_argument("--mix", default=None, metavar="ROWS:COLS",
+                   help="style mixing grids: coarse styles from each ROWS seed, fine ones from "
+                   "each COLS seed, e.g. '1,2,3:4,5' (base grid over adapted grid)")  # fmt: skip
+    p.add_argument("--crossover", type=int, default=RenderParams().crossover,
+                   help=f"{RENDER_HELP['crossover']} (%(default)s)")  # fmt: skip
+
+
+def wants_explore(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "base", None) or getattr(args, "mix", None))
+
+
+def cmd_generate_explore(args: argparse.Namespace) -> int:
+    """`nada generate --base/--mix`: source over adapted, or the two mixing grids, in one PNG
+    at full size (no tile cap on the command line)."""
+    fields: dict[str, Any] = {"truncation": args.truncation, "max_tile": 1024}
+    if args.mix:
+        rows, sep, cols = args.mix.partition(":")
+        if not sep:
+            raise CLIError(
+                f"argument --mix: must look like ROWS:COLS, e.g. '1,2:3,4' (got {args.mix!r})"
+            )
+        fields.update(mode="mix", row_seeds=_seeds("--mix", rows), column_seeds=_seeds("--mix", cols),
+                      crossover=args.crossover)  # fmt: skip
+    else:
+        fields.update(mode="seeds", seeds=_seeds("--seeds", args.seeds))
+    try:
+        params = RenderParams(**fields)
+    except ParamError as exc:
+        raise _refusal(exc, _GENERATE_FLAGS) from None
+    with tempfile.TemporaryDirectory(prefix=".nada-generate-") as work:
+        result = _render(params, args.checkpoint, args.base, args.device, _GENERATE_FLAGS,
+                         Path(work))  # fmt: skip
+        path = _move(result.image, args.out)
+    print(path)
+    return 0
