@@ -1,0 +1,168 @@
+"""/images: example images for image-guided jobs ("make it look like these").
+
+Upload first (POST /images, 1..MAX_EXAMPLE_IMAGES files), then name the ids in POST /jobs'
+`target_images` / `source_images`. Each file is decoded with the photo checks, turned
+upright, shrunk to at most 1024 px a side and stored as PNG under the sha256 of those bytes
+(invert/example_images.py). All or nothing: one refused file and none of the request's
+files is kept. A job gets its own copies, served by GET /jobs/{id}/images/{id}.png.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
+from backend.api.job_views import JobId, check_disk, job_root
+from backend.api.upload_errors import unprocessable, upload_refusal
+from backend.image_schemas import ImagePublic, ImagesPublic, image_url
+from backend.image_uploads import ReceivedFile, receive_files
+from backend.uploads import VALIDATIONS, UploadRefused, UploadTooLarge, ValidatorsBusy
+from invert.example_images import ExampleImage, normalize_example
+from invert.photos import PhotoRejected
+from jobs import image_pool, store
+from jobs.settings import Settings
+from nada import rundir
+from nada.params import IMAGE_FIELDS, MAX_EXAMPLE_IMAGES
+
+router = APIRouter(tags=["images"])
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_NAME = re.compile(r"[0-9a-f]{64}")
+_PNG: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}}},
+    404: {"description": "No such image"},
+}
+ImageId = Annotated[str, PathParam(description="the image's id: 64 hex digits (sha256)")]
+
+
+def _normalize_all(files: list[ReceivedFile], settings: Settings) -> list[ExampleImage]:
+    """Every file decoded and normalised, or a 422 naming the first refused one."""
+    examples = []
+    with VALIDATIONS.take(settings.max_concurrent_validations):
+        for received in files:
+            try:
+                examples.append(
+                    normalize_example(received.path, max_pixels=settings.max_photo_pixels)
+                )
+            except PhotoRejected as exc:
+                raise unprocessable(
+                    "file", f"{received.describe()} refused: the image {exc}"
+                ) from None
+    return examples
+
+
+def _store_all(examples: list[ExampleImage], settings: Settings, owner: str | None) -> None:
+    """Into the pool, all or none: a failure part-way withdraws what this request added."""
+    check_disk(settings)
+    added: list[tuple[str, bool]] = []
+    try:
+        for example in examples:
+            written = image_pool.add(settings.data_dir, example.sha256, example.png, owner=owner)
+            added.append((example.sha256, written))
+    except BaseException:
+        for name, written in added:
+            image_pool.withdraw(settings.data_dir, name, owner=owner, file_too=written)
+        raise
+
+
+@router.post(
+    "/images",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ImagesPublic,
+    responses={
+        400: {"description": "A malformed multipart body"},
+        413: {"description": "A file larger than NADA_MAX_PHOTO_MB (the message names it)"},
+        415: {"description": "Not multipart/form-data"},
+        422: {"description": "A refused file (named by its place and filename), or too many"},
+        429: {"description": "Too many uploads being checked at once; see Retry-After"},
+        507: {"description": "The data directory is full or not writable"},
+    },
+)
+async def upload_images(
+    request: Request, settings: SettingsDep, owner: CurrentOwner
+) -> ImagesPublic:
+    """Upload 1 to 16 example images: multipart with one `file` part each (JPEG, PNG or
+    WebP, each at most NADA_MAX_PHOTO_MB and NADA_MAX_PHOTO_PIXELS). Answers their ids, in
+    order; the same picture always gets the same id."""
+    max_bytes = int(settings.max_photo_mb * (1 << 20))
+    try:
+        async with receive_files(
+            request.headers,
+            request.stream(),
+            settings.data_dir / "uploads-incoming",
+            max_files=MAX_EXAMPLE_IMAGES,
+            max_bytes=max_bytes,
+        ) as files:
+            examples = await run_in_threadpool(_normalize_all, files, settings)
+            await run_in_threadpool(_store_all, examples, settings, owner)
+    except UploadTooLarge as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
+    except UploadRefused as exc:
+        raise upload_refusal(
+            exc, max_bytes=max_bytes, what="an image", setting="NADA_MAX_PHOTO_MB"
+        ) from None
+    except ValidatorsBusy as exc:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"{exc.limit} uploads are being checked already; try again in {exc.retry_after_s} s",
+            headers={"Retry-After": str(exc.retry_after_s)},
+        ) from None
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        raise HTTPException(
+            status.HTTP_507_INSUFFICIENT_STORAGE,
+            "the server's disk is full; no image was stored (try again later)",
+        ) from None
+    data = [
+        ImagePublic(id=e.sha256, width=e.width, height=e.height, url=image_url(e.sha256))
+        for e in examples
+    ]
+    return ImagesPublic(data=data, count=len(data))
+
+
+def _checked_name(image_id: str) -> str:
+    if not _NAME.fullmatch(image_id):
+        raise RequestValidationError(
+            [{"type": "image_id", "loc": ("path", "image_id"),
+              "msg": "image_id must be 64 lowercase hex digits (an id from POST /images)",
+              "input": image_id[:80]}]
+        )  # fmt: skip
+    return image_id
+
+
+@router.get("/images/{image_id}.png", response_class=FileResponse, responses=_PNG)
+def read_image(image_id: ImageId, settings: SettingsDep, owner: CurrentOwner) -> Response:
+    """An uploaded image as stored (upright PNG); only for the token that uploaded it."""
+    name = _checked_name(image_id)
+    try:
+        path = image_pool.find(settings.data_dir, name, owner=owner)
+    except image_pool.PoolImageMissing as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get("/jobs/{job_id}/images/{image_id}.png", response_class=FileResponse, responses=_PNG)
+def read_job_image(
+    job_id: JobId, image_id: ImageId, session: SessionDep, settings: SettingsDep,
+    owner: CurrentOwner,
+) -> Response:  # fmt: skip
+    """One of the job's example images (its `target_images` or `source_images`): the job's
+    own copy, there as long as the job is."""
+    name = _checked_name(image_id)
+    params = store.get_job(session, job_id=job_id, owner=owner).params
+    session.close()
+    if not any(name in (params.get(field) or ()) for field in IMAGE_FIELDS):
+        raise HTTPException(404, f"job {job_id} has no example image {name}")
+    path = rundir.domain_image_path(job_root(settings, job_id), name)
+    if not path.is_file():
+        raise HTTPException(404, f"the example image {name} of job {job_id} is missing")
+    return FileResponse(path, media_type="image/png")
