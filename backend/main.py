@@ -18,11 +18,14 @@ from backend.api.middleware import BodyLimitMiddleware, HeadMiddleware
 from backend.api.responses import QueueStatsCache
 from backend.api.routes import (
     clip_models,
+    continuations,
     generators,
     health,
+    images,
     inversions,
     jobs,
     params,
+    renders,
     sweeps,
 )
 from backend.api.validation_errors import install_validation_error_handler
@@ -39,11 +42,11 @@ REQUEST_THREADS = 12
 MAX_JSON_BYTES = 64 << 10  # a job request is well under 2 KiB; the upload has its own cap
 
 
-_STREAMED = (f"{API_PREFIX}/generators", f"{API_PREFIX}/inversions")
+_STREAMED = (f"{API_PREFIX}/generators", f"{API_PREFIX}/inversions", f"{API_PREFIX}/images")
 
 
 def _streamed_upload(method: str, path: str) -> bool:
-    """POST /generators and POST /inversions stream a file and enforce their own caps
+    """POST /generators, /inversions and /images stream files and enforce their own caps
     (NADA_MAX_UPLOAD_MB, NADA_MAX_PHOTO_MB)."""
     return method == "POST" and path.rstrip("/") in _STREAMED
 
@@ -108,7 +111,17 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
     # Every /api/v1 route needs a token when NADA_API_TOKENS is set; /healthz stays open.
-    for module in (jobs, sweeps, inversions, generators, clip_models, params):
+    for module in (
+        jobs,
+        continuations,
+        sweeps,
+        inversions,
+        renders,
+        images,
+        generators,
+        clip_models,
+        params,
+    ):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(get_owner)])
     app.include_router(health.router, prefix=API_PREFIX)
     if settings.frontend_dir and settings.frontend_dir.is_dir():

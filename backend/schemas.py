@@ -56,7 +56,10 @@ class ClipModel(BaseModel):
 
 def _check_prompt(name: str, text: Any) -> None:
     """nada.params' checks, then CLIP's context, counted as the engine counts it: the
-    longest template of the prompt must fit (backend/clip_tokens.py)."""
+    longest template of the prompt must fit (backend/clip_tokens.py). An empty prompt is
+    AdaptParams' to judge: target images may stand in for it."""
+    if text == "":
+        return
     P.check_prompt(name, text)
     longest = longest_template_tokens(text)
     if longest > CONTEXT_TOKENS:
@@ -183,7 +186,7 @@ class ScoresPublic(BaseModel):
 class JobPublic(BaseModel):
     id: str
     kind: str = Field(
-        "adapt", description="the kind of work: 'adapt', 'invert' (a photo) or 'edit'"
+        "adapt", description="the kind of work: 'adapt', 'invert' (a photo), 'edit' or 'render'"
     )
     status: JobStatus
     stage: str | None = Field(
@@ -209,6 +212,17 @@ class JobPublic(BaseModel):
     attempt: int = Field(description="claims by a worker so far (> 1 after a lost worker)")
     cancel_requested: bool
     events_url: str
+    sweep_id: str | None = Field(
+        None, description="the sweep that made this job (GET /sweeps/{id}); null: none"
+    )
+    parent_id: str | None = Field(
+        None,
+        description="the finished job this one continues (POST /jobs/{id}/continue); null: "
+        "none. Kept when that job is deleted",
+    )
+    children: list[str] = Field(
+        default_factory=list, description="ids of the jobs continued from this one, oldest first"
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -288,6 +302,8 @@ def job_public(
         attempt=job.attempt,
         cancel_requested=job.cancel_requested,
         events_url=f"{job_url(job.id)}/events",
+        sweep_id=job.sweep_id,
+        parent_id=job.parent_id,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

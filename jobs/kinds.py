@@ -26,6 +26,7 @@ from nada import rundir
 from nada.errors import ParamError
 from nada.params import AdaptParams
 from nada.photo_params import EditParams, InvertParams
+from nada.render_params import RenderParams
 
 
 class KindParams(Protocol):
@@ -82,7 +83,8 @@ ADAPT = register_kind(
         name="adapt",
         parse=AdaptParams.from_dict,
         total_steps=_adapt_steps,
-        result_files=(rundir.ADAPTED, rundir.METRICS),
+        # resume.pt: what a continuation of the job starts from (POST /jobs/{id}/continue)
+        result_files=(rundir.ADAPTED, rundir.METRICS, rundir.RESUME),
         description="fine-tune a generator toward a text (StyleGAN-NADA)",
     )
 )
@@ -115,6 +117,25 @@ EDIT = register_kind(
         total_steps=_one_step,
         result_files=(rundir.EDIT,),
         description="render an inverted photo through a finished job's adapted generator",
+        lane=FAST,
+    )
+)
+
+
+def _render_steps(params: RenderParams) -> int:
+    return params.images
+
+
+# render.png always (the grid; a video's keyframes, source over adapted); a video mode's
+# render.mp4 or render.gif beside it (published when present: worker/tasks.py).
+RENDER = register_kind(
+    JobKind(
+        name="render",
+        parse=RenderParams.from_dict,
+        total_steps=_render_steps,
+        result_files=(rundir.RENDER_PNG, rundir.RENDER_MP4, rundir.RENDER_GIF),
+        description="draw seeds, style mixing or a video through a finished job's base and "
+        "adapted generators",
         lane=FAST,
     )
 )

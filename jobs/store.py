@@ -70,6 +70,7 @@ def create_job(
     cache_key: str | None = None,
     sweep_id: str | None = None,
     sweep_index: int | None = None,
+    parent_id: str | None = None,
 ) -> Job:
     """A queued job of `kind` (adaptation unless said). With an idempotency key, a concurrent twin raises IntegrityError at
     flush (unique owner+key); the caller rolls back and reads the winner."""
@@ -85,6 +86,7 @@ def create_job(
         cache_key=cache_key,
         sweep_id=sweep_id,
         sweep_index=sweep_index,
+        parent_id=parent_id,
         stage=None,
         step=0,
         total_steps=kind.total_steps(params),
@@ -101,6 +103,22 @@ def create_job(
     session.flush()
     add_event(session, job_id=job.id, kind="queued", attempt=0, data={"status": "queued"})
     return job
+
+
+def children_of(session: Session, *, job_ids: list[str]) -> dict[str, list[str]]:
+    """{job id: the ids of the jobs continued from it, oldest first} for `job_ids`, each
+    listed (empty when none): one query on the parent_id index."""
+    children: dict[str, list[str]] = {job_id: [] for job_id in job_ids}
+    if not job_ids:
+        return children
+    rows = session.execute(
+        select(Job.parent_id, Job.id)
+        .where(Job.parent_id.in_(job_ids))
+        .order_by(Job.created_at, Job.id)
+    ).all()
+    for row in rows:
+        children[row.parent_id].append(row.id)
+    return children
 
 
 def mark_dispatched(session: Session, *, job_id: str) -> None:

@@ -19,6 +19,7 @@ from nada.errors import CLIError
 _COMMAND_MODULES = (
     "stylegan2.cli",  # models list/pull
     "worker.cli",  # adapt, generate, worker
+    "worker.explore_cli",  # video (a finished adaptation explored: an interpolation video)
     "invert.cli",  # invert (a photo into a generator's W+)
     "invert.weights_cli",  # weights list|pull|add (the photo pipeline's model files)
     "backend.cli",  # serve

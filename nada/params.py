@@ -23,6 +23,9 @@ from nada.errors import ParamError
 MAX_PROMPT_CHARS = 300  # CLIP's context is 77 tokens; the tokenizer check is the engine's.
 SELECTION_METHODS = ("latent", "gradient")
 MAX_CLIP_MODELS = 4
+MAX_EXAMPLE_IMAGES = 16  # per side of an image-guided job; a style is a handful of pictures
+IMAGE_FIELDS = ("target_images", "source_images")  # lists of example image names
+_IMAGE_NAME = re.compile(r"^[0-9a-f]{64}$")  # sha256 of the stored PNG (invert/example_images)
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -84,12 +87,34 @@ class AdaptParams:
     """Everything that defines one adaptation run (and is saved with its checkpoint)."""
 
     source_text: str = param(
-        help="what the base generator makes now: 'photo', 'face', 'dog'",
+        "", help="what the base generator makes now: 'photo', 'face', 'dog' (needed with a "
+        "target text)",
         label="Source text", group="prompt", flag="--source",
     )  # fmt: skip
     target_text: str = param(
-        help="what it should make: 'pencil sketch', 'Shrek', 'cat'",
+        "", help="what it should make: 'pencil sketch', 'Shrek', 'cat' (may be empty when "
+        "target images are given)",
         label="Target text", group="prompt", flag="--target",
+    )  # fmt: skip
+    target_images: tuple[str, ...] = param(
+        (), help="example images of the target domain (their names: sha256 of the stored "
+        "PNG); with or instead of the target text",
+        label="Target images", group="prompt",
+    )  # fmt: skip
+    source_images: tuple[str, ...] = param(
+        (), help="example images of the source domain; default: the base generator's own "
+        "samples",
+        label="Source images", group="prompt",
+    )  # fmt: skip
+    image_weight: float = param(
+        0.5, help="the images' share of the CLIP direction when the target has both text and "
+        "images (0 = text only, 1 = images only)",
+        label="Image weight", group="prompt", range=(0.0, 1.0), flag="--target-image-weight",
+    )  # fmt: skip
+    image_views: int = param(
+        8, help="randomly cropped and flipped views of each example image averaged into its "
+        "CLIP embedding",
+        label="Views per image", group="clip", range=(1, 64), unit="views",
     )  # fmt: skip
     generator: str = param(
         "ffhq-1024",
@@ -169,6 +194,12 @@ class AdaptParams:
         "diversity) are measured on at each sample step; 0 = no scores",
         label="Score latents", group="output", range=(0, 256), unit="latents",
     )  # fmt: skip
+    score_clip_model: str = param(
+        "", help="an extra CLIP model that only measures the scores, never guides the loss "
+        "(e.g. 'ViT-L-14:openai'): a judge the training did not optimise against; "
+        "'' = none",
+        label="Extra scoring CLIP model", group="output",
+    )  # fmt: skip
     lambda_direction: float = param(
         1.0, help="weight of the directional CLIP loss (the paper's main loss)",
         label="Directional loss weight", group="clip", range=(0.0, 100.0),
@@ -183,11 +214,26 @@ class AdaptParams:
             text = getattr(self, name)
             if isinstance(text, str) and is_unicode(text):
                 object.__setattr__(self, name, unicodedata.normalize("NFC", text).strip())
+        for name in IMAGE_FIELDS:  # JSON brings a list; the params are hashable
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         validate(self)
+
+    @property
+    def effective_image_weight(self) -> float:
+        """The target images' share of the CLIP direction: 0 without target images (text
+        only), 1 without target text (images only), else `image_weight`."""
+        if not self.target_images:
+            return 0.0
+        if not self.target_text:
+            return 1.0
+        return self.image_weight
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["clip_models"] = [dataclasses.asdict(c) for c in self.clip_models]
+        for name in IMAGE_FIELDS:
+            d[name] = list(d[name])
         return d
 
     @classmethod
@@ -237,20 +283,25 @@ def describe() -> list[dict[str, Any]]:
     """Every parameter as plain data, in declaration order: what `GET /api/v1/params`
     returns and the page builds its form from.
 
-    Each entry: name, type ('string', 'integer', 'number', 'boolean', 'clip_models'),
-    required, default (absent when required), min/max (when bounded), unit, choices,
-    maxLength (texts), help, label, group, flag. Then the groups in order."""
+    Each entry: name, type ('string', 'integer', 'number', 'boolean', 'clip_models',
+    'images': a list of example image names), required, default (absent when required),
+    min/max (when bounded), unit, choices, maxLength (texts), maxItems (lists), help, label,
+    group, flag. Then the groups in order."""
     out = []
     for name, f in _FIELDS.items():
         meta = f.metadata
-        kind = {str: "string", int: "integer", float: "number", bool: "boolean"}.get(
-            _TYPES[name], "clip_models"
-        )
+        kind = "images" if name in IMAGE_FIELDS else {
+            str: "string", int: "integer", float: "number", bool: "boolean"
+        }.get(_TYPES[name], "clip_models")  # fmt: skip
         entry: dict[str, Any] = {"name": name, "type": kind, "required": name in REQUIRED}
         default = _default(f)
         if default is not dataclasses.MISSING:
             entry["default"] = (
-                [dataclasses.asdict(c) for c in default] if kind == "clip_models" else default
+                [dataclasses.asdict(c) for c in default]
+                if kind == "clip_models"
+                else list(default)
+                if kind == "images"
+                else default
             )
         if meta["range"] is not None:
             lo, hi = meta["range"]
@@ -261,6 +312,8 @@ def describe() -> list[dict[str, Any]]:
             entry["maxLength"] = MAX_PROMPT_CHARS
         if kind == "clip_models":
             entry.update(minItems=1, maxItems=MAX_CLIP_MODELS, weight={"min": 0, "max": 100})
+        if kind == "images":
+            entry.update(maxItems=MAX_EXAMPLE_IMAGES, pattern=_IMAGE_NAME.pattern)
         entry.update(
             unit=meta["unit"], help=meta["help"], label=meta["label"], group=meta["group"],
             flag=flag_of(name),
@@ -302,6 +355,22 @@ def check_prompt(name: str, text: Any) -> None:
         raise ParamError(name, "must not contain control characters")
 
 
+def check_image_names(name: str, names: Any) -> None:
+    """A list of example image names: at most MAX_EXAMPLE_IMAGES, each 64 lowercase hex
+    digits (what invert/example_images.py names a stored image), none twice."""
+    if not isinstance(names, tuple | list) or isinstance(names, str):
+        raise ParamError(name, f"must be a list of image names (got {type(names).__name__})")
+    if len(names) > MAX_EXAMPLE_IMAGES:
+        raise ParamError(name, f"must be at most {MAX_EXAMPLE_IMAGES} images (got {len(names)})")
+    seen: set[str] = set()
+    for item in names:
+        if not isinstance(item, str) or not _IMAGE_NAME.match(item):
+            raise ParamError(name, f"{item!r} is not an image name (64 lowercase hex digits)")
+        if item in seen:
+            raise ParamError(name, f"names image {item[:12]}… twice")
+        seen.add(item)
+
+
 def check_range(name: str, value: Any) -> None:
     lo, hi = RANGES[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -316,10 +385,26 @@ def check_range(name: str, value: Any) -> None:
 
 def validate(p: AdaptParams) -> None:
     """Raise ParamError for the first field outside its allowed values."""
-    check_prompt("source_text", p.source_text)
-    check_prompt("target_text", p.target_text)
-    if same_prompt(p.source_text, p.target_text):
-        raise ParamError("target_text", "must differ from source_text (not only in case or spaces)")
+    for name in IMAGE_FIELDS:
+        check_image_names(name, getattr(p, name))
+    if p.source_images and not p.target_images:
+        raise ParamError("source_images", "need target_images too (they pair with them)")
+    both = sorted(set(p.source_images) & set(p.target_images))
+    if both:  # the image direction is the difference of the two sets' embeddings
+        raise ParamError("source_images", f"image {both[0][:12]}… is a target image too")
+    check_text("source_text", p.source_text)
+    check_text("target_text", p.target_text)
+    if not p.target_text and not p.target_images:
+        raise ParamError("target_text", "must not be empty (or give target_images)")
+    if p.target_text:  # a text target needs its source text
+        check_prompt("source_text", p.source_text)
+        check_prompt("target_text", p.target_text)
+        if same_prompt(p.source_text, p.target_text):
+            raise ParamError(
+                "target_text", "must differ from source_text (not only in case or spaces)"
+            )
+    elif p.source_text:  # unused by an image-only target, but still stored: checked
+        check_prompt("source_text", p.source_text)
     check_text("generator", p.generator)
     if not p.generator.strip():
         raise ParamError("generator", "must name a generator")
@@ -355,6 +440,11 @@ def validate(p: AdaptParams) -> None:
             )
     if all(spec.weight == 0 for spec in p.clip_models):
         raise ParamError("clip_models", "need at least one model with weight > 0")
+    check_text("score_clip_model", p.score_clip_model)
+    if len(p.score_clip_model) > 100:
+        raise ParamError("score_clip_model", "must be at most 100 characters")
+    if p.score_clip_model != p.score_clip_model.strip():
+        raise ParamError("score_clip_model", "must not start or end with spaces")
     if p.lambda_direction == 0 and p.lambda_global == 0:
         raise ParamError("lambda_direction", "and lambda_global cannot both be 0")
 

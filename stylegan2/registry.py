@@ -102,6 +102,25 @@ def _converted_note(name: str, source_pkl: str) -> str:
     )
 
 
+def _ada_note(name: str, pkl: str) -> str:
+    """The exact steps for an AFHQ model: StyleGAN-NADA's own notebook converts NVIDIA's
+    StyleGAN2-ADA TensorFlow pickle this way (it needs TensorFlow 1.x and the ADA code)."""
+    url = _ADA_PKL.format(pkl)
+    return (
+        "No direct download of a rosinality-layout .pt is published. On a CUDA machine "
+        "(the script builds rosinality's CUDA ops and checks its result on the GPU), in a "
+        "Python 3.7 environment with tensorflow 1.15 and torch: "
+        f"(1) `wget {url}`; "
+        "(2) `git clone https://github.com/NVlabs/stylegan2-ada` (the TensorFlow code the "
+        "pickle needs) and `git clone https://github.com/rinongal/StyleGAN-nada` (its "
+        "convert_weight.py, rosinality's script); "
+        "(3) `PYTHONPATH=StyleGAN-nada/ZSSGAN python StyleGAN-nada/convert_weight.py "
+        f"--repo stylegan2-ada --gen {pkl}.pkl`, which writes {pkl}.pt next to the .pkl; "
+        f"(4) `nada models add {name} PATH` with PATH that {pkl}.pt (checks it is a {name.rsplit('-', 1)[-1]}-px "
+        "generator, copies it into the cache, records its sha256). docs/models.md has more."
+    )
+
+
 _NVIDIA_NC = "NVIDIA Source Code License-NC (non-commercial use only)"
 # Original weights the manual entries are converted from (the sources StyleGAN-NADA's own
 # notebook uses); these are not rosinality-layout .pt files.
@@ -133,7 +152,7 @@ _BUILTIN = (
         description="AFHQ dog faces, StyleGAN2-ADA",
         filename="stylegan2-afhqdog-512.pt",
         source=f"Karras et al., StyleGAN2-ADA (NVIDIA), trained on AFHQ dog. {_NVIDIA_NC}.",
-        manual=_converted_note("afhq-dog-512", _ADA_PKL.format("afhqdog")),
+        manual=_ada_note("afhq-dog-512", "afhqdog"),
     ),
     GeneratorInfo(
         name="afhq-cat-512",
@@ -142,7 +161,7 @@ _BUILTIN = (
         description="AFHQ cat faces, StyleGAN2-ADA",
         filename="stylegan2-afhqcat-512.pt",
         source=f"Karras et al., StyleGAN2-ADA (NVIDIA), trained on AFHQ cat. {_NVIDIA_NC}.",
-        manual=_converted_note("afhq-cat-512", _ADA_PKL.format("afhqcat")),
+        manual=_ada_note("afhq-cat-512", "afhqcat"),
     ),
     GeneratorInfo(
         name="lsun-church-256",

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from nada import rundir
-from nada.errors import CLIError, ParamError
-from nada.params import FIELD_NAMES, AdaptParams, ClipSpec, describe, flag_of
+from nada.errors import CLIError, InputError, ParamError
+from nada.params import FIELD_NAMES, IMAGE_FIELDS, AdaptParams, ClipSpec, describe, flag_of
 
 
 def register(subparsers: Any) -> None:
@@ -42,6 +43,9 @@ def _register_adapt(subparsers: Any) -> None:
     )
     add_param_arguments(p)
     p.add_argument("--resume", type=Path, default=None, help="an OUT/checkpoints/*.pt to continue")
+    from worker import continue_cli  # --resume-from-result: train a finished run on
+
+    continue_cli.add_arguments(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (%(default)s)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -69,6 +73,10 @@ def add_param_arguments(p: argparse.ArgumentParser) -> None:
                            "open_clip names, arch[:pretrained] (default %(default)s)")  # fmt: skip
             p.add_argument("--clip-weights", default=None,
                            help="comma-separated loss weight per model (default 1 each)")  # fmt: skip
+        elif spec["type"] == "images":  # files here; the params hold their names
+            p.add_argument(flag, nargs="+", default=[], dest=name, metavar="DIR|FILE",
+                           help=f"{spec['help']}: image files, or folders of .jpg/.jpeg/.png/"
+                           f".webp files, at most {spec['maxItems']}")  # fmt: skip
         elif spec["type"] == "boolean":
             p.add_argument(flag, action="store_true", default=spec["default"], help=spec["help"])
         elif spec["required"]:
@@ -79,8 +87,11 @@ def add_param_arguments(p: argparse.ArgumentParser) -> None:
                            help=f"{spec['help']} ({unit}default %(default)s)")  # fmt: skip
 
 
-def params_from_args(args: argparse.Namespace) -> AdaptParams:
-    """The AdaptParams the flags describe; a refusal names the flag."""
+def params_from_args(
+    args: argparse.Namespace, images: Mapping[str, Sequence[str]] | None = None
+) -> AdaptParams:
+    """The AdaptParams the flags describe; a refusal names the flag. `images`: the example
+    images' names per field (target_images, source_images), once `read_examples` read them."""
     names = [name.strip() for name in args.clip_models.split(",") if name.strip()]
     if not names:
         raise CLIError("argument --clip-models: name at least one model")
@@ -95,12 +106,11 @@ def params_from_args(args: argparse.Namespace) -> AdaptParams:
     values = {
         spec["name"]: getattr(args, spec["name"])
         for spec in describe()
-        if spec["name"] not in ("source_text", "target_text", "clip_models")
+        if spec["name"] not in ("clip_models", *IMAGE_FIELDS)
     }
+    values.update({name: tuple(names) for name, names in (images or {}).items()})
     try:
         return AdaptParams(
-            source_text=args.source,
-            target_text=args.target,
             clip_models=tuple(ClipSpec(n, w) for n, w in zip(names, weights, strict=True)),
             **values,
         )
@@ -128,7 +138,16 @@ def _check_generator(name: str) -> None:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    params = params_from_args(args)
+    if getattr(args, "resume_from_result", None) is not None:
+        from worker.continue_cli import cmd_continue
+
+        return cmd_continue(args)
+    from worker.example_files import read_examples, store_examples
+
+    examples = {name: read_examples(flag_of(name), getattr(args, name)) for name in IMAGE_FIELDS}
+    params = params_from_args(
+        args, {name: [e.sha256 for e in found] for name, found in examples.items()}
+    )
     from tqdm import tqdm
 
     from stylegan2 import CheckpointError
@@ -151,6 +170,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise CLIError(f"argument --resume: no such file {args.resume}")
     _check_generator(params.generator)
 
+    domain_images = store_examples([e for found in examples.values() for e in found], args.out)
     bar = tqdm(total=params.steps, file=sys.stderr, unit="step", disable=args.no_progress or None)
 
     def on_progress(event: Progress) -> None:
@@ -172,9 +192,12 @@ def cmd_adapt(args: argparse.Namespace) -> int:
             device=args.device,
             on_progress=on_progress,
             resume_from=args.resume,
+            domain_images=domain_images,
         )
     except ParamError as exc:
         raise _flag_error(exc) from None
+    except InputError as exc:  # an example image changed on disk under the run
+        raise CLIError(str(exc)) from None
     except ResumeError as exc:
         raise CLIError(f"argument --resume: {exc}") from None
     except CheckpointError as exc:  # the base generator's file
@@ -218,11 +241,18 @@ def _register_generate(subparsers: Any) -> None:
                    help="render this latent.pt (from `nada invert`) instead of seeds")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (%(default)s)")
     p.add_argument("--out", type=Path, required=True, help="the PNG to write")
+    from worker import explore_cli  # --base, --mix: beside the base generator (torch-free)
+
+    explore_cli.add_generate_arguments(p)
     p.set_defaults(func=cmd_generate)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from worker import explore_cli
     from worker.samples import parse_seeds
+
+    if explore_cli.wants_explore(args):
+        return explore_cli.cmd_generate_explore(args)
 
     try:
         seeds = parse_seeds(args.seeds)

@@ -13,7 +13,7 @@ zero-shot class embedding of the CLIP paper, rather than one raw prompt.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +111,10 @@ class GuideTerm:
 
 class ClipGuide:
     """The CLIP loss of one job: text embeddings computed once, losses summed over models as
-    sum_m weight_m * (lambda_direction * L_direction_m + lambda_global * L_global_m)."""
+    sum_m weight_m * (lambda_direction * L_direction_m + lambda_global * L_global_m).
+
+    `guidance` replaces the texts with precomputed (ΔT, T) per model name: an image-guided
+    job's (worker/domain_embeddings.py); the losses are the same functions of them."""
 
     def __init__(
         self,
@@ -120,10 +123,19 @@ class ClipGuide:
         target_text: str,
         lambda_direction: float = 1.0,
         lambda_global: float = 0.0,
+        guidance: Mapping[str, tuple[Tensor, Tensor]] | None = None,  # name -> (ΔT, T)
     ):
         terms = []
         for clip, weight in models:
             if weight == 0:
+                continue
+            if guidance is not None:
+                direction, target = guidance[clip.name]
+                terms.append(
+                    GuideTerm(
+                        clip, float(weight), direction.to(clip.device), target.to(clip.device)
+                    )
+                )
                 continue
             check_prompt_tokens(clip, "source_text", source_text)
             check_prompt_tokens(clip, "target_text", target_text)

@@ -28,6 +28,7 @@ import platform
 import sys
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,15 +40,18 @@ from torch import Tensor
 import stylegan2
 from nada import __version__ as nada_version
 from nada import rundir
+from nada.errors import ParamError
 from nada.params import AdaptParams
 from worker.checkpoints import (
     ResumeError,
     read_resume_point,
+    read_start_point,
     truncate_metrics,
     write_intermediate_checkpoint,
 )
 from worker.clip_loss import ClipGuide
 from worker.clip_models import canonical_clip_name, check_clip_name
+from worker.domain_embeddings import check_domain_images, domain_guidance, domain_record
 from worker.events import AdaptResult, CancelCheck, Canceled, Progress, ProgressCallback
 from worker.layers import candidate_layers, layer_parameters, select_layers, set_trainable
 from worker.model_cache import ModelCache, enable_fast_cuda_math, resolve_device
@@ -155,12 +159,19 @@ class _Adaptation:
         device: torch.device,
         models: ModelCache,
         generator_source: str,
+        domain_images: Mapping[str, Path] | None = None,
     ):
         self.params = params
         self.out_dir = out_dir
         self.device = device
         for spec in params.clip_models:  # refuse a bad name before loading anything
             check_clip_name(spec.name)
+        if params.score_clip_model:
+            try:
+                check_clip_name(params.score_clip_model)
+            except ParamError as exc:
+                raise ParamError("score_clip_model", exc.message) from None
+        domain_files = check_domain_images(params, domain_images)  # and an unusable image
         base = models.generator(generator_source, device)
         self.identity = dict(base.identity)
         if not self.identity.get("name"):
@@ -177,15 +188,34 @@ class _Adaptation:
             for spec in params.clip_models
             if spec.weight > 0
         ]
+        self.guidance = None  # an image-guided job's (ΔT, T) per CLIP model, computed once
+        if params.target_images:
+            self.guidance = domain_guidance(
+                [clip for clip, _ in clips], params, domain_files, self.frozen, self.latent_avg
+            )
         self.guide = ClipGuide(
             clips,
             params.source_text,
             params.target_text,
             params.lambda_direction,
             params.lambda_global,
+            guidance=self.guidance,
         )
         self.clip_names = [canonical_clip_name(spec.name) for spec in params.clip_models]
+        # The extra scoring model (score_clip_model): loaded with the others so that a model
+        # that cannot load fails the job before training, not at its first sample step.
+        self._judges = (
+            [models.clip(params.score_clip_model, device, seed=params.seed)]
+            if params.score_clip_model
+            else []
+        )
+        self._judge_guidance = (
+            domain_guidance(self._judges, params, domain_files, self.frozen, self.latent_avg)
+            if self.guidance is not None and self._judges
+            else {}
+        )
         self.state = _State()
+        self.continued_from: dict[str, Any] | None = None  # the finished run this one continues
         self._noise_shapes = noise_shapes(self.frozen)
         rng = step_rng(params.seed, 0, "samples")
         self._sample_z = torch.randn(params.n_samples, self.frozen.style_dim, generator=rng)
@@ -277,7 +307,15 @@ class _Adaptation:
             self._score_noise = random_noise(self._noise_shapes, p.score_latents, rng)
             source = render(self.frozen, self._score_z, self._score_noise, **args)
             self._score_source = source
-            self._scorer = ScoreEvaluator(self._clips, p.source_text, p.target_text, source)
+            guidance = {**self.guidance, **self._judge_guidance} if self.guidance else None
+            self._scorer = ScoreEvaluator(
+                self._clips,
+                p.source_text,
+                p.target_text,
+                source,
+                guidance=guidance,
+                judges=self._judges,
+            )
         adapted = (
             self._score_source
             if step == 0  # nothing trained yet
@@ -291,7 +329,11 @@ class _Adaptation:
 
     def metadata(self) -> dict[str, Any]:
         """What the adapted checkpoint says about itself (plain data)."""
+        lineage = {"continued_from": self.continued_from} if self.continued_from else {}
+        if self.guidance is not None:  # the example images' names and what CLIP made of them
+            lineage["domain"] = domain_record(self.params, self.guidance)
         return {
+            **lineage,
             "kind": "stylegan-nada",
             "source_text": self.params.source_text,
             "target_text": self.params.target_text,
@@ -322,13 +364,41 @@ class _Adaptation:
             optimizer=self.optimizer,
         )
 
-    def restore(self, path: Path) -> None:
-        """Continue from an intermediate checkpoint written by `write_checkpoint`."""
-        point = read_resume_point(path, self.params, self.identity)
+    def write_resume_point(self, path: Path, checkpoint_sha256: str) -> Path:
+        """OUT/resume.pt of a finished run: what a continuation starts from (the weights
+        again, so that it stands alone, with Adam's moments and the step)."""
+        return write_intermediate_checkpoint(
+            path,
+            self.trainable,
+            self.latent_avg,
+            self.metadata(),
+            step=self.state.step,
+            selected=self.state.selected,
+            optimizer=self.optimizer,
+            checkpoint_sha256=checkpoint_sha256,
+        )
+
+    def restore(self, path: Path, *, continuation: bool = False) -> None:
+        """Continue from an intermediate checkpoint written by `write_checkpoint`, or with
+        `continuation` from a finished run's resume.pt (`write_resume_point`): the same
+        weights and Adam moments, so the steps to come are the ones an uninterrupted run of
+        the summed steps would take -- unless the continuation changed how they train."""
+        if continuation:
+            point = read_start_point(path, self.params, self.identity)
+        else:
+            point = read_resume_point(path, self.params, self.identity)
         self.trainable.load_state_dict(point.generator_state, strict=True)
         self.optimizer.load_state_dict(point.optimizer_state)
         self.state.step = point.step
         self.state.selected = point.selected
+        if continuation:
+            for group in self.optimizer.param_groups:  # the state dict brought the old lr
+                group["lr"] = self.params.lr
+            if point.params.get("layers") != self.params.layers:
+                self.state.selected = ()  # k changed: select again at the first step
+            self.continued_from = {"step": point.step, "sha256": point.checkpoint_sha256}
+        else:  # this run's own checkpoint: it continues what this run continued
+            self.continued_from = point.continued_from
         self.state.selections = dict(point.selections)
         self.state.scores = dict(point.scores)
         self.state.samples = [
@@ -348,21 +418,30 @@ def run_adaptation(
     resume_from: Path | None = None,
     models: ModelCache | None = None,
     generator_path: Path | None = None,
+    start_from: Path | None = None,
+    domain_images: Mapping[str, Path] | None = None,
 ) -> AdaptResult:
     """Adapt `params.generator` from `params.source_text` to `params.target_text`.
 
     Args:
         params: the job (validated on construction).
-        out_dir: receives adapted.pt, samples/step_XXXXXX.png, metrics.jsonl, params.json and,
-            with checkpoint_every, checkpoints/step_XXXXXX.pt.
+        out_dir: receives adapted.pt, resume.pt (what a continuation starts from),
+            samples/step_XXXXXX.png, metrics.jsonl, params.json and, with checkpoint_every,
+            checkpoints/step_XXXXXX.pt.
         device: 'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...
         on_progress: receives Progress events (stages, every step, samples, checkpoints).
         should_cancel: polled before every step and before saving; True raises Canceled and
             leaves no adapted.pt.
         resume_from: an intermediate checkpoint of the same job to continue from.
+        start_from: a finished run's resume.pt to continue (a new run whose params.steps is
+            the total: its steps are numbered after the finished run's). The same job but
+            for lr, layers, lambda_direction, lambda_global, reselect_every and the output
+            settings. resume_from, when given too, wins (this run's own later checkpoint).
         models: a ModelCache to reuse models across jobs (a fresh one if None).
         generator_path: a local file holding params.generator (the worker resolves registry
             names itself); its name stays params.generator in the metadata.
+        domain_images: the file of each example image params.target_images/source_images
+            name (nada.rundir.domain_image_path); each is checked against its name first.
 
     Returns:
         AdaptResult with the paths written and the checkpoint's sha256.
@@ -370,6 +449,8 @@ def run_adaptation(
     Raises:
         Canceled: should_cancel returned True.
         nada.params.ParamError: a prompt too long for CLIP, an unknown CLIP model.
+        invert.photos.PhotoRejected: an example image missing or not what its name says.
+        ResumeError: resume_from or start_from is not a point this run can continue from.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -393,16 +474,29 @@ def run_adaptation(
         dev,
     )
     final = rundir.adapted_path(out_dir)
-    if final.exists():  # a previous run's: it would pass for this run's if this one stops
-        log.info("removing the previous run's %s", final)
-        final.unlink()
+    resume_point = out_dir / rundir.RESUME
+    if start_from is not None and Path(start_from).resolve() == resume_point.resolve():
+        raise ResumeError(f"{start_from} would be overwritten: continue into another directory")
+    for previous in (final, resume_point):  # a previous run's: it would pass for this run's
+        if previous.exists():
+            log.info("removing the previous run's %s", previous)
+            previous.unlink()
     event("stage", "loading", 0)
-    run = _Adaptation(p, out_dir, dev, models or ModelCache(), str(generator_path or p.generator))
+    run = _Adaptation(
+        p,
+        out_dir,
+        dev,
+        models or ModelCache(),
+        str(generator_path or p.generator),
+        domain_images=domain_images,
+    )
     metrics = rundir.metrics_path(out_dir)
     if resume_from is not None:
         run.restore(Path(resume_from))
         truncate_metrics(metrics, run.state.step)
     else:
+        if start_from is not None:  # the metrics log holds this run's own steps only
+            run.restore(Path(start_from), continuation=True)
         metrics.write_text("", encoding="utf-8")
     rundir.write_text(
         rundir.params_path(out_dir),
@@ -410,12 +504,15 @@ def run_adaptation(
     )
     if resume_from is not None:
         log.info("resumed from %s at step %d", resume_from, run.state.step)
-    if run.state.step == 0:
-        run.state.samples = [run.write_sample(0)]
-        event("sample", "loading", 0, path=run.state.samples[-1])
-        scores = run.scores(0)
+    elif start_from is not None:
+        log.info("continuing %s from step %d", start_from, run.state.step)
+    if resume_from is None:  # where this run starts: step 0, or the run it continues
+        start = run.state.step
+        run.state.samples = [run.write_sample(start)]
+        event("sample", "loading", start, path=run.state.samples[-1])
+        scores = run.scores(start)
         if scores:
-            event("scores", "loading", 0, scores=scores)
+            event("scores", "loading", start, scores=scores)
 
     recent: deque[float] = deque(maxlen=10)  # seconds of the last steps
     first = True
@@ -474,6 +571,7 @@ def run_adaptation(
     event("stage", "saving", run.state.step)
     digest = stylegan2.save_generator(final, run.trainable, run.latent_avg, run.metadata())
     log.info("wrote %s (sha256 %s)", final, digest)
+    run.write_resume_point(resume_point, digest)
     return AdaptResult(
         checkpoint=final,
         samples=tuple(run.state.samples),

@@ -55,7 +55,14 @@ def _adaptation_engine() -> EngineCall:
 
 
 def _adaptation_inputs(params: Any, settings: Settings, root: Path) -> dict[str, Any]:
-    return _generator_inputs(params.generator, settings)
+    inputs = _generator_inputs(params.generator, settings)
+    names = (*params.target_images, *params.source_images)
+    if names:  # the job's own copies (made when it was created), never the upload pool
+        inputs["domain_images"] = {sha: rundir.domain_image_path(root, sha) for sha in names}
+    start = root / rundir.START  # a continuation: its parent's resume.pt, linked at creation
+    if start.is_file():
+        inputs["start_from"] = start
+    return inputs
 
 
 def _checkpoint_digest(result: Any) -> str:
@@ -103,10 +110,30 @@ def _image_digest(result: Any) -> str:
     return str(result.image_sha256)
 
 
+# -- render: seeds, style mixing or a video through a finished job's two generators --------
+
+
+def _render_engine() -> EngineCall:
+    from worker.renders import run_render
+
+    return run_render
+
+
+def _render_inputs(params: Any, settings: Settings, root: Path) -> dict[str, Any]:
+    """The job's adapted.pt; the base generator's name came with the params (the route
+    copies it from the job), an uploaded one is a file in the data dir."""
+    adapted = storage.job_dir(settings.jobs_dir, params.job_id) / rundir.ADAPTED
+    if not adapted.is_file():
+        raise InputError(f"job {params.job_id} has no adapted generator (deleted, or not finished)")
+    base = _generator_inputs(params.generator, settings) if params.generator else {}
+    return {"checkpoint_path": adapted, **base}
+
+
 RUNNERS: dict[str, Runner] = {
     "adapt": Runner(_adaptation_engine, _adaptation_inputs, _checkpoint_digest),
     "invert": Runner(_inversion_engine, _inversion_inputs, _latent_digest),
     "edit": Runner(_edit_engine, _edit_inputs, _image_digest),
+    "render": Runner(_render_engine, _render_inputs, _image_digest),
 }
 
 

@@ -3,7 +3,9 @@
 Measured on a fixed set of held-out evaluation latents (seeded, not the training ones),
 rendered by the frozen source generator and the adapted one, in each CLIP model's space
 (embeddings normalised; ΔT and T_tgt are the text direction and the target's class
-embedding over the 80 prompt templates, exactly as the loss computes them):
+embedding over the 80 prompt templates, exactly as the loss computes them; for an
+image-guided job, the same mixed direction and target its loss uses, from
+worker/domain_embeddings.py):
 
 - direction: mean_i cos(I_ad_i - I_src_i, ΔT), what the directional loss
   optimises, on latents it never trained on (1 = every image moved along the text's
@@ -16,13 +18,16 @@ embedding over the 80 prompt templates, exactly as the loss computes them):
   the source images (< 1: the generator collapses toward one image, NADA's known failure
   mode; ~1: as varied as before).
 
-Each is reported per CLIP model ('direction/ViT-B-32:openai') and as the mean over models
-('direction'). docs/engine.md says how to read them.
+Each is reported per CLIP model ('direction/ViT-B-32:openai') and as the mean over the
+job's models ('direction'). An extra scoring model (`score_clip_model`, a "judge") is
+reported per model only: the loss never saw its space, so its scores cannot be gamed by
+the training, and keeping it out of the mean keeps 'direction' comparable across jobs with
+and without one. docs/engine.md says how to read them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -65,15 +70,18 @@ def clip_scores(
     }
 
 
-def average_over_models(per_model: dict[str, dict[str, float]]) -> dict[str, float]:
+def average_over_models(
+    per_model: dict[str, dict[str, float]], judges: Sequence[str] = ()
+) -> dict[str, float]:
     """{'ViT-B-32:openai': {...}, ...} -> flat scores: per model ('direction/<name>') and
-    their mean over models ('direction')."""
+    their mean over the models that are not `judges` ('direction')."""
     flat: dict[str, float] = {}
     for name, scores in per_model.items():
         for key, value in scores.items():
             flat[f"{key}/{name}"] = value
+    averaged = [scores for name, scores in per_model.items() if name not in judges]
     for key in SCORE_NAMES:
-        values = [scores[key] for scores in per_model.values() if key in scores]
+        values = [scores[key] for scores in averaged if key in scores]
         if values:
             flat[key] = sum(values) / len(values)
     return flat
@@ -100,11 +108,22 @@ class ScoreEvaluator:
         target_text: str,
         source_images: Tensor,  # [N, 3, H, W] in [-1, 1]: the frozen generator's renders
         batch_size: int = 8,  # images per CLIP pass
+        guidance: Mapping[str, tuple[Tensor, Tensor]] | None = None,  # name -> (ΔT, T)
+        judges: Sequence[ClipModel] = (),  # extra models that only score (score_clip_model)
     ):
+        """`guidance`: an image-guided job's (ΔT, T) per model, which its losses use in
+        place of the texts' (worker/domain_embeddings.py), so its scores mean the same."""
         self.batch_size = batch_size
         self.models: list[_ModelTexts] = []
         self._source: dict[str, Tensor] = {}
-        for clip in clips:
+        self.judges = tuple(clip.name for clip in judges if clip.name not in
+                            {c.name for c in clips})  # fmt: skip
+        for clip in [*clips, *(j for j in judges if j.name in self.judges)]:
+            if guidance is not None:
+                direction, target_embedding = (t.float().cpu() for t in guidance[clip.name])
+                self.models.append(_ModelTexts(clip, direction, target_embedding))
+                self._source[clip.name] = self._encode(clip, source_images)
+                continue
             source = clip.encode_texts(template_prompts(source_text))  # [T, D]
             target = clip.encode_texts(template_prompts(target_text))
             direction = text_direction(source, target).cpu()
@@ -128,7 +147,7 @@ class ScoreEvaluator:
             per_model[m.clip.name] = clip_scores(
                 self._source[m.clip.name], adapted, m.direction, m.target
             )
-        return average_over_models(per_model)
+        return average_over_models(per_model, self.judges)
 
 
 class LossAverage:

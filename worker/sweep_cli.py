@@ -19,12 +19,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.sweeps import DEFAULT_MAX_JOBS, Combination, expand, varying
 from nada.errors import CLIError, ParamError
-from nada.params import describe, flag_of
+from nada.params import IMAGE_FIELDS, describe, flag_of
+
+if TYPE_CHECKING:
+    from invert.example_images import ExampleImage
 
 _TEXT_SEPARATOR = "|"  # prompts may hold commas
 
@@ -41,6 +45,11 @@ def register(subparsers: Any) -> None:
             default = ",".join(c["name"] for c in spec["default"])
             p.add_argument(spec["flag"], dest=spec["name"], default=default,
                            help="CLIP models of every run, comma-separated (default %(default)s)")  # fmt: skip
+            continue
+        if spec["type"] == "images":  # the same pictures for every run
+            p.add_argument(spec["flag"], dest=spec["name"], nargs="+", default=[],
+                           metavar="DIR|FILE", help=f"{spec['help']}: the same for every run; "
+                           "image files or folders of them")  # fmt: skip
             continue
         sep = _TEXT_SEPARATOR if spec["type"] == "string" and not spec.get("choices") else ","
         what = "'|'-separated" if sep == _TEXT_SEPARATOR else "comma-separated"
@@ -93,7 +102,7 @@ def base_and_grid(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, l
     grid: dict[str, list[Any]] = {}
     for spec in describe():
         raw = getattr(args, spec["name"])
-        if raw is None:
+        if raw is None or spec["type"] == "images":  # images: cmd_sweep reads the files
             continue
         if spec["type"] == "clip_models":
             names = [n.strip() for n in raw.split(",") if n.strip()]
@@ -139,8 +148,15 @@ def _last_losses(metrics: Path) -> dict[str, float]:
         return {}
 
 
-def run_local(combos: list[Combination], out: Path, device: str, grid: dict[str, Any]) -> int:
+def run_local(
+    combos: list[Combination],
+    out: Path,
+    device: str,
+    grid: dict[str, Any],
+    examples: Sequence[ExampleImage] = (),  # the example images every run uses
+) -> int:
     from worker.engine import run_adaptation
+    from worker.example_files import store_examples
     from worker.model_cache import ModelCache
 
     models = ModelCache()  # CLIP and the base generator load once for every run
@@ -151,7 +167,10 @@ def run_local(combos: list[Combination], out: Path, device: str, grid: dict[str,
         folder = out / f"{combo.index + 1:02d}-{_slug(label)}"
         print(f"[{combo.index + 1}/{len(combos)}] {label} -> {folder}", file=sys.stderr)
         started = time.monotonic()
-        result = run_adaptation(combo.params, folder, device=device, models=models)
+        images = store_examples(examples, folder)  # each run folder keeps its inputs
+        result = run_adaptation(
+            combo.params, folder, device=device, models=models, domain_images=images
+        )
         summary["runs"].append(
             {
                 "label": label,
@@ -214,7 +233,14 @@ def run_remote(args: argparse.Namespace, base: dict[str, Any], grid: dict[str, A
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from worker.example_files import read_examples  # Pillow: only when a command runs
+
+    examples = {name: read_examples(flag_of(name), getattr(args, name)) for name in IMAGE_FIELDS}
+    if args.server and any(examples.values()):
+        flag = flag_of(next(name for name, found in examples.items() if found))
+        raise CLIError(f"argument {flag}: a --server sweep cannot send images; run it locally")
     base, grid = base_and_grid(args)
+    base.update({name: [e.sha256 for e in found] for name, found in examples.items() if found})
     try:
         combos = expand(base, grid, max_jobs=args.max_jobs)
     except ParamError as exc:
@@ -226,4 +252,5 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for combo in combos:
         if combo.params.generator.endswith(".pt") and not Path(combo.params.generator).is_file():
             raise CLIError(f"argument --generator: no such file {combo.params.generator}")
-    return run_local(combos, args.out, args.device, grid)
+    every = [e for found in examples.values() for e in found]
+    return run_local(combos, args.out, args.device, grid, every)

@@ -465,6 +465,9 @@ class Attempt:
         if not held:
             return Outcome.lost
         self._drop_intermediate_files()
+        # A continuation's copy of its parent's resume.pt: needed by every attempt until the
+        # final state is written (a re-queued attempt starts from it again), then never.
+        (self.root / rundir.START).unlink(missing_ok=True)
         return outcome
 
     def _write_final(self, status: JobStatus, values: dict[str, Any]) -> bool | None:

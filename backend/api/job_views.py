@@ -60,14 +60,25 @@ def queue_stats(request: Request, session: Session) -> store.QueueStats:
 
 
 def public_job(
-    session: Session, settings: Settings, job: Job, stats: store.QueueStats | None = None
+    session: Session,
+    settings: Settings,
+    job: Job,
+    stats: store.QueueStats | None = None,
+    children: list[str] | None = None,
 ) -> JobPublic:
+    """The job as the API shows it. `children`: the ids of the jobs continued from it, when
+    the caller fetched them for many jobs at once (store.children_of); else one query."""
     if stats is None and job.status in ACTIVE:
         stats = store.queue_stats(session)
     position, eta = store.estimate(session, job=job, stats=stats)
     root = job_root(settings, job.id)
     checkpoints = rundir.intermediate_checkpoint_steps(root)
     public = job_public(job, queue_position=position, eta_seconds=eta, checkpoint_steps=checkpoints)
+    if children is None:  # only adaptations continue
+        children = (
+            store.children_of(session, job_ids=[job.id])[job.id] if job.kind == "adapt" else []
+        )
+    public.children = children
     # Only samples whose file is there: a job folder removed (or cleaned up) by hand must
     # not list links that 404.
     public.samples = [

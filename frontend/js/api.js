@@ -147,10 +147,20 @@ export const api = {
   getJob: (id) => request("GET", `jobs/${encodeURIComponent(id)}`),
   createJob: (body) => request("POST", "jobs", { body, timeout: 30000 }),
   cancelJob: (id) => request("POST", `jobs/${encodeURIComponent(id)}/cancel`),
+  /** A new job that trains finished job `id` on: {steps (more), lr?, layers?, ...}. */
+  continueJob: (id, body) => request("POST", `jobs/${encodeURIComponent(id)}/continue`, { body, timeout: 30000 }),
   deleteJob: (id) => request("DELETE", `jobs/${encodeURIComponent(id)}`),
   eventsUrl: (id) => apiUrl(`jobs/${encodeURIComponent(id)}/events`),
   sampleUrl: (id, step) => apiUrl(`jobs/${encodeURIComponent(id)}/samples/${step}.png`),
   checkpointUrl: (id) => apiUrl(`jobs/${encodeURIComponent(id)}/checkpoint`),
+  /** Example images (POST /images: one `file` part each) -> {data: [{id, width, height, url}]}. */
+  uploadImages: (files) => {
+    const form = new FormData();
+    for (const file of files) form.append("file", file, file.name || "image");
+    return request("POST", "images", { body: form, timeout: 120000 });
+  },
+  /** A job's own copy of one of its example images. */
+  jobImageUrl: (id, image) => apiUrl(`jobs/${encodeURIComponent(id)}/images/${encodeURIComponent(image)}.png`),
   /** A photo into a generator's W+: multipart `params` (JSON) + `file`. */
   createInversion: (file, params) => {
     const form = new FormData();
@@ -164,4 +174,12 @@ export const api = {
   /** That inversion rendered through job `jobId`'s adapted generator (200: asked before). */
   createEdit: (jobId, inversionId) => request("POST", `jobs/${encodeURIComponent(jobId)}/edits`, { body: { inversion_id: inversionId }, timeout: 30000 }),
   getEdit: (id) => request("GET", `edits/${encodeURIComponent(id)}`),
+  /** Seeds, style mixing or a video through job `jobId`'s two generators (200: asked before). */
+  createRender: (jobId, body) => request("POST", `jobs/${encodeURIComponent(jobId)}/renders`, { body, timeout: 30000 }),
+  getRender: (id) => request("GET", `renders/${encodeURIComponent(id)}`),
+  /** The fields of a render with their ranges. */
+  renderParams: () => request("GET", "renders/params"),
+  /** Sweeps (one job per combination of a grid), each with its jobs in grid order. */
+  listSweeps: (query) => request("GET", "sweeps", { query }),
+  getSweep: (id) => request("GET", `sweeps/${encodeURIComponent(id)}`),
 };

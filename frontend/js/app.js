@@ -4,6 +4,7 @@
 import { api, listOf } from "./api.js";
 import { fill, h, setText } from "./dom.js";
 import { clipNames } from "./clip-field.js";
+import { mountComparison } from "./compare.js";
 import { jobForm } from "./form.js";
 import { mountJobView } from "./job.js";
 import { jobsList } from "./jobs.js";
@@ -89,6 +90,10 @@ function route() {
       onRerun: (params) => { prefill = params; location.hash = "#/"; },
     });
     nav = "jobs";
+  } else if (parts[0] && /^(compare|sweeps)(\?|$)/.test(parts[0])) {
+    // #/sweeps, #/sweeps/<id>, #/compare?jobs=<id>,<id>
+    teardown = mountComparison(main, hash);
+    nav = "sweeps";
   } else {
     teardown = notFound();
   }

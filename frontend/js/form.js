@@ -6,6 +6,7 @@
 
 import { api, ApiError } from "./api.js";
 import { clipModelsField } from "./clip-field.js";
+import { OWNED_FIELDS, examplesBlock } from "./examples-field.js";
 import { h, setText, toast, uid } from "./dom.js";
 import { checkNumber, formatNumber, numberText, rangeText } from "./schema.js";
 
@@ -216,14 +217,17 @@ export function jobForm(ctx) {
     promptControl("source_text", "e.g. photo"),
     swap,
     promptControl("target_text", "e.g. sketch"));
+  // "Show it": example images beside (or instead of) the text, and the images' weight.
+  const examples = examplesBlock(fields, controls);
+  if (examples) Object.assign(controls, examples.controls);
   // A prompt-group field beyond these three gets a plain control under the generator.
   const moreBasic = schema.order
-    .filter((n) => fields[n].group === BASIC_GROUP && !["source_text", "target_text", "generator"].includes(n))
+    .filter((n) => fields[n].group === BASIC_GROUP && !["source_text", "target_text", "generator", ...OWNED_FIELDS].includes(n))
     .map((n) => controlFor(fields[n]));
 
   // "Advanced": the other groups in the declared order; a group the service does not
   // list (a newer field) still shows, under "Other".
-  const advancedNames = schema.order.filter((n) => fields[n].group !== BASIC_GROUP);
+  const advancedNames = schema.order.filter((n) => fields[n].group !== BASIC_GROUP && !OWNED_FIELDS.includes(n));
   const titled = schema.groups.filter((g) => g.name !== BASIC_GROUP);
   const listed = new Set(titled.map((g) => g.name));
   const groups = [
@@ -245,7 +249,8 @@ export function jobForm(ctx) {
 
   const submit = h("button", { type: "submit", class: "button button-primary" }, "Start adaptation");
   const form = h("form", { class: "job-form", novalidate: true, "aria-label": "New adaptation job" },
-    presets, promptRow, generatorControl(), moreBasic, advanced, formError,
+    presets, examples && h("h3", { class: "examples-title" }, "Describe it"), promptRow,
+    examples && examples.element, generatorControl(), moreBasic, advanced, formError,
     h("div", { class: "form-actions" }, submit,
       h("span", { class: "muted small" }, "Runs on the service's GPU worker; samples appear as it trains.")));
 
@@ -311,6 +316,7 @@ export function jobForm(ctx) {
 
   if (ctx.prefill) {
     for (const [name, v] of Object.entries(ctx.prefill)) if (controls[name]) controls[name].set(v);
+    if (examples) examples.update();
     advanced.open = true;
   }
   return form;

@@ -93,7 +93,11 @@ export function tookSeconds(job) {
 
 export function promptText(job) {
   const p = job.params || job;
-  return { source: p.source_text || job.source_text || "", target: p.target_text || job.target_text || "" };
+  // An image-guided job may have no text on either side: say what stands in for it.
+  const images = (list, what) => (Array.isArray(list) && list.length ? `${list.length} ${what} image${list.length === 1 ? "" : "s"}` : "");
+  const target = p.target_text || job.target_text || images(p.target_images, "example");
+  const source = p.source_text || job.source_text || images(p.source_images, "source") || (target && p.target_images && p.target_images.length ? "its own samples" : "");
+  return { source, target };
 }
 
 export function shortId(id) {

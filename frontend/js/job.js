@@ -1,6 +1,6 @@
 // One job: progress, the sampled source/adapted pairs with a scrubber over every sampled
 // step, the loss chart, the selected layers, the parameters, cancel and downloads, and,
-// once it succeeded, "Try it on a photo".
+// once it succeeded, "Explore" (seeds, style mixing, videos) and "Try it on a photo".
 // Each section is a module in job/ that builds its element once and updates it in place
 // from each fresh job JSON; this file lays them out and wires the live updates
 // (SSE-driven, or polled) to them.
@@ -8,6 +8,9 @@
 import { fill, h, toast } from "./dom.js";
 import { statusBanner } from "./job/banner.js";
 import { checkpointsCard } from "./job/checkpoints.js";
+import { continueCard } from "./job/continue.js";
+import { examplesCard } from "./job/examples.js";
+import { exploreCard } from "./job/explore.js";
 import { jobHeading } from "./job/heading.js";
 import { layersCard } from "./job/layers.js";
 import { lossCard } from "./job/loss.js";
@@ -24,6 +27,7 @@ import { followJob } from "./live.js";
  */
 export function mountJobView(main, id, ctx) {
   const heading = jobHeading();
+  const examples = examplesCard({ id });
   const banner = statusBanner();
   const progress = progressCard({ id, onJob: (job) => render(job), onRerun: ctx.onRerun });
   const samples = samplesCard({ id });
@@ -32,17 +36,20 @@ export function mountJobView(main, id, ctx) {
   const layers = layersCard();
   const checkpoints = checkpointsCard();
   const params = paramsCard();
+  const more = continueCard({ id });
   const times = timesCard();
   const photo = photoCard({ jobId: id });
-  const sections = [heading, banner, progress, samples, photo, loss, scores, layers, checkpoints, params, times];
+  const explore = exploreCard({ jobId: id });
+  const sections = [heading, examples, banner, progress, samples, explore, photo, loss, scores, layers, checkpoints, params, times, more];
 
   fill(main,
     h("div", { class: "job-view" },
       heading.element,
+      examples.element,
       banner.element,
       h("div", { class: "columns" },
-        h("div", { class: "col-main" }, progress.element, samples.element, photo.element),
-        h("div", { class: "col-side" }, loss.element, scores.element, layers.element, checkpoints.element, params.element, times.element))));
+        h("div", { class: "col-main" }, progress.element, samples.element, explore.element, photo.element),
+        h("div", { class: "col-side" }, more.element, loss.element, scores.element, layers.element, checkpoints.element, params.element, times.element))));
   heading.focus();
 
   function render(job) {
@@ -71,5 +78,5 @@ export function mountJobView(main, id, ctx) {
       } else toast(`Connection trouble: ${err.message}`, "error", 3000);
     },
   });
-  return () => { stopFollowing(); photo.stop(); };
+  return () => { stopFollowing(); photo.stop(); explore.stop(); };
 }

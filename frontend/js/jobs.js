@@ -5,6 +5,7 @@
 import { api, listOf } from "./api.js";
 import { h, setText } from "./dom.js";
 import { ACTIVE, STATUS_LABEL, ago, fractionDone, fullTime, parseTime, promptText, shortId, whereText } from "./format.js";
+import { compareSelection, withSweepLink } from "./jobs-compare.js";
 import { every } from "./live.js";
 
 const FILTERS = ["", "queued", "running", "succeeded", "failed", "canceled"];
@@ -57,6 +58,7 @@ export function jobsList({ compact = false } = {}) {
   let filter = "";
   let limit = compact ? 12 : PAGE;
   const rows = new Map(); // id -> {el, sig}
+  const selection = compact ? null : compareSelection();
   const list = h("ul", { class: "job-list", "aria-live": "off" });
   const empty = h("p", { class: "empty muted", hidden: true });
   const count = h("span", { class: "count muted" });
@@ -82,11 +84,12 @@ export function jobsList({ compact = false } = {}) {
       const sig = signature(job);
       let entry = rows.get(job.id);
       if (!entry || entry.sig !== sig) {
-        const el = jobRow(job);
+        const row = withSweepLink(jobRow(job), job);
+        const el = selection ? selection.decorate(row, job) : row;
         if (entry) {
           const hadFocus = entry.el.contains(document.activeElement);
           entry.el.replaceWith(el);
-          if (hadFocus) el.querySelector("a").focus();
+          if (hadFocus) el.querySelector("a.job-link").focus();
         }
         entry = { el, sig };
         rows.set(job.id, entry);
@@ -122,7 +125,7 @@ export function jobsList({ compact = false } = {}) {
     h("div", { class: "panel-head" },
       h(compact ? "h2" : "h1", { id: "jobs-heading", class: "jobs-heading" }, compact ? "Recent jobs" : "All jobs"), count,
       h("span", { class: "spacer" }),
-      compact ? h("a", { href: "#/jobs", class: "small" }, "All jobs →") : filterSelect),
+      compact ? h("a", { href: "#/jobs", class: "small" }, "All jobs →") : [selection.button, filterSelect]),
     errorNote, list, empty, h("div", { class: "list-actions" }, more));
   return { element, stop: poll };
 }

@@ -472,3 +472,93 @@ def test_a_photo_does_not_wait_behind_a_training_job(deployment: Deployment) -> 
     assert training["status"] == "running" and training["step"] < 400, training
     assert d.http.post(f"{API}/jobs/{long_job}/cancel").status_code in (200, 202)
     d.wait_status(long_job, "canceled")
+
+
+def test_a_two_by_two_sweep_runs_to_four_scored_jobs(deployment: Deployment) -> None:
+    """A sweep through a real worker: four jobs, each succeeded with its scores measured at
+    step 0 and at its last step, and the sweep's view agrees. One deployment suffices: the
+    sweep is made of ordinary jobs, which both deployments already run above."""
+    d = deployment
+    if d.kind == "embedded":
+        pytest.skip("the sweep's jobs are ordinary jobs; the scale-out deployment runs them")
+    grid = {"layers": [1, 2], "seed": [3, 4]}
+    r = d.http.post(f"{API}/sweeps", json={"base": {**TINY, "steps": 2}, "grid": grid})
+    assert r.status_code == 202, r.text
+    sweep = r.json()
+    assert sweep["count"] == 4 and sorted(sweep["varying"]) == ["layers", "seed"]
+    combos = set()
+    for entry in sweep["jobs"]:
+        job = d.wait_status(entry["id"], "succeeded")
+        combos.add((job["params"]["layers"], job["params"]["seed"]))
+        steps = [s["step"] for s in job["scores"]]
+        assert steps == [0, 2], job["scores"]
+        final = job["scores"][-1]["values"]
+        for name in ("direction", "target", "content", "diversity", "loss"):
+            assert isinstance(final[name], float), (name, final)
+        assert job["scores"][0]["values"]["content"] > 0.999  # step 0: nothing trained yet
+    assert combos == {(1, 3), (1, 4), (2, 3), (2, 4)}
+    shown = d.http.get(f"{API}/sweeps/{sweep['id']}").json()
+    assert shown["done"] is True and shown["status"] == {"succeeded": 4}, shown
+
+
+# -- renders of a finished job (worker/renders.py) --------------------------------------------
+
+SIZE = 64  # random-64
+
+
+def _finished_job(d: Deployment) -> str:
+    """A succeeded 1-step adaptation to render from."""
+    job_id = d.submit(steps=1, seed=5)
+    d.wait_status(job_id, "succeeded")
+    return job_id
+
+
+def test_renders_of_a_finished_job_download(deployment: Deployment, tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from worker.video import count_frames
+
+    d = deployment
+    job_id = _finished_job(d)
+    r = d.http.post(f"{API}/jobs/{job_id}/renders", json={"seeds": [1, 2], "truncation": 0.6})
+    assert r.status_code == 202, r.text
+    done = d.wait_status(r.json()["id"], "succeeded")
+    assert done["kind"] == "render" and done["step"] == done["total_steps"] == 2
+    view = d.http.get(f"{API}/renders/{done['id']}").json()
+    png = d.http.get(view["image_url"])
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    grid = Image.open(io.BytesIO(png.content))
+    assert grid.size == (2 * SIZE + 2, 2 * SIZE + 2)  # two seeds; source over adapted
+    again = d.http.post(f"{API}/jobs/{job_id}/renders", json={"seeds": [1, 2], "truncation": 0.6})
+    assert again.status_code == 200 and again.json()["id"] == done["id"]
+
+    body = {"mode": "video", "keyframes": [3, 4], "frames": 2, "fps": 4, "format": "mp4"}
+    r = d.http.post(f"{API}/jobs/{job_id}/renders", json=body)
+    assert r.status_code == 202, r.text
+    d.wait_status(r.json()["id"], "succeeded")
+    view = d.http.get(f"{API}/renders/{r.json()['id']}").json()
+    video = d.http.get(view["video_url"])
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+    path = tmp_path / "render.mp4"
+    path.write_bytes(video.content)
+    assert count_frames(path) == 3  # ffmpeg reads back every frame written
+
+
+def test_a_render_does_not_wait_behind_a_training_job(deployment: Deployment) -> None:
+    """The fast lane: a render asked for while a long adaptation trains on the only train
+    worker finishes before that adaptation does."""
+    d = deployment
+    if d.kind != "embedded":
+        d.start_worker(lanes="fast")  # the others may take either lane
+    job_id = _finished_job(d)
+    long_job = d.submit(steps=400, seed=13)
+    d.wait_status(long_job, "running")
+    r = d.http.post(f"{API}/jobs/{job_id}/renders", json={"seeds": [8]})
+    assert r.status_code == 202, r.text
+    d.wait_status(r.json()["id"], "succeeded")
+    training = d.job(long_job)
+    assert training["status"] == "running" and training["step"] < 400, training
+    assert d.http.post(f"{API}/jobs/{long_job}/cancel").status_code in (200, 202)
+    d.wait_status(long_job, "canceled")

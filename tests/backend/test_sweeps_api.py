@@ -45,13 +45,16 @@ def test_a_grid_makes_one_job_per_combination(client: Any, settings: Settings, q
     combos = [(j["params"]["layers"], j["params"]["steps"]) for j in sweep["jobs"]]
     assert combos == [(3, 150), (3, 300), (6, 150), (6, 300)]  # the last key fastest
     assert all(j["params"]["target_text"] == "sketch" for j in sweep["jobs"])
+    assert {j["sweep_id"] for j in sweep["jobs"]} == {sweep["id"]}  # the page links back
     assert sweep["status"] == {"queued": 4} and sweep["done"] is False
     assert queue.sent == [j["id"] for j in sweep["jobs"]]
 
     again = client.get(f"{API}/sweeps/{sweep['id']}").json()
     assert [j["id"] for j in again["jobs"]] == [j["id"] for j in sweep["jobs"]]
     assert client.get(f"{API}/sweeps").json()["count"] == 1
-    assert client.get(f"{API}/jobs").json()["count"] == 4  # ordinary jobs too
+    listed = client.get(f"{API}/jobs").json()
+    assert listed["count"] == 4  # ordinary jobs too
+    assert {j["sweep_id"] for j in listed["data"]} == {sweep["id"]}
 
     canceled = client.post(f"{API}/sweeps/{sweep['id']}/cancel").json()
     assert canceled["status"] == {"canceled": 4} and canceled["done"] is True
@@ -87,7 +90,7 @@ def test_a_grid_makes_one_job_per_combination(client: Any, settings: Settings, q
         (
             {"base": {"source_text": "photo"}, "grid": {"layers": [3]}},
             ["base", "target_text"],
-            "required",
+            "must not be empty (or give target_images)",
         ),
         (
             {"base": _without("generator"), "grid": {"generator": ["random-64", "no-such"]}},

@@ -72,3 +72,58 @@ def test_clip_names():
         check_clip_name("ViT-Q-99")
     with pytest.raises(ParamError, match="unknown weights 'nope'"):
         check_clip_name("ViT-B-32:nope")
+
+
+# -- image targets (issue 12) --------------------------------------------------------------
+
+IMG_A, IMG_B = "a" * 64, "0123456789abcdef" * 4
+
+
+def test_old_stored_params_parse_with_image_defaults():
+    stored = AdaptParams("photo", "sketch").to_dict()
+    for name in ("target_images", "source_images", "image_weight", "image_views"):
+        del stored[name]
+    p = AdaptParams.from_dict(stored)
+    assert (p.target_images, p.source_images, p.image_weight, p.image_views) == ((), (), 0.5, 8)
+    assert p.effective_image_weight == 0.0
+
+
+def test_image_target_without_text():
+    p = AdaptParams.from_dict({"target_images": [IMG_A, IMG_B]})
+    assert p.target_images == (IMG_A, IMG_B) and p.target_text == "" and p.source_text == ""
+    assert p.effective_image_weight == 1.0
+    assert AdaptParams.from_dict(p.to_dict()) == p
+    assert p.to_dict()["target_images"] == [IMG_A, IMG_B]  # JSON: a list
+
+
+def test_text_and_images_mix_by_image_weight():
+    p = AdaptParams("dog", "cat", target_images=(IMG_A,), image_weight=0.25)
+    assert p.effective_image_weight == 0.25
+
+
+@pytest.mark.parametrize(
+    "changes, field, fragment",
+    [
+        ({"target_text": ""}, "target_text", "or give target_images"),
+        ({"source_text": "", "target_images": (IMG_A,)}, "source_text", "empty"),
+        ({"target_images": ("A" * 64,)}, "target_images", "64 lowercase hex"),
+        ({"target_images": ("abc",)}, "target_images", "'abc' is not an image name"),
+        ({"target_images": (IMG_A, IMG_A)}, "target_images", "twice"),
+        ({"target_images": tuple(f"{i:064x}" for i in range(17))}, "target_images", "at most 16"),
+        ({"target_images": IMG_A}, "target_images", "list of image names"),
+        ({"source_images": (IMG_A,)}, "source_images", "need target_images"),
+        (
+            {"target_images": (IMG_A,), "source_images": (IMG_A,)},
+            "source_images",
+            "target image too",
+        ),
+        ({"target_images": (IMG_A,), "image_weight": 1.5}, "image_weight", "0.0..1.0"),
+        ({"image_views": 0}, "image_views", "1..64"),
+    ],
+)
+def test_bad_image_params_name_the_field(changes, field, fragment):
+    base = {"source_text": "photo", "target_text": "sketch"}
+    with pytest.raises(ParamError) as info:
+        AdaptParams(**{**base, **changes})
+    assert info.value.field == field
+    assert fragment in str(info.value)

@@ -87,6 +87,31 @@ def test_a_collapsed_generator_has_diversity_below_one(evaluator: ScoreEvaluator
     assert scores["content"] < 1
 
 
+def _judge_clip() -> str:
+    """A second tiny architecture, as an extra scoring model (score_clip_model)."""
+    import copy
+
+    from worker.clip_models import _EXTRA_CONFIGS, TINY_CLIP, add_clip_config
+
+    config = copy.deepcopy(_EXTRA_CONFIGS[TINY_CLIP])
+    config["embed_dim"] = 48
+    add_clip_config("nada-judge", config)
+    return "nada-judge:random"
+
+
+def test_a_judge_is_scored_on_its_own_and_kept_out_of_the_mean() -> None:
+    clip = load_clip("nada-tiny:random", "cpu")
+    judge = load_clip(_judge_clip(), "cpu")
+    both = ScoreEvaluator([clip], "photo", "sketch", SOURCE, batch_size=4, judges=[judge])
+    alone = ScoreEvaluator([judge], "photo", "sketch", SOURCE, batch_size=4)
+    moved = SOURCE.flip(-1)
+    scores, by_judge = both.evaluate(moved), alone.evaluate(moved)
+    for name in ("direction", "target", "content", "diversity"):
+        assert scores[name] == scores[f"{name}/nada-tiny:random"]  # the mean skips the judge
+        assert scores[f"{name}/nada-judge:random"] == pytest.approx(by_judge[name], abs=1e-6)
+    assert scores["direction/nada-judge:random"] != scores["direction/nada-tiny:random"]
+
+
 def test_an_adaptation_measures_and_records_its_scores(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The real engine through the worker's task: scores at step 0 (nothing trained:
     content and diversity exactly 1) and at every sample step, in metrics.jsonl, in the
@@ -108,7 +133,7 @@ def test_an_adaptation_measures_and_records_its_scores(tmp_path) -> None:  # typ
     params = AdaptParams(
         source_text="photo", target_text="sketch", generator="random-8",
         clip_models=(ClipSpec("nada-tiny:random"),), steps=2, batch_size=1, probe_batch=1,
-        n_samples=1, sample_every=1, score_latents=3,
+        n_samples=1, sample_every=1, score_latents=3, score_clip_model=_judge_clip(),
     )  # fmt: skip
     with session_scope(settings.db_url) as session:
         job_id = store.create_job(session, params=params).id
@@ -124,9 +149,25 @@ def test_an_adaptation_measures_and_records_its_scores(tmp_path) -> None:  # typ
     )
     assert "loss" not in first and "loss" in public.scores[-1].values
     assert set(public.scores[-1].values) >= {"direction", "target", "content", "diversity"}
+    assert "direction/nada-judge:random" in public.scores[-1].values  # the extra scoring model
 
     root = settings.jobs_dir / job_id
     lines = [json.loads(line) for line in (root / "metrics.jsonl").read_text().splitlines()]
     assert [line["scores"] for line in lines] == [public.scores[1].values, public.scores[2].values]
     meta = stylegan2.load_generator(str(root / "adapted.pt")).metadata
     assert meta["scores"]["2"] == public.scores[2].values
+
+
+def test_an_unknown_scoring_model_is_refused_by_its_field(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from nada.errors import ParamError
+    from nada.params import AdaptParams, ClipSpec
+    from worker.engine import run_adaptation
+
+    params = AdaptParams(
+        source_text="photo", target_text="sketch", generator="random-8",
+        clip_models=(ClipSpec("nada-tiny:random"),), steps=1, batch_size=1, probe_batch=1,
+        score_clip_model="NoSuchCLIP:random",
+    )  # fmt: skip
+    with pytest.raises(ParamError) as caught:
+        run_adaptation(params, tmp_path, device="cpu")
+    assert caught.value.field == "score_clip_model" and "NoSuchCLIP" in str(caught.value)

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
+from backend.api.job_images import check_images, images_attached
 from backend.api.job_views import (
     JobId,
     admit,
@@ -103,6 +104,7 @@ def create_job(
     try:
         params = body.to_params()
         check_generator_name(params.generator, settings.data_dir)
+        check_images(params, settings, owner)
     except ParamError as exc:
         raise RequestValidationError(
             [{"type": "invalid_param", "loc": ("body", exc.field), "msg": str(exc), "input": None}]
@@ -124,7 +126,8 @@ def create_job(
             session, params=params, owner=who, idempotency_key=idempotency_key,
             request_sha256=digest,
         )  # fmt: skip
-        session.commit()
+        with images_attached(settings, job.id, params, owner):  # its own copies
+            session.commit()
     except IntegrityError:  # a concurrent request with the same key won the insert
         session.rollback()
         earlier = store.find_idempotent(session, owner=who, key=idempotency_key or "")
@@ -173,7 +176,7 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     kind: Annotated[
-        Literal["adapt", "invert", "edit"],
+        Literal["adapt", "invert", "edit", "render"],
         Query(description="which kind of job: adaptations unless said (jobs/kinds.py)"),
     ] = "adapt",
 ) -> Response:
@@ -189,7 +192,9 @@ def list_jobs(
     )
     active = any(j.status in ACTIVE for j in rows)
     stats = queue_stats(request, session) if active else None
-    public = JobsPublic(data=[public_job(session, settings, j, stats) for j in rows], count=count)
+    children = store.children_of(session, job_ids=[j.id for j in rows])  # one query for all
+    data = [public_job(session, settings, j, stats, children[j.id]) for j in rows]
+    public = JobsPublic(data=data, count=count)
     session.close()  # in this thread, not on the event loop
     return json_response(request, public)
 

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
+from backend.api.job_images import all_images_attached, check_images
 from backend.api.job_views import admit, check_disk, public_job, queue_stats
 from backend.api.responses import json_response
 from backend.schemas import API_PREFIX, JobCreate, JobPublic
@@ -75,7 +76,7 @@ def sweep_url(sweep_id: str) -> str:
     return f"{API_PREFIX}/sweeps/{sweep_id}"
 
 
-def _job_params(settings: Settings) -> Any:
+def _job_params(settings: Settings, owner: str | None) -> Any:
     """A combination as POST /jobs would take it -> AdaptParams, or ParamError naming it."""
 
     def convert(data: dict[str, Any]) -> AdaptParams:
@@ -87,6 +88,7 @@ def _job_params(settings: Settings) -> Any:
             message = str(first["msg"]).removeprefix(f"{field} ")  # our checks name it already
             raise ParamError(field, message) from None
         check_generator_name(params.generator, settings.data_dir)
+        check_images(params, settings, owner)
         return params
 
     return convert
@@ -99,6 +101,7 @@ def _public(session: Any, settings: Settings, sweep: Sweep, stats: Any = None) -
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job.status] = counts.get(job.status, 0) + 1
+    children = store.children_of(session, job_ids=[j.id for j in jobs])  # one query for all
     return SweepPublic(
         id=sweep.id,
         count=sweep.count,
@@ -107,7 +110,7 @@ def _public(session: Any, settings: Settings, sweep: Sweep, stats: Any = None) -
         varying=varying(sweep.grid),
         status=counts,
         done=not any(j.status in ACTIVE for j in jobs),
-        jobs=[public_job(session, settings, j, stats) for j in jobs],
+        jobs=[public_job(session, settings, j, stats, children[j.id]) for j in jobs],
         created_at=sweep.created_at,
     )
 
@@ -148,7 +151,10 @@ def create_sweep(
     [3, 6, 9, 12], "steps": [150, 300]}`: eight jobs). All or nothing."""
     try:
         combos = expand(
-            body.base, body.grid, to_params=_job_params(settings), max_jobs=settings.max_sweep_jobs
+            body.base,
+            body.grid,
+            to_params=_job_params(settings, owner),
+            max_jobs=settings.max_sweep_jobs,
         )
     except ParamError as exc:
         where = exc.field.split(".")
@@ -164,7 +170,9 @@ def create_sweep(
         params=[c.params for c in combos],
         owner=owner or "",
     )
-    session.commit()
+    made = [(job.id, combo.params) for job, combo in zip(jobs, combos, strict=True)]
+    with all_images_attached(settings, made, owner):  # each job's own copies
+        session.commit()
     background.add_task(queue.dispatch, [j.id for j in jobs], TRAIN)
     response.headers["Location"] = sweep_url(sweep.id)
     public = _public(session, settings, sweep)

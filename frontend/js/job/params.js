@@ -6,6 +6,7 @@ import { fullTime } from "../format.js";
 import { formatNumber } from "../schema.js";
 
 function paramValue(name, v) {
+  if (name.endsWith("_images") && Array.isArray(v)) return v.length ? `${v.length} (shown under the heading)` : "none";
   if (name === "clip_models" && Array.isArray(v)) return v.map((c) => `${c.name} × ${formatNumber(c.weight ?? 1)}`).join(", ");
   if (typeof v === "boolean") return v ? "on" : "off";
   if (typeof v === "number") return formatNumber(v);
