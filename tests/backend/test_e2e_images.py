@@ -1,5 +1,5 @@
 """End to end: an image-guided job (issue 12) through real API and Celery worker processes
-over Redis and PostgreSQL, the real engine on a tiny job (random-64, ViT-B-32:random, CPU).
+over Redis and PostgreSQL, the real engine on a tiny job (random-64, nada-tiny:random, CPU).
 
 Pass criteria: two uploaded images become a job with no target text; its worker is killed
 after the first intermediate checkpoint and the upload pool is swept; a new worker resumes
@@ -23,7 +23,7 @@ from PIL import Image
 from jobs import image_pool
 
 from .conftest import create_pg_database, drop_pg_database  # type: ignore[import-not-found]
-from .test_e2e_jobs import API, Deployment  # type: ignore[import-not-found]
+from .test_e2e_jobs import API, SLOW, Deployment  # type: ignore[import-not-found]
 
 pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.timeout(1500)]
 WAIT_S = 600.0  # per wait: two CLIP loads and guidance from images on a busy 2-core CPU
@@ -95,7 +95,13 @@ def test_an_image_guided_job_resumes_on_its_own_copies(deployment: Deployment) -
     names = [item["id"] for item in r.json()["data"]]
 
     job_id = d.submit(
-        target_text="", target_images=names, image_views=2, steps=2, checkpoint_every=1, seed=3
+        target_text="",
+        target_images=names,
+        image_views=2,
+        steps=2,
+        checkpoint_every=1,
+        seed=3,
+        **SLOW,  # still running when the worker is killed
     )
     root = d.workdir / "data" / "jobs" / job_id
     _wait(d, job_id, lambda j: (root / "checkpoints" / "step_000001.pt").is_file(), "a checkpoint")

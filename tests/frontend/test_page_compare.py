@@ -1,6 +1,6 @@
 """The comparison view (frontend/js/compare.js): a sweep or hand-picked jobs side by side.
 
-Against the real service: a 2-job sweep (random-64, ViT-B-32:random, 2 steps) runs to the
+Against the real service: a 2-job sweep (random-64, nada-tiny:random, 2 steps) runs to the
 end and its comparison shows both rows, moves with the shared-step slider and sorts by a
 score. Against the stub API (jobs with canned samples and scores, so every case is there
 on demand): sorting, the slider's "latest before" and "not reached" rows, both downloads,
@@ -296,7 +296,7 @@ def _worker_log(service) -> str:
 def test_a_sweep_compares_in_the_page_as_it_runs(page, service):
     base = {
         "source_text": "photo", "target_text": "sketch", "generator": "random-64",
-        "clip_models": [{"name": "ViT-B-32:random", "weight": 1.0}],
+        "clip_models": [{"name": "nada-tiny:random", "weight": 1.0}],
         "steps": 2, "sample_every": 1, "batch_size": 1, "probe_batch": 2, "score_latents": 4,
     }  # fmt: skip
     sweep = _post(service, "sweeps", {"base": base, "grid": {"layers": [2, 4]}})

@@ -17,7 +17,7 @@ PARENT = {
     "source_text": "photo",
     "target_text": "sketch",
     "generator": "random-64",
-    "clip_models": [{"name": "ViT-B-32:random", "weight": 1}],
+    "clip_models": [{"name": "nada-tiny:random", "weight": 1}],
     "steps": 1,
     "batch_size": 1,
     "probe_batch": 2,

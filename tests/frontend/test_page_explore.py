@@ -1,5 +1,5 @@
 """The job view's "Explore" against the real service (`nada serve`, local workers, random-64
-generator, ViT-B-32:random): seeds drawn at a truncation chosen with the keyboard and shown
+generator, nada-tiny:random): seeds drawn at a truncation chosen with the keyboard and shown
 as the source/adapted grid; the same seeds again answered at once by the earlier render; a
 style mixing grid; a video that plays in the page; a refusal of the service shown under its
 field. Headless Debian Chromium.
@@ -46,7 +46,7 @@ def finished_job(service) -> str:
     """A succeeded adaptation (submitted through the API: the form has its own tests)."""
     job = api_post(service, "jobs", {
         "source_text": "photo", "target_text": "sketch", "generator": "random-64",
-        "clip_models": [{"name": "ViT-B-32:random", "weight": 1}], "score_latents": 4,
+        "clip_models": [{"name": "nada-tiny:random", "weight": 1}], "score_latents": 4,
         "steps": 2, "sample_every": 2, "batch_size": 1, "probe_batch": 2,
     })  # fmt: skip
     deadline = time.monotonic() + JOB_TIMEOUT_S

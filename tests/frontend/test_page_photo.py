@@ -1,5 +1,5 @@
 """The job view's "Try it on a photo" against the real service (`nada serve`, local worker,
-random-64 generator, ViT-B-32:random): a photo chosen from the keyboard, inverted with
+random-64 generator, nada-tiny:random): a photo chosen from the keyboard, inverted with
 "already aligned" and 3 refinement steps, drawn by the job's adapted generator, and shown
 side by side with its downloads; then the same photo tried on another finished job from
 "Your photos" without a second inversion (and on the first job again: the same edit); refused
@@ -79,7 +79,7 @@ def finished_jobs(service) -> list[str]:
                 "source_text": "photo",
                 "target_text": target,
                 "generator": GENERATOR,
-                "clip_models": [{"name": "ViT-B-32:random", "weight": 1}],
+                "clip_models": [{"name": "nada-tiny:random", "weight": 1}],
                 "score_latents": 4,
                 "steps": 2,
                 "sample_every": 2,
