@@ -72,6 +72,10 @@ def test_clip_names():
         check_clip_name("ViT-Q-99")
     with pytest.raises(ParamError, match="unknown weights 'nope'"):
         check_clip_name("ViT-B-32:nope")
+    # The two-layer test CLIP: random weights only (it has no others), and not offered.
+    assert check_clip_name("nada-tiny:random") == ("nada-tiny", "random")
+    with pytest.raises(ParamError, match="unknown model 'nada-tiny'"):
+        check_clip_name("nada-tiny")
 
 
 # -- image targets (issue 12) --------------------------------------------------------------
