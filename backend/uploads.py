@@ -32,6 +32,7 @@ from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from nada.rundir import write_text
+from stylegan2 import sniff
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -104,10 +105,19 @@ def validate_generator_file(
 ) -> ValidatedGenerator:
     """Validate `src` in a limited child process and write the safe re-save to `dst`.
 
+    A file whose first bytes are neither a zip archive nor a pickle is refused here, in the
+    API process, without a child (junk costs no interpreter start).
+
     Raises GeneratorRejected (the file is refused, or the check ran out of memory/time),
     ValidatorsBusy (`max_running` children are running; no child was started) and
     OSError(ENOSPC) (the child could not write `dst`: the disk is full).
     """
+    try:
+        reason = sniff.not_torch_reason(sniff.read_head(src))
+    except OSError as exc:
+        raise GeneratorRejected(f"the upload could not be read: {exc.strerror or exc}") from None
+    if reason is not None:  # plainly not a checkpoint: no child needed to say so
+        raise GeneratorRejected(f"the upload is not a PyTorch checkpoint ({reason})")
     try:
         with VALIDATIONS.take(max_running):  # held until the child has exited
             done = subprocess.run(

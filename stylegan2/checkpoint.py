@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from nada.rundir import atomic_open
-from stylegan2 import registry
+from stylegan2 import registry, sniff
 from stylegan2.download import remember_digest, sha256_file
 from stylegan2.model import Generator, channels_for
 
@@ -46,8 +46,6 @@ MEAN_LATENT_SEED = 0  # ... drawn from this seed, so the result is deterministic
 _UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 _STYLE_WEIGHT = re.compile(r"style\.\d+\.weight")
 _LOAD_LOCK = threading.Lock()
-_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
-_PICKLE_PROTO = b"\x80"  # legacy torch.save files and plain pickles start with PROTO
 # What load_untrusted accepts; each converts to the generator's float32 without loss.
 WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -90,12 +88,12 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
     if not path.is_file():
         raise CheckpointError(f"no such checkpoint file: {path}")
     try:
-        with path.open("rb") as f:
-            head = f.read(64)
+        head = sniff.read_head(path)
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not head.startswith((_ZIP_MAGIC, _PICKLE_PROTO)):
-        raise CheckpointError(_not_torch_message(path, head))
+    reason = sniff.not_torch_reason(head)
+    if reason is not None:
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({reason})")
     try:
         # safe_globals edits a process-wide allow-list; the lock keeps one thread's exit
         # from removing Namespace while another thread is still loading.
@@ -115,20 +113,6 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
         raise CheckpointError(
             f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:120]})"
         ) from None
-
-
-def _not_torch_message(path: Path, head: bytes) -> str:
-    if not head:
-        return f"{path} is not a PyTorch checkpoint (the file is empty)"
-    if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
-        return (
-            f"{path} is not a PyTorch checkpoint (it is an HTML page, e.g. a download site's "
-            "error or confirmation page saved instead of the file)"
-        )
-    return (
-        f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle; it starts "
-        f"with {head[:16]!r})"
-    )
 
 
 def _unsafe_message(path: Path, name: str) -> str:

@@ -24,6 +24,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from stylegan2.sniff import ZIP_MAGIC
+
 REFUSED = 2  # exit status: the file is not an acceptable generator (the JSON says why)
 
 # Bounds on a zip archive, read off its central directory. The largest generator is 1024 px:
@@ -36,7 +38,6 @@ MAX_PICKLE_BYTES = 8 << 20  # the `*/data.pkl` record (config-f 1024: ~20 KiB)
 MAX_ENTRIES = 4096  # records in the archive (config-f 1024 g_ema: 176)
 MAX_DIRECTORY_BYTES = 4 << 20  # the central directory, checked before Python parses it
 
-_ZIP_MAGIC = b"PK\x03\x04"
 _END = struct.Struct("<4s4H2LH")  # end of central directory record
 _END64_LOCATOR = struct.Struct("<4sLQL")  # zip64 end of central directory locator
 _END64 = struct.Struct("<4sQ2H2L4Q")  # zip64 end of central directory record
@@ -82,7 +83,7 @@ def check_archive(path: str | Path) -> None:
     says what is wrong with it. Raises ArchiveRefused.
     """
     with open(path, "rb") as f:
-        if f.read(4) != _ZIP_MAGIC:
+        if f.read(4) != ZIP_MAGIC:
             return
         directory = _directory_size(f)
         if directory is None:

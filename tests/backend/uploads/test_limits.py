@@ -134,6 +134,30 @@ def test_beyond_the_concurrent_validation_cap_is_429(
     assert _upload(client, "busy", good_bytes).status_code == 201  # the slot is free again
 
 
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"", "the file is empty"),
+        (b"<!DOCTYPE html><html>Virus scan warning", "an HTML page"),
+        (b"hello, world\n" * 20, "neither a zip archive nor a pickle"),
+    ],
+)
+def test_plainly_not_a_checkpoint_is_refused_without_a_validator_child(
+    client, settings: Settings, leftovers, monkeypatch: pytest.MonkeyPatch, data: bytes, why: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Junk is refused by its first bytes in the API process: no child, no validation slot."""
+    settings.max_concurrent_validations = 1
+
+    def child(args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"a validator child was started for {data[:16]!r}")
+
+    monkeypatch.setattr(uploads.subprocess, "run", child)
+    with uploads.VALIDATIONS.take(None):  # the only slot is taken: junk needs none
+        message = _refused(_upload(client, "junk", data))
+    assert "not a PyTorch checkpoint" in message and why in message
+    assert _uploaded(client) == [] and leftovers() == []
+
+
 def test_no_more_validators_than_the_cap_run_at_once(
     client, settings: Settings, leftovers, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
@@ -158,8 +182,9 @@ def test_no_more_validators_than_the_cap_run_at_once(
                 running -= 1
 
     monkeypatch.setattr(uploads.subprocess, "run", child)
+    zip_head = b"PK\x03\x04 weights"  # passes the in-process header check; the child is ours
     with ThreadPoolExecutor(3) as pool:
-        futures = [pool.submit(_upload, client, f"gen-{i}", b"weights") for i in range(3)]
+        futures = [pool.submit(_upload, client, f"gen-{i}", zip_head) for i in range(3)]
         try:
             done, _ = wait(futures, timeout=60, return_when=FIRST_COMPLETED)
             [first] = done
