@@ -5,9 +5,10 @@ Two deployments run the same tests:
   `nada worker` code) over the local Redis and PostgreSQL (own database, key prefix, queue);
 - embedded: `nada serve` alone (SQLite, the SQLite Celery transport, its own worker child).
 
-Jobs use generator 'random-64' and the two-layer random CLIP 'nada-tiny:random' on the CPU (what
-is under test is the job system, so the engine's share of the time is kept small); a test that
-acts while a job runs (cancel, kill, the fast lane) gives that job ViT-B-32:random (SLOW).
+Jobs use generator 'random-32' and the two-layer random CLIP 'nada-tiny:random' on the CPU (what
+is under test is the job system, so the engine's share of the time is kept small: a step takes
+a fraction of a second). A test that acts while a job runs (cancel, kill, the fast lane) gives
+that job enough steps to still be running when it acts (LONG).
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
 API = "/api/v1"
+SIZE = 32
+GENERATOR = f"random-{SIZE}"
 TINY = {
     "source_text": "photo",
     "target_text": "sketch",
-    "generator": "random-64",
+    "generator": GENERATOR,
     "clip_models": [{"name": "nada-tiny:random", "weight": 1}],
     "batch_size": 1,
     "sample_every": 2,
@@ -45,8 +48,8 @@ TINY = {
     "n_samples": 2,
     "score_latents": 4,  # the scores' cost on the CPU: 4 images, not 32
 }
-# A few seconds a step: for a job that must still be running when a test acts on it.
-SLOW = {"clip_models": [{"name": "ViT-B-32:random", "weight": 1}]}
+# Minutes of steps: a job that is still running when a test acts on it, canceled by the test.
+LONG = {"steps": 3000, "sample_every": 1000}
 JOB_TIMEOUT = 300.0
 
 
@@ -323,7 +326,7 @@ def test_job_runs_to_success_with_samples_checkpoint_and_events(deployment: Depl
     from stylegan2 import load_generator
 
     loaded = load_generator(path)  # load_state_dict(strict=True) inside
-    assert loaded.generator.size == 64
+    assert loaded.generator.size == SIZE
     root = d.workdir / "data" / "jobs" / job_id
     assert (
         hashlib.sha256(r.content).hexdigest()
@@ -333,7 +336,7 @@ def test_job_runs_to_success_with_samples_checkpoint_and_events(deployment: Depl
 
 def test_cancel_a_queued_and_a_running_job(deployment: Deployment) -> None:
     d = deployment
-    running = d.submit(steps=4, seed=1, **SLOW)
+    running = d.submit(seed=1, **LONG)
     queued = d.submit(steps=4, seed=2)
     d.wait_status(running, "running")
     assert d.job(queued)["status"] == "queued" and d.job(queued)["queue_position"] == 1
@@ -343,7 +346,7 @@ def test_cancel_a_queued_and_a_running_job(deployment: Deployment) -> None:
     r = d.http.post(f"{API}/jobs/{running}/cancel")
     assert r.status_code == 202 and r.json()["cancel_requested"]
     job = d.wait_status(running, "canceled")
-    assert job["step"] < 4 and job["checkpoint_url"] is None
+    assert job["step"] < LONG["steps"] and job["checkpoint_url"] is None
     events.join(30)
     assert events.kinds()[-1] == "canceled"
     assert d.http.post(f"{API}/jobs/{running}/cancel").status_code == 409
@@ -351,30 +354,76 @@ def test_cancel_a_queued_and_a_running_job(deployment: Deployment) -> None:
     assert d.http.delete(f"{API}/jobs/{queued}").status_code == 204
 
 
+def _picture(color: tuple[int, int, int]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    image = Image.new("RGB", (64, 64), color)
+    image.paste((255 - color[0], 255 - color[1], 255 - color[2]), (16, 16, 48, 48))
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def test_killed_worker_job_is_finished_by_a_new_worker_without_duplicate_files(
     deployment: Deployment,
 ) -> None:
+    """The job is image-guided (two uploaded pictures, no target text): after its worker is
+    killed past the first intermediate checkpoint, the upload pool is swept, and the new
+    worker resumes from the job's own copies of the images (issue 12), whose names the
+    adapted checkpoint's metadata records."""
+    from jobs import image_pool
+    from stylegan2 import load_generator
+
     d = deployment
-    job_id = d.submit(steps=4, checkpoint_every=2, seed=3, **SLOW)
+    files = [("file", (f"{i}.png", _picture(c), "image/png"))
+             for i, c in enumerate([(200, 40, 40), (40, 40, 200)])]  # fmt: skip
+    r = d.http.post(f"{API}/images", files=files)
+    assert r.status_code == 201, r.text
+    names = [item["id"] for item in r.json()["data"]]
+    steps = 20  # ~0.5 s each: the kill lands long before the last one
+    job_id = d.submit(
+        target_text="",
+        target_images=names,
+        image_views=2,
+        steps=steps,
+        checkpoint_every=5,
+        sample_every=10,
+        seed=3,
+    )
     root = d.workdir / "data" / "jobs" / job_id
-    d.wait(job_id, lambda j: (root / "checkpoints" / "step_000002.pt").is_file(), "a checkpoint")
+    d.wait(job_id, lambda j: (root / "checkpoints" / "step_000005.pt").is_file(), "a checkpoint")
     d.kill_worker()
+    removed = image_pool.remove_stale(d.workdir / "data", older_than_s=-60)
+    assert sorted(removed) == sorted(names)  # the job cannot lean on the pool
     d.start_worker()
     job = d.wait_status(job_id, "succeeded")
-    assert job["attempt"] == 2 and job["step"] == 4
-    assert [s["step"] for s in job["samples"]] == [0, 2, 4]
+    assert job["attempt"] == 2 and job["step"] == steps, f"{job}\n{d.logs()}"
+    assert [s["step"] for s in job["samples"]] == [0, 10, 20]
+    assert job["params"]["target_images"] == names
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
     assert files == [
         "adapted.pt",
+        *sorted(f"domain_images/{name}.png" for name in names),
         "metrics.jsonl",
         "resume.pt",  # what a continuation starts from
         "samples/step_000000.png",
-        "samples/step_000002.png",
-        "samples/step_000004.png",
+        "samples/step_000010.png",
+        "samples/step_000020.png",
     ], f"{files}\n{d.logs()}"
     with d.http.stream("GET", f"{API}/jobs/{job_id}/events") as r:
         kinds = [line[7:] for line in r.iter_lines() if line.startswith("event: ")]
     assert kinds.count("started") == 2 and kinds.count("queued") == 2 and kinds[-1] == "succeeded"
+
+    for name in names:
+        served = d.http.get(f"{API}/jobs/{job_id}/images/{name}.png")
+        assert served.status_code == 200
+        assert served.content == (root / "domain_images" / f"{name}.png").read_bytes()
+    path = d.workdir / f"{job_id}.pt"
+    path.write_bytes(d.http.get(job["checkpoint_url"]).content)
+    domain = load_generator(path).metadata["domain"]
+    assert domain["target_images"] == names and domain["image_weight"] == 1.0
 
 
 def test_restarting_the_api_loses_nothing(deployment: Deployment) -> None:
@@ -405,7 +454,7 @@ def test_a_photo_through_a_finished_job(deployment: Deployment) -> None:
     job_id = d.submit(steps=1, seed=7)
     buffer = io.BytesIO()
     Image.new("RGB", (80, 64), (180, 120, 90)).save(buffer, format="JPEG")
-    params = {"generator": "random-64", "encoder": "auto", "align": False, "refine_steps": 3,
+    params = {"generator": GENERATOR, "encoder": "auto", "align": False, "refine_steps": 3,
               "sample_every": 2}  # fmt: skip
     r = d.http.post(
         f"{API}/inversions",
@@ -430,7 +479,7 @@ def test_a_photo_through_a_finished_job(deployment: Deployment) -> None:
     for key in ("photo_url", "aligned_url", "reconstruction_url"):
         png = d.http.get(view[key])
         assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n", key
-    assert Image.open(io.BytesIO(d.http.get(view["aligned_url"]).content)).size == (64, 64)
+    assert Image.open(io.BytesIO(d.http.get(view["aligned_url"]).content)).size == (SIZE, SIZE)
     latent = d.workdir / "latent.pt"
     latent.write_bytes(d.http.get(view["latent_url"]).content)
     import torch
@@ -445,7 +494,7 @@ def test_a_photo_through_a_finished_job(deployment: Deployment) -> None:
     shown = d.http.get(f"{API}/edits/{edit['id']}").json()
     image = d.http.get(shown["image_url"])
     assert image.status_code == 200
-    assert Image.open(io.BytesIO(image.content)).size == (64, 64)
+    assert Image.open(io.BytesIO(image.content)).size == (SIZE, SIZE)
     again = d.http.post(f"{API}/jobs/{job_id}/edits", json={"inversion_id": inversion})
     assert again.status_code == 200 and again.json()["id"] == edit["id"]
 
@@ -461,11 +510,11 @@ def test_a_photo_does_not_wait_behind_a_training_job(deployment: Deployment) -> 
     d = deployment
     if d.kind != "embedded":
         d.start_worker(lanes="fast")  # the others may take either lane
-    long_job = d.submit(steps=400, seed=11, **SLOW)
+    long_job = d.submit(seed=11, **LONG)
     d.wait_status(long_job, "running")
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), (90, 60, 30)).save(buffer, format="PNG")
-    params = {"generator": "random-64", "align": False, "refine_steps": 2, "sample_every": 0}
+    params = {"generator": GENERATOR, "align": False, "refine_steps": 2, "sample_every": 0}
     r = d.http.post(
         f"{API}/inversions",
         data={"params": json.dumps(params)},
@@ -474,7 +523,7 @@ def test_a_photo_does_not_wait_behind_a_training_job(deployment: Deployment) -> 
     assert r.status_code == 202, r.text
     d.wait_status(r.json()["id"], "succeeded")
     training = d.job(long_job)
-    assert training["status"] == "running" and training["step"] < 400, training
+    assert training["status"] == "running" and training["step"] < LONG["steps"], training
     assert d.http.post(f"{API}/jobs/{long_job}/cancel").status_code in (200, 202)
     d.wait_status(long_job, "canceled")
 
@@ -507,8 +556,6 @@ def test_a_two_by_two_sweep_runs_to_four_scored_jobs(deployment: Deployment) -> 
 
 
 # -- renders of a finished job (worker/renders.py) --------------------------------------------
-
-SIZE = 64  # random-64
 
 
 def _finished_job(d: Deployment) -> str:
@@ -562,12 +609,12 @@ def test_a_render_does_not_wait_behind_a_training_job(deployment: Deployment) ->
         pytest.skip("the embedded fast lane is the photo test's; one deployment suffices")
     d.start_worker(lanes="fast")  # the others may take either lane
     job_id = _finished_job(d)
-    long_job = d.submit(steps=400, seed=13, **SLOW)
+    long_job = d.submit(seed=13, **LONG)
     d.wait_status(long_job, "running")
     r = d.http.post(f"{API}/jobs/{job_id}/renders", json={"seeds": [8]})
     assert r.status_code == 202, r.text
     d.wait_status(r.json()["id"], "succeeded")
     training = d.job(long_job)
-    assert training["status"] == "running" and training["step"] < 400, training
+    assert training["status"] == "running" and training["step"] < LONG["steps"], training
     assert d.http.post(f"{API}/jobs/{long_job}/cancel").status_code in (200, 202)
     d.wait_status(long_job, "canceled")

@@ -1,6 +1,6 @@
 """POST /images, GET /images/{id}.png, and jobs that name example images (issue 12), through
-the TestClient on SQLite and PostgreSQL (the queue records; tests/backend/test_e2e_images.py
-runs such a job through a real worker).
+the TestClient on SQLite and PostgreSQL (the queue records; the killed-worker test of
+tests/backend/test_e2e_jobs.py runs such a job through a real worker).
 
 Pass criteria: uploads are stored upright as PNG under the sha256 of those bytes and come
 back; every refusal (not an image, a pixel bomb, too small, too large, 17 files, one bad

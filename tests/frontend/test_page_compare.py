@@ -1,6 +1,6 @@
 """The comparison view (frontend/js/compare.js): a sweep or hand-picked jobs side by side.
 
-Against the real service: a 2-job sweep (random-64, nada-tiny:random, 2 steps) runs to the
+Against the real service: a 2-job sweep (random-32, nada-tiny:random, 2 steps) runs to the
 end and its comparison shows both rows, moves with the shared-step slider and sorts by a
 score. Against the stub API (jobs with canned samples and scores, so every case is there
 on demand): sorting, the slider's "latest before" and "not reached" rows, both downloads,
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.browser
 ORIGIN = "http://nada.test"
 SCREENSHOTS = os.environ.get("NADA_SCREENSHOTS")
 SWEEP_TIMEOUT_S = (
-    600  # two 2-step random-64 jobs, one after the other: ~1 min idle, minutes on busy CPUs
+    600  # two 2-step random-32 jobs, one after the other: ~1 min idle, minutes on busy CPUs
 )
 
 
@@ -295,7 +295,7 @@ def _worker_log(service) -> str:
 
 def test_a_sweep_compares_in_the_page_as_it_runs(page, service):
     base = {
-        "source_text": "photo", "target_text": "sketch", "generator": "random-64",
+        "source_text": "photo", "target_text": "sketch", "generator": "random-32",
         "clip_models": [{"name": "nada-tiny:random", "weight": 1.0}],
         "steps": 2, "sample_every": 1, "batch_size": 1, "probe_batch": 2, "score_latents": 4,
     }  # fmt: skip
@@ -321,7 +321,7 @@ def test_a_sweep_compares_in_the_page_as_it_runs(page, service):
     wait_for_images(page)
     # Each row's image is cropped to the adapted half: a frame one image-row tall.
     frame = page.locator(".compare-row[data-job-id] .compare-frame").first.bounding_box()
-    assert 3.5 < frame["width"] / frame["height"] < 4.5, frame  # 4 tiles of 64 px + gutters
+    assert 3.5 < frame["width"] / frame["height"] < 4.5, frame  # 4 tiles of 32 px + gutters
     slider = page.get_by_label("Training step of every job")
     slider.focus()
     page.keyboard.press("Home")

@@ -12,11 +12,11 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-JOB_TIMEOUT_S = 300  # a 1-step random-64 job: seconds on idle CPUs, a minute on busy ones
+JOB_TIMEOUT_S = 300  # a 1-step random-32 job: seconds on idle CPUs, a minute on busy ones
 PARENT = {
     "source_text": "photo",
     "target_text": "sketch",
-    "generator": "random-64",
+    "generator": "random-32",
     "clip_models": [{"name": "nada-tiny:random", "weight": 1}],
     "steps": 1,
     "batch_size": 1,

@@ -1,4 +1,4 @@
-"""The job view's "Explore" against the real service (`nada serve`, local workers, random-64
+"""The job view's "Explore" against the real service (`nada serve`, local workers, random-32
 generator, nada-tiny:random): seeds drawn at a truncation chosen with the keyboard and shown
 as the source/adapted grid; the same seeds again answered at once by the earlier render; a
 style mixing grid; a video that plays in the page; a refusal of the service shown under its
@@ -20,8 +20,8 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-JOB_TIMEOUT_S = 300  # a 2-step random-64 job: seconds idle, minutes busy
-SIZE = 64  # random-64's pictures
+JOB_TIMEOUT_S = 300  # a 2-step random-32 job: seconds idle, minutes busy
+SIZE = 32  # random-32's pictures
 SCREENSHOTS = os.environ.get("NADA_SCREENSHOTS")
 
 
@@ -45,7 +45,7 @@ def api_post(service, path: str, body: dict) -> dict:
 def finished_job(service) -> str:
     """A succeeded adaptation (submitted through the API: the form has its own tests)."""
     job = api_post(service, "jobs", {
-        "source_text": "photo", "target_text": "sketch", "generator": "random-64",
+        "source_text": "photo", "target_text": "sketch", "generator": "random-32",
         "clip_models": [{"name": "nada-tiny:random", "weight": 1}], "score_latents": 4,
         "steps": 2, "sample_every": 2, "batch_size": 1, "probe_batch": 2,
     })  # fmt: skip

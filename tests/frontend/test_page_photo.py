@@ -1,5 +1,5 @@
 """The job view's "Try it on a photo" against the real service (`nada serve`, local worker,
-random-64 generator, nada-tiny:random): a photo chosen from the keyboard, inverted with
+random-32 generator, nada-tiny:random): a photo chosen from the keyboard, inverted with
 "already aligned" and 3 refinement steps, drawn by the job's adapted generator, and shown
 side by side with its downloads; then the same photo tried on another finished job from
 "Your photos" without a second inversion (and on the first job again: the same edit); refused
@@ -24,8 +24,8 @@ from stub_api import StubApi, make_job
 
 pytestmark = pytest.mark.browser
 
-JOB_TIMEOUT_S = 300  # a 2-step random-64 job, a 3-step inversion: seconds idle, minutes busy
-GENERATOR = "random-64"
+JOB_TIMEOUT_S = 300  # a 2-step random-32 job, a 3-step inversion: seconds idle, minutes busy
+GENERATOR = "random-32"
 SCREENSHOTS = os.environ.get("NADA_SCREENSHOTS")
 TILES = ("original", "aligned", "reconstruction", "adapted")
 ALL_TILES_LOADED = """section => ['original', 'aligned', 'reconstruction', 'adapted'].every(key => {

@@ -1,5 +1,5 @@
-"""The page against the real service (`nada serve`, local worker, random-64 generator,
-ViT-B-32:random): submit from the form, follow a job to the end and download its
+"""The page against the real service (`nada serve`, local worker, random-32 generator,
+the two-layer random CLIP nada-tiny:random): submit from the form, follow a job to the end and download its
 checkpoint, see field errors, cancel a running job. Headless Debian Chromium.
 
 NADA_SCREENSHOTS=<dir> also saves the main views there (docs/images in the README).
@@ -21,7 +21,7 @@ from nada import params as P
 
 pytestmark = pytest.mark.browser
 
-JOB_TIMEOUT_S = 300  # a 4-step random-64 job: ~10-60 s on 2 idle CPU cores, minutes on busy ones
+JOB_TIMEOUT_S = 300  # a 4-step random-32 job: ~10-60 s on 2 idle CPU cores, minutes on busy ones
 SCREENSHOTS = os.environ.get("NADA_SCREENSHOTS")
 
 
@@ -48,12 +48,13 @@ def open_form(page, service) -> None:
 def fill_test_job(page, *, steps: int, sample_every: int) -> None:
     """The small, download-free configuration, entered as a user would."""
     page.get_by_role("button", name=re.compile(r"^photo\s+to\s+sketch$")).click()
-    page.get_by_label("Base generator").select_option("random-64")
+    page.get_by_label("Base generator").select_option("random-32")
     page.get_by_label("Training steps").fill(str(steps))
     page.get_by_label("Sample every").fill(str(sample_every))
     page.get_by_label("Batch size").fill("1")
     page.get_by_label("Probe batch").fill("2")
-    page.get_by_label("CLIP model 1 name").fill("ViT-B-32:random")
+    page.get_by_label("Score latents").fill("4")
+    page.get_by_label("CLIP model 1 name").fill("nada-tiny:random")
     page.get_by_label("Remove CLIP model 2").click()
 
 
@@ -117,7 +118,7 @@ def test_invalid_form_shows_errors_next_to_fields(page, service):
     assert clip_error.inner_text() == ""
     shot(page, "form-errors")
     # 3. A rule only the whole request can break: the same text twice.
-    page.get_by_label("Base generator").select_option("random-64")
+    page.get_by_label("Base generator").select_option("random-32")
     page.get_by_label("Target text").fill("photo")
     page.get_by_role("button", name="Start adaptation").click()
     target_error = page.locator("[data-field=target_text] .field-error")
@@ -132,13 +133,10 @@ def test_submit_follow_finish_and_download(page, service, tmp_path, make_page):
     fill_test_job(page, steps=4, sample_every=2)
     job_id = submit(page)
     job = api_get(service, f"jobs/{job_id}")
-    assert job["params"]["generator"] == "random-64"
-    assert job["params"]["clip_models"] == [{"name": "ViT-B-32:random", "weight": 1.0}]
-    assert (job["params"]["steps"], job["params"]["sample_every"], job["params"]["batch_size"]) == (
-        4,
-        2,
-        1,
-    )
+    assert job["params"]["generator"] == "random-32"
+    assert job["params"]["clip_models"] == [{"name": "nada-tiny:random", "weight": 1.0}]
+    p = job["params"]
+    assert (p["steps"], p["sample_every"], p["batch_size"], p["score_latents"]) == (4, 2, 1, 4)
 
     # Follow it: statuses, progress and the transport the page used, as they happen.
     seen_status, seen_progress, seen_modes = set(), set(), set()
@@ -201,7 +199,7 @@ def test_submit_follow_finish_and_download(page, service, tmp_path, make_page):
         ".length === 4"
     )
     assert page.locator(".layers .chip").count() >= 1
-    assert "random-64" in page.locator(".params").first.inner_text()
+    assert "random-32" in page.locator(".params").first.inner_text()
     shot(page, "job-succeeded", full_page=True)
 
     # Download through the page's link; the bytes are a loadable PyTorch checkpoint.

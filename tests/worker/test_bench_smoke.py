@@ -94,13 +94,14 @@ def test_ratios_are_ours_over_the_original_and_bound_memory_when_it_was_stopped(
 
 @pytest.mark.slow
 def test_bench_runs_both_sides_on_tiny_models() -> None:
+    # One configuration (the paper's latent probe): each side is a fresh process, and the
+    # other configurations run the same code paths between them.
     cmd = [sys.executable, "bench/adapt_step.py", "--size", "16", "--clip", "nada-tiny:random"]
-    cmd += ["--steps", "2", "--threads", "1", "--json"]
+    cmd += ["--steps", "2", "--threads", "1", "--configs", "latent", "--json"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     sides = {(r["config"], r["side"]) for r in report["results"]}
-    assert sides == {(c, s) for c in ("latent", "none") for s in ("ours", "original")}
+    assert sides == {("latent", "ours"), ("latent", "original")}
     assert all(r["s_per_step"] > 0 and r["peak_rss_gb"] > 0 for r in report["results"])
-    for config in ("latent", "none"):
-        assert report["ratios"][config]["time"] > 0 and report["ratios"][config]["memory"] > 0
+    assert report["ratios"]["latent"]["time"] > 0 and report["ratios"]["latent"]["memory"] > 0

@@ -32,6 +32,7 @@ def test_adapt_end_to_end_on_random_64_with_vit_b_32(tmp_path, capsys):
             "--batch-size", "1",
             "--n-samples", "2",
             "--sample-every", "1",
+            "--score-latents", "4",  # the default 32 images through ViT-B/32 dominate on a CPU
             "--out", str(out),
             "--device", "cpu",
         ]
