@@ -169,17 +169,27 @@ class LocalWorker:
                 return
             self._spawn()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def terminate(self) -> None:
+        """Ask the child for a warm shutdown (a running job is re-queued by its lease)."""
         self._stopping.set()
         process = self.process
-        if process is None or process.poll() is not None:
+        if process is not None and process.poll() is None:
+            process.terminate()
+
+    def wait(self, timeout: float = 10.0) -> None:
+        """Wait for the child to exit after terminate(); kill it after `timeout` seconds."""
+        process = self.process
+        if process is None:
             return
-        process.terminate()  # warm shutdown; a running job is re-queued by its lease
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.terminate()
+        self.wait(timeout)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -260,7 +270,9 @@ def serve(args: argparse.Namespace) -> int:
         else:
             uvicorn.run(create_app(settings), **options)
     finally:
+        for worker in workers:  # all at once: their warm shutdowns overlap
+            worker.terminate()
         for worker in workers:
-            worker.stop()
+            worker.wait()
         log.debug("served for %.0f s", time.monotonic() - started)
     return 0

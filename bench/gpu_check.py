@@ -155,7 +155,7 @@ FULL = Settings(
     warmup=3, compile_backend="inductor", budget_s=420.0,
 )  # fmt: skip
 QUICK = Settings(  # every phase in seconds on a CPU; aot_eager traces without generating code
-    size=8, ops_sizes=(8, 16), compare_size=16, clip=("nada-tiny:random",), batch=2,
+    size=8, ops_sizes=(8,), compare_size=8, clip=("nada-tiny:random",), batch=2,
     engine_steps=2, steps=3, variant_steps=2, original_steps=2, batches=(2, 4),
     compile_batches=(2,), iters=2, warmup=1, compile_backend="aot_eager", budget_s=180.0,
 )  # fmt: skip

@@ -240,9 +240,10 @@ def test_refused_photos_say_why_and_create_nothing(page, service, finished_jobs,
     assert section.get_by_role("button", name="Choose a photo…").evaluate(
         "el => el === document.activeElement"
     )
-    file_input.set_input_files(
-        {"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": b"\xff" * (20 * 2**20 + 1)}
-    )
+    huge = tmp_path / "huge.jpg"  # sparse: a local browser gets the path, not 20 MiB of bytes
+    with huge.open("wb") as f:
+        f.truncate(20 * 2**20 + 1)
+    file_input.set_input_files(huge)
     assert "larger than the 20 MiB limit" in file_error.inner_text()
     good = face_png(tmp_path / "ok.png")
     file_input.set_input_files(good)

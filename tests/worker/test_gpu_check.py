@@ -38,7 +38,7 @@ def test_quick_cpu_run_fills_every_section(tmp_path: Path) -> None:
 
     correctness = sections["correctness"]
     assert {(r["size"], r["dtype"]) for r in correctness["ops"]} == {
-        (size, dtype) for size in (8, 16) for dtype in ("float64", "float32")
+        (8, dtype) for dtype in ("float64", "float32")
     }
     assert all(r["verdict"] == "PASS" for r in correctness["ops"])
     assert all(r["image"]["rel"] < 1e-12 for r in correctness["ops"] if r["dtype"] == "float64")
