@@ -9,16 +9,15 @@ Which parameters may change, and the steps' limit, are nada/continuation.py's.
 
 from __future__ import annotations
 
-import errno
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
-from backend.api.job_views import JobId, admit, check_disk, job_root, public_job
-from backend.api.upload_errors import unprocessable
+from backend.api.job_views import JobId, job_root, public_job
+from backend.api.submission import SubmissionDep, submission_responses
+from backend.api.upload_errors import disk_full, is_disk_full, unprocessable
 from backend.schemas import JobPublic, job_url
 from jobs import store
 from jobs.db.models import JobStatus
@@ -64,29 +63,20 @@ class ContinueCreate(BaseModel):
     "/{job_id}/continue",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobPublic,
-    responses={
-        202: {"headers": {"Location": {"description": "the new job's URL"}}},
-        404: {"description": "No job with this id (or not this token's), or not an adaptation"},
-        409: {"description": "The job has not succeeded, or was made before continuations"},
-        422: {"description": "Invalid steps or parameters (the field is named)"},
-        429: {"description": "Too many active jobs or submissions; see Retry-After"},
-        507: {"description": "The data directory is full or not writable; try again later"},
-    },
+    responses=submission_responses(
+        "new job",
+        {
+            404: "No job with this id (or not this token's), or not an adaptation",
+            409: "The job has not succeeded, or was made before continuations",
+            422: "Invalid steps or parameters (the field is named)",
+        },
+    ),
 )
-def continue_job(
-    job_id: JobId,
-    body: ContinueCreate,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    queue: QueueDep,
-    owner: CurrentOwner,
-    response: Response,
-    background: BackgroundTasks,
-) -> JobPublic:
+def continue_job(job_id: JobId, body: ContinueCreate, sub: SubmissionDep) -> JobPublic:
     """Queue a new adaptation job that continues this finished one for `steps` more steps:
     from its weights and optimiser state, with the same sample latents, steps numbered
     after its own. Unchanged, it ends where one job of the summed steps would."""
+    session, settings, owner = sub.session, sub.settings, sub.owner
     parent = store.get_job(session, job_id=job_id, owner=owner, kind=ADAPT.name)
     if parent.status != JobStatus.succeeded:
         raise store.JobConflict(f"job {job_id} is {parent.status}; only a finished job continues")
@@ -105,9 +95,8 @@ def continue_job(
         check_generator_name(params.generator, settings.data_dir)
     except ParamError as exc:
         raise store.JobConflict(f"job {job_id}'s base generator is gone: {exc}") from None
-    check_disk(settings)
-    admit(request, session, settings, owner)
-    child = store.create_job(session, params=params, owner=owner or "", parent_id=job_id)
+    sub.admit()
+    child = store.create_job(session, params=params, owner=sub.who, parent_id=job_id)
     root = job_root(settings, child.id)
     try:
         _link_inputs(parent_root, root)
@@ -115,14 +104,10 @@ def continue_job(
     except BaseException as exc:
         session.rollback()
         rundir.remove_tree(root)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise HTTPException(
-                status.HTTP_507_INSUFFICIENT_STORAGE,
-                "the server's disk is full; the job was not created (try again later)",
-            ) from None
+        if is_disk_full(exc):
+            raise disk_full("the job was not created") from None
         raise
-    background.add_task(queue.dispatch, [child.id], TRAIN)
-    response.headers["Location"] = job_url(child.id)
+    sub.queued([child.id], TRAIN, job_url(child.id))
     session.refresh(child)
     public = public_job(session, settings, child)
     session.close()  # give the connection back before the dispatch needs one

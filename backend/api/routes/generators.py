@@ -10,7 +10,6 @@ NADA_MAX_CONCURRENT_VALIDATIONS checks run at once in this process; beyond that,
 
 from __future__ import annotations
 
-import errno
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Request, status
@@ -18,7 +17,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import CurrentOwner, SettingsDep
-from backend.api.upload_errors import unprocessable, upload_refusal
+from backend.api.upload_errors import (
+    disk_full,
+    is_disk_full,
+    unprocessable,
+    upload_refusal,
+    validators_busy,
+)
 from backend.schemas import GeneratorPublic, GeneratorsPublic
 from backend.uploads import (
     GeneratorRejected,
@@ -39,8 +44,6 @@ from jobs.settings import Settings
 from nada.errors import ParamError
 
 router = APIRouter(prefix="/generators", tags=["generators"])
-
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @router.get("", response_model=GeneratorsPublic)
@@ -109,19 +112,12 @@ async def upload_generator(
             except FileExistsError:  # taken since _new_name looked
                 raise _taken(name) from None
             except ValidatorsBusy as exc:
-                raise HTTPException(
-                    status.HTTP_429_TOO_MANY_REQUESTS,
-                    str(exc),
-                    headers={"Retry-After": str(exc.retry_after_s)},
-                ) from None
+                raise validators_busy(exc) from None
     except (UploadRefused, GeneratorRejected) as exc:
         raise _refusal(exc, max_bytes) from None
     except OSError as exc:
-        if exc.errno not in _DISK_FULL:
+        if not is_disk_full(exc):
             raise
-        raise HTTPException(
-            status.HTTP_507_INSUFFICIENT_STORAGE,
-            "the server's disk is full; the upload was not stored (try again later)",
-        ) from None
+        raise disk_full("the upload was not stored") from None
     entry = next(g for g in list_uploaded(settings.data_dir) if g.name == name)
     return GeneratorPublic(**vars(entry))

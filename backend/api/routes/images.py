@@ -9,7 +9,6 @@ files is kept. A job gets its own copies, served by GET /jobs/{id}/images/{id}.p
 
 from __future__ import annotations
 
-import errno
 import re
 from typing import Annotated, Any
 
@@ -21,7 +20,13 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
 from backend.api.job_views import JobId, check_disk, job_root
-from backend.api.upload_errors import unprocessable, upload_refusal
+from backend.api.upload_errors import (
+    disk_full,
+    is_disk_full,
+    unprocessable,
+    upload_refusal,
+    validators_busy,
+)
 from backend.image_schemas import ImagePublic, ImagesPublic, image_url
 from backend.image_uploads import ReceivedFile, receive_files
 from backend.uploads import VALIDATIONS, UploadRefused, UploadTooLarge, ValidatorsBusy
@@ -34,7 +39,6 @@ from nada.params import IMAGE_FIELDS, MAX_EXAMPLE_IMAGES
 
 router = APIRouter(tags=["images"])
 
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _NAME = re.compile(r"[0-9a-f]{64}")
 _PNG: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/png": {}}},
@@ -110,18 +114,12 @@ async def upload_images(
             exc, max_bytes=max_bytes, what="an image", setting="NADA_MAX_PHOTO_MB"
         ) from None
     except ValidatorsBusy as exc:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"{exc.limit} uploads are being checked already; try again in {exc.retry_after_s} s",
-            headers={"Retry-After": str(exc.retry_after_s)},
-        ) from None
+        busy = f"{exc.limit} uploads are being checked already; try again in {exc.retry_after_s} s"
+        raise validators_busy(exc, busy) from None
     except OSError as exc:
-        if exc.errno not in _DISK_FULL:
+        if not is_disk_full(exc):
             raise
-        raise HTTPException(
-            status.HTTP_507_INSUFFICIENT_STORAGE,
-            "the server's disk is full; no image was stored (try again later)",
-        ) from None
+        raise disk_full("no image was stored") from None
     data = [
         ImagePublic(id=e.sha256, width=e.width, height=e.height, url=image_url(e.sha256))
         for e in examples

@@ -16,21 +16,27 @@ job is done once: asking again answers with the existing edit (200).
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
-from backend.api.job_views import JobId, admit, check_disk, job_root, public_job, queue_stats
+from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
+from backend.api.job_views import JobId, job_root, public_job, queue_stats
 from backend.api.responses import json_response
-from backend.api.upload_errors import unprocessable, upload_refusal
+from backend.api.submission import Submission, SubmissionDep, submission_responses
+from backend.api.upload_errors import (
+    disk_full,
+    is_disk_full,
+    unprocessable,
+    upload_refusal,
+    validators_busy,
+)
 from backend.photo_schemas import (
     EditCreate,
     EditPublic,
@@ -55,7 +61,6 @@ from jobs import store
 from jobs.db.models import ACTIVE, Job, JobStatus
 from jobs.generators import check_generator_name
 from jobs.kinds import EDIT, FAST, INVERT
-from jobs.queue import JobQueue
 from jobs.settings import Settings
 from nada import rundir
 from nada.errors import ParamError
@@ -70,7 +75,6 @@ from nada.photo_params import (
 
 router = APIRouter(tags=["photos"])
 
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _MAX_PARAMS_BYTES = 4096  # the `params` text field
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such job (or not this token's)"},
@@ -89,15 +93,9 @@ def _check_encoder(params: InvertParams) -> None:
         )
 
 
-def _create_inversion(
-    request: Request,
-    session: Session,
-    settings: Settings,
-    owner: str | None,
-    photo: Path,
-    params_text: str | None,
-) -> Job:
+def _create_inversion(sub: Submission, photo: Path, params_text: str | None) -> Job:
     """Check everything, then create the job and store its photo in one go (thread pool)."""
+    session, settings = sub.session, sub.settings
     try:
         with VALIDATIONS.take(settings.max_concurrent_validations):
             image, _ = decode_photo(photo, max_pixels=settings.max_photo_pixels)
@@ -110,9 +108,8 @@ def _create_inversion(
         _check_encoder(params)
     except ParamError as exc:
         raise unprocessable(exc.field, str(exc)) from None
-    check_disk(settings)
-    admit(request, session, settings, owner)
-    job = store.create_job(session, params=params, kind=INVERT, owner=owner or "")
+    sub.admit()
+    job = store.create_job(session, params=params, kind=INVERT, owner=sub.who)
     root = job_root(settings, job.id)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -130,30 +127,24 @@ def _create_inversion(
     "/inversions",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=InversionPublic,
-    responses={
-        202: {"headers": {"Location": {"description": "the inversion's URL"}}},
-        400: {"description": "A malformed multipart body"},
-        413: {"description": "The photo is larger than NADA_MAX_PHOTO_MB"},
-        415: {"description": "Not multipart/form-data"},
-        422: {"description": "A refused photo (the message says why) or invalid params"},
-        429: {"description": "Too many photos being checked, jobs or submissions"},
-        507: {"description": "The data directory is full or not writable"},
-    },
+    responses=submission_responses(
+        "inversion",
+        {
+            400: "A malformed multipart body",
+            413: "The photo is larger than NADA_MAX_PHOTO_MB",
+            415: "Not multipart/form-data",
+            422: "A refused photo (the message says why) or invalid params",
+            429: "Too many photos being checked, jobs or submissions",
+        },
+    ),
 )
-async def create_inversion(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    queue: QueueDep,
-    owner: CurrentOwner,
-    response: Response,
-    background: BackgroundTasks,
-) -> InversionPublic:
+async def create_inversion(sub: SubmissionDep) -> InversionPublic:
     """Put a photo into a generator's W+: multipart with `file` (JPEG, PNG or WebP) and an
     optional `params` text field, a JSON object of the inversion's parameters
     (`generator`, `encoder`, `align`, `refine_steps`, ...; docs/api.md). The face is
     aligned as FFHQ was, encoded with e4e where the generator has an encoder, and refined
     by optimisation. Follow it like a job; then POST /jobs/{id}/edits."""
+    request, settings = sub.request, sub.settings
     max_bytes = int(settings.max_photo_mb * (1 << 20))
     try:
         async with receive_upload(
@@ -166,35 +157,24 @@ async def create_inversion(
             max_field_bytes=_MAX_PARAMS_BYTES,
         ) as upload:
             job = await run_in_threadpool(
-                _create_inversion,
-                request,
-                session,
-                settings,
-                owner,
-                upload.path,
-                upload.fields.get("params"),
+                _create_inversion, sub, upload.path, upload.fields.get("params")
             )
     except UploadRefused as exc:
         raise upload_refusal(
             exc, max_bytes=max_bytes, what="the photo", setting="NADA_MAX_PHOTO_MB"
         ) from None
     except ValidatorsBusy as exc:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
+        busy = (
             f"{exc.limit} photo(s) or generator(s) are being checked already; try again "
-            f"in {exc.retry_after_s} s",
-            headers={"Retry-After": str(exc.retry_after_s)},
-        ) from None
+            f"in {exc.retry_after_s} s"
+        )
+        raise validators_busy(exc, busy) from None
     except OSError as exc:
-        if exc.errno not in _DISK_FULL:
+        if not is_disk_full(exc):
             raise
-        raise HTTPException(
-            status.HTTP_507_INSUFFICIENT_STORAGE,
-            "the server's disk is full; the photo was not stored (try again later)",
-        ) from None
-    background.add_task(_dispatch, queue, job.id)
-    response.headers["Location"] = inversion_url(job.id)
-    return await run_in_threadpool(_inversion_view, session, settings, job)
+        raise disk_full("the photo was not stored") from None
+    sub.queued([job.id], FAST, inversion_url(job.id))  # short work: the fast lane
+    return await run_in_threadpool(_inversion_view, sub.session, settings, job)
 
 
 def _inversion(
@@ -208,10 +188,6 @@ def _inversion(
         except (OSError, ValueError):
             info = None  # an older or damaged folder: the note is optional
     return inversion_public(public_job(session, settings, job, stats), info)
-
-
-def _dispatch(queue: JobQueue, job_id: str) -> None:
-    queue.dispatch([job_id], FAST)  # short work: the fast lane's queue
 
 
 def _inversion_view(session: Session, settings: Settings, job: Job) -> InversionPublic:
@@ -337,28 +313,17 @@ def edit_cache_key(inversion_id: str, job_id: str) -> str:
     "/jobs/{job_id}/edits",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=EditPublic,
-    responses={
-        200: {"description": "This photo through this job was asked for before: that edit"},
-        202: {"headers": {"Location": {"description": "the edit's URL"}}},
-        **_ERRORS,
-        429: {"description": "Too many active jobs or submissions; see Retry-After"},
-        507: {"description": "The data directory is full or not writable"},
-    },
+    responses=submission_responses(
+        "edit",
+        _ERRORS,
+        again="This photo through this job was asked for before: that edit",
+    ),
 )
-def create_edit(
-    job_id: JobId,
-    body: EditCreate,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    queue: QueueDep,
-    owner: CurrentOwner,
-    response: Response,
-    background: BackgroundTasks,
-) -> EditPublic:
+def create_edit(job_id: JobId, body: EditCreate, sub: SubmissionDep) -> EditPublic:
     """Render a finished inversion through this finished job's adapted generator (the
     photo in the new domain). Done once per photo and job: the same request again answers
     200 with the existing edit."""
+    session, settings, owner = sub.session, sub.settings, sub.owner
     job = store.get_job(session, job_id=job_id, owner=owner, kind="adapt")
     inversion = store.get_job(session, job_id=body.inversion_id, owner=owner, kind=INVERT.name)
     if job.status != JobStatus.succeeded:
@@ -373,20 +338,9 @@ def create_edit(
             f"inversion {inversion.id} is a code for generator {made_for!r}, but job {job_id} "
             f"adapted {adapted_from!r}; invert the photo for {adapted_from!r}"
         )
-    key = edit_cache_key(inversion.id, job_id)
-    earlier = store.find_cached(session, owner=owner or "", kind=EDIT.name, cache_key=key)
-    if earlier is not None:
-        response.status_code = status.HTTP_200_OK
-        response.headers["Location"] = edit_url(earlier.id)
-        return edit_public(public_job(session, settings, earlier))
-    check_disk(settings)
-    admit(request, session, settings, owner)
     params = EditParams(inversion_id=inversion.id, job_id=job_id)
-    edit = store.create_job(session, params=params, kind=EDIT, owner=owner or "", cache_key=key)
-    session.commit()
-    background.add_task(_dispatch, queue, edit.id)
-    response.headers["Location"] = edit_url(edit.id)
-    session.refresh(edit)
+    key = edit_cache_key(inversion.id, job_id)
+    edit = sub.cached_or_new(EDIT, params, key, edit_url)  # the fast lane
     public = edit_public(public_job(session, settings, edit))
     session.close()
     return public

@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import (
     APIRouter,
-    BackgroundTasks,
     Depends,
     Header,
     HTTPException,
@@ -24,26 +23,23 @@ from fastapi import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
+from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
 from backend.api.job_images import check_images, images_attached
 from backend.api.job_views import (
     JobId,
-    admit,
-    check_disk,
     job_root,
     public_job,
     queue_stats,
 )
 from backend.api.responses import json_response
+from backend.api.submission import Submission, SubmissionDep, submission_responses
 from backend.schemas import JobCreate, JobPublic, JobsPublic, job_url
 from backend.sse import job_event_stream
 from jobs import store
 from jobs.db.models import ACTIVE, Job, JobStatus
 from jobs.generators import check_generator_name
 from jobs.kinds import TRAIN
-from jobs.settings import Settings
 from nada import rundir
 from nada.errors import ParamError
 
@@ -76,31 +72,26 @@ async def _require_json(request: Request) -> None:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobPublic,
     dependencies=[Depends(_require_json)],
-    responses={
-        200: {"description": "A repeated Idempotency-Key: the job it created"},
-        202: {"headers": {"Location": {"description": "the job's URL"}}},
-        413: {"description": "The body is larger than 64 KiB"},
-        415: {"description": "The body is not application/json"},
-        422: {"description": "Invalid parameters, or an Idempotency-Key reused for another body"},
-        429: {"description": "Too many active jobs or submissions; see Retry-After"},
-        507: {"description": "The data directory is full or not writable; try again later"},
-    },
+    responses=submission_responses(
+        "job",
+        {
+            413: "The body is larger than 64 KiB",
+            415: "The body is not application/json",
+            422: "Invalid parameters, or an Idempotency-Key reused for another body",
+        },
+        again="A repeated Idempotency-Key: the job it created",
+    ),
 )
 def create_job(
     body: JobCreate,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    queue: QueueDep,
-    owner: CurrentOwner,
-    response: Response,
-    background: BackgroundTasks,
+    sub: SubmissionDep,
     idempotency_key: Annotated[
         str | None,
         Header(description="repeat a submission safely: same key, same body -> same job"),
     ] = None,
 ) -> JobPublic:
     """Queue an adaptation job. Only source_text and target_text are required."""
+    session, settings, owner = sub.session, sub.settings, sub.owner
     try:
         params = body.to_params()
         check_generator_name(params.generator, settings.data_dir)
@@ -109,7 +100,7 @@ def create_job(
         raise RequestValidationError(
             [{"type": "invalid_param", "loc": ("body", exc.field), "msg": str(exc), "input": None}]
         ) from None
-    who = owner or ""
+    who = sub.who
     digest = None
     if idempotency_key is not None:
         if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
@@ -118,9 +109,8 @@ def create_job(
         digest = hashlib.sha256(canonical.encode()).hexdigest()
         earlier = store.find_idempotent(session, owner=who, key=idempotency_key)
         if earlier is not None:
-            return _replay(session, settings, earlier, digest, response)
-    check_disk(settings)  # the job could not write its files (a replay above needs none)
-    admit(request, session, settings, owner)
+            return _replay(sub, earlier, digest)
+    sub.admit()  # the job could not write its files (a replay above needs none)
     try:
         job = store.create_job(
             session, params=params, owner=who, idempotency_key=idempotency_key,
@@ -133,12 +123,8 @@ def create_job(
         earlier = store.find_idempotent(session, owner=who, key=idempotency_key or "")
         if earlier is None or digest is None:
             raise
-        return _replay(session, settings, earlier, digest, response)
-    # Publish after the commit (a worker must find the row) and after the response: the
-    # client need not wait for the broker. A publish that fails or never happens (the
-    # process dies first) is retried by the reaper, which re-dispatches undispatched jobs.
-    background.add_task(queue.dispatch, [job.id], TRAIN)
-    response.headers["Location"] = job_url(job.id)
+        return _replay(sub, earlier, digest)
+    sub.queued([job.id], TRAIN, job_url(job.id))
     session.refresh(job)
     public = public_job(session, settings, job)
     session.close()  # give the connection back before the dispatch needs one
@@ -152,18 +138,15 @@ def _invalid_key(why: str) -> RequestValidationError:
     )  # fmt: skip
 
 
-def _replay(
-    session: Session, settings: Settings, job: Job, digest: str, response: Response
-) -> JobPublic:
+def _replay(sub: Submission, job: Job, digest: str) -> JobPublic:
     """The job an earlier request with this Idempotency-Key created (200), or 422 if that
     request had other parameters."""
     if job.request_sha256 != digest:
         raise _invalid_key(
             f"was already used for job {job.id} with other parameters; use a new key"
         )
-    response.status_code = status.HTTP_200_OK
-    response.headers["Location"] = job_url(job.id)
-    return public_job(session, settings, job)
+    sub.answered_before(job_url(job.id))
+    return public_job(sub.session, sub.settings, job)
 
 
 @router.get("", response_model=JobsPublic)

@@ -10,13 +10,14 @@ once: asking again answers 200 with the existing render (jobs.cache_key).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
-from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
-from backend.api.job_views import JobId, admit, check_disk, job_root, public_job, queue_stats
+from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
+from backend.api.job_views import JobId, job_root, public_job, queue_stats
 from backend.api.responses import json_response
+from backend.api.submission import SubmissionDep, submission_responses
 from backend.api.upload_errors import unprocessable
 from backend.render_schemas import (
     RenderCreate,
@@ -28,8 +29,7 @@ from backend.render_schemas import (
 from jobs import store
 from jobs.db.models import ACTIVE, JobStatus
 from jobs.generators import list_generators
-from jobs.kinds import FAST, RENDER
-from jobs.queue import JobQueue
+from jobs.kinds import RENDER
 from jobs.settings import Settings
 from nada import rundir
 from nada.errors import ParamError
@@ -72,10 +72,6 @@ def _check_crossover(params: RenderParams, settings: Settings) -> None:
         )
 
 
-def _dispatch(queue: JobQueue, job_id: str) -> None:
-    queue.dispatch([job_id], FAST)  # seconds of work: the fast lane's queue
-
-
 @router.get("/renders/params", response_model=RenderParamsPublic)
 def read_render_params() -> RenderParamsPublic:
     """The fields of POST /jobs/{id}/renders with their ranges (the page's form reads them)."""
@@ -87,31 +83,19 @@ def read_render_params() -> RenderParamsPublic:
     "/jobs/{job_id}/renders",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RenderPublic,
-    responses={
-        200: {"description": "The same render of this job was asked for before: that render"},
-        202: {"headers": {"Location": {"description": "the render's URL"}}},
-        **_ERRORS,
-        422: {"description": "A parameter out of range; the error names it"},
-        429: {"description": "Too many active jobs or submissions; see Retry-After"},
-        507: {"description": "The data directory is full or not writable"},
-    },
+    responses=submission_responses(
+        "render",
+        {**_ERRORS, 422: "A parameter out of range; the error names it"},
+        again="The same render of this job was asked for before: that render",
+    ),
 )
-def create_render(
-    job_id: JobId,
-    body: RenderCreate,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    queue: QueueDep,
-    owner: CurrentOwner,
-    response: Response,
-    background: BackgroundTasks,
-) -> RenderPublic:
+def create_render(job_id: JobId, body: RenderCreate, sub: SubmissionDep) -> RenderPublic:
     """Draw seeds (mode 'seeds'), style mixing grids ('mix') or an interpolation video
     ('video', MP4 or GIF) through this finished job's base generator and its adapted one,
     side by side. Runs on the fast lane; the same request again answers 200 with the
     existing render."""
-    job = store.get_job(session, job_id=job_id, owner=owner, kind="adapt")
+    session, settings = sub.session, sub.settings
+    job = store.get_job(session, job_id=job_id, owner=sub.owner, kind="adapt")
     try:
         params = RenderParams.from_dict(
             {**body.model_dump(), "job_id": job.id, "generator": job.params.get("generator")}
@@ -121,20 +105,7 @@ def create_render(
         raise unprocessable(exc.field, str(exc)) from None
     if job.status != JobStatus.succeeded:
         raise store.JobConflict(f"job {job_id} is {job.status}; renders need a finished job")
-    key = params.cache_key()
-    earlier = store.find_cached(session, owner=owner or "", kind=RENDER.name, cache_key=key)
-    if earlier is not None:
-        response.status_code = status.HTTP_200_OK
-        response.headers["Location"] = render_url(earlier.id)
-        return render_public(public_job(session, settings, earlier))
-    check_disk(settings)
-    admit(request, session, settings, owner)
-    render = store.create_job(session, params=params, kind=RENDER, owner=owner or "",
-                              cache_key=key)  # fmt: skip
-    session.commit()
-    background.add_task(_dispatch, queue, render.id)
-    response.headers["Location"] = render_url(render.id)
-    session.refresh(render)
+    render = sub.cached_or_new(RENDER, params, params.cache_key(), render_url)  # fast lane
     public = render_public(public_job(session, settings, render))
     session.close()
     return public

@@ -12,15 +12,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
+from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
 from backend.api.job_images import all_images_attached, check_images
-from backend.api.job_views import admit, check_disk, public_job, queue_stats
+from backend.api.job_views import public_job, queue_stats
 from backend.api.responses import json_response
+from backend.api.submission import SubmissionDep, submission_responses
 from backend.schemas import API_PREFIX, JobCreate, JobPublic
 from jobs import store
 from jobs.db.models import ACTIVE, Sweep
@@ -130,25 +131,18 @@ SweepId = Annotated[str, Depends(_valid_sweep_id)]
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SweepPublic,
-    responses={
-        202: {"headers": {"Location": {"description": "the sweep's URL"}}},
-        422: {"description": "A grid entry or base field that makes an invalid job, or too many"},
-        429: {"description": "More active jobs than this token may have"},
-        507: {"description": "The data directory is full or not writable"},
-    },
+    responses=submission_responses(
+        "sweep",
+        {
+            422: "A grid entry or base field that makes an invalid job, or too many",
+            429: "More active jobs than this token may have, or too many submissions",
+        },
+    ),
 )
-def create_sweep(
-    body: SweepCreate,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    queue: QueueDep,
-    owner: CurrentOwner,
-    response: Response,
-    background: BackgroundTasks,
-) -> SweepPublic:
+def create_sweep(body: SweepCreate, sub: SubmissionDep) -> SweepPublic:
     """Queue one adaptation job per combination of `grid` over `base` (e.g. `{"layers":
     [3, 6, 9, 12], "steps": [150, 300]}`: eight jobs). All or nothing."""
+    session, settings, owner = sub.session, sub.settings, sub.owner
     try:
         combos = expand(
             body.base,
@@ -161,20 +155,18 @@ def create_sweep(
         raise RequestValidationError(
             [{"type": "invalid_param", "loc": ("body", *where), "msg": str(exc), "input": None}]
         ) from None
-    check_disk(settings)
-    admit(request, session, settings, owner, count=len(combos))
+    sub.admit(count=len(combos))
     sweep, jobs = store.create_sweep(
         session,
         base=body.base,
         grid=body.grid,
         params=[c.params for c in combos],
-        owner=owner or "",
+        owner=sub.who,
     )
     made = [(job.id, combo.params) for job, combo in zip(jobs, combos, strict=True)]
     with all_images_attached(settings, made, owner):  # each job's own copies
         session.commit()
-    background.add_task(queue.dispatch, [j.id for j in jobs], TRAIN)
-    response.headers["Location"] = sweep_url(sweep.id)
+    sub.queued([j.id for j in jobs], TRAIN, sweep_url(sweep.id))
     public = _public(session, settings, sweep)
     session.close()
     return public

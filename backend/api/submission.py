@@ -1,0 +1,113 @@
+"""What every POST that queues work shares: one dependency and one table of answers.
+
+A new job of any kind (an adaptation, a sweep's jobs, a continuation, an inversion, an
+edit, a render) is admitted the same way (507 while the disk cannot take its files, 429
+past the token's limits), is dispatched to its lane only after the response (a worker must
+find the committed row, and the client need not wait for the broker; the reaper re-sends
+what was never dispatched), and is named by a Location header. A request the service has
+answered before (the same render or edit, a repeated Idempotency-Key) gets 200 and the
+earlier job's Location instead.
+
+No `from __future__ import annotations` here: FastAPI reads Submission's parameter
+annotations to build the dependency, and it cannot resolve them from strings on a class.
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+from fastapi import BackgroundTasks, Depends, Request, Response, status
+
+from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
+from backend.api.job_views import admit, check_disk
+from jobs import store
+from jobs.db.models import Job
+from jobs.kinds import JobKind
+
+TOO_MANY = "Too many active jobs or submissions; see Retry-After"
+DISK_FULL = "The data directory is full or not writable; try again later"
+
+
+def submission_responses(
+    what: str,
+    errors: Mapping[int | str, str | dict[str, Any]],
+    *,
+    again: str | None = None,
+) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a POST that queues `what`: 200 when `again` says which
+    earlier request is answered instead, 202 with its Location, the route's own `errors`
+    (a description, or an OpenAPI response object), and the 429 and 507 every submission
+    can meet (unless `errors` words them itself)."""
+    table: dict[int | str, dict[str, Any]] = {}
+    if again is not None:
+        table[200] = {"description": again}
+    table[202] = {"headers": {"Location": {"description": f"the {what}'s URL"}}}
+    for code, answer in {429: TOO_MANY, 507: DISK_FULL, **errors}.items():
+        table[code] = {"description": answer} if isinstance(answer, str) else answer
+    return dict(sorted(table.items(), key=lambda item: str(item[0])))
+
+
+class Submission:
+    """The request-scoped parts of a submission, as one FastAPI dependency."""
+
+    def __init__(
+        self,
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        queue: QueueDep,
+        owner: CurrentOwner,
+        response: Response,
+        background: BackgroundTasks,
+    ) -> None:
+        self.request = request
+        self.session = session
+        self.settings = settings
+        self.queue = queue
+        self.owner = owner
+        self.response = response
+        self.background = background
+
+    @property
+    def who(self) -> str:
+        """The owner as stored on a job ('' when the service has no tokens)."""
+        return self.owner or ""
+
+    def admit(self, count: int = 1) -> None:
+        """507 while the data directory cannot take new files, then 429 past this token's
+        limits on `count` new jobs (docs/security.md)."""
+        check_disk(self.settings)
+        admit(self.request, self.session, self.settings, self.owner, count)
+
+    def queued(self, job_ids: list[str], lane: str, location: str) -> None:
+        """Call after the commit: dispatch `job_ids` to `lane` once the response is sent,
+        and name what was made in Location."""
+        self.background.add_task(self.queue.dispatch, job_ids, lane)
+        self.response.headers["Location"] = location
+
+    def answered_before(self, location: str) -> None:
+        """Answer 200 with the Location of what an earlier identical request made."""
+        self.response.status_code = status.HTTP_200_OK
+        self.response.headers["Location"] = location
+
+    def cached_or_new(
+        self, kind: JobKind, params: Any, cache_key: str, url: Callable[[str], str]
+    ) -> Job:
+        """The job of `kind` an identical earlier request made (answered 200), else a new
+        one, admitted, committed and queued on its kind's lane (renders, edits)."""
+        earlier = store.find_cached(
+            self.session, owner=self.who, kind=kind.name, cache_key=cache_key
+        )
+        if earlier is not None:
+            self.answered_before(url(earlier.id))
+            return earlier
+        self.admit()
+        job = store.create_job(
+            self.session, params=params, kind=kind, owner=self.who, cache_key=cache_key
+        )
+        self.session.commit()
+        self.queued([job.id], kind.lane, url(job.id))
+        self.session.refresh(job)
+        return job
+
+
+SubmissionDep = Annotated[Submission, Depends()]
