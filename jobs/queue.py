@@ -17,7 +17,7 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
-from jobs import leases, store
+from jobs import image_pool, leases, store
 from jobs.db.session import session_scope
 from jobs.kinds import TRAIN, lane_of
 from jobs.settings import Settings
@@ -236,6 +236,16 @@ def sweep(settings: Settings, queue: JobQueue) -> list[str]:
     return job_ids
 
 
+def housekeeping(settings: Settings) -> None:
+    """What the reaper does every few minutes besides leases: clear the embedded broker's
+    delivered messages, and sweep example images nobody has sent for a day from the upload
+    pool (safe at any time: every job holds its own copies, jobs/image_pool.py)."""
+    prune_embedded_broker(settings)
+    removed = image_pool.remove_stale(settings.data_dir)
+    if removed:
+        log.info("removed %d unused example image(s) from the upload pool", len(removed))
+
+
 class Reaper(threading.Thread):
     """Runs `sweep` every settings.reap_every seconds until stop() (daemon thread)."""
 
@@ -252,7 +262,7 @@ class Reaper(threading.Thread):
                 sweep(self.settings, self.queue)
                 if time.monotonic() - last_prune > _PRUNE_EVERY_S:
                     last_prune = time.monotonic()
-                    prune_embedded_broker(self.settings)
+                    housekeeping(self.settings)
             except Exception:  # a database hiccup must not end the reaper
                 log.exception("reaper pass failed")
 

@@ -110,3 +110,22 @@ def test_each_kind_goes_to_its_lanes_queue(tmp_path, redis_url, redis_prefix) ->
     finally:
         client.close()
     assert bodies == {"lanes": [adapt], "lanes-fast": [photo]}
+
+
+def test_housekeeping_sweeps_example_images_unused_for_a_day(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The reaper's periodic pass removes pool images nobody sent for STALE_AFTER_S and
+    keeps fresh ones (jobs hold their own copies, so the pool needs no other keeper)."""
+    import os
+    import time
+
+    from jobs import image_pool
+    from jobs.queue import housekeeping
+
+    old, fresh = "a" * 64, "b" * 64
+    for name in (old, fresh):
+        image_pool.add(tmp_path, name, b"\x89PNG not checked here", owner=None)
+    then = time.time() - image_pool.STALE_AFTER_S - 60
+    os.utime(image_pool.pool_path(tmp_path, old), (then, then))
+    housekeeping(Settings(data_dir=tmp_path))
+    assert not image_pool.pool_path(tmp_path, old).exists()
+    assert image_pool.pool_path(tmp_path, fresh).is_file()
