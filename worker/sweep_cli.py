@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -191,9 +192,28 @@ def run_local(
     return 0
 
 
-def _request(method: str, url: str, token: str | None, body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
+def _multipart(images: Sequence[ExampleImage]) -> tuple[bytes, str]:
+    """A multipart/form-data body with one `file` part per image (POST /images)."""
+    boundary = f"nada-{uuid.uuid4().hex}"
+    parts = []
+    for image in images:
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{image.sha256}.png"\r\nContent-Type: image/png\r\n\r\n'
+        )
+        parts.append(head.encode() + image.png + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), boundary
+
+
+def _request(
+    method: str, url: str, token: str | None, body: Any = None, *, what: str = "the sweep"
+) -> Any:
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if isinstance(body, tuple):  # (multipart bytes, boundary)
+        data: bytes | None = body[0]
+        headers["Content-Type"] = f"multipart/form-data; boundary={body[1]}"
+    else:
+        data = None if body is None else json.dumps(body).encode()
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
@@ -207,16 +227,37 @@ def _request(method: str, url: str, token: str | None, body: Any = None) -> Any:
             detail = exc.reason
         if isinstance(detail, list) and detail and isinstance(detail[0], dict):
             detail = detail[0].get("msg", detail)
-        raise CLIError(f"the service refused the sweep ({exc.code}): {detail}") from None
+        raise CLIError(f"the service refused {what} ({exc.code}): {detail}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise CLIError(f"argument --server: cannot reach {url} ({exc})") from None
 
 
-def run_remote(args: argparse.Namespace, base: dict[str, Any], grid: dict[str, Any]) -> int:
+def upload_examples(
+    root: str, token: str | None, examples: dict[str, list[ExampleImage]]
+) -> dict[str, list[str]]:
+    """POST each field's example images to the service's /images; the ids it stored them
+    under (the sha256 of its own normal form, which is ours: the same code made both)."""
+    ids = {}
+    for name, images in examples.items():
+        if images:
+            flag = flag_of(name)
+            stored = _request("POST", f"{root}/images", token, _multipart(images),
+                              what=f"the images of {flag}")  # fmt: skip
+            ids[name] = [item["id"] for item in stored["data"]]
+    return ids
+
+
+def run_remote(
+    args: argparse.Namespace,
+    base: dict[str, Any],
+    grid: dict[str, Any],
+    examples: dict[str, list[ExampleImage]] | None = None,
+) -> int:
     import os
 
     root = args.server.rstrip("/") + "/api/v1"
     token = args.token or os.environ.get("NADA_API_TOKEN")
+    base = {**base, **upload_examples(root, token, examples or {})}
     sweep = _request("POST", f"{root}/sweeps", token, {"base": base, "grid": grid})
     print(f"sweep {sweep['id']}: {sweep['count']} jobs queued ({root}/sweeps/{sweep['id']})")
     while args.wait and not sweep["done"]:
@@ -236,9 +277,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from worker.example_files import read_examples  # Pillow: only when a command runs
 
     examples = {name: read_examples(flag_of(name), getattr(args, name)) for name in IMAGE_FIELDS}
-    if args.server and any(examples.values()):
-        flag = flag_of(next(name for name, found in examples.items() if found))
-        raise CLIError(f"argument {flag}: a --server sweep cannot send images; run it locally")
     base, grid = base_and_grid(args)
     base.update({name: [e.sha256 for e in found] for name, found in examples.items() if found})
     try:
@@ -246,7 +284,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except ParamError as exc:
         raise _flag_error(exc) from None
     if args.server:
-        return run_remote(args, base, grid)
+        return run_remote(args, base, grid, examples)
     if args.out is None:
         raise CLIError("argument --out: required for a local sweep (or pass --server URL)")
     for combo in combos:

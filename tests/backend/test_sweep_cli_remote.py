@@ -4,10 +4,12 @@ combination with the CLI's values; a grid the service refuses exits 2 with its m
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -79,3 +81,29 @@ def test_a_refusal_from_the_service_exits_2(
     assert _exit(argv) == 2
     err = capsys.readouterr().err
     assert "the service refused the sweep (422)" in err and "not-registered-here" in err
+
+
+def test_example_images_are_uploaded_and_every_job_names_them(
+    server: str, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--target-images with --server: the CLI uploads the pictures (POST /images) and the
+    sweep's jobs name the ids the service stored them under, each job with its own copies."""
+    from PIL import Image
+
+    folder = tmp_path / "targets"
+    folder.mkdir()
+    for i, color in enumerate([(200, 40, 40), (40, 40, 200)]):
+        Image.new("RGB", (48, 40), color).save(folder / f"{i}.png")
+    argv = ["sweep", "--source", "photo", "--target-images", str(folder), "--generator",
+            "random-64", "--steps", "1,2", "--server", server]  # fmt: skip
+    assert _exit(argv) == 0, capsys.readouterr().err
+    sweep_id = capsys.readouterr().out.split()[1].rstrip(":")
+    sweep = httpx.get(f"{server}/api/v1/sweeps/{sweep_id}").json()
+    assert sweep["count"] == 2
+    [names] = {tuple(j["params"]["target_images"]) for j in sweep["jobs"]}
+    assert len(names) == 2 and all(j["params"]["target_text"] == "" for j in sweep["jobs"])
+    for job in sweep["jobs"]:
+        for name in names:
+            own = settings.data_dir / "jobs" / job["id"] / "domain_images" / f"{name}.png"
+            assert own.is_file()
+            assert hashlib.sha256(own.read_bytes()).hexdigest() == name
