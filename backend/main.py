@@ -26,6 +26,7 @@ from backend.api.routes import (
     jobs,
     params,
     renders,
+    session,
     sweeps,
 )
 from backend.api.validation_errors import install_validation_error_handler
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     ):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(get_owner)])
     app.include_router(health.router, prefix=API_PREFIX)
+    app.include_router(session.router, prefix=API_PREFIX)  # checks its token itself
     if settings.frontend_dir and settings.frontend_dir.is_dir():
         app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")
     return app

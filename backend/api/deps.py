@@ -46,17 +46,31 @@ async def get_queue(request: Request) -> JobQueue:
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 
 
-async def get_owner(request: Request, settings: SettingsDep) -> str | None:
-    """The caller's identity: the name of its bearer token, or None when no tokens are set
-    (a single-user service: every job is visible).
+TOKEN_COOKIE = "nada_token"  # set by POST /session for the page (routes/session.py)
 
-    With NADA_API_TOKENS set, a request without a valid `Authorization: Bearer <token>` is
-    refused with 401 (the token is never logged or echoed)."""
+
+def presented_token(request: Request) -> str | None:
+    """The token a request carries: `Authorization: Bearer <token>` (scripts, the CLI), else
+    the page's sign-in cookie (an <img>, a download link or an EventSource cannot send a
+    header, but the browser sends the cookie with each of them)."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, presented = header.partition(" ")
+        return presented.strip() if scheme.lower() == "bearer" else None
+    return request.cookies.get(TOKEN_COOKIE)
+
+
+async def get_owner(request: Request, settings: SettingsDep) -> str | None:
+    """The caller's identity: the name of its token, or None when no tokens are set (a
+    single-user service: every job is visible).
+
+    With NADA_API_TOKENS set, a request without a valid token (presented_token) is refused
+    with 401 (the token is never logged or echoed)."""
     tokens = settings.tokens
     if not tokens:
         return None
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    token = authenticate(tokens, presented.strip()) if scheme.lower() == "bearer" else None
+    presented = presented_token(request)
+    token = authenticate(tokens, presented) if presented else None
     if token is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -122,6 +122,9 @@ export async function request(method, path, { body, query, timeout = 15000, sign
     }
   }
   if (!res.ok) {
+    // The service has API tokens and this page holds none (or a revoked one): the sign-in
+    // (signin.js) listens for this. POST /session answers 401 to a wrong token itself.
+    if (res.status === 401 && path !== "session") window.dispatchEvent(new CustomEvent("nada:unauthorized"));
     throw new ApiError(res.status, messageOf(res.status, data, res.statusText), { fieldErrors: fieldErrorsOf(data), body: data });
   }
   return data;
@@ -140,6 +143,11 @@ export function listOf(data) {
 
 export const api = {
   health: () => request("GET", "healthz", { timeout: 5000 }),
+  /** {tokens, owner}: whether the service needs a token, and whose this page carries. */
+  session: () => request("GET", "session"),
+  /** Sign in: the service sets the token as an HttpOnly cookie (never readable here). */
+  signIn: (token) => request("POST", "session", { body: { token } }),
+  signOut: () => request("DELETE", "session"),
   generators: () => request("GET", "generators"),
   clipModels: () => request("GET", "clip-models"),
   params: () => request("GET", "params"),

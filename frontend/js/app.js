@@ -10,6 +10,7 @@ import { mountJobView } from "./job.js";
 import { jobsList } from "./jobs.js";
 import { every } from "./live.js";
 import { loadSchema } from "./schema.js";
+import { mountSignIn } from "./signin.js";
 
 const main = document.getElementById("main");
 let teardown = () => {};
@@ -130,3 +131,5 @@ window.addEventListener("hashchange", () => {
 });
 route();
 watchHealth();
+// After signing in (or out) the views reload what the missing token had refused.
+mountSignIn(document.getElementById("account"), () => { formData = null; route(); });

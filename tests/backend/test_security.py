@@ -97,6 +97,47 @@ def test_a_token_sees_only_its_own_jobs(secured, settings) -> None:  # type: ign
     assert r.status_code == 200 and r.json()["status"] == "canceled"
 
 
+def test_the_page_signs_in_with_a_cookie_that_opens_pictures_and_sign_out_ends_it(
+    secured,
+) -> None:  # type: ignore[no-untyped-def]
+    """POST /session: the page's sign-in. A wrong token sets nothing; a right one sets an
+    HttpOnly, SameSite=Strict cookie that then opens every route (also a sample picture,
+    which an <img> fetches without headers) as that token; a header still wins; DELETE
+    ends it."""
+    assert secured.get(f"{API}/session").json() == {"tokens": True, "owner": None}
+    r = secured.post(f"{API}/session", json={"token": "wrong-token-wrong-token"})
+    assert r.status_code == 401 and "set-cookie" not in r.headers and not secured.cookies
+    assert secured.post(f"{API}/session", json={}).status_code == 422
+
+    r = secured.post(f"{API}/session", json={"token": ALICE})
+    assert r.status_code == 200 and r.json() == {"tokens": True, "owner": "alice"}
+    cookie = r.headers["set-cookie"]
+    assert "nada_token=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "Path=/" in cookie and "Secure" not in cookie  # plain HTTP here
+    assert secured.get(f"{API}/session").json() == {"tokens": True, "owner": "alice"}
+    r = secured.post(f"{API}/jobs", json=SMALL)  # no header: the cookie signs it
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    assert secured.get(f"{API}/jobs/{job_id}").json()["status"] == "queued"
+    # A picture's route, as an <img> asks it (no header): past the token check, this job
+    # simply has no sample yet (a request without the cookie gets 401 instead).
+    r = secured.get(f"{API}/jobs/{job_id}/samples/0.png")
+    assert r.status_code == 404 and "sample" in r.text, r.text
+    # An explicit header is the caller's identity, whatever the cookie says.
+    assert secured.get(f"{API}/jobs/{job_id}", headers=_auth(BOB)).status_code == 404
+
+    assert secured.delete(f"{API}/session").status_code == 204
+    assert not secured.cookies
+    assert secured.get(f"{API}/jobs").status_code == 401
+    assert secured.get(f"{API}/session").json() == {"tokens": True, "owner": None}
+
+
+def test_without_tokens_the_session_says_so_and_sets_nothing(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.get(f"{API}/session").json() == {"tokens": False, "owner": None}
+    r = client.post(f"{API}/session", json={"token": "anything-at-all-here"})
+    assert r.status_code == 200 and "set-cookie" not in r.headers
+
+
 def test_per_token_active_job_cap_and_rate_limit(secured) -> None:  # type: ignore[no-untyped-def]
     for _ in range(3):
         assert secured.post(f"{API}/jobs", json=SMALL, headers=_auth(ALICE)).status_code == 202

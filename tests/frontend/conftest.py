@@ -136,24 +136,24 @@ def _nada_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "nada"]
 
 
-@pytest.fixture(scope="session")
-def service(tmp_path_factory) -> Iterator[Service]:
-    """`nada serve` on a free port with a fresh data dir: the API, the page and a local worker.
-    One per session: the modules that use it share it (tests count jobs relative to before)."""
+@contextlib.contextmanager
+def running_service(
+    data_dir: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[Service]:
+    """`nada serve` on a free port with `data_dir`, until the block ends."""
     if not (REPO / "backend" / "main.py").is_file():
         pytest.fail("backend/main.py is missing: the page's browser tests need the real service")
-    data_dir = tmp_path_factory.mktemp("nada-data")
     log = data_dir / "serve.log"
     port = free_port()
     # Only our settings: the embedded SQLite queue and database in a fresh directory, even
     # where the environment points other tests at a shared Redis or PostgreSQL.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NADA_")}
-    env.update(NADA_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("NADA_")}
+    child_env.update(NADA_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **(env or {}))
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*_nada_command(), "serve", "--port", str(port)],
+            [*_nada_command(), "serve", "--port", str(port), *args],
             cwd=REPO,
-            env=env,
+            env=child_env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -190,6 +190,14 @@ def service(tmp_path_factory) -> Iterator[Service]:
             os.killpg(proc.pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory) -> Iterator[Service]:
+    """`nada serve` on a free port with a fresh data dir: the API, the page and a local worker.
+    One per session: the modules that use it share it (tests count jobs relative to before)."""
+    with running_service(tmp_path_factory.mktemp("nada-data")) as svc:
+        yield svc
 
 
 def _group_alive(pgid: int) -> bool:
