@@ -5,6 +5,7 @@ of `nada serve`, and the bad inputs of docs/security.md's table."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,12 @@ def test_the_page_signs_in_with_a_cookie_that_opens_pictures_and_sign_out_ends_i
     r = secured.post(f"{API}/session", json={"token": "wrong-token-wrong-token"})
     assert r.status_code == 401 and "set-cookie" not in r.headers and not secured.cookies
     assert secured.post(f"{API}/session", json={}).status_code == 422
+    for hostile in ("\ud800" * 20, "x" * 513, None, 12345678901234567890):
+        body = '{"token": ' + json.dumps(hostile) + "}"
+        r = secured.post(
+            f"{API}/session", content=body, headers={"content-type": "application/json"}
+        )
+        assert r.status_code in (401, 422) and "set-cookie" not in r.headers, (hostile, r.text)
 
     r = secured.post(f"{API}/session", json={"token": ALICE})
     assert r.status_code == 200 and r.json() == {"tokens": True, "owner": "alice"}
