@@ -110,7 +110,7 @@ def create_job(
         earlier = store.find_idempotent(session, owner=who, key=idempotency_key)
         if earlier is not None:
             return _replay(sub, earlier, digest)
-    sub.admit()  # the job could not write its files (a replay above needs none)
+    sub.admit()  # disk and per-token limits: a replay above needs neither
     try:
         job = store.create_job(
             session, params=params, owner=who, idempotency_key=idempotency_key,
