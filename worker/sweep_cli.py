@@ -206,14 +206,20 @@ def _multipart(images: Sequence[ExampleImage]) -> tuple[bytes, str]:
 
 
 def _request(
-    method: str, url: str, token: str | None, body: Any = None, *, what: str = "the sweep"
+    method: str,
+    url: str,
+    token: str | None,
+    body: Any = None,
+    *,
+    images: Sequence[ExampleImage] = (),
+    what: str = "the sweep",
 ) -> Any:
+    """`body` as JSON, or `images` as a multipart upload; the JSON answer or CLIError."""
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    if isinstance(body, tuple):  # (multipart bytes, boundary)
-        data: bytes | None = body[0]
-        headers["Content-Type"] = f"multipart/form-data; boundary={body[1]}"
-    else:
-        data = None if body is None else json.dumps(body).encode()
+    data = None if body is None else json.dumps(body).encode()
+    if images:
+        data, boundary = _multipart(images)
+        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
@@ -241,7 +247,7 @@ def upload_examples(
     for name, images in examples.items():
         if images:
             flag = flag_of(name)
-            stored = _request("POST", f"{root}/images", token, _multipart(images),
+            stored = _request("POST", f"{root}/images", token, images=images,
                               what=f"the images of {flag}")  # fmt: skip
             ids[name] = [item["id"] for item in stored["data"]]
     return ids

@@ -78,10 +78,10 @@ class Submission:
         check_disk(self.settings)
         admit(self.request, self.session, self.settings, self.owner, count)
 
-    def queued(self, job_ids: list[str], lane: str, location: str) -> None:
-        """Call after the commit: dispatch `job_ids` to `lane` once the response is sent,
-        and name what was made in Location."""
-        self.background.add_task(self.queue.dispatch, job_ids, lane)
+    def queued(self, job_ids: list[str], kind: JobKind, location: str) -> None:
+        """Call after the commit: dispatch `job_ids` (jobs of `kind`) to its lane once the
+        response is sent, and name what was made in Location."""
+        self.background.add_task(self.queue.dispatch, job_ids, kind.lane)
         self.response.headers["Location"] = location
 
     def answered_before(self, location: str) -> None:
@@ -105,7 +105,7 @@ class Submission:
             self.session, params=params, kind=kind, owner=self.who, cache_key=cache_key
         )
         self.session.commit()
-        self.queued([job.id], kind.lane, url(job.id))
+        self.queued([job.id], kind, url(job.id))
         self.session.refresh(job)
         return job
 

@@ -22,7 +22,7 @@ from backend.schemas import JobPublic, job_url
 from jobs import store
 from jobs.db.models import JobStatus
 from jobs.generators import check_generator_name
-from jobs.kinds import ADAPT, TRAIN
+from jobs.kinds import ADAPT
 from nada import rundir
 from nada.continuation import continued_params
 from nada.errors import ParamError
@@ -107,7 +107,7 @@ def continue_job(job_id: JobId, body: ContinueCreate, sub: SubmissionDep) -> Job
         if is_disk_full(exc):
             raise disk_full("the job was not created") from None
         raise
-    sub.queued([child.id], TRAIN, job_url(child.id))
+    sub.queued([child.id], ADAPT, job_url(child.id))
     session.refresh(child)
     public = public_job(session, settings, child)
     session.close()  # give the connection back before the dispatch needs one

@@ -60,7 +60,7 @@ from invert.photos import PhotoRejected, decode_photo, encode_png
 from jobs import store
 from jobs.db.models import ACTIVE, Job, JobStatus
 from jobs.generators import check_generator_name
-from jobs.kinds import EDIT, FAST, INVERT
+from jobs.kinds import EDIT, INVERT
 from jobs.settings import Settings
 from nada import rundir
 from nada.errors import ParamError
@@ -173,7 +173,7 @@ async def create_inversion(sub: SubmissionDep) -> InversionPublic:
         if not is_disk_full(exc):
             raise
         raise disk_full("the photo was not stored") from None
-    sub.queued([job.id], FAST, inversion_url(job.id))  # short work: the fast lane
+    sub.queued([job.id], INVERT, inversion_url(job.id))
     return await run_in_threadpool(_inversion_view, sub.session, settings, job)
 
 
@@ -340,7 +340,7 @@ def create_edit(job_id: JobId, body: EditCreate, sub: SubmissionDep) -> EditPubl
         )
     params = EditParams(inversion_id=inversion.id, job_id=job_id)
     key = edit_cache_key(inversion.id, job_id)
-    edit = sub.cached_or_new(EDIT, params, key, edit_url)  # the fast lane
+    edit = sub.cached_or_new(EDIT, params, key, edit_url)
     public = edit_public(public_job(session, settings, edit))
     session.close()
     return public

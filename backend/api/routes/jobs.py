@@ -39,7 +39,7 @@ from backend.sse import job_event_stream
 from jobs import store
 from jobs.db.models import ACTIVE, Job, JobStatus
 from jobs.generators import check_generator_name
-from jobs.kinds import TRAIN
+from jobs.kinds import ADAPT
 from nada import rundir
 from nada.errors import ParamError
 
@@ -124,7 +124,7 @@ def create_job(
         if earlier is None or digest is None:
             raise
         return _replay(sub, earlier, digest)
-    sub.queued([job.id], TRAIN, job_url(job.id))
+    sub.queued([job.id], ADAPT, job_url(job.id))
     session.refresh(job)
     public = public_job(session, settings, job)
     session.close()  # give the connection back before the dispatch needs one

@@ -105,7 +105,7 @@ def create_render(job_id: JobId, body: RenderCreate, sub: SubmissionDep) -> Rend
         raise unprocessable(exc.field, str(exc)) from None
     if job.status != JobStatus.succeeded:
         raise store.JobConflict(f"job {job_id} is {job.status}; renders need a finished job")
-    render = sub.cached_or_new(RENDER, params, params.cache_key(), render_url)  # fast lane
+    render = sub.cached_or_new(RENDER, params, params.cache_key(), render_url)
     public = render_public(public_job(session, settings, render))
     session.close()
     return public

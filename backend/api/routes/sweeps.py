@@ -26,7 +26,7 @@ from backend.schemas import API_PREFIX, JobCreate, JobPublic
 from jobs import store
 from jobs.db.models import ACTIVE, Sweep
 from jobs.generators import check_generator_name
-from jobs.kinds import TRAIN
+from jobs.kinds import ADAPT
 from jobs.settings import Settings
 from jobs.sweeps import expand, varying
 from nada.errors import ParamError
@@ -166,7 +166,7 @@ def create_sweep(body: SweepCreate, sub: SubmissionDep) -> SweepPublic:
     made = [(job.id, combo.params) for job, combo in zip(jobs, combos, strict=True)]
     with all_images_attached(settings, made, owner):  # each job's own copies
         session.commit()
-    sub.queued([j.id for j in jobs], TRAIN, sweep_url(sweep.id))
+    sub.queued([j.id for j in jobs], ADAPT, sweep_url(sweep.id))
     public = _public(session, settings, sweep)
     session.close()
     return public
