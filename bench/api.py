@@ -125,7 +125,7 @@ class Server:
         self.log = open(self.tmp / "api.log", "wb")  # noqa: SIM115
         if worker:
             env.update(NADA_HOST="127.0.0.1", NADA_PORT=str(self.port))
-            command = ["-c", "import sys; from nada.cli import main; sys.exit(main(['serve']))"]
+            command = ["-c", "import sys; from cli.main import main; sys.exit(main(['serve']))"]
         else:
             command = [
                 "-m",

@@ -18,9 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("nada", "stylegan2", "jobs", "invert", "worker", "backend")
-APP_MODULES = {"nada.cli", "nada.__main__"}  # the top: the dispatcher and `python -m nada`
-RANK = {"nada": 0, "stylegan2": 1, "jobs": 2, "invert": 2, "worker": 3, "backend": 3, "app": 4}
+PACKAGES = ("nada", "stylegan2", "jobs", "invert", "worker", "backend", "cli")
+RANK = {"nada": 0, "stylegan2": 1, "jobs": 2, "invert": 2, "worker": 3, "backend": 3, "cli": 4}
 
 
 def _module_name(path: Path) -> str:
@@ -60,7 +59,7 @@ def _imports(path: Path, module: str, *, top_level_only: bool = False) -> set[st
 
 
 def _layer(module: str) -> str:
-    return "app" if module in APP_MODULES else module.split(".")[0]
+    return module.split(".")[0]
 
 
 def _project_edges(*, top_level_only: bool = False) -> dict[str, set[str]]:

@@ -32,6 +32,6 @@ def _engine() -> Callable[..., Any]:
 runners.RUNNERS["adapt"] = dataclasses.replace(_adapt, engine=_engine)
 
 if __name__ == "__main__":
-    from worker.worker_cli import main
+    from cli.worker import main
 
     sys.exit(main())

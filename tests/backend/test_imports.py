@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_api_imports_no_torch_and_no_worker(tmp_path: Path) -> None:
     code = (
         "import sys\n"
-        "import backend.main, backend.cli, backend.sse, jobs.queue\n"
+        "import backend.main, cli.serve, backend.sse, jobs.queue\n"
         "app = backend.main.create_app()\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'open_clip', 'worker'))\n"
         "print(heavy)\n"

@@ -30,7 +30,7 @@ from jobs.queue import JobQueue
 from jobs.settings import Settings
 from nada.params import AdaptParams
 
-from .conftest import create_pg_database, drop_pg_database  # type: ignore[import-not-found]
+from tests.conftest import create_pg_database, drop_pg_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.timeout(600)]
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from jobs.db.session import get_engine
 from jobs.settings import Settings
 
-from .conftest import RecordingQueue  # type: ignore[import-not-found]
+from tests.conftest import RecordingQueue
 
 pytestmark = pytest.mark.services  # the local PostgreSQL (untouched: the proxy is cut)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from backend import cli as backend_cli
+from cli import serve as serve_cli
 from backend.main import create_app
 from backend.security import SubmissionLimiter
 from jobs import storage
@@ -221,14 +221,14 @@ def test_serve_refuses_an_open_non_loopback_bind(tmp_path: Path) -> None:
         return Settings(data_dir=tmp_path, **kw)
 
     for host in ("127.0.0.1", "::1", "localhost"):
-        backend_cli.check_bind(settings(host=host))
+        serve_cli.check_bind(settings(host=host))
     with pytest.raises(CLIError, match="--insecure-bind"):
-        backend_cli.check_bind(settings(host="0.0.0.0"))
+        serve_cli.check_bind(settings(host="0.0.0.0"))
     with pytest.raises(CLIError, match="NADA_API_TOKENS"):
-        backend_cli.check_bind(settings(host="192.168.1.5"))
-    backend_cli.check_bind(settings(host="0.0.0.0"), insecure_bind=True)
-    backend_cli.check_bind(settings(host="0.0.0.0", allow_insecure_bind=True))
-    backend_cli.check_bind(settings(host="0.0.0.0", api_tokens=f"alice:{ALICE}"))
+        serve_cli.check_bind(settings(host="192.168.1.5"))
+    serve_cli.check_bind(settings(host="0.0.0.0"), insecure_bind=True)
+    serve_cli.check_bind(settings(host="0.0.0.0", allow_insecure_bind=True))
+    serve_cli.check_bind(settings(host="0.0.0.0", api_tokens=f"alice:{ALICE}"))
 
 
 def test_serve_cli_exits_with_the_bind_refusal(tmp_path: Path) -> None:
@@ -241,7 +241,7 @@ def test_serve_cli_exits_with_the_bind_refusal(tmp_path: Path) -> None:
         "NADA_HOST": "0.0.0.0",
         "NADA_PORT": "1",
     }
-    code = "import sys; from nada.cli import main; sys.exit(main(['serve', '--no-worker']))"
+    code = "import sys; from cli.main import main; sys.exit(main(['serve', '--no-worker']))"
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
         cwd=Path(__file__).resolve().parents[2],

@@ -131,9 +131,9 @@ class Service:
 
 
 def _nada_command() -> list[str]:
-    """`nada` next to this Python (the venv's console script), else `python -m nada`."""
+    """`nada` next to this Python (the venv's console script), else `python -m cli`."""
     script = Path(sys.executable).parent / "nada"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "nada"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "cli"]
 
 
 @contextlib.contextmanager

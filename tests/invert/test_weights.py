@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from invert import weights
-from nada.cli import main as _main
+from cli.main import main as _main
 from stylegan2.download import ChecksumError
 
 

@@ -15,7 +15,7 @@ from nada import params as P
 
 @pytest.fixture(scope="module")
 def adapt_parser() -> argparse.ArgumentParser:
-    from nada.cli import build_parser
+    from cli.main import build_parser
 
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     return commands.choices["adapt"]

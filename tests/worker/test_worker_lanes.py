@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.worker_cli import celery_argv, main
+from cli.worker import celery_argv, main
 
 
 def test_the_lanes_become_celery_queues() -> None:

@@ -1,5 +1,5 @@
 """`nada video` and `nada generate --base/--mix` as a user runs them (in-process through
-nada.cli.main), on random-16 generators on the CPU."""
+cli.main.main), on random-16 generators on the CPU."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 import stylegan2
+from cli.main import main
 from nada import rundir
-from nada.cli import main
 from worker.video import count_frames
 
 SIZE = 16

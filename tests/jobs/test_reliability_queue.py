@@ -16,8 +16,7 @@ from jobs.db.session import session_scope
 from jobs.queue import sweep
 from jobs.settings import Settings
 from nada.params import AdaptParams
-
-from .conftest import RecordingQueue  # type: ignore[import-not-found]
+from tests.conftest import RecordingQueue
 
 
 class CountingQueue(RecordingQueue):

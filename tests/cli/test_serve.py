@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from backend import cli as backend_cli
+from cli import serve as serve_cli
 from jobs.settings import Settings
 from nada.errors import CLIError
 
@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nada")
     subparsers = parser.add_subparsers(dest="command")
-    backend_cli.register(subparsers)
-    from worker.worker_cli import register_worker_command
+    serve_cli.register(subparsers)
+    from cli.worker import register
 
-    register_worker_command(subparsers)
+    register(subparsers)
     return parser
 
 
@@ -42,12 +42,12 @@ def test_serve_refuses_a_busy_port() -> None:
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(CLIError, match=f"cannot listen on 127.0.0.1:{port}"):
-            backend_cli._check_port("127.0.0.1", port)
+            serve_cli._check_port("127.0.0.1", port)
 
 
 def test_worker_refuses_a_bad_device() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "worker.worker_cli", "--device", "gpu0"],
+        [sys.executable, "-m", "cli.worker", "--device", "gpu0"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -73,7 +73,7 @@ def test_settings_from_the_environment(monkeypatch, tmp_path) -> None:  # type: 
 def test_the_local_worker_does_not_outlive_nada_serve(tmp_path: Path) -> None:
     """`nada serve` starts its worker with --parent-pid: parent killed, no orphan."""
     script = (
-        f"{sys.executable} -m worker.worker_cli --device cpu --parent-pid $$ "
+        f"{sys.executable} -m cli.worker --device cpu --parent-pid $$ "
         f"> {tmp_path / 'worker.log'} 2>&1 & echo $!; sleep 1"
     )
     env = {**os.environ, "NADA_DATA_DIR": str(tmp_path / "data")}
@@ -99,7 +99,7 @@ def test_the_local_worker_runs_niced_and_leaves_a_core_to_the_api(tmp_path) -> N
     import sys
     import time
 
-    from backend.cli import LocalWorker, local_worker_env
+    from cli.serve import LocalWorker, local_worker_env
     from jobs.settings import Settings
 
     settings = Settings(data_dir=tmp_path)

@@ -2,7 +2,7 @@
 
 With no NADA_BROKER_URL the queue is embedded (a SQLite-backed Celery transport in the
 data directory), so `nada serve` alone is a complete, server-less installation. The worker
-is a child process (`python -m worker.worker_cli`) running the same task code as `nada
+is a child process (`python -m cli.worker`) running the same task code as `nada
 worker`; this process never imports torch.
 """
 
@@ -112,7 +112,7 @@ def _lower_priority(nice: int) -> Callable[[], None]:
 
 
 class LocalWorker:
-    """A `python -m worker.worker_cli` child, restarted if it dies while we serve. It runs
+    """A `python -m cli.worker` child, restarted if it dies while we serve. It runs
     at a lower CPU priority (NADA_LOCAL_WORKER_NICE) with one core fewer than the machine
     (NADA_WORKER_THREADS), so pages and polls stay quick while a job trains."""
 
@@ -123,14 +123,14 @@ class LocalWorker:
         nice: int = 10,
         env: dict[str, str] | None = None,
         argv: list[str] | None = None,  # tests: another command than the worker
-        lanes: str = "train,fast",  # the queues it takes jobs from (worker_cli --lanes)
+        lanes: str = "train,fast",  # the queues it takes jobs from (cli/worker.py --lanes)
         name: str = "local",
     ):
         self.name = name
         self.argv = argv or [
             sys.executable,
             "-m",
-            "worker.worker_cli",
+            "cli.worker",
             "--hostname",
             f"nada-{name}@%h",
             "--lanes",

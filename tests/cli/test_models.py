@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nada.cli import main
+from cli.main import main
 from stylegan2 import registry
 from stylegan2.registry import GeneratorInfo
 
@@ -145,7 +145,7 @@ def test_add_checks_the_file_before_caching_it(
 
 def test_listing_does_not_import_torch() -> None:
     code = (
-        "import argparse, sys, stylegan2.cli as c; p = argparse.ArgumentParser(); "
+        "import argparse, sys, cli.models as c; p = argparse.ArgumentParser(); "
         "c.register(p.add_subparsers()); a = p.parse_args(['models', 'list']); a.func(a); "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )

@@ -1,8 +1,9 @@
-"""The `nada` command: one entry point, subcommands owned by the package that implements them.
+"""The `nada` command: one entry point and the one table of its subcommands.
 
-Each package exposes `register(subparsers)` in its own `cli` module; they are imported lazily
-inside `main` so that `nada serve` (the API) never imports torch, and `nada models list`
-starts fast.
+Every subcommand is a module of this package with `register(subparsers)`. The modules import
+only the standard library and torch-free parts at the top; torch, the engine and the API are
+imported inside each command's function when it runs, so `nada serve` (the API) never imports
+torch, and `nada models list` starts fast.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ import sys
 from nada import __version__
 from nada.errors import CLIError
 
-# (module, what it provides). Order is the order in `nada --help`.
+# The modules of the subcommands, in the order of `nada --help`.
 _COMMAND_MODULES = (
-    "stylegan2.cli",  # models list/pull
-    "worker.cli",  # adapt, generate, worker
-    "worker.explore_cli",  # video (a finished adaptation explored: an interpolation video)
-    "invert.cli",  # invert (a photo into a generator's W+)
-    "invert.weights_cli",  # weights list|pull|add (the photo pipeline's model files)
-    "backend.cli",  # serve
+    "cli.models",  # models list|pull|add: the base generators
+    "cli.adapt",  # adapt: one adaptation on this machine
+    "cli.sweep",  # sweep: a grid of adaptations, here or on a service
+    "cli.generate",  # generate: a grid of seeds (or a photo's code) from a checkpoint
+    "cli.explore",  # video: a finished adaptation explored, as an interpolation video
+    "cli.invert",  # invert: a photo into a generator's W+
+    "cli.weights",  # weights list|pull|add: the photo pipeline's model files
+    "cli.worker",  # worker: a Celery worker taking jobs from the queues
+    "cli.serve",  # serve: the API, the page and a local worker
 )
 
 

@@ -1,5 +1,5 @@
 """`nada adapt --resume-from-result DIR --steps N` as a user runs it (in-process, through
-nada.cli.main), on the 8-px random generator and the random 'nada-tiny' CLIP."""
+cli.main.main), on the 8-px random generator and the random 'nada-tiny' CLIP."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import stylegan2
-from nada.cli import main
+from cli.main import main
 from nada.rundir import RESUME
 
 TINY = [

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 import stylegan2
+from cli.main import main
 from invert.example_images import normalize_example
-from nada.cli import main
 from nada.rundir import domain_image_path
 
 TINY = ["--generator", "random-8", "--clip-models", "nada-tiny:random", "--layers", "1",

@@ -17,9 +17,6 @@ import math
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -192,67 +189,6 @@ def run_local(
     return 0
 
 
-def _multipart(images: Sequence[ExampleImage]) -> tuple[bytes, str]:
-    """A multipart/form-data body with one `file` part per image (POST /images)."""
-    boundary = f"nada-{uuid.uuid4().hex}"
-    parts = []
-    for image in images:
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-            f'filename="{image.sha256}.png"\r\nContent-Type: image/png\r\n\r\n'
-        )
-        parts.append(head.encode() + image.png + b"\r\n")
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), boundary
-
-
-def _request(
-    method: str,
-    url: str,
-    token: str | None,
-    body: Any = None,
-    *,
-    images: Sequence[ExampleImage] = (),
-    what: str = "the sweep",
-) -> Any:
-    """`body` as JSON, or `images` as a multipart upload; the JSON answer or CLIError."""
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    data = None if body is None else json.dumps(body).encode()
-    if images:
-        data, boundary = _multipart(images)
-        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read()).get("detail")
-        except ValueError:
-            detail = exc.reason
-        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-            detail = detail[0].get("msg", detail)
-        raise CLIError(f"the service refused {what} ({exc.code}): {detail}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise CLIError(f"argument --server: cannot reach {url} ({exc})") from None
-
-
-def upload_examples(
-    root: str, token: str | None, examples: dict[str, list[ExampleImage]]
-) -> dict[str, list[str]]:
-    """POST each field's example images to the service's /images; the ids it stored them
-    under (the sha256 of its own normal form, which is ours: the same code made both)."""
-    ids = {}
-    for name, images in examples.items():
-        if images:
-            flag = flag_of(name)
-            stored = _request("POST", f"{root}/images", token, images=images,
-                              what=f"the images of {flag}")  # fmt: skip
-            ids[name] = [item["id"] for item in stored["data"]]
-    return ids
-
-
 def run_remote(
     args: argparse.Namespace,
     base: dict[str, Any],
@@ -261,14 +197,16 @@ def run_remote(
 ) -> int:
     import os
 
-    root = args.server.rstrip("/") + "/api/v1"
-    token = args.token or os.environ.get("NADA_API_TOKEN")
-    base = {**base, **upload_examples(root, token, examples or {})}
-    sweep = _request("POST", f"{root}/sweeps", token, {"base": base, "grid": grid})
-    print(f"sweep {sweep['id']}: {sweep['count']} jobs queued ({root}/sweeps/{sweep['id']})")
+    from cli.service_client import ServiceClient
+
+    service = ServiceClient(args.server, args.token or os.environ.get("NADA_API_TOKEN"))
+    base = {**base, **service.upload_examples(examples or {})}
+    sweep = service.request("POST", "/sweeps", {"base": base, "grid": grid})
+    where = service.url(f"/sweeps/{sweep['id']}")
+    print(f"sweep {sweep['id']}: {sweep['count']} jobs queued ({where})")
     while args.wait and not sweep["done"]:
         time.sleep(5)
-        sweep = _request("GET", f"{root}/sweeps/{sweep['id']}", token)
+        sweep = service.request("GET", f"/sweeps/{sweep['id']}")
         counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep["status"].items()))
         print(f"  {counts}", file=sys.stderr)
     for job in sweep["jobs"]:

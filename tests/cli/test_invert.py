@@ -1,5 +1,5 @@
 """`nada invert` and `nada generate --latent` as a user runs them (in-process through
-nada.cli.main), on random-64 and a random-weight e4e for 64-px generators."""
+cli.main.main), on random-64 and a random-weight e4e for 64-px generators."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pytest
 import torch
 
 import stylegan2
+from cli.main import main
 from invert.e4e import preprocess
 from invert.e4e_weights import load_e4e
 from invert.images import image_to_tensor, tensor_to_uint8
 from invert.latent import read_latent, render_latent
-from nada.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from cli.main import main
 from jobs.settings import Settings
-from nada.cli import main
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import stylegan2
-from nada.cli import main
+from cli.main import main
 
 TINY = ["--source", "photo", "--target", "sketch", "--generator", "random-8",
         "--clip-models", "nada-tiny:random", "--steps", "1", "--probe-batch", "1",

@@ -1,7 +1,7 @@
 """`nada worker`: a Celery worker process that runs adaptation jobs, one at a time.
 
-worker/cli.py's `register` calls `register_worker_command`; `nada serve` starts the same
-worker as `python -m worker.worker_cli` (a child process, so the API never imports torch).
+`nada serve` starts the same worker as `python -m cli.worker` (a child process, so the API
+never imports torch).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
 
 
-def register_worker_command(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "worker",
         help="run a GPU worker that takes jobs from the queue",
@@ -112,7 +112,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker.worker_cli")
+    parser = argparse.ArgumentParser(prog="python -m cli.worker")
     add_worker_arguments(parser)
     try:
         return run_worker(parser.parse_args(argv))

@@ -1,4 +1,4 @@
-"""`nada adapt` and `nada generate` as a user runs them (in-process through nada.cli.main)."""
+"""`nada adapt` and `nada generate` as a user runs them (in-process through cli.main.main)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 import stylegan2
-from nada.cli import build_parser, main
+from cli.adapt import params_from_args
+from cli.main import build_parser, main
 from nada.params import AdaptParams, ClipSpec
-from worker.cli import params_from_args
 
 
 @pytest.mark.slow  # ~30 s: a 64-px generator at 512 channels and ViT-B/32 on a CPU

@@ -1,4 +1,4 @@
-"""The `nada` entry point as a user runs it."""
+"""The `nada` entry point as a user runs it (`python -m cli` is the console script's module)."""
 
 import subprocess
 import sys
@@ -6,14 +6,24 @@ import sys
 
 def run(*args):
     return subprocess.run(
-        [sys.executable, "-m", "nada", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=120
     )
 
 
 def test_help_lists_every_command():
     result = run("--help")
     assert result.returncode == 0
-    for command in ("models", "adapt", "generate", "serve", "worker"):
+    for command in (
+        "models",
+        "adapt",
+        "sweep",
+        "generate",
+        "video",
+        "invert",
+        "weights",
+        "serve",
+        "worker",
+    ):
         assert command in result.stdout
 
 

@@ -1,5 +1,0 @@
-import sys
-
-from nada.cli import main
-
-sys.exit(main())
