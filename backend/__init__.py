@@ -1,6 +1,9 @@
-"""The web service: REST API, job persistence and the job queue's producer side.
+"""The web service's HTTP side: the FastAPI app, its routes and their request bodies.
 
-`backend` knows jobs, not tensors: nothing here imports torch, open_clip or `worker`
-(tests/backend/test_imports.py holds that line). Workers import `jobs.leases` to record
-what they do; the API enqueues work by task name (`jobs.queue`).
+`main.py` wires the app; `api/routes/*.py` the routes, `api/` what they share (job views,
+file serving, submissions, upload refusals); `schemas/` the request and response bodies;
+`sse.py` the event stream; `uploads.py` the multipart receiver and
+`generator_validation.py` the limited child that checks an uploaded generator. Jobs'
+rows, queue and files are `jobs/`'s: the API only asks it. Nothing here imports torch,
+open_clip or `worker` (tests/backend/test_imports.py, tests/test_architecture.py).
 """

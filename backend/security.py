@@ -1,7 +1,9 @@
-"""Access control and input limits of the API: bearer tokens, CLIP's prompt bound, binding.
+"""Two guards of the API that need no database: the per-token submission rate and binding.
 
-The tokens themselves (parsing, hashing, constant-time comparison) are `jobs.tokens`:
-the settings that every process reads validate them.
+`SubmissionLimiter` holds each token to NADA_SUBMISSIONS_PER_MINUTE in this process;
+`is_loopback` tells `nada serve` whether its host is reachable only from this machine
+(where it may run without tokens). The tokens themselves (parsing, hashing, constant-time
+comparison) are `jobs.tokens`; CLIP's prompt bound is `backend/clip_tokens.py`'s.
 """
 
 from __future__ import annotations

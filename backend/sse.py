@@ -29,7 +29,7 @@ import anyio
 from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from backend.schemas import sample_url
+from backend.schemas.jobs import sample_url
 from jobs import store
 from jobs.db.models import ACTIVE, FINISHED, Job, JobEvent
 from jobs.db.session import get_sessionmaker

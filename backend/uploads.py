@@ -1,196 +1,42 @@
-"""Receiving, checking and publishing an uploaded generator in this (torch-free) process.
+"""Receiving a multipart upload form: every file part streamed to disk, capped as it arrives.
 
-`receive_upload` parses the multipart form of POST /generators as a stream with Starlette's
-`MultiPartParser` (python-multipart underneath): the file part is written straight to a
-temporary file under the incoming folder and the request is cut off as soon as it passes the
-size cap. `validate_generator_file` runs `python -m stylegan2.validate` with RLIMIT_AS /
-RLIMIT_CPU set in the child and a wall-clock timeout, at most `max_running` of them at once
-in this process (`VALIDATIONS`), and turns its answer into a `ValidatedGenerator`, a
-`GeneratorRejected` whose message says why, or an OSError(ENOSPC) when the child found the
-disk full. `store_generator` publishes a validated file under its name.
+One receiver serves every upload route. `receive_upload` takes a form with one file and a
+few text fields (POST /generators: `name`; POST /inversions: `params`); `receive_files`
+takes 1..n `file` parts (POST /images). Both run python-multipart's public streaming
+parser (`MultipartParser`) over Starlette's `request.stream()`: each file part is written to
+its own temporary file under the incoming folder (never spooled to the system temp dir,
+which may be a RAM-backed tmpfs, and never copied), the body and every file are cut off as
+soon as they pass their caps, text fields are limited in number and size, and a body that
+ends before its closing boundary is refused (python-multipart's finalize() does not check).
+
+What the file is (a generator, a photo, an image) is the routes' to judge once received;
+a generator's check is backend/generator_validation.py's. The refusals are the
+`UploadRefused` classes here, answered alike by backend/api/upload_errors.py.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
-import errno
-import json
-import os
-import resource
-import subprocess
-import sys
-import threading
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from python_multipart import MultipartParser
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, Headers, UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.datastructures import Headers
 
-from nada.rundir import write_text
-from stylegan2 import sniff
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
-_REPO = Path(__file__).resolve().parent.parent
-
-
-class GeneratorRejected(ValueError):
-    """The upload is not an acceptable generator; str() says why (safe to show the user)."""
-
-
-class ValidatorsBusy(RuntimeError):
-    """As many validator children as allowed are running in this process; retry later."""
-
-    retry_after_s = 10  # the Retry-After hint: a check takes seconds, up to its 180 s timeout
-
-    def __init__(self, limit: int):
-        super().__init__(
-            f"{limit} uploaded generator(s) are being checked already; try again in "
-            f"{self.retry_after_s} s (NADA_MAX_CONCURRENT_VALIDATIONS)"
-        )
-        self.limit = limit
-
-
-class ValidationSlots:
-    """How many validator children run at once: a counter shared by this process's threads.
-
-    Per process: each API process (uvicorn worker) counts its own children."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.running = 0
-
-    @contextmanager
-    def take(self, limit: int | None) -> Iterator[None]:
-        """Hold a slot for the block; ValidatorsBusy if `limit` are taken (None: no limit)."""
-        with self._lock:
-            if limit is not None and self.running >= limit:
-                raise ValidatorsBusy(limit)
-            self.running += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self.running -= 1
-
-
-VALIDATIONS = ValidationSlots()
-
-
-@dataclass(frozen=True)
-class ValidatedGenerator:
-    size: int  # image resolution in pixels
-    sha256: str  # of the re-saved file
-
-
-def _limits(memory_bytes: int, cpu_seconds: int):  # type: ignore[no-untyped-def]
-    def apply() -> None:  # runs in the child between fork and exec
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-
-    return apply
-
-
-def validate_generator_file(
-    src: Path,
-    dst: Path,
-    *,
-    memory_bytes: int = 8 << 30,  # address space of the child (torch alone maps ~2-3 GiB)
-    cpu_seconds: int = 120,
-    timeout_s: float = 180.0,
-    max_running: int | None = None,  # children at once in this process; None: no limit
-) -> ValidatedGenerator:
-    """Validate `src` in a limited child process and write the safe re-save to `dst`.
-
-    A file whose first bytes are neither a zip archive nor a pickle is refused here, in the
-    API process, without a child (junk costs no interpreter start).
-
-    Raises GeneratorRejected (the file is refused, or the check ran out of memory/time),
-    ValidatorsBusy (`max_running` children are running; no child was started) and
-    OSError(ENOSPC) (the child could not write `dst`: the disk is full).
-    """
-    try:
-        reason = sniff.not_torch_reason(sniff.read_head(src))
-    except OSError as exc:
-        raise GeneratorRejected(f"the upload could not be read: {exc.strerror or exc}") from None
-    if reason is not None:  # plainly not a checkpoint: no child needed to say so
-        raise GeneratorRejected(f"the upload is not a PyTorch checkpoint ({reason})")
-    try:
-        with VALIDATIONS.take(max_running):  # held until the child has exited
-            done = subprocess.run(
-                [sys.executable, "-m", "stylegan2.validate", str(src), str(dst)],
-                cwd=_REPO,
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-                preexec_fn=_limits(memory_bytes, cpu_seconds),
-            )
-    except subprocess.TimeoutExpired:
-        raise GeneratorRejected(f"checking the file took longer than {timeout_s:.0f} s") from None
-    lines = done.stdout.strip().splitlines()
-    try:
-        answer = json.loads(lines[-1]) if lines else None
-    except json.JSONDecodeError:
-        answer = None
-    if not isinstance(answer, dict):
-        if done.returncode < 0 or "MemoryError" in done.stderr:
-            raise GeneratorRejected(
-                "checking the file exceeded its memory or CPU-time limit (is it too large?)"
-            )
-        raise GeneratorRejected(f"the file could not be checked (exit status {done.returncode})")
-    if answer.get("disk_full"):
-        raise OSError(errno.ENOSPC, "no space left on the device while re-saving the upload")
-    if not answer.get("ok"):
-        raise GeneratorRejected(str(answer.get("error", "refused")))
-    return ValidatedGenerator(size=int(answer["size"]), sha256=str(answer["sha256"]))
-
-
-def store_generator(
-    src: Path,
-    folder: Path,
-    name: str,
-    *,
-    owner: str | None,
-    uploaded_at: str,
-    max_validations: int | None = None,  # validator children at once in this process
-) -> ValidatedGenerator:
-    """Validate `src` and publish it as `folder/<name>.pt` plus `folder/<name>.json`.
-
-    Both are written under temporary names and renamed into place (the .json last: a name
-    is listed/usable only once both exist). Raises GeneratorRejected, ValidatorsBusy,
-    FileExistsError, OSError (ENOSPC: the disk is full)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    final, sidecar = folder / f"{name}.pt", folder / f"{name}.json"
-    tmp_pt = folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex}.pt.tmp"
-    try:
-        result = validate_generator_file(src, tmp_pt, max_running=max_validations)
-        meta = {
-            "name": name,
-            "size": result.size,
-            "sha256": result.sha256,
-            "bytes": tmp_pt.stat().st_size,
-            "uploaded_at": uploaded_at,
-            "owner": owner,
-        }
-        os.link(tmp_pt, final)  # FileExistsError if the name was taken meanwhile
-        try:
-            write_text(sidecar, json.dumps(meta))
-        except BaseException:
-            final.unlink(missing_ok=True)
-            raise
-        return result
-    finally:
-        tmp_pt.unlink(missing_ok=True)
-
-
-# --- Receiving the form -------------------------------------------------------------------
-
-_MAX_FIELDS = 4  # text parts: `name`, plus a few a client may add (ignored)
-_MAX_FIELD_BYTES = 1024  # per text part; a valid name has at most 64 characters
-_FORM_SLACK = 64 << 10  # how far the body may exceed the file cap: boundaries, headers, fields
+_MAX_FIELDS = 4  # text parts: the ones a route reads, plus a few a client may add (ignored)
+_MAX_FIELD_BYTES = 1024  # per text part; a generator's name has at most 64 characters
+_FORM_SLACK = 64 << 10  # how far the body may exceed its files: boundaries, headers, fields
 
 
 class UploadRefused(ValueError):
@@ -202,7 +48,13 @@ class NotMultipart(UploadRefused):
 
 
 class UploadTooLarge(UploadRefused):
-    """The file (or the whole body) passed the size cap; reading stopped there."""
+    """A file (or the whole body) passed its size cap; reading stopped there.
+
+    `part` is the file that did (None: the body, or a declared Content-Length)."""
+
+    def __init__(self, message: str, part: ReceivedFile | None = None):
+        super().__init__(message)
+        self.part = part
 
 
 class MalformedUpload(UploadRefused):
@@ -219,6 +71,18 @@ class UploadFieldError(UploadRefused):
 
 
 @dataclass(frozen=True)
+class ReceivedFile:
+    index: int  # 1-based place among the form's files
+    filename: str  # as the client named it (for messages only; never a path)
+    path: Path  # the bytes; removed when the `async with` block exits
+
+    def describe(self) -> str:
+        """'file 2 ("cat.jpg")': how a refusal names it."""
+        name = self.filename.encode("utf-8", "backslashreplace").decode()[:80]
+        return f'file {self.index} ("{name}")' if name else f"file {self.index}"
+
+
+@dataclass(frozen=True)
 class ReceivedUpload:
     fields: dict[str, str]  # the text fields asked for, as sent (not checked yet)
     path: Path  # the `file` part's bytes; removed when the `async with` block exits
@@ -226,6 +90,16 @@ class ReceivedUpload:
     @property
     def name(self) -> str:
         return self.fields.get("name", "")
+
+
+@dataclass(frozen=True)
+class _Limits:
+    max_files: int
+    max_bytes: int  # per file
+    max_body: int
+    max_field_bytes: int
+    too_many: str  # UploadFieldError's message for the file part past max_files
+    only_field: str | None  # the one name file parts may have (None: any)
 
 
 async def _capped(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
@@ -239,115 +113,199 @@ async def _capped(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[by
 
 
 class _IncomingFile:
-    """The file part on disk; a write past `max_bytes` raises UploadTooLarge instead."""
+    """One file part on its way to disk (written in the thread pool, never in the loop)."""
 
-    def __init__(self, path: Path, max_bytes: int):
-        self._file = open(path, "xb")  # noqa: SIM115 - closed by the parser's discard()
-        self.max_bytes = max_bytes
-        self.size = 0
+    def __init__(self, received: ReceivedFile):
+        self.received = received
+        self._file = open(received.path, "xb")  # noqa: SIM115 - closed by close()/discard
+        self.size = 0  # bytes accepted so far (counted as they arrive, before the write)
 
     def write(self, data: bytes) -> int:
-        self.size += len(data)
-        if self.size > self.max_bytes:
-            raise UploadTooLarge(f"the file is larger than {self.max_bytes} bytes")
         return self._file.write(data)
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return self._file.seek(offset, whence)
 
     def close(self) -> None:
         self._file.close()  # flushes: a full disk can show here
 
 
-class _UploadParser(MultiPartParser):
-    """Starlette's streaming multipart parser with its limits set for the upload form, and:
+def _decode(raw: bytes | bytearray, charset: str) -> str:
+    """As Starlette decodes form text: the form's charset, else latin-1 (never an error)."""
+    try:
+        return raw.decode(charset)
+    except (UnicodeDecodeError, LookupError):
+        return raw.decode("latin-1")
 
-    - the file part is written to `path` (Starlette spools to the system temp dir, which may
-      be a RAM-backed tmpfs, and a copy would write a large upload twice), capped in size;
-    - a second file and an over-long text field are refused naming the field (422, not 400);
-    - `complete` says whether the closing boundary arrived: python-multipart's finalize()
-      does not check, so a truncated body would otherwise parse as a shorter form.
 
-    It reads two private attributes, `_current_part` and `_current_files` (Starlette 1.10);
-    tests/backend/uploads/test_form.py fails if an upgrade renames them."""
+def _charset(content_type: str) -> str:
+    _, options = parse_options_header(content_type)
+    name = options.get(b"charset", b"utf-8").decode("latin-1")
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return "latin-1"
 
-    def __init__(
-        self,
-        headers: Headers,
-        stream: AsyncGenerator[bytes, None],
-        path: Path,
-        max_bytes: int,
-        max_field_bytes: int = _MAX_FIELD_BYTES,
-    ):
-        super().__init__(
-            headers,
-            stream,
-            max_files=1,
-            max_fields=_MAX_FIELDS,
-            max_part_size=max_field_bytes,
-        )
-        self.path = path
-        self.max_bytes = max_bytes  # of the file part
-        self.complete = False
-        self._incoming: _IncomingFile | None = None
 
-    def on_headers_finished(self) -> None:
-        try:
-            super().on_headers_finished()
-        except MultiPartException:
-            if self._current_files > self.max_files:
-                raise UploadFieldError("file", "send exactly one file") from None
-            raise
-        upload = self._current_part.file
-        if upload is not None:  # a file part; max_files=1, so the only one
-            upload.file.close()  # Starlette's spool, still empty
-            self._incoming = _IncomingFile(self.path, self.max_bytes)
-            # No `_rolled` attribute: UploadFile writes to it in the thread pool.
-            upload.file = self._incoming  # type: ignore[assignment]
+class _Form:
+    """The callbacks of python-multipart's parser: text parts kept (capped), file parts
+    handed to `_IncomingFile`s in `folder`, each capped at `limits.max_bytes`."""
 
-    def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        try:
-            super().on_part_data(data, start, end)
-        except MultiPartException:
-            field = self._current_part.field_name
-            raise UploadFieldError(field, f"is longer than {self.max_part_size} bytes") from None
+    def __init__(self, folder: Path, limits: _Limits, charset: str):
+        self.folder = folder
+        self.limits = limits
+        self.charset = charset
+        self.items: list[tuple[str, str | ReceivedFile]] = []  # in the form's order
+        self.files: list[_IncomingFile] = []
+        self.complete = False  # the closing boundary arrived
+        self._pending: list[tuple[_IncomingFile, bytes]] = []  # file bytes not written yet
+        self._fields = 0
+        self._header_name = b""
+        self._header_value = b""
+        self._disposition = b""
+        self._name = ""
+        self._text: bytearray | None = None
+        self._file: _IncomingFile | None = None
 
-    def on_end(self) -> None:
+    def callbacks(self) -> MultipartCallbacks:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value_part,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+            "on_end": self._end,
+        }
+
+    def _part_begin(self) -> None:
+        self._disposition, self._name, self._text, self._file = b"", "", None, None
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def _header_value_part(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        if self._header_name.lower() == b"content-disposition":
+            self._disposition = self._header_value
+        self._header_name, self._header_value = b"", b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._disposition)
+        if b"name" not in options:
+            raise MalformedUpload('The Content-Disposition header field "name" must be provided.')
+        self._name = _decode(options[b"name"], self.charset)
+        if b"filename" not in options:
+            self._fields += 1
+            if self._fields > _MAX_FIELDS:
+                raise MalformedUpload(
+                    f"Too many fields. Maximum number of fields is {_MAX_FIELDS}."
+                )
+            self._text = bytearray()
+            return
+        if len(self.files) >= self.limits.max_files:
+            raise UploadFieldError("file", self.limits.too_many)
+        only = self.limits.only_field
+        if only is not None and self._name != only:
+            raise UploadFieldError(self._name, f"is not a field; send '{only}'")
+        index = len(self.files) + 1
+        path = self.folder / f"{uuid.uuid4().hex}.part"
+        received = ReceivedFile(index, _decode(options[b"filename"], self.charset), path)
+        self._file = _IncomingFile(received)
+        self.files.append(self._file)
+        self.items.append((self._name, received))
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if self._file is not None:
+            self._file.size += len(chunk)
+            if self._file.size > self.limits.max_bytes:
+                raise UploadTooLarge(
+                    f"the file is larger than {self.limits.max_bytes} bytes", self._file.received
+                )
+            self._pending.append((self._file, chunk))
+        elif self._text is not None:
+            if len(self._text) + len(chunk) > self.limits.max_field_bytes:
+                raise UploadFieldError(
+                    self._name, f"is longer than {self.limits.max_field_bytes} bytes"
+                )
+            self._text += chunk
+
+    def _part_end(self) -> None:
+        if self._text is not None:
+            self.items.append((self._name, _decode(self._text, self.charset)))
+
+    def _end(self) -> None:
         self.complete = True
 
-    def close_file(self) -> None:
-        if self._incoming is not None:
-            self._incoming.close()
+    @property
+    def pending(self) -> bool:
+        """Whether parsed file bytes wait to be written."""
+        return bool(self._pending)
+
+    def write_pending(self) -> None:
+        """Write the file bytes parsed so far (thread pool: a disk write may block)."""
+        pending, self._pending = self._pending, []
+        for incoming, chunk in pending:
+            incoming.write(chunk)
+
+    def close_files(self) -> None:
+        for incoming in self.files:
+            incoming.close()
 
     def discard(self) -> None:
-        """Close and remove the file part (a failed flush of bytes to be deleted is moot)."""
-        with contextlib.suppress(OSError):
-            self.close_file()
-        self.path.unlink(missing_ok=True)
+        """Close and remove every file part (a failed flush of bytes to be deleted is moot)."""
+        for incoming in self.files:
+            with contextlib.suppress(OSError):
+                incoming.close()
+            incoming.received.path.unlink(missing_ok=True)
+
+    def values(self, field: str) -> list[str | ReceivedFile]:
+        return [value for name, value in self.items if name == field]
 
 
-def _form_fields(
-    form: FormData, fields: tuple[str, ...], required: tuple[str, ...]
-) -> dict[str, str]:
-    """The text `fields` of a parsed form with one `file` part; else UploadFieldError."""
-    found: dict[str, str] = {}
-    for field in fields:
-        values = form.getlist(field)
-        if not values:
-            if field in required:
-                raise UploadFieldError(field, "is required")
-            continue
-        if len(values) > 1:
-            raise UploadFieldError(field, "must be sent once")
-        if not isinstance(values[0], str):
-            raise UploadFieldError(field, "must be a text field, not a file")
-        found[field] = values[0]
-    file = form.get("file")
-    if file is None:
-        raise UploadFieldError("file", "is required")
-    if not isinstance(file, UploadFile):
-        raise UploadFieldError("file", "must be a file part (with a filename)")
-    return found
+def _check_multipart(headers: Headers, expected: str) -> bytes:
+    """The boundary, or NotMultipart saying what to send."""
+    ctype, options = parse_options_header(headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if ctype != b"multipart/form-data" or not boundary:
+        raise NotMultipart(f"send multipart/form-data with {expected}")
+    return boundary
+
+
+def _check_declared_length(headers: Headers, max_body: int) -> None:
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_body:
+        raise UploadTooLarge(f"the declared body is larger than {max_body} bytes")
+
+
+@asynccontextmanager
+async def _receive(
+    headers: Headers,
+    stream: AsyncIterator[bytes],
+    folder: Path,
+    boundary: bytes,
+    limits: _Limits,
+) -> AsyncIterator[_Form]:
+    """The whole form parsed, its files on disk and flushed; removed when the block exits."""
+    folder.mkdir(parents=True, exist_ok=True)
+    form = _Form(folder, limits, _charset(headers.get("content-type", "")))
+    try:
+        try:
+            parser = MultipartParser(boundary, form.callbacks())
+            async for chunk in _capped(stream, limits.max_body):
+                parser.write(chunk)
+                if form.pending:
+                    await run_in_threadpool(form.write_pending)
+            parser.finalize()
+        except FormParserError as exc:  # python-multipart's reason
+            raise MalformedUpload(str(exc) or "Invalid multipart data.") from None
+        if not form.complete:
+            raise MalformedUpload("the body ends before the closing boundary")
+        await run_in_threadpool(form.close_files)  # flush before anyone reads them
+        yield form
+    finally:
+        form.discard()  # no await: it must run even if the request is being cancelled
 
 
 @asynccontextmanager
@@ -361,7 +319,7 @@ async def receive_upload(
     required: tuple[str, ...] = ("name",),
     max_field_bytes: int = _MAX_FIELD_BYTES,
 ) -> AsyncIterator[ReceivedUpload]:
-    """Parse a multipart form with the text `fields` and `file`, streaming the file to `folder`.
+    """Parse a multipart form with the text `fields` and one `file`, streaming it to `folder`.
 
     Memory stays bounded whatever the size: the file goes to disk as it arrives, text fields
     are limited in number and size. Raises NotMultipart, UploadTooLarge (a declared
@@ -375,27 +333,67 @@ async def receive_upload(
             name = check_upload_name(upload.name)
             await run_in_threadpool(store_generator, upload.path, folder, name, ...)
     """
-    ctype, options = parse_options_header(headers.get("content-type", ""))
-    if ctype != b"multipart/form-data" or not options.get(b"boundary"):
-        names = " and ".join(f"'{f}'" for f in (*fields, "file"))
-        raise NotMultipart(f"send multipart/form-data with the fields {names}")
+    names = " and ".join(f"'{f}'" for f in (*fields, "file"))
+    boundary = _check_multipart(headers, f"the fields {names}")
     max_body = max_bytes + _FORM_SLACK
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_body:
-        raise UploadTooLarge(f"the declared body is larger than {max_body} bytes")
+    _check_declared_length(headers, max_body)
+    limits = _Limits(1, max_bytes, max_body, max_field_bytes, "send exactly one file", None)
+    async with _receive(headers, stream, folder, boundary, limits) as form:
+        found: dict[str, str] = {}
+        for field in fields:
+            values = form.values(field)
+            if not values:
+                if field in required:
+                    raise UploadFieldError(field, "is required")
+                continue
+            if len(values) > 1:
+                raise UploadFieldError(field, "must be sent once")
+            if not isinstance(values[0], str):
+                raise UploadFieldError(field, "must be a text field, not a file")
+            found[field] = values[0]
+        files = form.values("file")
+        if not files:
+            raise UploadFieldError("file", "is required")
+        if not isinstance(files[-1], ReceivedFile):
+            raise UploadFieldError("file", "must be a file part (with a filename)")
+        yield ReceivedUpload(fields=found, path=files[-1].path)
 
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}.part"
-    parser = _UploadParser(headers, _capped(stream, max_body), path, max_bytes, max_field_bytes)
-    try:
-        try:
-            form = await parser.parse()
-        except MultiPartException as exc:  # python-multipart's reason, if it gave one
-            raise MalformedUpload(str(exc.__cause__ or exc.message)) from None
-        if not parser.complete:
-            raise MalformedUpload("the body ends before the closing boundary")
-        found = _form_fields(form, fields, required)
-        await run_in_threadpool(parser.close_file)  # flush before the validator reads it
-        yield ReceivedUpload(fields=found, path=path)
-    finally:
-        parser.discard()  # no await: it must run even if the request is being cancelled
+
+@asynccontextmanager
+async def receive_files(
+    headers: Headers,
+    stream: AsyncIterator[bytes],
+    folder: Path,
+    *,
+    max_files: int,
+    max_bytes: int,  # per file
+) -> AsyncIterator[list[ReceivedFile]]:
+    """The form's `file` parts (1..max_files), each on disk; removed when the block exits.
+
+    A part beyond `max_files` stops the parse at its headers; text parts are ignored.
+    Raises NotMultipart, UploadTooLarge (`part`: which file; None: the body),
+    MalformedUpload, UploadFieldError (no file, too many, a file under another name) and
+    OSError (ENOSPC).
+    """
+    boundary = _check_multipart(headers, f"1 to {max_files} 'file' parts")
+    max_body = max_files * (max_bytes + _FORM_SLACK)
+    _check_declared_length(headers, max_body)
+    too_many = f"send at most {max_files} images in one request"
+    limits = _Limits(max_files, max_bytes, max_body, _MAX_FIELD_BYTES, too_many, "file")
+    async with _receive(headers, stream, folder, boundary, limits) as form:
+        if not form.files:
+            raise UploadFieldError("file", f"is required: send 1 to {max_files} images")
+        yield [incoming.received for incoming in form.files]
+
+
+__all__ = [
+    "MalformedUpload",
+    "NotMultipart",
+    "ReceivedFile",
+    "ReceivedUpload",
+    "UploadFieldError",
+    "UploadRefused",
+    "UploadTooLarge",
+    "receive_files",
+    "receive_upload",
+]

@@ -1,15 +1,20 @@
-"""Where a job's files are: `<data_dir>/jobs/<job_id>/`, laid out as `nada.rundir` says."""
+"""Where the service's files are: a job's at `<data_dir>/jobs/<job_id>/` (laid out as
+`nada.rundir` says), uploads being received at `<data_dir>/uploads-incoming/`."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-_JOB_ID = re.compile(r"[0-9a-f]{32}")  # uuid4 hex
+from nada.ids import is_id
 
 
 def job_dir(jobs_dir: Path, job_id: str) -> Path:
     """The job's run directory; ValueError for anything but an id (never a path)."""
-    if not _JOB_ID.fullmatch(job_id):
+    if not is_id(job_id):
         raise ValueError(f"bad job id {job_id!r}")
     return jobs_dir / job_id
+
+
+def incoming_dir(data_dir: Path) -> Path:
+    """Where uploads are streamed to (`*.part`) before they are checked and stored."""
+    return data_dir / "uploads-incoming"

@@ -8,7 +8,6 @@ both win. What workers do (claims, leases, fenced progress, the reaper) is jobs/
 from __future__ import annotations
 
 import contextlib
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from sqlalchemy.sql import ColumnElement
 
 from jobs.db.models import ACTIVE, FINISHED, Job, JobEvent, JobStatus, Sweep
 from jobs.kinds import ADAPT, JobKind, KindParams
+from nada.ids import new_id
 
 TERMINAL_EVENTS = ("succeeded", "failed", "canceled")
 
@@ -55,10 +55,6 @@ def add_event(
     session.add(JobEvent(job_id=job_id, kind=kind, attempt=attempt, data=data, created_at=utcnow()))
 
 
-def new_job_id() -> str:
-    return uuid.uuid4().hex
-
-
 def create_job(
     session: Session,
     *,
@@ -76,7 +72,7 @@ def create_job(
     flush (unique owner+key); the caller rolls back and reads the winner."""
     now = utcnow()
     job = Job(
-        id=new_job_id(),
+        id=new_id(),
         status=JobStatus.queued,
         kind=kind.name,
         params=params.to_dict(),
@@ -348,7 +344,7 @@ def create_sweep(
     """A sweep and its queued adaptation jobs, one per combination, in grid order (the
     caller validated them: jobs.sweeps.expand)."""
     sweep = Sweep(
-        id=new_job_id(), owner=owner, base=base, grid=grid, count=len(params), created_at=utcnow()
+        id=new_id(), owner=owner, base=base, grid=grid, count=len(params), created_at=utcnow()
     )
     session.add(sweep)
     jobs = [

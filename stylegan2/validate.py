@@ -1,7 +1,7 @@
 """Validate an uploaded generator file in a child process: `python -m stylegan2.validate SRC DST`.
 
-The API process never imports torch and never unpickles user files; `backend.uploads` runs
-this module under memory and CPU-time limits. First, without torch, a zip archive (what
+The API process never imports torch and never unpickles user files;
+`backend.generator_validation` runs this module under memory and CPU-time limits. First, without torch, a zip archive (what
 `torch.save` writes) is checked from its central directory alone: how many records, and how
 many bytes each declares once decompressed, against what a generator can need
 (`check_archive`), so a small file that would inflate to gigabytes is refused before a byte

@@ -1,5 +1,6 @@
 """What every kind of job's routes share: the id check, the public view with its queue
-estimate, and admission (the disk, the per-token limits) of a new job.
+estimate and its GET (`read_job_view`), and admission (the disk, the per-token limits) of
+a new job. Their files are served by backend/api/job_files.py.
 
 Adaptations (/jobs), inversions (/inversions) and edits (/jobs/{id}/edits, /edits) are all
 rows of the jobs table (jobs/kinds.py); their routes differ only in what they accept and
@@ -9,20 +10,22 @@ which files they serve.
 from __future__ import annotations
 
 import math
-import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi import Path as PathParam
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from backend.api.responses import QueueStatsCache
-from backend.schemas import JobPublic, job_public
+from backend.api.responses import QueueStatsCache, json_response
+from backend.schemas.jobs import JobPublic, job_public
 from jobs import disk, storage, store
 from jobs.db.models import ACTIVE, Job
 from jobs.settings import Settings
 from nada import rundir
+from nada.ids import is_id
 
 
 async def _valid_job_id(
@@ -30,7 +33,7 @@ async def _valid_job_id(
 ) -> str:
     """Ids are uuid4 hex: anything else is a job that does not exist (404) and never
     reaches a query or a file path."""
-    if not re.fullmatch(r"[0-9a-f]{32}", job_id):
+    if not is_id(job_id):
         raise store.JobNotFound(job_id[:64])
     return job_id
 
@@ -85,6 +88,25 @@ def public_job(
         sample for sample in public.samples if rundir.sample_path(root, sample.step).is_file()
     ]
     return public
+
+
+def read_job_view(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    owner: str | None,
+    job_id: str,
+    *,
+    kind: str | None = None,
+    view: Callable[[Session, Settings, Job, store.QueueStats | None], BaseModel] = public_job,
+) -> Response:
+    """GET of one job as `view` shows it (`kind`: the kind it must be, else 404): JSON with
+    an ETag, 304 while nothing changed since the If-None-Match the client sent."""
+    job = store.get_job(session, job_id=job_id, owner=owner, kind=kind)
+    stats = queue_stats(request, session) if job.status in ACTIVE else None
+    public = view(session, settings, job, stats)
+    session.close()  # in this thread, not on the event loop
+    return json_response(request, public)
 
 
 def check_disk(settings: Settings) -> None:

@@ -9,13 +9,8 @@ import errno
 from fastapi import HTTPException, status
 from fastapi.exceptions import RequestValidationError
 
-from backend.uploads import (
-    MalformedUpload,
-    NotMultipart,
-    UploadFieldError,
-    UploadRefused,
-    ValidatorsBusy,
-)
+from backend.uploads import MalformedUpload, NotMultipart, UploadFieldError, UploadRefused
+from backend.validation_slots import ValidatorsBusy
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 

@@ -1,5 +1,5 @@
 """POST /jobs/{id}/continue on SQLite and PostgreSQL: refusals create nothing; a
-continuation run by the worker's job function (worker.tasks.run_job, the real engine on an
+continuation run by the worker's job function (worker.attempts.run_job, the real engine on an
 8-px generator and the random 'nada-tiny' CLIP) trains on from its parent and links to it;
 continuing again makes a chain, and a deleted parent breaks no child."""
 
@@ -56,7 +56,7 @@ def add_job(settings: Settings, owner: str = "") -> str:
 
 
 def run(settings: Settings, job_id: str, models: Any) -> str:
-    from worker.tasks import run_job
+    from worker.attempts import run_job
 
     cpu = settings.model_copy(update={"device": "cpu"})
     return str(run_job(job_id, settings=cpu, worker_id="test-worker", models=models))

@@ -3,7 +3,7 @@
 What an operator sees: /healthz names the fault, POST /jobs answers 507, a job that fills
 the disk fails with `io` naming the data directory (not torch's writer), its failure is
 recorded even with the job database on the same full disk, and everything works again
-once there is room, without a restart. Workers are played by `worker.tasks.run_job` with
+once there is room, without a restart. Workers are played by `worker.attempts.run_job` with
 an engine that writes like the real one (checkpoints through torch's writer).
 
 Mounting needs root (CI runs as root); elsewhere these tests skip, and
@@ -26,8 +26,7 @@ from jobs.db.session import get_engine, migrate, session_scope
 from jobs.settings import Settings
 from nada import rundir
 from nada.params import AdaptParams
-
-from .conftest import RecordingQueue  # type: ignore[import-not-found]
+from tests.conftest import RecordingQueue
 
 API = "/api/v1"
 SIZE_MIB = 4
@@ -142,7 +141,7 @@ class WritingEngine:
 
 
 def _run(settings: Settings, job_id: str, engine: Any) -> str:
-    from worker.tasks import run_job
+    from worker.attempts import run_job
 
     return str(run_job(job_id, settings=settings, worker_id="w", engine=engine, models=object()))
 

@@ -283,7 +283,7 @@ def test_a_resumed_job_is_handed_its_own_copies(client: Any, settings: Settings)
 
     from sqlalchemy import update
 
-    from worker.tasks import run_job
+    from worker.attempts import run_job
 
     a, b = _ids(client, ("a.png", _png(40, 40, (200, 0, 0))), ("b.png", _png(40, 40, (0, 0, 200))))
     r = client.post(

@@ -151,7 +151,7 @@ def test_the_params_are_published(client: Any) -> None:
     assert body["max_seed"] == 2**31 - 1
     from typing import get_args
 
-    from backend.render_schemas import Format, Mode
+    from backend.schemas.renders import Format, Mode
     from nada.render_params import MODES, VIDEO_FORMATS
 
     assert (get_args(Mode), get_args(Format)) == (MODES, VIDEO_FORMATS)  # the request's body

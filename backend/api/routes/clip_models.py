@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.schemas import ClipModelPublic, ClipModelsPublic
+from backend.schemas.catalog import ClipModelPublic, ClipModelsPublic
 from nada.catalog import CLIP_MODELS, RANDOM_TAG
 
 router = APIRouter(prefix="/clip-models", tags=["clip-models"])

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.api.job_views import JobId, job_root, public_job
 from backend.api.submission import SubmissionDep, submission_responses
 from backend.api.upload_errors import disk_full, is_disk_full, unprocessable
-from backend.schemas import JobPublic, job_url
+from backend.schemas.jobs import JobPublic, job_url
 from jobs import store
 from jobs.db.models import JobStatus
 from jobs.generators import check_generator_name

@@ -1,9 +1,9 @@
 """/generators: the base generators a job may start from, and uploads of custom ones.
 
 POST /generators streams the multipart body into a temporary file under
-`<data_dir>/uploads-incoming` (`backend.uploads.receive_upload`: Starlette's streaming
+`<data_dir>/uploads-incoming` (`backend.uploads.receive_upload`: python-multipart's streaming
 parser, cut off with 413 as soon as it passes NADA_MAX_UPLOAD_MB). The file is then checked
-in a limited child process (this process never imports torch nor unpickles the upload) and
+in a limited child process (backend/generator_validation.py) (this process never imports torch nor unpickles the upload) and
 published atomically as `<data_dir>/generators/<name>.pt` plus a JSON sidecar. At most
 NADA_MAX_CONCURRENT_VALIDATIONS checks run at once in this process; beyond that, 429.
 """
@@ -24,14 +24,10 @@ from backend.api.upload_errors import (
     upload_refusal,
     validators_busy,
 )
-from backend.schemas import GeneratorPublic, GeneratorsPublic
-from backend.uploads import (
-    GeneratorRejected,
-    UploadRefused,
-    ValidatorsBusy,
-    receive_upload,
-    store_generator,
-)
+from backend.generator_validation import GeneratorRejected, store_generator
+from backend.schemas.catalog import GeneratorPublic, GeneratorsPublic
+from backend.uploads import UploadRefused, receive_upload
+from backend.validation_slots import ValidatorsBusy
 from jobs.generators import (
     RANDOM_SIZES,
     check_upload_name,
@@ -41,6 +37,7 @@ from jobs.generators import (
     uploads_dir,
 )
 from jobs.settings import Settings
+from jobs.storage import incoming_dir
 from nada.errors import ParamError
 
 router = APIRouter(prefix="/generators", tags=["generators"])
@@ -92,7 +89,7 @@ async def upload_generator(
     name or a refused file (the message says why); 429 (with Retry-After): as many uploads
     as NADA_MAX_CONCURRENT_VALIDATIONS are being checked; 507: the server's disk is full."""
     max_bytes = int(settings.max_upload_mb * (1 << 20))
-    incoming = settings.data_dir / "uploads-incoming"
+    incoming = incoming_dir(settings.data_dir)
     try:
         async with receive_upload(
             request.headers, request.stream(), incoming, max_bytes=max_bytes

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import text
 
 from backend.api.deps import QueueDep, SessionDep, SettingsDep
-from backend.schemas import HealthPublic
+from backend.schemas.health import HealthPublic
 from jobs import disk
 from nada import __version__
 

@@ -19,7 +19,8 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
-from backend.api.job_views import JobId, check_disk, job_root
+from backend.api.job_files import job_file
+from backend.api.job_views import JobId, check_disk
 from backend.api.upload_errors import (
     disk_full,
     is_disk_full,
@@ -27,13 +28,14 @@ from backend.api.upload_errors import (
     upload_refusal,
     validators_busy,
 )
-from backend.image_schemas import ImagePublic, ImagesPublic, image_url
-from backend.image_uploads import ReceivedFile, receive_files
-from backend.uploads import VALIDATIONS, UploadRefused, UploadTooLarge, ValidatorsBusy
+from backend.schemas.images import ImagePublic, ImagesPublic, image_url
+from backend.uploads import ReceivedFile, UploadRefused, UploadTooLarge, receive_files
+from backend.validation_slots import VALIDATIONS, ValidatorsBusy
 from invert.example_images import ExampleImage, normalize_example
 from invert.photos import PhotoRejected
-from jobs import image_pool, store
+from jobs import image_pool
 from jobs.settings import Settings
+from jobs.storage import incoming_dir
 from nada import rundir
 from nada.params import IMAGE_FIELDS, MAX_EXAMPLE_IMAGES
 
@@ -45,6 +47,16 @@ _PNG: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such image"},
 }
 ImageId = Annotated[str, PathParam(description="the image's id: 64 hex digits (sha256)")]
+
+
+def _too_large(exc: UploadTooLarge, max_bytes: int) -> str:
+    """413's message: which file passed the cap per image, or what the body did."""
+    if exc.part is None:
+        return str(exc)
+    mib = max_bytes / (1 << 20)
+    return (
+        f"{exc.part.describe()} is larger than the {mib:g} MiB limit per image (NADA_MAX_PHOTO_MB)"
+    )
 
 
 def _normalize_all(files: list[ReceivedFile], settings: Settings) -> list[ExampleImage]:
@@ -101,14 +113,14 @@ async def upload_images(
         async with receive_files(
             request.headers,
             request.stream(),
-            settings.data_dir / "uploads-incoming",
+            incoming_dir(settings.data_dir),
             max_files=MAX_EXAMPLE_IMAGES,
             max_bytes=max_bytes,
         ) as files:
             examples = await run_in_threadpool(_normalize_all, files, settings)
             await run_in_threadpool(_store_all, examples, settings, owner)
     except UploadTooLarge as exc:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, _too_large(exc, max_bytes)) from None
     except UploadRefused as exc:
         raise upload_refusal(
             exc, max_bytes=max_bytes, what="an image", setting="NADA_MAX_PHOTO_MB"
@@ -156,11 +168,9 @@ def read_job_image(
     """One of the job's example images (its `target_images` or `source_images`): the job's
     own copy, there as long as the job is."""
     name = _checked_name(image_id)
-    params = store.get_job(session, job_id=job_id, owner=owner).params
-    session.close()
-    if not any(name in (params.get(field) or ()) for field in IMAGE_FIELDS):
-        raise HTTPException(404, f"job {job_id} has no example image {name}")
-    path = rundir.domain_image_path(job_root(settings, job_id), name)
-    if not path.is_file():
-        raise HTTPException(404, f"the example image {name} of job {job_id} is missing")
-    return FileResponse(path, media_type="image/png")
+    return job_file(
+        session, settings, owner, job_id, lambda root: rundir.domain_image_path(root, name),
+        listed=lambda job: any(name in (job.params.get(f) or ()) for f in IMAGE_FIELDS),
+        unlisted=f"job {job_id} has no example image {name}",
+        missing=f"the example image {name} of job {job_id} is missing",
+    )  # fmt: skip

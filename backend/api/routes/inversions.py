@@ -21,13 +21,14 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
-from backend.api.job_views import JobId, job_root, public_job, queue_stats
+from backend.api.job_files import OCTET, job_file
+from backend.api.job_views import JobId, job_root, public_job, queue_stats, read_job_view
 from backend.api.responses import json_response
 from backend.api.submission import Submission, SubmissionDep, submission_responses
 from backend.api.upload_errors import (
@@ -37,7 +38,8 @@ from backend.api.upload_errors import (
     upload_refusal,
     validators_busy,
 )
-from backend.photo_schemas import (
+from backend.schemas.photos import (
+    INVERSION_BODY,
     EditCreate,
     EditPublic,
     InversionParamsPublic,
@@ -49,12 +51,8 @@ from backend.photo_schemas import (
     inversion_url,
     parse_invert_params,
 )
-from backend.uploads import (
-    VALIDATIONS,
-    UploadRefused,
-    ValidatorsBusy,
-    receive_upload,
-)
+from backend.uploads import UploadRefused, receive_upload
+from backend.validation_slots import VALIDATIONS, ValidatorsBusy
 from invert import weights
 from invert.photos import PhotoRejected, decode_photo, encode_png
 from jobs import store
@@ -62,16 +60,11 @@ from jobs.db.models import ACTIVE, Job, JobStatus
 from jobs.generators import check_generator_name
 from jobs.kinds import EDIT, INVERT
 from jobs.settings import Settings
+from jobs.storage import incoming_dir
 from nada import rundir
+from nada.declare import describe
 from nada.errors import ParamError
-from nada.photo_params import (
-    ENCODER_AUTO,
-    ENCODER_NONE,
-    SERVER_SET,
-    EditParams,
-    InvertParams,
-    describe_invert,
-)
+from nada.photo_params import EditParams, InvertParams, check_encoder
 
 router = APIRouter(tags=["photos"])
 
@@ -84,13 +77,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def _check_encoder(params: InvertParams) -> None:
     """The API takes registered encoders only (a path is the CLI's)."""
-    known = set(weights.ENCODER_FOR_GENERATOR.values())
-    if params.encoder not in (ENCODER_AUTO, ENCODER_NONE, *known):
-        raise ParamError(
-            "encoder",
-            f"has unknown value {params.encoder!r}; use 'auto', 'none' or one of "
-            f"{', '.join(sorted(known))}",
-        )
+    check_encoder(params.encoder, set(weights.ENCODER_FOR_GENERATOR.values()))
 
 
 def _create_inversion(sub: Submission, photo: Path, params_text: str | None) -> Job:
@@ -137,6 +124,7 @@ def _create_inversion(sub: Submission, photo: Path, params_text: str | None) -> 
             429: "Too many photos being checked, jobs or submissions",
         },
     ),
+    openapi_extra={"requestBody": INVERSION_BODY},
 )
 async def create_inversion(sub: SubmissionDep) -> InversionPublic:
     """Put a photo into a generator's W+: multipart with `file` (JPEG, PNG or WebP) and an
@@ -150,7 +138,7 @@ async def create_inversion(sub: SubmissionDep) -> InversionPublic:
         async with receive_upload(
             request.headers,
             request.stream(),
-            settings.data_dir / "uploads-incoming",
+            incoming_dir(settings.data_dir),
             max_bytes=max_bytes,
             fields=("params",),
             required=(),
@@ -200,7 +188,7 @@ def _inversion_view(session: Session, settings: Settings, job: Job) -> Inversion
 def read_inversion_params(settings: SettingsDep) -> InversionParamsPublic:
     """The fields of POST /inversions' `params` and this service's photo limits (the
     page's form reads them from here)."""
-    fields = [f for f in describe_invert() if f["name"] not in SERVER_SET]
+    fields = describe(InvertParams, sent_only=True)
     return InversionParamsPublic(
         fields=fields,
         max_photo_mb=settings.max_photo_mb,
@@ -234,26 +222,20 @@ def read_inversion(
     owner: CurrentOwner,
 ) -> Response:  # fmt: skip
     """The inversion: status, progress (refinement steps), and its pictures once done."""
-    job = store.get_job(session, job_id=job_id, owner=owner, kind=INVERT.name)
-    stats = queue_stats(request, session) if job.status in ACTIVE else None
-    public = _inversion(session, settings, job, stats)
-    session.close()
-    return json_response(request, public)
+    return read_job_view(
+        request, session, settings, owner, job_id, kind=INVERT.name, view=_inversion
+    )
 
 
 def _inversion_file(
     session: Session, settings: Settings, owner: str | None, job_id: str, name: str,
-    *, needs_success: bool = True,
-) -> Path:  # fmt: skip
-    job = store.get_job(session, job_id=job_id, owner=owner, kind=INVERT.name)
-    if needs_success and job.status != JobStatus.succeeded:
-        raise store.JobConflict(
-            f"inversion {job_id} is {job.status}; {name} exists once it succeeded"
-        )
-    path = job_root(settings, job_id) / name
-    if not path.is_file():
-        raise HTTPException(404, f"the file {name} of inversion {job_id} is missing")
-    return path
+    *, needs_success: bool = True, **send: Any,
+) -> Response:  # fmt: skip
+    return job_file(
+        session, settings, owner, job_id, name, kind=INVERT.name,
+        after_success=name if needs_success else None,
+        missing=f"the file {name} of inversion {job_id} is missing", **send,
+    )  # fmt: skip
 
 
 _PNG = {200: {"content": {"image/png": {}}}, **_ERRORS}
@@ -264,8 +246,7 @@ def read_photo(
     job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
 ) -> Response:
     """The uploaded photo, upright (EXIF orientation applied), as PNG."""
-    path = _inversion_file(session, settings, owner, job_id, rundir.PHOTO, needs_success=False)
-    return FileResponse(path, media_type="image/png")
+    return _inversion_file(session, settings, owner, job_id, rundir.PHOTO, needs_success=False)
 
 
 @router.get("/inversions/{job_id}/aligned.png", response_class=FileResponse, responses=_PNG)
@@ -273,8 +254,7 @@ def read_aligned(
     job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
 ) -> Response:
     """The aligned crop the encoder and the refinement saw (generator resolution)."""
-    path = _inversion_file(session, settings, owner, job_id, rundir.ALIGNED)
-    return FileResponse(path, media_type="image/png")
+    return _inversion_file(session, settings, owner, job_id, rundir.ALIGNED)
 
 
 @router.get("/inversions/{job_id}/reconstruction.png", response_class=FileResponse, responses=_PNG)
@@ -282,8 +262,7 @@ def read_reconstruction(
     job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
 ) -> Response:
     """The code rendered by the base generator: how close the inversion came."""
-    path = _inversion_file(session, settings, owner, job_id, rundir.RECONSTRUCTION)
-    return FileResponse(path, media_type="image/png")
+    return _inversion_file(session, settings, owner, job_id, rundir.RECONSTRUCTION)
 
 
 @router.get(
@@ -296,10 +275,10 @@ def read_latent(
 ) -> Response:
     """The code: {'w_plus': [1, n_latent, 512], 'metadata': {...}}, for `nada generate
     --latent` or torch.load(weights_only=True) with any adapted checkpoint."""
-    path = _inversion_file(session, settings, owner, job_id, rundir.LATENT)
-    return FileResponse(
-        path, media_type="application/octet-stream", filename=f"latent-{job_id[:8]}.pt"
-    )
+    return _inversion_file(
+        session, settings, owner, job_id, rundir.LATENT,
+        media_type=OCTET, filename=f"latent-{job_id[:8]}.pt",
+    )  # fmt: skip
 
 
 # -- edits ---------------------------------------------------------------------------------
@@ -352,11 +331,10 @@ def read_edit(
     owner: CurrentOwner,
 ) -> Response:  # fmt: skip
     """The edit: status, and its image once done."""
-    job = store.get_job(session, job_id=job_id, owner=owner, kind=EDIT.name)
-    stats = queue_stats(request, session) if job.status in ACTIVE else None
-    public = edit_public(public_job(session, settings, job, stats))
-    session.close()
-    return json_response(request, public)
+    return read_job_view(
+        request, session, settings, owner, job_id, kind=EDIT.name,
+        view=lambda *job: edit_public(public_job(*job)),
+    )  # fmt: skip
 
 
 @router.get("/edits/{job_id}/image.png", response_class=FileResponse, responses=_PNG)
@@ -364,12 +342,7 @@ def read_edit_image(
     job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
 ) -> Response:
     """The photo in the adapted generator's domain."""
-    job = store.get_job(session, job_id=job_id, owner=owner, kind=EDIT.name)
-    if job.status != JobStatus.succeeded:
-        raise store.JobConflict(
-            f"edit {job_id} is {job.status}; its image exists once it succeeded"
-        )
-    path = job_root(settings, job_id) / rundir.EDIT
-    if not path.is_file():
-        raise HTTPException(404, f"the image of edit {job_id} is missing")
-    return FileResponse(path, media_type="image/png")
+    return job_file(
+        session, settings, owner, job_id, rundir.EDIT, kind=EDIT.name,
+        after_success="its image", missing=f"the image of edit {job_id} is missing",
+    )  # fmt: skip

@@ -25,16 +25,18 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.exc import IntegrityError
 
 from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
+from backend.api.job_files import OCTET, job_file
 from backend.api.job_images import check_images, images_attached
 from backend.api.job_views import (
     JobId,
     job_root,
     public_job,
     queue_stats,
+    read_job_view,
 )
 from backend.api.responses import json_response
 from backend.api.submission import Submission, SubmissionDep, submission_responses
-from backend.schemas import JobCreate, JobPublic, JobsPublic, job_url
+from backend.schemas.jobs import JobCreate, JobPublic, JobsPublic, job_url
 from backend.sse import job_event_stream
 from jobs import store
 from jobs.db.models import ACTIVE, Job, JobStatus
@@ -189,11 +191,7 @@ def read_job(
 ) -> Response:  # fmt: skip
     """The job. With the ETag of an earlier answer in If-None-Match: 304 while nothing
     changed (a poll that finds nothing new costs no body)."""
-    job = store.get_job(session, job_id=job_id, owner=owner)
-    stats = queue_stats(request, session) if job.status in ACTIVE else None
-    public = public_job(session, settings, job, stats)
-    session.close()  # in this thread, not on the event loop
-    return json_response(request, public)
+    return read_job_view(request, session, settings, owner, job_id)
 
 
 @router.get(
@@ -285,11 +283,11 @@ def read_sample(
     owner: CurrentOwner,
 ) -> Response:
     """A progress image: the source generator's row over the adapted generator's row."""
-    job = store.get_job(session, job_id=job_id, owner=owner)
-    path = rundir.sample_path(job_root(settings, job_id), step)
-    if step not in (job.sample_steps or []) or not path.is_file():
-        raise HTTPException(404, f"job {job_id} has no sample at step {step}")
-    return FileResponse(path, media_type="image/png")
+    return job_file(
+        session, settings, owner, job_id, lambda root: rundir.sample_path(root, step),
+        listed=lambda job: step in (job.sample_steps or []),
+        missing=f"job {job_id} has no sample at step {step}",
+    )  # fmt: skip
 
 
 def _checkpoint_filename(job: Job) -> str:
@@ -309,17 +307,12 @@ def read_checkpoint(
     job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
 ) -> Response:
     """The adapted generator (.pt: weights, latent average and the job's parameters)."""
-    job = store.get_job(session, job_id=job_id, owner=owner)
-    path = rundir.adapted_path(job_root(settings, job_id))
-    if job.status != JobStatus.succeeded:
-        raise store.JobConflict(
-            f"job {job_id} is {job.status}; the checkpoint exists once it succeeded"
-        )
-    if not path.is_file():
-        raise HTTPException(404, f"the checkpoint file of job {job_id} is missing")
-    return FileResponse(
-        path, media_type="application/octet-stream", filename=_checkpoint_filename(job)
-    )
+    return job_file(
+        session, settings, owner, job_id, rundir.adapted_path,
+        after_success="the checkpoint",
+        missing=f"the checkpoint file of job {job_id} is missing",
+        media_type=OCTET, filename=_checkpoint_filename,
+    )  # fmt: skip
 
 
 @router.get(
@@ -336,9 +329,10 @@ def read_intermediate_checkpoint(
 ) -> Response:
     """An intermediate checkpoint of a job still in progress (listed in the job's
     `checkpoints` while it exists: the newest is kept for resuming, all go when the job ends)."""
-    job = store.get_job(session, job_id=job_id, owner=owner)
-    path = rundir.intermediate_checkpoint_path(job_root(settings, job_id), step)
-    if not path.is_file():
-        raise HTTPException(404, f"job {job_id} has no checkpoint at step {step}")
-    name = _checkpoint_filename(job).removesuffix(".pt") + f"-step{step}.pt"
-    return FileResponse(path, media_type="application/octet-stream", filename=name)
+    return job_file(
+        session, settings, owner, job_id,
+        lambda root: rundir.intermediate_checkpoint_path(root, step),
+        missing=f"job {job_id} has no checkpoint at step {step}",
+        media_type=OCTET,
+        filename=lambda job: _checkpoint_filename(job).removesuffix(".pt") + f"-step{step}.pt",
+    )  # fmt: skip

@@ -10,16 +10,18 @@ once: asking again answers 200 with the existing render (jobs.cache_key).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
 from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
-from backend.api.job_views import JobId, job_root, public_job, queue_stats
-from backend.api.responses import json_response
+from backend.api.job_files import job_file
+from backend.api.job_views import JobId, public_job, read_job_view
 from backend.api.submission import SubmissionDep, submission_responses
 from backend.api.upload_errors import unprocessable
-from backend.render_schemas import (
+from backend.schemas.renders import (
     RenderCreate,
     RenderParamsPublic,
     RenderPublic,
@@ -27,13 +29,14 @@ from backend.render_schemas import (
     render_url,
 )
 from jobs import store
-from jobs.db.models import ACTIVE, JobStatus
+from jobs.db.models import JobStatus
 from jobs.generators import list_generators
 from jobs.kinds import RENDER
 from jobs.settings import Settings
 from nada import rundir
+from nada.declare import describe
 from nada.errors import ParamError
-from nada.render_params import MAX_SEED, SERVER_SET, RenderParams, describe_render
+from nada.render_params import MAX_SEED, RenderParams
 from stylegan2 import registry
 
 router = APIRouter(tags=["renders"])
@@ -75,7 +78,7 @@ def _check_crossover(params: RenderParams, settings: Settings) -> None:
 @router.get("/renders/params", response_model=RenderParamsPublic)
 def read_render_params() -> RenderParamsPublic:
     """The fields of POST /jobs/{id}/renders with their ranges (the page's form reads them)."""
-    fields = [f for f in describe_render() if f["name"] not in SERVER_SET]
+    fields = describe(RenderParams, sent_only=True)
     return RenderParamsPublic(fields=fields, max_seed=MAX_SEED)
 
 
@@ -117,28 +120,22 @@ def read_render(
     owner: CurrentOwner,
 ) -> Response:  # fmt: skip
     """The render: status, progress (pictures drawn), and its picture and video once done."""
-    job = store.get_job(session, job_id=job_id, owner=owner, kind=RENDER.name)
-    stats = queue_stats(request, session) if job.status in ACTIVE else None
-    public = render_public(public_job(session, settings, job, stats))
-    session.close()
-    return json_response(request, public)
+    return read_job_view(
+        request, session, settings, owner, job_id, kind=RENDER.name,
+        view=lambda *job: render_public(public_job(*job)),
+    )  # fmt: skip
 
 
 def _file(
     session: Session, settings: Settings, owner: str | None, job_id: str, name: str
 ) -> Response:
-    job = store.get_job(session, job_id=job_id, owner=owner, kind=RENDER.name)
-    if job.status != JobStatus.succeeded:
-        raise store.JobConflict(f"render {job_id} is {job.status}; {name} exists once it succeeded")
-    path = job_root(settings, job_id) / name
-    if not path.is_file():
-        raise HTTPException(404, f"render {job_id} has no {name} (another mode or format)")
-    return FileResponse(
-        path,
-        media_type=_MEDIA[name],
-        filename=f"render-{job_id[:8]}{path.suffix}",
-        content_disposition_type="inline",  # shown by the page; the link's download names it
-    )
+    return job_file(
+        session, settings, owner, job_id, name,
+        kind=RENDER.name, after_success=name,
+        missing=f"render {job_id} has no {name} (another mode or format)",
+        media_type=_MEDIA[name], filename=f"render-{job_id[:8]}{Path(name).suffix}",
+        inline=True,  # shown by the page; the link's download names it
+    )  # fmt: skip
 
 
 def _media(name: str) -> dict[int | str, dict[str, object]]:

@@ -9,7 +9,6 @@ combination; nothing is created.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -22,7 +21,8 @@ from backend.api.job_images import all_images_attached, check_images
 from backend.api.job_views import public_job, queue_stats
 from backend.api.responses import json_response
 from backend.api.submission import SubmissionDep, submission_responses
-from backend.schemas import API_PREFIX, JobCreate, JobPublic
+from backend.schemas import API_PREFIX
+from backend.schemas.jobs import JobCreate, JobPublic
 from jobs import store
 from jobs.db.models import ACTIVE, Sweep
 from jobs.generators import check_generator_name
@@ -30,6 +30,7 @@ from jobs.kinds import ADAPT
 from jobs.settings import Settings
 from jobs.sweeps import expand, varying
 from nada.errors import ParamError
+from nada.ids import is_id
 from nada.params import AdaptParams
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
@@ -58,7 +59,7 @@ class SweepCreate(BaseModel):
 
 class SweepPublic(BaseModel):
     id: str
-    count: int = Field(description="jobs the sweep created")
+    count: int = Field(description="the sweep's jobs (a deleted job leaves it)")
     base: dict[str, Any]
     grid: dict[str, list[Any]]
     varying: list[str] = Field(description="the swept parameters with more than one value")
@@ -105,7 +106,7 @@ def _public(session: Any, settings: Settings, sweep: Sweep, stats: Any = None) -
     children = store.children_of(session, job_ids=[j.id for j in jobs])  # one query for all
     return SweepPublic(
         id=sweep.id,
-        count=sweep.count,
+        count=len(jobs),
         base=sweep.base,
         grid=sweep.grid,
         varying=varying(sweep.grid),
@@ -119,7 +120,7 @@ def _public(session: Any, settings: Settings, sweep: Sweep, stats: Any = None) -
 async def _valid_sweep_id(
     sweep_id: Annotated[str, PathParam(description="the sweep's id: 32 hex digits")],
 ) -> str:
-    if not re.fullmatch(r"[0-9a-f]{32}", sweep_id):
+    if not is_id(sweep_id):
         raise store.SweepNotFound(sweep_id[:64])
     return sweep_id
 

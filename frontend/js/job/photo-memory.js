@@ -11,7 +11,7 @@ export const REMEMBERED_LIMIT = 10; // newest first; older entries fall off
 
 let fallback = []; // when localStorage is unavailable (disabled, private mode, full)
 
-const ID = /^[0-9a-f]{32}$/;
+const ID = /^[0-9a-f]{32}$/; // nada/ids.py ID_PATTERN (the service's one definition)
 
 function valid(entry) {
   return entry && typeof entry === "object" && typeof entry.id === "string" && ID.test(entry.id)

@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from backend import uploads
+from backend import generator_validation
+from backend.validation_slots import VALIDATIONS
 from jobs.settings import Settings
 
 API = "/api/v1"
@@ -124,13 +125,13 @@ def test_beyond_the_concurrent_validation_cap_is_429(
     client, settings: Settings, leftovers, good_bytes: bytes
 ) -> None:  # type: ignore[no-untyped-def]
     settings.max_concurrent_validations = 1
-    with uploads.VALIDATIONS.take(None):  # a check that is running in this process
+    with VALIDATIONS.take(None):  # a check that is running in this process
         r = _upload(client, "busy", good_bytes)
         assert r.status_code == 429, r.text
         assert 1 <= int(r.headers["retry-after"]) <= 60
         assert "NADA_MAX_CONCURRENT_VALIDATIONS" in r.json()["detail"]
         assert _uploaded(client) == [] and leftovers() == []
-    assert uploads.VALIDATIONS.running == 0
+    assert VALIDATIONS.running == 0
     assert _upload(client, "busy", good_bytes).status_code == 201  # the slot is free again
 
 
@@ -151,8 +152,8 @@ def test_plainly_not_a_checkpoint_is_refused_without_a_validator_child(
     def child(args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError(f"a validator child was started for {data[:16]!r}")
 
-    monkeypatch.setattr(uploads.subprocess, "run", child)
-    with uploads.VALIDATIONS.take(None):  # the only slot is taken: junk needs none
+    monkeypatch.setattr(generator_validation.subprocess, "run", child)
+    with VALIDATIONS.take(None):  # the only slot is taken: junk needs none
         message = _refused(_upload(client, "junk", data))
     assert "not a PyTorch checkpoint" in message and why in message
     assert _uploaded(client) == [] and leftovers() == []
@@ -181,7 +182,7 @@ def test_no_more_validators_than_the_cap_run_at_once(
             with lock:
                 running -= 1
 
-    monkeypatch.setattr(uploads.subprocess, "run", child)
+    monkeypatch.setattr(generator_validation.subprocess, "run", child)
     zip_head = b"PK\x03\x04 weights"  # passes the in-process header check; the child is ours
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(_upload, client, f"gen-{i}", zip_head) for i in range(3)]
@@ -194,7 +195,7 @@ def test_no_more_validators_than_the_cap_run_at_once(
             release.set()
         codes = sorted(f.result().status_code for f in futures)
     assert codes == [201, 201, 429] and peak == 2
-    assert uploads.VALIDATIONS.running == 0
+    assert VALIDATIONS.running == 0
     assert len(_uploaded(client)) == 2 and leftovers() == []
 
 

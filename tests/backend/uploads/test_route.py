@@ -70,7 +70,7 @@ def test_upload_list_submit_and_worker_path(
     assert unknown.status_code == 422
 
     # The worker hands the stored file to the engine (generator_path=).
-    from worker.tasks import run_job
+    from worker.attempts import run_job
 
     seen: dict = {}
 

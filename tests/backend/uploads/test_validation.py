@@ -1,4 +1,4 @@
-"""backend.uploads: an uploaded generator is checked in a limited child process.
+"""backend.generator_validation: an uploaded generator is checked in a limited child process.
 
 Pass criteria: a file whose unpickling would run code is refused and its payload never
 runs (the marker file is not created); wrong architecture, truncated and NaN files are
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from backend.uploads import GeneratorRejected, validate_generator_file
+from backend.generator_validation import GeneratorRejected, validate_generator_file
 from stylegan2 import validate
 from stylegan2.checkpoint import load_generator, random_generator, save_generator
 from stylegan2.model import Generator, channels_for
@@ -158,3 +158,48 @@ def test_check_archive_passes_other_files_to_the_loader(good_file: Path, tmp_pat
     broken.write_bytes(junk.getvalue().replace(b"PK\x01\x02", b"PK\x01\x03"))
     with pytest.raises(validate.ArchiveRefused, match="truncated or corrupted"):
         validate.check_archive(broken)
+
+
+def test_the_validator_child_dies_with_its_parent(tmp_path: Path) -> None:
+    """kill -9 of the API mid-check: the child it started (with the validator's limits) is
+    killed too, instead of living on as an orphan that writes a re-save nobody reads."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys\n"
+            "from backend.generator_validation import _limits\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'],"
+            " preexec_fn=_limits(8 << 30, 120))\n"
+            f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+            "child.wait()\n",
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and pid_file.read_text()):
+            assert time.monotonic() < deadline, "the parent never started its child"
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child}").exists() and "Z" not in _state(child):
+            assert time.monotonic() < deadline, "the validator child outlived its parent"
+            time.sleep(0.05)
+    finally:
+        parent.kill()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "Z"

@@ -1,4 +1,5 @@
-"""Request and response bodies of the REST API (the ORM models live in jobs/db/models.py).
+"""Request and response bodies of the job routes (POST/GET /jobs, GET /params); every kind's
+public view starts from `JobPublic` (the ORM models live in jobs/db/models.py).
 
 `JobCreate` is generated from `nada.params.AdaptParams`: the same fields, defaults and
 ranges (shown in OpenAPI as minimum/maximum), checked by the same functions, so the API
@@ -7,37 +8,26 @@ cannot drift from the engine. The last word is AdaptParams itself (`JobCreate.to
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
-import typing
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
 from backend.clip_tokens import CONTEXT_TOKENS, longest_template_tokens
+from backend.schemas import API_PREFIX
+from backend.schemas.declared import checked, request_model
 from jobs.db.models import Job, JobStatus
 from nada import params as P
 from nada.catalog import check_clip_name
+from nada.declare import spec_of
 from nada.errors import ParamError
 
-API_PREFIX = "/api/v1"
 
-
-def _checked(check: typing.Callable[[Any], Any]) -> AfterValidator:
-    """An AfterValidator that runs a nada.params-style check and keeps its message."""
-
-    def validate(value: Any) -> Any:
-        try:
-            check(value)
-        except ParamError as exc:
-            # No context: the message is used verbatim, braces and all.
-            raise PydanticCustomError("invalid_param", str(exc)) from None
-        return value
-
-    return AfterValidator(validate)
+def _check_clip_name(name: str) -> None:
+    P.check_text("clip_models", name)
+    check_clip_name(name)
 
 
 class ClipModel(BaseModel):
@@ -45,7 +35,7 @@ class ClipModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, _checked(_check_clip_name)] = Field(
+    name: Annotated[str, checked(_check_clip_name)] = Field(
         description="'ViT-B-32', 'ViT-B-32:openai', 'ViT-B-32:random' (seeded random weights)",
         strict=True,
     )
@@ -70,76 +60,9 @@ def _check_prompt(name: str, text: Any) -> None:
         )
 
 
-def _check_clip_name(name: str) -> None:
-    P.check_text("clip_models", name)
-    check_clip_name(name)
-
-
-def _field_checks(name: str) -> list[Any]:
-    if name in ("source_text", "target_text"):
-        return [_checked(functools.partial(_check_prompt, name))]
-    if name == "generator":
-        return [_checked(functools.partial(P.check_text, "generator"))]
-    if name in P.RANGES:
-        return [_checked(functools.partial(P.check_range, name))]
-    return []
-
-
-def _description(meta: Any) -> str:
-    """The declaration's help text, with its unit when it has one."""
-    unit = f" ({meta['unit']})" if meta["unit"] else ""
-    return f"{meta['help']}{unit}"
-
-
-def _clip_models_factory(specs: list[tuple[str, float]]) -> typing.Callable[[], list[ClipModel]]:
-    return lambda: [ClipModel(name=n, weight=w) for n, w in specs]
-
-
-def _job_create_fields() -> dict[str, Any]:
-    hints = typing.get_type_hints(P.AdaptParams)
-    fields: dict[str, Any] = {}
-    for f in dataclasses.fields(P.AdaptParams):
-        annotation: Any = hints[f.name]
-        default: Any = ...  # required
-        factory: Any = None
-        extra: dict[str, Any] = {}
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        if f.name == "clip_models":
-            annotation = list[ClipModel]
-            specs = [(c.name, c.weight) for c in default]
-            default, factory = dataclasses.MISSING, _clip_models_factory(specs)
-            extra = {"default": [{"name": n, "weight": w} for n, w in specs]}
-        elif f.metadata["choices"]:
-            annotation = Literal[f.metadata["choices"]]  # type: ignore[valid-type]
-        if f.name in P.RANGES:
-            lo, hi = P.RANGES[f.name]
-            extra = {k: v for k, v in (("minimum", lo), ("maximum", hi)) if v is not None}
-        if hints[f.name] is float:
-            extra_kwargs: dict[str, Any] = {"allow_inf_nan": False}
-        else:
-            extra_kwargs = {}
-        checks = _field_checks(f.name)
-        if checks:
-            annotation = Annotated[annotation, *checks]
-        kwargs: dict[str, Any] = {
-            "title": f.metadata["label"],
-            "description": _description(f.metadata),
-            "json_schema_extra": extra or None,
-        }
-        # Strict: true is not 1 and "5" is not 5; a float field takes an integer, never
-        # NaN or an infinity (JSON's NaN/Infinity, or 1e309).
-        if hints[f.name] in (int, float, bool, str) and not f.metadata["choices"]:
-            kwargs["strict"] = True
-        kwargs.update(extra_kwargs)
-        if factory is not None:
-            kwargs["default_factory"] = factory
-        else:
-            kwargs["default"] = default
-        fields[f.name] = (annotation, Field(**kwargs))
-    return fields
+def _default_clip_models() -> list[ClipModel]:
+    default = spec_of(P.AdaptParams, "clip_models").default
+    return [ClipModel(name=c.name, weight=c.weight) for c in default]
 
 
 class _JobCreateBase(BaseModel):
@@ -153,11 +76,19 @@ class _JobCreateBase(BaseModel):
         return P.AdaptParams.from_dict(self.model_dump())
 
 
-JobCreate = create_model(  # type: ignore[call-overload]
+JobCreate = request_model(
     "JobCreate",
-    __base__=_JobCreateBase,
-    __doc__="A new adaptation job: only the two texts are required (GET /params describes every field).",
-    **_job_create_fields(),
+    P.AdaptParams,
+    base=_JobCreateBase,
+    doc="A new adaptation job: only the two texts are required (GET /params describes every "
+    "field).",
+    annotations={"clip_models": list[ClipModel]},
+    checks={
+        "source_text": [checked(functools.partial(_check_prompt, "source_text"))],
+        "target_text": [checked(functools.partial(_check_prompt, "target_text"))],
+        "clip_models": [],  # each entry is checked by ClipModel, the list by AdaptParams
+    },
+    default_factories={"clip_models": _default_clip_models},
 )
 
 
@@ -310,56 +241,42 @@ def job_public(
     )
 
 
-class GeneratorPublic(BaseModel):
-    name: str
-    size: int = Field(description="image resolution in pixels")
-    description: str
-    url: str | None
-    sha256: str | None
-    source: Literal["registry", "upload"] = Field(
-        "registry", description="'upload': stored by POST /generators"
-    )
-
-
-class GeneratorsPublic(BaseModel):
-    data: list[GeneratorPublic]
-    count: int
-    random_sizes: list[int] = Field(description="sizes accepted as 'random-<size>'")
-
-
-class ClipModelPublic(BaseModel):
-    name: str = Field(description="what to pass in clip_models[].name")
-    architecture: str
-    pretrained: str
-    default: bool = Field(description="the weights a bare architecture name selects")
-
-
-class ClipModelsPublic(BaseModel):
-    data: list[ClipModelPublic]
-    count: int
-
-
-class HealthPublic(BaseModel):
-    status: Literal["ok", "degraded"]
-    database: Literal["ok", "unavailable"]
-    broker: Literal["ok", "unavailable"]
-    version: str
-    data_dir: Literal["full", "unwritable"] | None = Field(
-        None, description="the data directory's fault (new jobs get 507); absent while it is ok"
-    )
-    reason: str | None = Field(None, description="what data_dir means, in words")
-
-
 class ParamGroupPublic(BaseModel):
     name: str
     title: str
 
 
+class ScorePublic(BaseModel):
+    """One objective score a job's `scores` carry (nada/scores.py)."""
+
+    name: str = Field(description="its key in ScoresPublic.values ('direction')")
+    label: str = Field(description="how the page titles it")
+    help: str = Field(description="how to read it")
+    higher_is_better: bool = Field(description="which end a comparison ranks first")
+
+
 class ParamsPublic(BaseModel):
-    """Every job parameter as `nada.params.describe()` declares it (the page's form)."""
+    """Every adaptation parameter as `nada.params.describe()` declares it (the page's form),
+    and the scores a job reports."""
 
     fields: list[dict[str, Any]] = Field(
         description="name, type, required, default, min, max, unit, choices, help, label, "
         "group, flag: in declaration order"
+    )
+    groups: list[ParamGroupPublic]
+    scores: list[ScorePublic] = Field(
+        description="the objective scores (ScoresPublic.values' names), in the order a "
+        "comparison reads them"
+    )
+
+
+class KindParamsPublic(BaseModel):
+    """One kind's parameters as its class declares them (nada/declare.py)."""
+
+    kind: str = Field(description="'adapt', 'invert', 'edit' or 'render'")
+    fields: list[dict[str, Any]] = Field(
+        description="every field, in declaration order: name, type, required, default, min, "
+        "max (a list's: its length), items, choices, pattern, unit, help, label, group, flag "
+        "(or flags: {command: flag}); server: true where the service sets it itself"
     )
     groups: list[ParamGroupPublic]

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from backend.schemas import API_PREFIX, job_url
+from backend.schemas import API_PREFIX
 
 
 def image_url(image_id: str) -> str:
     return f"{API_PREFIX}/images/{image_id}.png"
-
-
-def job_image_url(job_id: str, image_id: str) -> str:
-    """A job's own copy of an example image (it outlives the upload pool's)."""
-    return f"{job_url(job_id)}/images/{image_id}.png"
 
 
 class ImagePublic(BaseModel):

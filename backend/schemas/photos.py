@@ -2,7 +2,9 @@
 
 Both are jobs (jobs/kinds.py: kinds 'invert' and 'edit'), so their public views are a job's
 view plus the links to what they produce. The inversion's parameters are
-`nada.photo_params.InvertParams`, sent as one JSON text field beside the photo.
+`nada.photo_params.InvertParams`, sent as one JSON text field beside the photo
+(`InversionParams` documents that object; `INVERSION_BODY` the multipart body); the edit's
+body is generated from `EditParams` (backend/schemas/declared.py).
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.schemas import API_PREFIX, JobPublic, job_url
+from backend.schemas import API_PREFIX
+from backend.schemas.declared import request_model
+from backend.schemas.jobs import JobPublic
 from jobs.db.models import JobStatus
 from nada.errors import ParamError
-from nada.photo_params import SERVER_SET, InvertParams
+from nada.photo_params import SERVER_SET, EditParams, InvertParams
 
 
 def inversion_url(inversion_id: str) -> str:
@@ -37,7 +41,7 @@ def parse_invert_params(text: str | None, *, photo_sha256: str) -> InvertParams:
         except json.JSONDecodeError as exc:
             raise ParamError("params", f"is not valid JSON ({exc.msg} at {exc.pos})") from None
     if not isinstance(data, dict):
-        raise ParamError("params", "must be a JSON object of InvertParams fields")
+        raise ParamError("params", "must be a JSON object of the inversion's parameters")
     for name in SERVER_SET:
         if name in data:
             raise ParamError(name, "is set by the server from the uploaded file")
@@ -61,11 +65,52 @@ class InversionPublic(JobPublic):
     )
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+InversionParams = request_model(
+    "InversionParams",
+    InvertParams,
+    base=_Strict,
+    doc="The `params` field of POST /inversions: a JSON object of these, each optional "
+    "(GET /inversions/params lists them with this service's photo limits).",
+)
+
+# POST /inversions' body as OpenAPI tells it (the route reads the stream itself).
+INVERSION_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "the photo: JPEG, PNG or WebP",
+                    },
+                    "params": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": InversionParams.model_json_schema(),
+                        "description": "a JSON object of the inversion's parameters "
+                        "(InversionParams); absent: every default",
+                    },
+                },
+            }
+        }
+    },
+}
+
+
 class InversionParamsPublic(BaseModel):
     """What POST /inversions accepts: its `params` fields and the photo's limits."""
 
     fields: list[dict[str, Any]] = Field(
-        description="name, type, default, min, max, help (nada/photo_params.py)"
+        description="nada/photo_params.py's declarations: name, type, required, default, min, "
+        "max, unit, help, label, group, flag (GET /params/invert lists the same)"
     )
     max_photo_mb: float = Field(description="NADA_MAX_PHOTO_MB")
     max_photo_pixels: int = Field(description="NADA_MAX_PHOTO_PIXELS")
@@ -77,12 +122,12 @@ class InversionsPublic(BaseModel):
     count: int
 
 
-class EditCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    inversion_id: str = Field(
-        pattern=r"^[0-9a-f]{32}$", description="a finished inversion (POST /inversions)"
-    )
+EditCreate = request_model(
+    "EditCreate",
+    EditParams,
+    base=_Strict,
+    doc="An edit of this job (the path's): which finished inversion it draws.",
+)
 
 
 class EditPublic(JobPublic):
@@ -128,6 +173,5 @@ __all__ = [
     "edit_url",
     "inversion_public",
     "inversion_url",
-    "job_url",
     "parse_invert_params",
 ]

@@ -1,0 +1,150 @@
+"""Checking and publishing an uploaded generator, in this (torch-free) process.
+
+`validate_generator_file` runs `python -m stylegan2.validate` with RLIMIT_AS / RLIMIT_CPU set
+in the child and a wall-clock timeout, holding one of this process's validation slots
+(backend/validation_slots.py) while it runs, and turns its answer into a
+`ValidatedGenerator`, a `GeneratorRejected` whose message says why, or an OSError(ENOSPC)
+when the child found the disk full. `store_generator` publishes a validated file under its
+name. Receiving the upload is backend/uploads.py's; this module only sees a file on disk.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from backend.validation_slots import VALIDATIONS
+from nada.rundir import write_text
+from stylegan2 import sniff
+
+_REPO = Path(__file__).resolve().parent.parent
+
+
+class GeneratorRejected(ValueError):
+    """The upload is not an acceptable generator; str() says why (safe to show the user)."""
+
+
+@dataclass(frozen=True)
+class ValidatedGenerator:
+    size: int  # image resolution in pixels
+    sha256: str  # of the re-saved file
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+try:  # looked up here, in the parent: a child between fork and exec must not dlopen
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: the wall-clock timeout still bounds the child
+    _prctl = None
+
+
+def _limits(memory_bytes: int, cpu_seconds: int):  # type: ignore[no-untyped-def]
+    def apply() -> None:  # runs in the child between fork and exec
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+        if _prctl is not None:
+            # Killed with its parent: an API process killed mid-check (kill -9 leaves no
+            # chance to clean up) must not leave an orphan writing a re-save nobody reads.
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    return apply
+
+
+def validate_generator_file(
+    src: Path,
+    dst: Path,
+    *,
+    memory_bytes: int = 8 << 30,  # address space of the child (torch alone maps ~2-3 GiB)
+    cpu_seconds: int = 120,
+    timeout_s: float = 180.0,
+    max_running: int | None = None,  # children at once in this process; None: no limit
+) -> ValidatedGenerator:
+    """Validate `src` in a limited child process and write the safe re-save to `dst`.
+
+    A file whose first bytes are neither a zip archive nor a pickle is refused here, in the
+    API process, without a child (junk costs no interpreter start).
+
+    Raises GeneratorRejected (the file is refused, or the check ran out of memory/time),
+    ValidatorsBusy (`max_running` children are running; no child was started) and
+    OSError(ENOSPC) (the child could not write `dst`: the disk is full).
+    """
+    try:
+        reason = sniff.not_torch_reason(sniff.read_head(src))
+    except OSError as exc:
+        raise GeneratorRejected(f"the upload could not be read: {exc.strerror or exc}") from None
+    if reason is not None:  # plainly not a checkpoint: no child needed to say so
+        raise GeneratorRejected(f"the upload is not a PyTorch checkpoint ({reason})")
+    try:
+        with VALIDATIONS.take(max_running):  # held until the child has exited
+            done = subprocess.run(
+                [sys.executable, "-m", "stylegan2.validate", str(src), str(dst)],
+                cwd=_REPO,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                preexec_fn=_limits(memory_bytes, cpu_seconds),
+            )
+    except subprocess.TimeoutExpired:
+        raise GeneratorRejected(f"checking the file took longer than {timeout_s:.0f} s") from None
+    lines = done.stdout.strip().splitlines()
+    try:
+        answer = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        answer = None
+    if not isinstance(answer, dict):
+        if done.returncode < 0 or "MemoryError" in done.stderr:
+            raise GeneratorRejected(
+                "checking the file exceeded its memory or CPU-time limit (is it too large?)"
+            )
+        raise GeneratorRejected(f"the file could not be checked (exit status {done.returncode})")
+    if answer.get("disk_full"):
+        raise OSError(errno.ENOSPC, "no space left on the device while re-saving the upload")
+    if not answer.get("ok"):
+        raise GeneratorRejected(str(answer.get("error", "refused")))
+    return ValidatedGenerator(size=int(answer["size"]), sha256=str(answer["sha256"]))
+
+
+def store_generator(
+    src: Path,
+    folder: Path,
+    name: str,
+    *,
+    owner: str | None,
+    uploaded_at: str,
+    max_validations: int | None = None,  # validator children at once in this process
+) -> ValidatedGenerator:
+    """Validate `src` and publish it as `folder/<name>.pt` plus `folder/<name>.json`.
+
+    Both are written under temporary names and renamed into place (the .json last: a name
+    is listed/usable only once both exist). Raises GeneratorRejected, ValidatorsBusy,
+    FileExistsError, OSError (ENOSPC: the disk is full)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final, sidecar = folder / f"{name}.pt", folder / f"{name}.json"
+    tmp_pt = folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex}.pt.tmp"
+    try:
+        result = validate_generator_file(src, tmp_pt, max_running=max_validations)
+        meta = {
+            "name": name,
+            "size": result.size,
+            "sha256": result.sha256,
+            "bytes": tmp_pt.stat().st_size,
+            "uploaded_at": uploaded_at,
+            "owner": owner,
+        }
+        os.link(tmp_pt, final)  # FileExistsError if the name was taken meanwhile
+        try:
+            write_text(sidecar, json.dumps(meta))
+        except BaseException:
+            final.unlink(missing_ok=True)
+            raise
+        return result
+    finally:
+        tmp_pt.unlink(missing_ok=True)
