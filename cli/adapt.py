@@ -1,7 +1,7 @@
 """`nada adapt`: run one adaptation on this machine, with a progress bar.
 
 Imported by `nada` at start-up: torch and the engine are imported only when a command runs.
-Refusals name the flag: the engine's ParamError names a parameter, `_FLAGS` maps it back.
+Refusals name the flag: the engine's ParamError names a parameter, its declaration the flag.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cli.declared import add_flag
 from nada import rundir
+from nada.declare import specs
 from nada.errors import CLIError, InputError, ParamError
 from nada.params import FIELD_NAMES, IMAGE_FIELDS, AdaptParams, ClipSpec, describe, flag_of
 
@@ -48,28 +50,22 @@ def _number_list(flag: str, text: str) -> list[float]:
 
 def add_param_arguments(p: argparse.ArgumentParser) -> None:
     """One flag per AdaptParams field, generated from its declaration (nada/params.py):
-    type, default, unit and help come from there, so the CLI cannot drift from the API."""
-    for spec in describe():
-        name, flag = spec["name"], spec["flag"]
-        unit = f"{spec['unit']}; " if spec["unit"] else ""
-        if spec["type"] == "clip_models":
-            default = ",".join(c["name"] for c in spec["default"])
-            p.add_argument(flag, default=default, help=f"{spec['help']}: comma-separated "
+    type, default, range, unit and help come from there (cli/declared.py), so the CLI
+    cannot drift from the API. The lists (CLIP models, example images) are spelled here."""
+    for spec, entry in zip(specs(AdaptParams), describe(), strict=True):
+        name, flag = spec.name, entry["flag"]
+        if spec.type == "clip_models":
+            default = ",".join(c["name"] for c in entry["default"])
+            p.add_argument(flag, default=default, help=f"{spec.decl.help}: comma-separated "
                            "open_clip names, arch[:pretrained] (default %(default)s)")  # fmt: skip
             p.add_argument("--clip-weights", default=None,
                            help="comma-separated loss weight per model (default 1 each)")  # fmt: skip
-        elif spec["type"] == "images":  # files here; the params hold their names
+        elif spec.type == "images":  # files here; the params hold their names
             p.add_argument(flag, nargs="+", default=[], dest=name, metavar="DIR|FILE",
-                           help=f"{spec['help']}: image files, or folders of .jpg/.jpeg/.png/"
-                           f".webp files, at most {spec['maxItems']}")  # fmt: skip
-        elif spec["type"] == "boolean":
-            p.add_argument(flag, action="store_true", default=spec["default"], help=spec["help"])
-        elif spec["required"]:
-            p.add_argument(flag, required=True, help=spec["help"])
+                           help=f"{spec.decl.help}: image files, or folders of .jpg/.jpeg/.png/"
+                           f".webp files, at most {entry['maxItems']}")  # fmt: skip
         else:
-            kind = {"integer": int, "number": float, "string": str}[spec["type"]]
-            p.add_argument(flag, type=kind, default=spec["default"], dest=name,
-                           help=f"{spec['help']} ({unit}default %(default)s)")  # fmt: skip
+            add_flag(p, spec, flag)
 
 
 def params_from_args(

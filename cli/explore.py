@@ -11,34 +11,21 @@ the flag.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from cli.declared import add_flag, add_flags, flags_of, refusal
+from nada import rundir
+from nada.declare import spec_of
 from nada.errors import CLIError, InputError, ParamError
-from nada.render_params import RENDER_HELP, RENDER_RANGES, RenderParams
+from nada.render_params import RenderParams
 
-# RenderParams field -> the flag that sets it (a refusal names what the user typed)
-_VIDEO_FLAGS = {
-    "keyframes": "--seeds",
-    "frames": "--frames",
-    "fps": "--fps",
-    "truncation": "--truncation",
-    "format": "--out",
-    "max_tile": "--max-tile",
-    "generator": "--generator",
-}
-_GENERATE_FLAGS = {
-    "seeds": "--seeds",
-    "truncation": "--truncation",
-    "row_seeds": "--mix",
-    "column_seeds": "--mix",
-    "crossover": "--crossover",
-    "generator": "--base",
-    "max_tile": "--max-tile",
-}
+# RenderParams field -> the flag of each command that sets it, as declared (a refusal names
+# what the user typed). --generator/--base, --out (its suffix), --mix and generate's own
+# --seeds and --truncation are spelled here; the rest are made from the declarations.
+_VIDEO_FLAGS = flags_of(RenderParams, "video")
+_GENERATE_FLAGS = flags_of(RenderParams, "generate")
 
 
 def register(subparsers: Any) -> None:
@@ -49,26 +36,13 @@ def register(subparsers: Any) -> None:
         "write each frame as the base generator's picture beside the adapted generator's, "
         "as MP4 (H.264) or GIF, chosen by --out's suffix (docs/explore.md).",
     )
-    low, high = RENDER_RANGES["keyframes"]
     p.add_argument("--checkpoint", required=True, help="the adapted generator (adapted.pt)")
     p.add_argument("--generator", default=None, metavar="NAME|PATH",
                    help="the base generator (default: the one the checkpoint names)")  # fmt: skip
-    p.add_argument("--seeds", default="0,1,2", help=f"{low:g}..{high:g} keyframe seeds, in "
-                   "order: '1,2,3' or '0-3' (%(default)s)")  # fmt: skip
-    _number(p, "--frames", "frames", int)
-    _number(p, "--fps", "fps", int)
-    _number(p, "--truncation", "truncation", float)
-    _number(p, "--max-tile", "max_tile", int)
+    add_flags(p, RenderParams, command="video", skip=("generator", "format"))
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (%(default)s)")
     p.add_argument("--out", type=Path, required=True, help="the video: a .mp4 or .gif path")
     p.set_defaults(func=cmd_video)
-
-
-def _number(p: argparse.ArgumentParser, flag: str, field: str, kind: type) -> None:
-    low, high = RENDER_RANGES[field]
-    default = getattr(RenderParams(), field)
-    p.add_argument(flag, type=kind, default=default,
-                   help=f"{RENDER_HELP[field]}; {low:g}..{high:g} (%(default)s)")  # fmt: skip
 
 
 def _seeds(flag: str, text: str) -> tuple[int, ...]:
@@ -78,11 +52,6 @@ def _seeds(flag: str, text: str) -> tuple[int, ...]:
         return tuple(parse_seeds(text))
     except ValueError as exc:
         raise CLIError(f"argument {flag}: {exc}") from None
-
-
-def _refusal(exc: ParamError, flags: dict[str, str]) -> CLIError:
-    flag = flags.get(exc.field)
-    return CLIError(f"argument {flag}: {exc.message}" if flag else str(exc))
 
 
 def _render(params: RenderParams, checkpoint: str, base: str | None, device: str,
@@ -112,22 +81,13 @@ def _render(params: RenderParams, checkpoint: str, base: str | None, device: str
                 f"argument {flags['generator']}: {checkpoint} does not name its base "
                 f"generator; give {flags['generator']} NAME|PATH"
             ) from None
-        raise _refusal(exc, flags) from None
+        raise refusal(exc, flags) from None
     except InputError as exc:
         raise CLIError(f"argument {flags['generator']}: {exc}") from None
     except stylegan2.CheckpointError as exc:
         raise CLIError(f"argument --checkpoint: {exc}") from None
     except (ValueError, OSError) as exc:  # unknown name, download failure, bad device
         raise CLIError(str(exc)) from None
-
-
-def _move(source: Path, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(source, out)
-    except OSError:  # another file system
-        shutil.move(str(source), out)
-    return out
 
 
 def cmd_video(args: argparse.Namespace) -> int:
@@ -137,7 +97,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     try:
         params = RenderParams(
             mode="video",
-            keyframes=_seeds("--seeds", args.seeds),
+            keyframes=_seeds(_VIDEO_FLAGS["keyframes"], args.keyframes),
             frames=args.frames,
             fps=args.fps,
             truncation=args.truncation,
@@ -145,12 +105,12 @@ def cmd_video(args: argparse.Namespace) -> int:
             max_tile=args.max_tile,
         )
     except ParamError as exc:
-        raise _refusal(exc, _VIDEO_FLAGS) from None
+        raise refusal(exc, _VIDEO_FLAGS) from None
     with tempfile.TemporaryDirectory(dir=args.out.parent if args.out.parent.is_dir() else None,
                                      prefix=".nada-video-") as work:  # fmt: skip
         result = _render(params, args.checkpoint, args.generator, args.device, _VIDEO_FLAGS,
                          Path(work))  # fmt: skip
-        path = _move(result.video, args.out)
+        path = rundir.publish(result.video, args.out)  # linked, or copied across disks
     print(f"{path} ({params.total_frames} frames at {params.fps} fps)")
     return 0
 
@@ -166,8 +126,7 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mix", default=None, metavar="ROWS:COLS",
                    help="style mixing grids: coarse styles from each ROWS seed, fine ones from "
                    "each COLS seed, e.g. '1,2,3:4,5' (base grid over adapted grid)")  # fmt: skip
-    p.add_argument("--crossover", type=int, default=RenderParams().crossover,
-                   help=f"{RENDER_HELP['crossover']} (%(default)s)")  # fmt: skip
+    add_flag(p, spec_of(RenderParams, "crossover"), _GENERATE_FLAGS["crossover"])
 
 
 def wants_explore(args: argparse.Namespace) -> bool:
@@ -191,10 +150,10 @@ def cmd_generate_explore(args: argparse.Namespace) -> int:
     try:
         params = RenderParams(**fields)
     except ParamError as exc:
-        raise _refusal(exc, _GENERATE_FLAGS) from None
+        raise refusal(exc, _GENERATE_FLAGS) from None
     with tempfile.TemporaryDirectory(prefix=".nada-generate-") as work:
         result = _render(params, args.checkpoint, args.base, args.device, _GENERATE_FLAGS,
                          Path(work))  # fmt: skip
-        path = _move(result.image, args.out)
+        path = rundir.publish(result.image, args.out)
     print(path)
     return 0

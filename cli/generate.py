@@ -24,7 +24,8 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--checkpoint", required=True, help="a .pt file or a generator name")
     p.add_argument("--seeds", default="0-7", help="'0-7' or '1,5,9' (%(default)s)")
-    p.add_argument("--truncation", type=float, default=0.7, help="psi, 0..1 (%(default)s)")
+    p.add_argument("--truncation", type=float, default=0.7,
+                   help=f"psi, 0..1; with --base or --mix {_render_truncation()} (%(default)s)")  # fmt: skip
     p.add_argument("--columns", type=int, default=8, help="images per row (%(default)s)")
     p.add_argument("--batch-size", type=int, default=4, help="images per pass (%(default)s)")
     p.add_argument("--latent", type=Path, default=None, metavar="PATH",
@@ -35,6 +36,16 @@ def register(subparsers: Any) -> None:
 
     explore.add_generate_arguments(p)
     p.set_defaults(func=cmd_generate)
+
+
+def _render_truncation() -> str:
+    """The range of a render's truncation (nada/render_params.py), which --base/--mix draw."""
+    from nada.declare import bounds_text, spec_of
+    from nada.render_params import RenderParams
+
+    bounds = spec_of(RenderParams, "truncation").decl.range
+    assert bounds is not None
+    return bounds_text(bounds)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -2,38 +2,29 @@
 optionally render that code through adapted generators (the edits).
 
 Imported by `nada` at start-up: torch and the pipeline are imported only when the command
-runs. Refusals name the flag: InvertParams' ParamError names a field, `_FLAGS` maps it back.
+runs. The parameters' flags come from InvertParams' declarations (cli/declared.py); a
+refusal names the flag: InvertParams' ParamError names a field, its declaration the flag.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cli.declared import add_flags, flags_of, refusal
 from nada import rundir
 from nada.errors import CLIError, ParamError
-from nada.photo_params import ENCODER_AUTO, ENCODER_NONE, INVERT_RANGES, InvertParams
+from nada.photo_params import InvertParams, check_encoder
 
-# InvertParams field -> its flag
-_FLAGS = {
-    "generator": "--generator",
-    "encoder": "--encoder",
-    "align": "--no-align",
-    "refine_steps": "--refine-steps",
-    "refine_lr": "--refine-lr",
-    "pixel_weight": "--pixel-weight",
-    "perceptual_weight": "--perceptual-weight",
-    "latent_weight": "--latent-weight",
-    "optimize_noise": "--optimize-noise",
-    "sample_every": "--sample-every",
-    "seed": "--seed",
-}
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(InvertParams)}
+if TYPE_CHECKING:
+    from worker.model_cache import ModelCache
+
+# InvertParams field -> its flag (photo_sha256 has none: the service's own)
+_FLAGS = flags_of(InvertParams)
 _EDIT_SIDE_BY_SIDE_TILE = 512  # px: tiles of side_by_side.png above this are shrunk
 
 
@@ -48,28 +39,7 @@ def register(subparsers: Any) -> None:
         "OUT/edit_<name>.png per adapted generator and OUT/side_by_side.png.",
     )
     p.add_argument("photo", type=Path, metavar="PHOTO", help="a JPEG, PNG or WebP photo")
-
-    def number(name: str, kind: type, help: str) -> None:
-        low, high = (str(int(v)) if kind is int else f"{v:g}" for v in INVERT_RANGES[name])
-        p.add_argument(_FLAGS[name], type=kind, default=_DEFAULTS[name], dest=name,
-                       help=f"{help} ({low}..{high}; default %(default)s)")  # fmt: skip
-
-    p.add_argument("--generator", default=_DEFAULTS["generator"],
-                   help="registry name, random-<size>, or a .pt (default %(default)s)")  # fmt: skip
-    p.add_argument("--encoder", default=_DEFAULTS["encoder"],
-                   help="auto (the generator's registered encoder, else none), none (start from "
-                   "the mean latent), a registered name (e4e-ffhq) or an e4e .pt (default %(default)s)")  # fmt: skip
-    p.add_argument("--no-align", dest="align", action="store_false",
-                   help="the photo is an aligned crop already: centre-crop and resize only")  # fmt: skip
-    number("refine_steps", int, "optimisation steps after the encoder; 0: the encoder's code")
-    number("refine_lr", float, "Adam's learning rate of the refinement")
-    number("pixel_weight", float, "weight of the pixel MSE")
-    number("perceptual_weight", float, "weight of LPIPS-VGG, 0 turns it off")
-    number("latent_weight", float, "pull toward the encoder's code (keeps it editable)")
-    p.add_argument("--optimize-noise", action="store_true",
-                   help="optimise the noise maps too (sharper, less editable)")  # fmt: skip
-    number("sample_every", int, "steps between sample PNGs (0: only the last)")
-    number("seed", int, "seeds the noise maps when they are optimised")
+    add_flags(p, InvertParams)
     p.add_argument("--adapted", action="append", default=[], metavar="PT",
                    help="render the code through this adapted generator too (repeatable)")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (%(default)s)")
@@ -87,8 +57,7 @@ def params_from_args(args: argparse.Namespace) -> InvertParams:
 
 
 def _flag_error(exc: ParamError) -> CLIError:
-    flag = _FLAGS.get(exc.field)
-    return CLIError(f"argument {flag}: {exc.message}" if flag else str(exc))
+    return refusal(exc, _FLAGS)
 
 
 def _check_generator(flag: str, name: str) -> None:
@@ -102,17 +71,14 @@ def _check_generator(flag: str, name: str) -> None:
 
 
 def _check_encoder(name: str) -> None:
+    """The encoder rule (nada/photo_params.py), with a file's path allowed here."""
     from invert import weights
 
-    if name in (ENCODER_AUTO, ENCODER_NONE) or Path(name).is_file():
-        return
-    if name in {w.name for w in weights.list_weights()}:
-        return
-    known = ", ".join(w.name for w in weights.list_weights() if w.name.startswith("e4e"))
-    raise CLIError(
-        f"argument --encoder: {name!r} is neither auto, none, a registered encoder "
-        f"({known}) nor an existing file"
-    )
+    try:
+        check_encoder(name, set(weights.ENCODER_FOR_GENERATOR.values()),
+                      is_file=lambda path: Path(path).is_file())  # fmt: skip
+    except ParamError as exc:
+        raise _flag_error(exc) from None
 
 
 def _edit_names(sources: list[str]) -> list[str]:
@@ -131,24 +97,7 @@ def _edit_names(sources: list[str]) -> list[str]:
     return names
 
 
-class _Generators:
-    """The generators of one command, loaded once (the `models` run_inversion accepts)."""
-
-    def __init__(self) -> None:
-        self._loaded: dict[tuple[str, str], Any] = {}
-
-    def generator(self, source: str, device: Any) -> Any:
-        import stylegan2
-
-        key = (source, str(device))
-        if key not in self._loaded:
-            loaded = stylegan2.load_generator(source, device=device)
-            loaded.generator.eval().requires_grad_(False)
-            self._loaded[key] = loaded
-        return self._loaded[key]
-
-
-def _load(models: _Generators, flag: str, source: str, device: Any) -> Any:
+def _load(models: ModelCache, flag: str, source: str, device: Any) -> Any:
     from stylegan2.download import DownloadError
 
     try:
@@ -182,12 +131,13 @@ def cmd_invert(args: argparse.Namespace) -> int:
     from nada.events import Progress
     from stylegan2.device import resolve_device
     from stylegan2.download import DownloadError
+    from worker.model_cache import ModelCache
 
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise CLIError(f"argument --device: {exc}") from None
-    models = _Generators()
+    models = ModelCache()  # the generators load once for the code and the --adapted renders
     base = _load(models, "--generator", params.generator, device)
     edits = [(source, _load(models, "--adapted", source, device)) for source in args.adapted]
     for source, loaded in edits:

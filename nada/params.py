@@ -2,7 +2,8 @@
 
 This is the single source of truth shared by the engine (`worker.engine`), the CLI
 (`nada adapt`) and the REST API (`backend`), so a value that one accepts the others accept
-too, and every refusal names the knob the user controls. Plain Python: no torch here.
+too, and every refusal names the knob the user controls. Each field is declared once with
+`nada.declare.param()`, as every kind's parameters are. Plain Python: no torch here.
 
 Defaults follow the StyleGAN-NADA paper (Gal et al., 2021, appendix I): Adam lr 0.002,
 300 iterations, batch 2, ViT-B/32 + ViT-B/16, samples every 50 steps.
@@ -10,14 +11,16 @@ Defaults follow the StyleGAN-NADA paper (Gal et al., 2021, appendix I): Adam lr 
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import re
-import typing
 import unicodedata
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from nada import scores
+from nada.declare import Params, check_fields, check_number, describe_field, param, specs
+from nada.declare import check_text as check_text  # re-exported: the one text check
+from nada.declare import is_unicode as is_unicode
 from nada.errors import ParamError
 
 MAX_PROMPT_CHARS = 300  # CLIP's context is 77 tokens; the tokenizer check is the engine's.
@@ -57,34 +60,12 @@ GROUPS: dict[str, str] = {
 }
 
 
-def param(
-    default: Any = dataclasses.MISSING,
-    *,
-    help: str,  # one sentence: what the knob does (CLI --help, OpenAPI, the page's hint)
-    label: str,  # how the page names it
-    group: str,  # a key of GROUPS
-    range: tuple[float | None, float | None] | None = None,  # (min, max); None = unbounded
-    unit: str = "",  # what the number counts: 'steps', 'latents', ...
-    choices: tuple[str, ...] | None = None,  # the allowed values of a text field
-    flag: str | None = None,  # the `nada adapt` flag; default --<name with dashes>
-    default_factory: Any = dataclasses.MISSING,
-) -> Any:
-    """Declare one AdaptParams field: its default and everything said about it, once.
-
-    The CLI's flags (worker/cli.py), the API's request schema and its OpenAPI descriptions
-    (backend/schemas.py), `GET /api/v1/params` and the page's form are all generated from
-    these declarations (`describe()`)."""
-    assert group in GROUPS, group
-    metadata = {"help": help, "label": label, "group": group, "range": range, "unit": unit,
-                "choices": choices, "flag": flag}  # fmt: skip
-    if default_factory is not dataclasses.MISSING:
-        return field(default_factory=default_factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
 @dataclass(frozen=True)
-class AdaptParams:
+class AdaptParams(Params):
     """Everything that defines one adaptation run (and is saved with its checkpoint)."""
+
+    WHAT: ClassVar[str] = "an adaptation"
+    GROUPS: ClassVar[Mapping[str, str]] = GROUPS
 
     source_text: str = param(
         "", help="what the base generator makes now: 'photo', 'face', 'dog' (needed with a "
@@ -97,14 +78,13 @@ class AdaptParams:
         label="Target text", group="prompt", flag="--target",
     )  # fmt: skip
     target_images: tuple[str, ...] = param(
-        (), help="example images of the target domain (their names: sha256 of the stored "
-        "PNG); with or instead of the target text",
-        label="Target images", group="prompt",
+        (), help="example images of the target domain, with or instead of the target text",
+        label="Target images", group="prompt", type="images", pattern=_IMAGE_NAME.pattern,
     )  # fmt: skip
     source_images: tuple[str, ...] = param(
         (), help="example images of the source domain; default: the base generator's own "
         "samples",
-        label="Source images", group="prompt",
+        label="Source images", group="prompt", type="images", pattern=_IMAGE_NAME.pattern,
     )  # fmt: skip
     image_weight: float = param(
         0.5, help="the images' share of the CLIP direction when the target has both text and "
@@ -126,7 +106,7 @@ class AdaptParams:
         default_factory=_default_clip_models,
         help="CLIP models guiding the loss, each with its share of it; 'ViT-B-32:random' "
         "means seeded random weights, no download",
-        label="CLIP models", group="clip",
+        label="CLIP models", group="clip", type="clip_models",
     )  # fmt: skip
     steps: int = param(
         300, help="training iterations", label="Training steps", group="training",
@@ -229,115 +209,53 @@ class AdaptParams:
             return 1.0
         return self.image_weight
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["clip_models"] = [dataclasses.asdict(c) for c in self.clip_models]
-        for name in IMAGE_FIELDS:
-            d[name] = list(d[name])
-        return d
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AdaptParams:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ParamError(unknown[0], f"is not a parameter; known: {', '.join(sorted(known))}")
-        data = dict(data)
-        if "clip_models" in data:
+        if isinstance(data, dict) and "clip_models" in data:  # stored as JSON objects
+            data = dict(data)
             data["clip_models"] = tuple(
                 c if isinstance(c, ClipSpec) else ClipSpec(**c) for c in data["clip_models"]
             )
-        return cls(**data)
-
-    def replace(self, **changes: Any) -> AdaptParams:
-        return dataclasses.replace(self, **changes)
+        return super().from_dict(data)
 
 
-def _default(f: dataclasses.Field[Any]) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return dataclasses.MISSING
-
-
-_FIELDS = {f.name: f for f in dataclasses.fields(AdaptParams)}
-_TYPES = typing.get_type_hints(AdaptParams)
-FIELD_NAMES = tuple(_FIELDS)
-
-# Derived from the declarations above, for the validators: (min, max) of numeric fields,
-# and the fields that must be whole numbers.
+# Derived from the declarations above, for the validators and the generators.
+_SPECS = {spec.name: spec for spec in specs(AdaptParams)}
+FIELD_NAMES = tuple(_SPECS)
 RANGES: dict[str, tuple[float | None, float | None]] = {
-    name: f.metadata["range"] for name, f in _FIELDS.items() if f.metadata["range"] is not None
+    name: spec.decl.range for name, spec in _SPECS.items() if spec.decl.range is not None
 }
-INT_FIELDS = frozenset(name for name, t in _TYPES.items() if t is int)
-REQUIRED = tuple(name for name, f in _FIELDS.items() if _default(f) is dataclasses.MISSING)
+INT_FIELDS = frozenset(name for name, spec in _SPECS.items() if spec.integer)
+REQUIRED = tuple(name for name, spec in _SPECS.items() if spec.required)
 
 
 def flag_of(name: str) -> str:
     """The `nada adapt` flag that sets field `name`."""
-    return _FIELDS[name].metadata["flag"] or "--" + name.replace("_", "-")
+    flag = _SPECS[name].flag()
+    assert flag is not None, name
+    return flag
 
 
 def describe() -> list[dict[str, Any]]:
     """Every parameter as plain data, in declaration order: what `GET /api/v1/params`
     returns and the page builds its form from.
 
-    Each entry: name, type ('string', 'integer', 'number', 'boolean', 'clip_models',
-    'images': a list of example image names), required, default (absent when required),
-    min/max (when bounded), unit, choices, maxLength (texts), maxItems (lists), help, label,
-    group, flag. Then the groups in order."""
+    Each entry as `nada.declare.describe_field` says (name, type: 'string', 'integer',
+    'number', 'boolean', 'clip_models', 'images': a list of example image names; required,
+    default, min/max, unit, choices, help, label, group, flag), and maxLength (prompts),
+    minItems/maxItems (lists), weight {min, max} (each CLIP model's), pattern (each image
+    name)."""
     out = []
-    for name, f in _FIELDS.items():
-        meta = f.metadata
-        kind = "images" if name in IMAGE_FIELDS else {
-            str: "string", int: "integer", float: "number", bool: "boolean"
-        }.get(_TYPES[name], "clip_models")  # fmt: skip
-        entry: dict[str, Any] = {"name": name, "type": kind, "required": name in REQUIRED}
-        default = _default(f)
-        if default is not dataclasses.MISSING:
-            entry["default"] = (
-                [dataclasses.asdict(c) for c in default]
-                if kind == "clip_models"
-                else list(default)
-                if kind == "images"
-                else default
-            )
-        if meta["range"] is not None:
-            lo, hi = meta["range"]
-            entry.update({k: v for k, v in (("min", lo), ("max", hi)) if v is not None})
-        if meta["choices"]:
-            entry["choices"] = list(meta["choices"])
-        if name in ("source_text", "target_text"):
+    for spec in _SPECS.values():
+        entry = describe_field(spec)
+        if spec.name in ("source_text", "target_text"):
             entry["maxLength"] = MAX_PROMPT_CHARS
-        if kind == "clip_models":
+        if spec.type == "clip_models":
             entry.update(minItems=1, maxItems=MAX_CLIP_MODELS, weight={"min": 0, "max": 100})
-        if kind == "images":
-            entry.update(maxItems=MAX_EXAMPLE_IMAGES, pattern=_IMAGE_NAME.pattern)
-        entry.update(
-            unit=meta["unit"], help=meta["help"], label=meta["label"], group=meta["group"],
-            flag=flag_of(name),
-        )  # fmt: skip
+        if spec.type == "images":
+            entry["maxItems"] = MAX_EXAMPLE_IMAGES
         out.append(entry)
     return out
-
-
-def is_unicode(text: str) -> bool:
-    """Whether `text` can be stored and sent: no lone UTF-16 surrogates (JSON's '\\ud800'
-    decodes to one, and neither UTF-8, PostgreSQL nor a JSON response can hold it)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def check_text(name: str, text: Any) -> None:
-    """Any text a request carries: a str that is valid Unicode."""
-    if not isinstance(text, str):
-        raise ParamError(name, f"must be text (got {type(text).__name__})")
-    if not is_unicode(text):
-        raise ParamError(name, "must be valid Unicode text (it holds a lone surrogate)")
 
 
 def same_prompt(a: str, b: str) -> bool:
@@ -372,15 +290,8 @@ def check_image_names(name: str, names: Any) -> None:
 
 
 def check_range(name: str, value: Any) -> None:
-    lo, hi = RANGES[name]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ParamError(name, f"must be a number (got {value!r})")
-    if value != value:  # NaN
-        raise ParamError(name, "must be a number (got nan)")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ParamError(name, f"must be a finite number (got {value})")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ParamError(name, f"must be {lo}..{hi} (got {value})")
+    """A numeric field's declared range (and wholeness): `nada.declare.check_number`."""
+    check_number(name, value, RANGES[name], integer=name in INT_FIELDS)
 
 
 def validate(p: AdaptParams) -> None:
@@ -408,17 +319,7 @@ def validate(p: AdaptParams) -> None:
     check_text("generator", p.generator)
     if not p.generator.strip():
         raise ParamError("generator", "must name a generator")
-    for name in RANGES:
-        value = getattr(p, name)
-        if name in INT_FIELDS and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ParamError(name, f"must be an integer (got {value!r})")
-        check_range(name, value)
-    if p.selection not in SELECTION_METHODS:
-        raise ParamError(
-            "selection", f"must be one of {', '.join(SELECTION_METHODS)} (got {p.selection!r})"
-        )
-    if not isinstance(p.include_torgb, bool):
-        raise ParamError("include_torgb", f"must be true or false (got {p.include_torgb!r})")
+    check_fields(p)  # each field's declared type, range and choices
     if not p.clip_models:
         raise ParamError("clip_models", "must name at least one CLIP model")
     if len(p.clip_models) > MAX_CLIP_MODELS:
@@ -454,4 +355,5 @@ def schema() -> dict[str, Any]:
     return {
         "fields": describe(),
         "groups": [{"name": name, "title": title} for name, title in GROUPS.items()],
+        "scores": scores.describe(),
     }

@@ -1,192 +1,169 @@
 """The parameters of the photo jobs: an inversion (a photo into a generator's W+) and an
 edit (a stored inversion rendered through a finished job's adapted generator).
 
-Like `nada.params.AdaptParams`, one declaration serves the engine (invert/), the CLI
-(`nada invert`) and the API (`POST /api/v1/inversions`): `from_dict` validates and every
-refusal names its field. Plain Python, no torch.
+Declared like `nada.params.AdaptParams`, one `param()` per field (nada/declare.py), so one
+declaration serves the engine (invert/), the CLI (`nada invert`), the API
+(`POST /api/v1/inversions`, `GET /api/v1/inversions/params`) and the page: `from_dict`
+validates and every refusal names its field. The encoder rule is here too, for the API and
+the CLI alike. Plain Python, no torch.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import re
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+from nada.declare import Params, check_fields, check_job_id, param, specs
 from nada.errors import ParamError
+from nada.ids import ID_PATTERN
 
 ENCODER_AUTO = "auto"  # the registry's encoder for this generator, else none (invert/weights.py)
 ENCODER_NONE = "none"  # start refinement from the mean latent
-SERVER_SET = ("photo_sha256",)  # fields the service sets itself from the upload
-_ID = re.compile(r"[0-9a-f]{32}")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-# field -> (min, max) for the numbers
-INVERT_RANGES: dict[str, tuple[float, float]] = {
-    "refine_steps": (0, 2000),
-    "refine_lr": (1e-5, 1.0),
-    "latent_weight": (0.0, 100.0),
-    "perceptual_weight": (0.0, 100.0),
-    "pixel_weight": (0.0, 100.0),
-    "sample_every": (0, 2000),
-    "seed": (0, 2**31 - 1),
-}
+_SHA256 = r"[0-9a-f]{64}"  # a photo's content address (sha256 of the stored PNG)
 
 
-def _check_number(name: str, value: Any, *, integer: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ParamError(name, f"must be a number (got {value!r})")
-    if integer and not isinstance(value, int):
-        raise ParamError(name, f"must be a whole number (got {value!r})")
-    if not math.isfinite(value):
-        raise ParamError(name, f"must be finite (got {value!r})")
-    low, high = INVERT_RANGES[name]
-    if not low <= value <= high:
-        raise ParamError(name, f"must be between {low:g} and {high:g} (got {value!r})")
-
-
-def _check_name(name: str, value: Any, *, allow_path: bool = False) -> None:
-    if not isinstance(value, str) or not value:
+def _check_source(name: str, value: Any) -> None:
+    """A generator or an encoder: a name, or (the CLI's) a path; never empty."""
+    if not value:
         raise ParamError(name, f"must be a non-empty string (got {value!r})")
-    if not allow_path and not _NAME.fullmatch(value):
-        raise ParamError(
-            name, f"must be a name of letters, digits, '.', '_' or '-' (got {value!r})"
-        )
+
+
+def _check_sha256(name: str, value: Any) -> None:
+    if value is not None and not re.fullmatch(_SHA256, value):
+        raise ParamError(name, "must be 64 lower-case hex digits")
+
+
+def encoder_source(encoder: str, registered: str | None) -> str | None:
+    """What `encoder` loads: 'auto' the generator's `registered` encoder (None where it has
+    none), 'none' nothing (refinement starts from the mean latent), else the name or the
+    path as given."""
+    if encoder == ENCODER_AUTO:
+        return registered
+    if encoder == ENCODER_NONE:
+        return None
+    return encoder
+
+
+def check_encoder(
+    encoder: str, registered: Collection[str], *, is_file: Callable[[str], bool] | None = None
+) -> None:
+    """The encoder rule: 'auto', 'none', a registered encoder's name, or (only where
+    `is_file` is given: the command line, never the service) an e4e .pt file that exists.
+    `registered`: the encoders' names (invert/weights.py).
+
+    Raises ParamError naming `encoder`."""
+    if encoder in (ENCODER_AUTO, ENCODER_NONE) or encoder in registered:
+        return
+    if is_file is not None and is_file(encoder):
+        return
+    known = ", ".join(sorted(registered)) or "none registered"
+    if is_file is None:
+        raise ParamError("encoder", f"{encoder!r} is neither auto, none nor a registered "
+                         f"encoder ({known})")  # fmt: skip
+    raise ParamError(
+        "encoder",
+        f"{encoder!r} is neither auto, none, a registered encoder ({known}) nor an existing file",
+    )
 
 
 @dataclass(frozen=True)
-class InvertParams:
-    """One photo put into a generator's W+ (e4e encoder, then refinement by optimisation).
+class InvertParams(Params):
+    """One photo put into a generator's W+ (e4e encoder, then refinement by optimisation)."""
 
-    generator: the base generator the code is for (registry name, random-<size>, an
-        uploaded name, or (CLI only) a .pt path).
-    encoder: 'auto' (the registry's encoder for this generator, if any), 'none' (start
-        from the mean latent), a registered encoder name ('e4e-ffhq'), or (CLI) a path.
-    align: FFHQ face alignment first; false for photos that are aligned crops already.
-    refine_steps: optimisation steps on W+ after the encoder (0: the encoder's code as is).
-    refine_lr: Adam's learning rate for the refinement.
-    pixel_weight / perceptual_weight: the reconstruction loss's terms (MSE in [-1, 1]
-        pixels; LPIPS-VGG where its weights are available, else 0 and a warning).
-    latent_weight: pulls W+ toward the starting code (keeps it editable).
-    optimize_noise: optimise the per-layer noise maps too (sharper, less editable).
-    sample_every: write the current reconstruction every N steps (0: only at the end).
-    seed: for anything random (noise maps when optimised).
-    photo_sha256: the uploaded photo (service: its content address under the data dir).
-    """
+    WHAT: ClassVar[str] = "an inversion"
+    GROUPS: ClassVar[Mapping[str, str]] = {
+        "photo": "Photo",
+        "refinement": "Refinement",
+        "output": "Progress output",
+    }
 
-    generator: str = "ffhq-1024"
-    encoder: str = ENCODER_AUTO
-    align: bool = True
-    refine_steps: int = 100
-    refine_lr: float = 0.01
-    pixel_weight: float = 1.0
-    perceptual_weight: float = 1.0
-    latent_weight: float = 0.01
-    optimize_noise: bool = False
-    sample_every: int = 25
-    seed: int = 0
-    photo_sha256: str | None = None
+    generator: str = param(
+        "ffhq-1024", help="the base generator the code is for: a registry name, "
+        "random-<size>, an uploaded name, or (CLI only) a .pt path; the jobs you edit with "
+        "must use it",
+        label="Base generator", group="photo", check=_check_source,
+    )  # fmt: skip
+    encoder: str = param(
+        ENCODER_AUTO, help="'auto' (the generator's registered encoder, else none), 'none' "
+        "(start from the mean latent), a registered encoder name ('e4e-ffhq'), or (CLI only) "
+        "an e4e .pt file",
+        label="Encoder", group="photo", check=_check_source,
+    )  # fmt: skip
+    align: bool = param(
+        True, help="find the face and align it as FFHQ was; turn it off for a photo that is "
+        "an aligned crop already (it is only centre-cropped and resized)",
+        label="Align the face", group="photo", flag="--no-align",
+    )  # fmt: skip
+    refine_steps: int = param(
+        100, help="optimisation steps on W+ after the encoder: fewer = faster, more = closer "
+        "likeness; 0 keeps the encoder's code",
+        label="Refinement steps", group="refinement", range=(0, 2000), unit="steps",
+    )  # fmt: skip
+    refine_lr: float = param(
+        0.01, help="Adam's learning rate of the refinement",
+        label="Refinement learning rate", group="refinement", range=(1e-5, 1.0),
+    )  # fmt: skip
+    pixel_weight: float = param(
+        1.0, help="weight of the pixel (MSE) reconstruction loss",
+        label="Pixel loss weight", group="refinement", range=(0.0, 100.0),
+    )  # fmt: skip
+    perceptual_weight: float = param(
+        1.0, help="weight of the LPIPS-VGG perceptual loss (where its weights are on the "
+        "worker, else 0 with a note); 0 turns it off",
+        label="Perceptual loss weight", group="refinement", range=(0.0, 100.0),
+    )  # fmt: skip
+    latent_weight: float = param(
+        0.01, help="pulls W+ toward the starting code: keeps it editable",
+        label="Latent pull weight", group="refinement", range=(0.0, 100.0),
+    )  # fmt: skip
+    optimize_noise: bool = param(
+        False, help="optimise the noise maps too: sharper, less editable",
+        label="Optimise the noise maps", group="refinement",
+    )  # fmt: skip
+    sample_every: int = param(
+        25, help="steps between pictures of the current reconstruction (0: only at the end)",
+        label="Sample every", group="output", range=(0, 2000), unit="steps",
+    )  # fmt: skip
+    seed: int = param(
+        0, help="seeds anything random (the noise maps when they are optimised)",
+        label="Seed", group="refinement", range=(0, 2**31 - 1),
+    )  # fmt: skip
+    photo_sha256: str | None = param(
+        None, help="the uploaded photo (set by the service from the upload)",
+        label="Photo", group="photo", server=True, flag={}, pattern=_SHA256,
+        check=_check_sha256,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
-        _check_name("generator", self.generator, allow_path=True)
-        _check_name("encoder", self.encoder, allow_path=True)
-        for name in ("align", "optimize_noise"):
-            if not isinstance(getattr(self, name), bool):
-                raise ParamError(name, f"must be true or false (got {getattr(self, name)!r})")
-        for name in INVERT_RANGES:
-            _check_number(name, getattr(self, name), integer=name in _INTS)
-        if self.photo_sha256 is not None and not (
-            isinstance(self.photo_sha256, str) and _SHA256.fullmatch(self.photo_sha256)
-        ):
-            raise ParamError("photo_sha256", "must be 64 lower-case hex digits")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InvertParams:
-        return cls(**_known(cls, data))
-
-    def replace(self, **changes: Any) -> InvertParams:
-        return dataclasses.replace(self, **changes)
+        check_fields(self)
 
 
-_INTS = {"refine_steps", "sample_every", "seed"}
-
-# One line per field: the CLI's --help, GET /inversions/params and the page's hints.
-INVERT_HELP: dict[str, str] = {
-    "generator": "the base generator the code is for (the jobs you edit with must use it)",
-    "encoder": "'auto' (the generator's registered encoder, if any), 'none' (start from the "
-    "mean latent) or a registered encoder name",
-    "align": "find the face and align it as FFHQ was; false for an already aligned crop",
-    "refine_steps": "optimisation steps on W+ after the encoder: fewer = faster, more = "
-    "closer likeness",
-    "refine_lr": "the refinement's Adam learning rate",
-    "pixel_weight": "weight of the pixel (MSE) reconstruction loss",
-    "perceptual_weight": "weight of the LPIPS perceptual loss (where its weights are on the "
-    "worker)",
-    "latent_weight": "pulls W+ toward the starting code: keeps it editable",
-    "optimize_noise": "optimise the noise maps too: sharper, less editable",
-    "sample_every": "write the current reconstruction every N steps (0: only at the end)",
-    "seed": "seed of anything random",
-    "photo_sha256": "the photo's hash (set by the server from the upload)",
-}
-
-
-def describe_invert() -> list[dict[str, Any]]:
-    """Every InvertParams field: name, type, default, min, max, help (in declaration order)."""
-    out = []
-    for f in dataclasses.fields(InvertParams):
-        low, high = INVERT_RANGES.get(f.name, (None, None))
-        kind = {"bool": "boolean", "int": "integer", "float": "number"}.get(str(f.type), "string")
-        out.append(
-            {"name": f.name, "type": kind, "default": f.default, "min": low, "max": high,
-             "help": INVERT_HELP[f.name]}
-        )  # fmt: skip
-    return out
+# Fields the service sets itself from the upload.
+SERVER_SET = tuple(spec.name for spec in specs(InvertParams) if spec.decl.server)
 
 
 @dataclass(frozen=True)
-class EditParams:
+class EditParams(Params):
     """A finished inversion's code rendered through a finished job's adapted generator.
 
-    inversion_id: the inversion job (its latent.pt).
-    job_id: the adaptation job (its adapted.pt).
+    Both fields are job ids the service checks against its jobs; there is no command line
+    of its own (`nada invert --adapted PT` renders a photo's code through adapted.pt files).
     """
 
-    inversion_id: str
-    job_id: str
+    WHAT: ClassVar[str] = "an edit"
+    GROUPS: ClassVar[Mapping[str, str]] = {"edit": "Edit"}
+
+    inversion_id: str = param(
+        help="a finished inversion (POST /inversions): the photo's code",
+        label="Inversion", group="edit", flag={}, pattern=ID_PATTERN, check=check_job_id,
+    )  # fmt: skip
+    job_id: str = param(
+        help="the finished adaptation whose generator draws the code (the path's job)",
+        label="Adaptation job", group="edit", flag={}, server=True, pattern=ID_PATTERN,
+        check=check_job_id,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
-        for name in ("inversion_id", "job_id"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not _ID.fullmatch(value):
-                raise ParamError(name, f"must be a job id (32 hex digits; got {value!r})")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EditParams:
-        return cls(**_known(cls, data))
-
-
-def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ParamError("params", f"must be an object (got {type(data).__name__})")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ParamError(unknown[0], f"is not a parameter of {cls.__name__}")
-    missing = [
-        f.name
-        for f in dataclasses.fields(cls)
-        if f.name not in data
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise ParamError(missing[0], "is required")
-    return dict(data)
+        check_fields(self)

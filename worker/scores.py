@@ -34,10 +34,9 @@ import torch
 from torch import Tensor
 
 from nada.prompts import template_prompts
+from nada.scores import CLIP_SCORE_NAMES as SCORE_NAMES  # the names, declared once
 from worker.clip_loss import class_embedding, safe_normalize, text_direction
 from worker.clip_models import ClipModel
-
-SCORE_NAMES = ("direction", "target", "content", "diversity")
 
 
 def mean_pairwise_distance(embeddings: Tensor) -> Tensor:

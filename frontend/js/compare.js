@@ -13,6 +13,7 @@ import { comparisonCsv, contactSheet, download } from "./compare/export.js";
 import { compareGrid } from "./compare/grid.js";
 import { differingParams, firstDirection, sharesLatents, sortJobs, stepUnion } from "./compare/model.js";
 import { compareTable } from "./compare/table.js";
+import { loadScores } from "./job/scores.js";
 import { sweepsList } from "./sweeps.js";
 
 const POLL_MS = 3000;
@@ -131,7 +132,7 @@ function mountComparisonOf(main, { load, title, fileStem, back }) {
   let stopped = false;
   const stopPoll = every(POLL_MS, async () => {
     try {
-      const data = await load();
+      const [data] = await Promise.all([load(), loadScores().catch(() => [])]); // the score columns
       if (stopped) return undefined;
       note.hidden = !data.missing.length;
       setText(note, data.missing.length ? `No such job: ${data.missing.map(shortId).join(", ")} (deleted?)` : "");

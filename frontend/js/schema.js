@@ -60,7 +60,7 @@ export function checkNumber(spec, raw) {
   if (text === "") return spec.required || spec.default !== undefined ? `${spec.name} must be a number` : null;
   const value = Number(text);
   if (!Number.isFinite(value)) return `${spec.name} must be a number (got ${text})`;
-  if (spec.type === "integer" && !Number.isInteger(value)) return `${spec.name} must be an integer (got ${text})`;
+  if (spec.type === "integer" && !Number.isInteger(value)) return `${spec.name} must be a whole number (got ${text})`;
   const lo = spec.min;
   const hi = spec.max;
   if ((lo !== undefined && value < lo) || (hi !== undefined && value > hi)) {

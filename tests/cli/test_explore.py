@@ -63,9 +63,9 @@ def test_generate_mix_draws_both_grids(tmp_path, adapted):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--seeds", "4"], "argument --seeds: must hold 2 to 8 seeds"),
-        (["--frames", "1"], "argument --frames: must be between 2 and 120"),
-        (["--fps", "61"], "argument --fps: must be between 1 and 60"),
+        (["--seeds", "4"], "argument --seeds: must hold 2..8 seeds (got 1)"),
+        (["--frames", "1"], "argument --frames: must be 2..120 (got 1)"),
+        (["--fps", "61"], "argument --fps: must be 1..60 (got 61)"),
         (["--truncation", "2"], "argument --truncation"),
         (["--out", "walk.webm"], "argument --out: must end in .mp4 or .gif"),
         (["--checkpoint", "/no/such.pt"], "argument --checkpoint: no such file"),
@@ -94,7 +94,10 @@ def test_video_refuses_bad_values_naming_the_flag(tmp_path, capsys, adapted, arg
             "argument --crossover: must be below this generator's 8 W+ entries",
         ),  # fmt: skip
         (["--mix", "1:2", "--base", "nope-1024"], "argument --base: unknown generator"),
-        (["--base", "random-32", "--seeds", "0-16"], "argument --seeds: must hold 1 to 16"),
+        (
+            ["--base", "random-32", "--seeds", "0-16"],
+            "argument --seeds: must hold 1..16 seeds (got 17)",
+        ),
     ],
 )
 def test_generate_explore_refuses_bad_values_naming_the_flag(tmp_path, capsys, argv, message):

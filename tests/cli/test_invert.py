@@ -119,9 +119,9 @@ def _refused(capsys, argv) -> str:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--refine-steps", "-1"], "argument --refine-steps: must be between 0 and 2000 (got -1)"),
-        (["--refine-lr", "0"], "argument --refine-lr: must be between 1e-05 and 1"),
-        (["--latent-weight", "inf"], "argument --latent-weight: must be finite"),
+        (["--refine-steps", "-1"], "argument --refine-steps: must be 0..2000 (got -1)"),
+        (["--refine-lr", "0"], "argument --refine-lr: must be 1e-05..1.0 (got 0.0)"),
+        (["--latent-weight", "inf"], "argument --latent-weight: must be a finite number"),
         (["--sample-every", "x"], "argument --sample-every: invalid int value"),
         (["--generator", "ffqh-1024"], "argument --generator: unknown generator 'ffqh-1024'"),
         (["--encoder", "e4e-nope"], "argument --encoder: 'e4e-nope' is neither auto, none"),

@@ -141,7 +141,7 @@ def test_a_video_plays_in_the_page(page, service, finished_job):
     section.get_by_label("Frames per second").fill("4")
     section.get_by_role("button", name="Make the video").click()
     error = section.locator("[data-field=keyframes] .field-error")
-    error.filter(has_text="2 to 8").wait_for()
+    error.filter(has_text="must hold 2..8 seeds").wait_for()
     assert section.get_by_label("Keyframe seeds").get_attribute("aria-invalid") == "true"
 
     section.get_by_label("Keyframe seeds").fill("1, 2")

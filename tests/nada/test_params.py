@@ -27,8 +27,8 @@ def test_round_trip_through_plain_data():
     [
         ({"steps": 0}, "steps", "1..5000 (got 0)"),
         ({"steps": 5001}, "steps", "1..5000"),
-        ({"steps": 2.5}, "steps", "integer"),
-        ({"steps": True}, "steps", "integer"),
+        ({"steps": 2.5}, "steps", "whole number"),
+        ({"steps": True}, "steps", "whole number"),
         ({"lr": math.nan}, "lr", "nan"),
         ({"lr": 0.0}, "lr", "1e-06..1.0"),
         ({"mixing": 1.5}, "mixing", "0.0..1.0"),

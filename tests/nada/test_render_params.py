@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from nada.declare import describe, specs
 from nada.errors import ParamError
-from nada.render_params import MODE_FIELDS, RENDER_RANGES, RenderParams, describe_render
+from nada.render_params import MODE_FIELDS, RenderParams
 
 JOB = "a" * 32
 
@@ -54,10 +55,14 @@ def test_the_cache_key_reads_only_the_modes_fields():
 
 
 def test_describe_lists_every_field_with_its_range():
-    fields = {f["name"]: f for f in describe_render()}
+    fields = {f["name"]: f for f in describe(RenderParams)}
     assert set(fields) == set(RenderParams().to_dict())
-    for name, (low, high) in RENDER_RANGES.items():
-        assert (fields[name]["min"], fields[name]["max"]) == (low, high)
+    for spec in specs(RenderParams):
+        if spec.decl.range is not None:
+            low, high = spec.decl.range
+            assert (fields[spec.name]["min"], fields[spec.name]["max"]) == (low, high)
+    assert (fields["seeds"]["min"], fields["seeds"]["max"]) == (1, 16)
+    assert fields["seeds"]["items"] == {"min": 0, "max": 2**31 - 1}
     assert fields["seeds"]["type"] == "seeds" and fields["frames"]["type"] == "integer"
     assert fields["truncation"]["type"] == "number" and fields["mode"]["choices"] == [
         "seeds", "mix", "video",

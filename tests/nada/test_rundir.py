@@ -73,3 +73,24 @@ def test_publish_links_or_copies(tmp_path: Path) -> None:
     assert linked.stat().st_ino == src.stat().st_ino  # a hard link, same filesystem
     assert copied.stat().st_ino != src.stat().st_ino
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.bin", "b.bin"]
+
+
+def test_atomic_output_renames_what_a_streamed_writer_wrote(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "render.mp4"
+    with rundir.atomic_output(target) as tmp, rundir.atomic_output(target) as other:
+        assert tmp.parent == target.parent and tmp.suffix == ".mp4"  # encoders pick by suffix
+        assert tmp != other and not target.exists()  # two writers never share a temp file
+        tmp.write_bytes(b"frames")  # a writer that opens the path itself (ffmpeg, PIL, torch)
+        other.write_bytes(b"other frames")
+    assert target.read_bytes() == b"frames"  # the last block to end (the outer one) wins, whole
+    assert [p.name for p in target.parent.iterdir()] == ["render.mp4"]
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_output_removes_its_file_on_error(tmp_path: Path) -> None:
+    target = rundir.write_bytes(tmp_path / "render.gif", b"old")
+    with pytest.raises(RuntimeError), rundir.atomic_output(target) as tmp:
+        tmp.write_bytes(b"half a video")
+        raise RuntimeError("canceled")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["render.gif"]

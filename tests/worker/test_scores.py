@@ -119,13 +119,13 @@ def test_an_adaptation_measures_and_records_its_scores(tmp_path) -> None:  # typ
     import json
 
     import stylegan2
-    from backend.schemas import job_public
+    from backend.schemas.jobs import job_public
     from jobs import store
     from jobs.db.session import migrate, session_scope
     from jobs.settings import Settings
     from nada.params import AdaptParams, ClipSpec
+    from worker.attempts import run_job
     from worker.model_cache import ModelCache
-    from worker.tasks import run_job
 
     settings = Settings(data_dir=tmp_path / "data", device="cpu", migrate_on_start=False,
                         frontend_dir=None)  # fmt: skip

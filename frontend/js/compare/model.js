@@ -4,13 +4,11 @@
 // set of jobs compares as well as a sweep.
 
 import { formatNumber } from "../schema.js";
-import { SCORES } from "../job/scores.js";
+import { SCORES, SCORE_NAMES } from "../job/scores.js";
 
 // The parameters that fix a sample's latents and source row (worker/engine.py draws them
 // from `seed`, renders them through `generator` at `sample_truncation`).
 export const LATENT_PARAMS = ["generator", "seed", "n_samples", "sample_truncation"];
-
-const HIGHER_IS_BETTER = new Set(["direction", "target", "content", "diversity"]);
 
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -78,9 +76,11 @@ export function finalScores(job) {
   return scoresAt(job, Number.NaN);
 }
 
-/** The order a column header's first click sorts to: the better end of a score first. */
+/** The order a column header's first click sorts to: the better end of a score first (as the
+ * service declares it: GET /params → scores). */
 export function firstDirection(key) {
-  return HIGHER_IS_BETTER.has(key) ? "descending" : "ascending";
+  const score = SCORES.find((s) => s.name === key);
+  return score && score.higherIsBetter ? "descending" : "ascending";
 }
 
 /**
@@ -110,4 +110,5 @@ export function sortJobs(jobs, { key, direction, step }) {
     .map((x) => x.job);
 }
 
-export const SCORE_NAMES = SCORES.map((s) => s.name);
+// The score names (filled by loadScores(), as SCORES is).
+export { SCORE_NAMES };

@@ -150,7 +150,7 @@ export function exploreForm({ onSubmit }) {
       const f = all.find((x) => x.name === spec.name);
       if (!f) continue;
       if (spec.type === "seeds") setText(f.hintEl, `${f.hint} ${spec.min}–${spec.max} seeds.`);
-      else if (spec.min !== null && spec.max !== null && f.input.type !== "range") {
+      else if (spec.min != null && spec.max != null && f.input.type !== "range") {
         f.input.min = String(spec.min);
         f.input.max = String(spec.max);
         setText(f.hintEl, `${spec.help}; ${spec.min}–${spec.max}.`);

@@ -3,22 +3,24 @@
 // (the service checks again and its refusals are shown as they come: showErrors).
 
 import { fill, h, setText, uid } from "../dom.js";
-import { checkNumber } from "../schema.js";
+import { checkNumber, rangeText } from "../schema.js";
 
 export const PHOTO_TYPES = ["image/jpeg", "image/png", "image/webp"];
-// What the service accepts, from GET /inversions/params (applyLimits); until it answers,
-// its defaults. Larger photos are refused here, before a long upload ends in 413; the
-// service checks everything again (413, 422).
+// What the service accepts, as GET /inversions/params serves it (applyLimits): its photo
+// size cap and the declaration of refine_steps (nada/photo_params.py: range, default). The
+// page has no copy of its own: until the service answers, nothing is checked here and the
+// service's defaults apply; larger photos are refused here once the cap is known, before a
+// long upload ends in 413. The service checks everything again (413, 422).
 const LIMITS = {
-  maxPhotoMb: 20, // NADA_MAX_PHOTO_MB
-  refineSteps: { name: "refine_steps", type: "integer", min: 0, max: 2000, default: 100 },
+  maxPhotoMb: null, // NADA_MAX_PHOTO_MB
+  refineSteps: null, // the served field: {name, type, min, max, default, ...}
 };
 
 /** Take the service's limits (the body of GET /inversions/params). */
 export function applyLimits(params) {
   if (params && typeof params.max_photo_mb === "number") LIMITS.maxPhotoMb = params.max_photo_mb;
   const steps = params && (params.fields || []).find((f) => f.name === "refine_steps");
-  if (steps) Object.assign(LIMITS.refineSteps, { min: steps.min, max: steps.max, default: steps.default });
+  if (steps) LIMITS.refineSteps = steps;
 }
 
 /** 2_400_000 -> "2.3 MiB"; 5120 -> "5 KiB". */
@@ -34,7 +36,7 @@ export function photoProblem(file) {
   if (file.type && !PHOTO_TYPES.includes(file.type)) {
     return `the photo must be a JPEG, PNG or WebP image (got ${file.type})`;
   }
-  if (file.size > LIMITS.maxPhotoMb * (1 << 20)) {
+  if (LIMITS.maxPhotoMb !== null && file.size > LIMITS.maxPhotoMb * (1 << 20)) {
     return `the photo is larger than the ${LIMITS.maxPhotoMb} MiB limit (${sizeText(file.size)})`;
   }
   if (file.size === 0) return "the photo is an empty file";
@@ -42,7 +44,8 @@ export function photoProblem(file) {
 }
 
 /**
- * onSubmit({file, align, refine_steps}) is called once the page's checks pass.
+ * onSubmit({file, align, refine_steps}) is called once the page's checks pass (refine_steps
+ * undefined: left to the service's default).
  * Returns {element, setBusy(bool), showErrors([{field, message}]), focus()}.
  */
 export function photoForm({ onSubmit }) {
@@ -67,9 +70,8 @@ export function photoForm({ onSubmit }) {
     input);
 
   const alignBox = h("input", { type: "checkbox", id: uid("photo-aligned"), name: "aligned", "aria-describedby": ids.alignHint });
-  const REFINE_STEPS = LIMITS.refineSteps;
-  const steps = h("input", { type: "number", id: ids.steps, name: "refine_steps", min: REFINE_STEPS.min, max: REFINE_STEPS.max, step: 1,
-    value: String(REFINE_STEPS.default), inputmode: "numeric", "aria-describedby": `${ids.stepsHint} ${ids.stepsError}` });
+  const steps = h("input", { type: "number", id: ids.steps, name: "refine_steps", step: 1,
+    inputmode: "numeric", "aria-describedby": `${ids.stepsHint} ${ids.stepsError}` });
   const stepsRange = h("span", { class: "hint-range" });
   const stepsError = h("span", { id: ids.stepsError, class: "field-error" });
   const stepsField = h("div", { class: "field", "data-field": "refine_steps" },
@@ -167,12 +169,14 @@ export function photoForm({ onSubmit }) {
     e.preventDefault();
     clearErrors();
     const fileProblem = photoProblem(file);
-    const stepsProblem = checkNumber(REFINE_STEPS, steps.value);
+    const spec = LIMITS.refineSteps; // unknown yet: the service checks (and defaults) it
+    const stepsProblem = spec ? checkNumber(spec, steps.value) : null;
     if (fileProblem) setFieldError("file", fileProblem);
     if (stepsProblem) setFieldError("refine_steps", stepsProblem);
     if (fileProblem) return chooseButton.focus();
     if (stepsProblem) return steps.focus();
-    onSubmit({ file, align: !alignBox.checked, refine_steps: Number(steps.value) });
+    const text = steps.value.trim();
+    onSubmit({ file, align: !alignBox.checked, refine_steps: text === "" ? undefined : Number(text) });
   });
 
   function setBusy(busy) {
@@ -185,11 +189,14 @@ export function photoForm({ onSubmit }) {
 
   /** Show the current LIMITS (again, after the service's arrive). */
   function showLimits() {
-    setText(typesHint, `JPEG, PNG or WebP, at most ${LIMITS.maxPhotoMb} MiB: a face, ideally looking at the camera.`);
-    setText(stepsRange, `${REFINE_STEPS.min} – ${REFINE_STEPS.max} · default ${REFINE_STEPS.default}`);
-    steps.min = String(REFINE_STEPS.min);
-    steps.max = String(REFINE_STEPS.max);
-    if (!stepsTouched) steps.value = String(REFINE_STEPS.default);
+    const cap = LIMITS.maxPhotoMb !== null ? `, at most ${LIMITS.maxPhotoMb} MiB` : "";
+    setText(typesHint, `JPEG, PNG or WebP${cap}: a face, ideally looking at the camera.`);
+    const spec = LIMITS.refineSteps;
+    if (!spec) return;
+    setText(stepsRange, [rangeText(spec), spec.default !== undefined ? `default ${spec.default}` : ""].filter(Boolean).join(" · "));
+    if (spec.min !== undefined) steps.min = String(spec.min);
+    if (spec.max !== undefined) steps.max = String(spec.max);
+    if (!stepsTouched && spec.default !== undefined) steps.value = String(spec.default);
   }
   showLimits();
 

@@ -1,17 +1,38 @@
 // The scores card: the objective scores (worker/scores.py) at each measured step, one
 // small chart per score, from the job JSON's `scores` history. docs/engine.md explains them.
+//
+// Which scores there are, their titles, their hints and which end is better are the
+// service's (GET /params → scores, declared once in nada/scores.py): `SCORES` and
+// `SCORE_NAMES` are filled by loadScores() and read by the comparison view too.
 
+import { api } from "../api.js";
 import { lossChart } from "../chart.js";
 import { fill, h } from "../dom.js";
 
-// In the order a comparison reads them, with what "good" looks like.
-export const SCORES = [
-  { name: "direction", title: "Direction agreement", hint: "images moved along the text's direction (higher is better)" },
-  { name: "target", title: "Target similarity", hint: "closer to the target text than the source was (above 0)" },
-  { name: "content", title: "Content kept", hint: "each image still shows what it showed (1 = unchanged)" },
-  { name: "diversity", title: "Diversity", hint: "variety kept; well below 1 means collapse toward one image" },
-  { name: "loss", title: "Loss (moving average)", hint: "the training loss, smoothed" },
-];
+// In the order a comparison reads them: {name, title, hint, higherIsBetter}. Empty until
+// loadScores() has the service's list (the arrays are filled in place: importers keep them).
+export const SCORES = [];
+export const SCORE_NAMES = [];
+let loading = null;
+
+/** The service's scores, fetched once (again after a failure); resolves with SCORES. */
+export function loadScores() {
+  if (!loading) {
+    loading = api.params().then((data) => {
+      const served = (data && Array.isArray(data.scores) ? data.scores : []).filter((s) => s && typeof s.name === "string");
+      SCORES.splice(0, SCORES.length, ...served.map((s) => ({
+        name: s.name,
+        title: s.label || s.name,
+        hint: `${s.help || ""} (${s.higher_is_better ? "higher" : "lower"} is better)`.trim(),
+        higherIsBetter: Boolean(s.higher_is_better),
+      })));
+      SCORE_NAMES.splice(0, SCORE_NAMES.length, ...SCORES.map((s) => s.name));
+      return SCORES;
+    });
+    loading.catch(() => { loading = null; });
+  }
+  return loading;
+}
 
 /** {step, values}[] -> {name: [[step, value], ...]} for the scores that have values. */
 export function scoreSeries(history) {
@@ -26,7 +47,7 @@ export function scoreSeries(history) {
   return series;
 }
 
-/** Returns {element, update(job)}; hidden until a job has scores. */
+/** Returns {element, update(job)}; hidden until a job has scores (and the service's list of them). */
 export function scoresCard() {
   const grid = h("div", { class: "scores-grid" });
   const element = h("section", { class: "panel scores-card", "aria-labelledby": "scores-heading", hidden: true },
@@ -35,7 +56,13 @@ export function scoresCard() {
     grid);
   let shown = "";
 
+  let latest = null;
   function update(job) {
+    latest = job;
+    if (!SCORES.length) { // draw once the service's list arrives
+      loadScores().then(() => { if (latest === job) update(job); }, () => {});
+      return;
+    }
     const series = scoreSeries(job.scores);
     const key = JSON.stringify(series);
     if (key === shown) return;
