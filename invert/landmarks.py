@@ -185,7 +185,7 @@ class FanDetector:
     """S3FD + 2DFAN-4 from face-alignment, with weights from `invert.weights`.
 
     The networks load on the first `detect` (so constructing one is free and a missing file
-    surfaces where it is needed); `invert.weights.DownloadError` propagates with its message
+    surfaces where it is needed); `stylegan2.download.DownloadError` propagates with its message
     naming the file and the `NADA_WEIGHTS_FACE_S3FD` / `NADA_WEIGHTS_FACE_FAN2D` override.
 
     Example:

@@ -32,9 +32,11 @@ Renders of a finished job (seeds side by side, style mixing, interpolation video
 
     render.png / render.mp4 / render.gif   one render job's result
 
-Every file appears by rename (`atomic_open`, `publish`), so a reader sees a whole file or
-none, and writing the same step again replaces a file instead of adding one. Stdlib only:
-the lowest layer of the project (tests/test_architecture.py holds that line).
+Every file appears by rename: `atomic_output` (a streamed writer: an encoder, `torch.save`),
+`atomic_open` (a file object, through it) and `publish` (a finished file, hard-linked or
+copied). A reader sees a whole file or none, and writing the same step again replaces a file
+instead of adding one. Stdlib only: the lowest layer of the project
+(tests/test_architecture.py holds that line).
 """
 
 from __future__ import annotations
@@ -142,23 +144,38 @@ def latest_intermediate_checkpoint(root: Path) -> Path | None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: Path, mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
-    """Open a temporary file beside `path`; on success it is synced and renamed onto `path`
-    (mode 0644: mkstemp makes it owner-only, a served file must be readable). On error the
-    temporary file is removed and `path` is untouched."""
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` for a writer that opens the file itself (an encoder
+    such as ffmpeg, `PIL.Image.save`, `torch.save`): when the block ends without error the
+    file there is synced and renamed onto `path` (mode 0644: mkstemp makes it owner-only, a
+    served file must be readable); on error it is removed and `path` is untouched.
+
+    The temporary name keeps `path`'s suffix (writers pick the format by it) and is unique
+    (two writers of the same file never share one); the block may overwrite or replace it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
+    )
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, mode, **kwargs) as f:
-            yield f
-            f.flush()
+        yield tmp
+        with open(tmp, "rb") as f:  # fsync is per file: this flushes what the writer wrote
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
+    """`open(path, mode)` through `atomic_output`: a reader sees the whole file or none."""
+    with atomic_output(path) as tmp, open(tmp, mode, **kwargs) as f:
+        yield f
 
 
 def write_bytes(path: Path, data: bytes) -> Path:

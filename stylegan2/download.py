@@ -25,6 +25,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from nada import rundir
+
 log = logging.getLogger(__name__)
 
 USER_AGENT = "stylegan-nada (+https://github.com/rinongal/StyleGAN-nada)"
@@ -100,7 +102,7 @@ def recorded_sha256(path: Path) -> str | None:
 
 
 def record_sha256(path: Path, digest: str) -> None:
-    sidecar_path(path).write_text(f"{digest}  {path.name}\n")
+    rundir.write_text(sidecar_path(path), f"{digest}  {path.name}\n")
 
 
 def verify_file(path: Path, published: str | None, *, name: str, fix: str) -> str:
@@ -233,7 +235,8 @@ def download(
                 expected=expected,
                 got=digest,
             )
-        os.replace(part, dest)
+        with rundir.atomic_output(dest) as tmp:
+            os.replace(part, tmp)  # the verified download is published by the one writer
         remember_digest(dest, digest)
         log.info("downloaded %s to %s (sha256 %s)", label, dest, digest)
         return digest

@@ -17,7 +17,7 @@ from stylegan2.registry import GeneratorInfo
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("NADA_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(registry, "_GENERATORS", dict(registry._GENERATORS))
+    monkeypatch.setattr(registry.GENERATORS, "_entries", dict(registry.GENERATORS._entries))
     return tmp_path / "cache"
 
 
@@ -150,3 +150,25 @@ def test_listing_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_an_override_is_listed_and_pulled_from(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = tmp_path / "shared" / "ffhq.pt"
+    local.parent.mkdir()
+    local.write_bytes(b"a copy on a shared disk")
+    monkeypatch.setenv("NADA_GENERATOR_FFHQ_1024", str(local))
+    _, out, _ = run(capsys, "models", "list")
+    ffhq = next(line for line in out.splitlines() if line.startswith("ffhq-1024"))
+    assert ffhq.endswith(f"yes  {local}  (NADA_GENERATOR_FFHQ_1024)")
+    assert "NADA_GENERATOR_<NAME>=PATH or =URL overrides one file" in out
+    _, out, _ = run(capsys, "models", "list", "--json")
+    row = next(g for g in json.loads(out)["generators"] if g["name"] == "ffhq-1024")
+    assert (row["here"], row["cached"], row["override"]) == (True, False, str(local))
+    code, out, _ = run(capsys, "models", "pull", "ffhq-1024")
+    assert code == 0 and f"{local} (from NADA_GENERATOR_FFHQ_1024;" in out
+    assert registry.cached_path("ffhq-1024") is None  # used in place, not copied
+    monkeypatch.setenv("NADA_GENERATOR_FFHQ_1024", str(tmp_path / "gone.pt"))
+    code, _, err = run(capsys, "models", "pull", "ffhq-1024")
+    assert code == 2 and "NADA_GENERATOR_FFHQ_1024 points at" in err

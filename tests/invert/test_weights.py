@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from invert import weights
 from cli.main import main as _main
+from invert import weights
 from stylegan2.download import ChecksumError
 
 
@@ -104,3 +104,21 @@ def test_the_environment_variable_wins(
     monkeypatch.setenv("NADA_WEIGHTS_VGG16_TORCHVISION", str(tmp_path / "missing.pth"))
     with pytest.raises(FileNotFoundError, match="NADA_WEIGHTS_VGG16_TORCHVISION"):
         weights.resolve("vgg16-torchvision")
+
+
+def test_list_and_add_share_the_generators_rules(
+    cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["NAME", "SIZE", "WHAT", "FOR", "HERE"]
+    assert "NADA_WEIGHTS_<NAME>=PATH or =URL overrides one file" in out
+    source = tmp_path / "s3fd.pth"
+    source.write_bytes(b"detector")
+    assert main(["weights", "add", "face-s3fd", str(source)]) == 0
+    cached = cache / "weights" / "s3fd-619a316812.pth"
+    before = cached.stat()
+    assert main(["weights", "add", "face-s3fd", str(source)]) == 0  # the same bytes: a no-op
+    assert (cached.stat().st_ino, cached.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert main(["weights", "pull", "face-s3fd"]) == 0
+    assert "(already cached, verified; sha256 " in capsys.readouterr().out

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from stylegan2 import registry
-from stylegan2.download import ChecksumError, DownloadError
+from stylegan2.download import ChecksumError, DownloadError, recorded_sha256
 from stylegan2.registry import (
     GeneratorInfo,
     ManualDownloadError,
@@ -38,7 +38,7 @@ PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """A private cache directory and a private copy of the registry for each test."""
     monkeypatch.setenv("NADA_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(registry, "_GENERATORS", dict(registry._GENERATORS))
+    monkeypatch.setattr(registry.GENERATORS, "_entries", dict(registry.GENERATORS._entries))
     return tmp_path / "cache"
 
 
@@ -92,8 +92,8 @@ def test_builtin_entries() -> None:
 
 def test_get_returns_a_copy_and_unknown_names_list_the_known() -> None:
     info = get_generator_info("ffhq-1024")
-    assert info == registry._GENERATORS["ffhq-1024"]
-    assert info is not registry._GENERATORS["ffhq-1024"]
+    assert info == registry.GENERATORS._entries["ffhq-1024"]
+    assert info is not registry.GENERATORS._entries["ffhq-1024"]
     with pytest.raises(UnknownGeneratorError) as err:
         get_generator_info("ffqh-1024")
     assert isinstance(err.value, ValueError)
@@ -184,7 +184,7 @@ def test_manual_entries_explain_how_to_get_the_file(isolated: Path, tmp_path: Pa
     target.parent.mkdir(parents=True)
     target.write_bytes(PAYLOAD)
     assert resolve("afhq-dog-512") == target
-    assert registry._recorded_sha256(target) == PAYLOAD_SHA
+    assert recorded_sha256(target) == PAYLOAD_SHA
 
 
 def test_install_file(tmp_path: Path) -> None:
