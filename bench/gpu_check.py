@@ -73,6 +73,7 @@ import open_clip  # noqa: E402
 
 import stylegan2  # noqa: E402
 from nada.params import AdaptParams, ClipSpec  # noqa: E402
+from stylegan2.device import prepare  # noqa: E402
 from worker import engine  # noqa: E402
 from worker.engine import ModelCache, resolve_device, run_adaptation  # noqa: E402
 from worker.events import Canceled  # noqa: E402
@@ -105,9 +106,9 @@ OPS_TOLERANCE = {
 }
 DEVICE_VS_CPU_TOLERANCE = 1e-3  # relative, float32 forward with TF32 off
 ENGINE_SWITCHES = {
-    "tf32": "worker.model_cache.enable_fast_cuda_math, which run_adaptation always calls: TF32 "
-    "matmuls and convolutions plus cuDNN autotuning on CUDA, no parameter. The tf32_off run "
-    "patches worker.engine.enable_fast_cuda_math with one that keeps the autotuning only.",
+    "tf32": "stylegan2.device.prepare, which every engine call makes: TF32 matmuls and "
+    "convolutions plus cuDNN autotuning, no parameter. The tf32_off run patches "
+    "worker.engine.prepare with one that then turns TF32 off, keeping the autotuning.",
     "bf16": "worker.clip_models.ClipModel.autocast: CLIP's towers under bf16 autocast (CUDA "
     "only; a no-op on a CPU). The clip_bf16 run sets it on the cached CLIP models. The "
     "generator has no bf16 switch and stays float32.",
@@ -253,11 +254,10 @@ def current_math_flags() -> dict[str, bool]:
     }
 
 
-def _tf32_off(device: torch.device) -> None:
-    """enable_fast_cuda_math without TF32: the tf32_off run's stand-in."""
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cudnn.benchmark = True
+def _tf32_off(*, threads: int | None = None) -> None:
+    """stylegan2.device.prepare without TF32: the tf32_off run's stand-in."""
+    prepare(threads=threads)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
 
 
 @contextlib.contextmanager
@@ -443,7 +443,7 @@ def run_engine(
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as out:
         stack.enter_context(math_flags())  # run_adaptation sets them; put them back after
         if not tf32:
-            stack.enter_context(mock.patch.object(engine, "enable_fast_cuda_math", _tf32_off))
+            stack.enter_context(mock.patch.object(engine, "prepare", _tf32_off))
         if clip_bf16:
             stack.enter_context(clip_autocast(check, torch.bfloat16))
         started = time.perf_counter()

@@ -39,6 +39,7 @@ from invert.align import align_face  # noqa: E402
 from invert.e4e_weights import random_e4e  # noqa: E402
 from invert.perceptual import PerceptualLoss  # noqa: E402
 from invert.refine import refine_w_plus, synthesize  # noqa: E402
+from stylegan2.device import prepare  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -92,13 +93,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     args = parser.parse_args(argv)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    prepare(threads=args.threads or None)  # as run_inversion runs: TF32, the heap
     device = torch.device(args.device)
-    if device.type == "cuda":  # as the engine runs (worker.model_cache.enable_fast_cuda_math)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
     loaded = stylegan2.load_generator(f"random-{args.size}", device=device)
     g = loaded.generator.requires_grad_(False)
     e4e = random_e4e(args.size, seed=0, device=device)

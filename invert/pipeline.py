@@ -34,10 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
-import stylegan2
-from invert import weights
 from invert.images import (
     center_square,
     image_to_tensor,
@@ -50,23 +49,23 @@ from invert.latent import (
     latent_bytes,
     read_latent,
     render_latent,
-    size_for,
 )
+from invert.models import PhotoModels, UncachedModels, load_encoder
 from invert.photos import load_photo
-from invert.refine import RefineResult, refine_w_plus
+from invert.refine import Perceptual, RefineResult, refine_w_plus
 from nada import __version__ as nada_version
 from nada import rundir
-from nada.errors import ParamError
 from nada.events import CancelCheck, Canceled, Progress, ProgressCallback
-from nada.photo_params import ENCODER_AUTO, ENCODER_NONE, EditParams, InvertParams
-from stylegan2.device import resolve_device
+from nada.photo_params import EditParams, InvertParams
+from stylegan2.device import prepare, resolve_device
 
 if TYPE_CHECKING:
     from invert.e4e import E4E
     from invert.landmarks import LandmarkDetector
+    from stylegan2 import LoadedGenerator
     from stylegan2.model import Generator
 
-__all__ = ["EditResult", "InversionResult", "run_edit", "run_inversion"]
+__all__ = ["EditResult", "InversionResult", "PhotoModels", "run_edit", "run_inversion"]
 
 log = logging.getLogger(__name__)
 
@@ -96,68 +95,41 @@ class EditResult:
     image_sha256: str
 
 
-# -- loading models -----------------------------------------------------------------------
+# -- run_inversion: its parts -------------------------------------------------------------
 
 
-def _load_generator(source: str, device: torch.device, models: Any) -> Any:
-    """A frozen stylegan2.LoadedGenerator, from the caller's ModelCache when there is one."""
-    if models is not None:
-        return models.generator(source, device)
-    loaded = stylegan2.load_generator(source, device=device)
-    loaded.generator.eval().requires_grad_(False)
-    return loaded
+class _Report:
+    """The Progress events of one inversion (total_steps: its refinement steps), with the
+    pace of the last ten steps."""
 
+    def __init__(self, on_progress: ProgressCallback | None, total_steps: int) -> None:
+        self.emit_to = on_progress or (lambda event: None)
+        self.total_steps = total_steps
+        self._recent: deque[float] = deque(maxlen=10)  # seconds of the last steps
+        self._tick = time.perf_counter()
 
-def _from_cache(models: Any, kind: str, load: Callable[..., Any], *args: Any) -> Any:
-    """`models.<kind>(*args)` when the caller's cache keeps that kind of model, else a fresh
-    `load(*args)` (a ModelCache that holds only generators still works)."""
-    cached = getattr(models, kind, None)
-    return cached(*args) if callable(cached) else load(*args)
+    def event(self, kind: str, stage: str, step: int, **kwargs: Any) -> None:
+        self.emit_to(Progress(kind=kind, stage=stage, step=step, total_steps=self.total_steps,
+                              **kwargs))  # fmt: skip
 
+    def stage(self, stage: str, step: int = 0) -> None:
+        self.event("stage", stage, step)
 
-def _load_encoder(
-    params: InvertParams,
-    encoder_path: Path | None,
-    generator: Generator,
-    device: torch.device,
-    models: Any,
-) -> E4E | None:
-    """The encoder `params.encoder` names (auto, none, a weights name, a path), checked to
-    make codes of the generator's length."""
-    source: str | Path | None
-    if encoder_path is not None:
-        source = encoder_path
-    elif params.encoder == ENCODER_AUTO:
-        source = weights.encoder_for(params.generator)
-    elif params.encoder == ENCODER_NONE:
-        source = None
-    else:
-        source = params.encoder
-    if source is None:
-        return None
-    from invert.e4e_weights import load_e4e  # the encoder's module is large: only when one is used
+    def start_clock(self) -> None:
+        """The next step's time counts from now (not from a sample's writing)."""
+        self._tick = time.perf_counter()
 
-    e4e: E4E = _from_cache(models, "encoder", lambda s, d: load_e4e(s, device=d), source, device)
-    if e4e.n_styles != generator.n_latent:
-        raise ParamError(
-            "encoder",
-            f"{e4e.source!r} makes codes of {e4e.n_styles} W+ entries (for a "
-            f"{size_for(e4e.n_styles)} px generator), but generator {params.generator!r} "
-            f"({generator.size} px) takes {generator.n_latent}",
-        )
-    return e4e
-
-
-# -- run_inversion ------------------------------------------------------------------------
+    def step(self, step: int, losses: dict[str, float]) -> None:
+        self._recent.append(time.perf_counter() - self._tick)
+        pace = sum(self._recent) / len(self._recent)
+        self.event("step", "refining", step, losses=dict(losses), seconds_per_step=pace)
 
 
 class _Samples:
     """Writes samples/step_XXXXXX.png (the aligned photo | the current reconstruction)."""
 
-    def __init__(
-        self, out_dir: Path, generator: Generator, target: Tensor, emit: Callable[..., None]
-    ):
-        self.out_dir, self.generator, self.target, self.emit = out_dir, generator, target, emit
+    def __init__(self, out_dir: Path, generator: Generator, target: Tensor, report: _Report):
+        self.out_dir, self.generator, self.target, self.report = out_dir, generator, target, report
         self.paths: list[Path] = []
         self.last: tuple[int, Tensor] | None = None  # (step, reconstruction) of the newest
 
@@ -167,7 +139,122 @@ class _Samples:
         path = rundir.sample_path(self.out_dir, step)
         write_png(path, side_by_side([self.target, image], max_tile=SAMPLE_MAX_TILE))
         self.paths.append(path)
-        self.emit("sample", stage, step, path=path)
+        self.report.event("sample", stage, step, path=path)
+
+    def reconstruction(self, refined: RefineResult, step: int) -> Tensor:
+        """The render of the final code: the last sample's when it was of that step."""
+        if self.last is not None and self.last[0] == step:
+            return self.last[1]
+        return render_latent(self.generator, refined.w_plus, refined.noise)
+
+
+@dataclass(frozen=True)
+class _Framed:
+    """The photo as the encoder and the refinement see it."""
+
+    aligned: Image.Image  # RGB, generator.size square
+    target: Tensor  # [1, 3, S, S] in [-1, 1], CPU
+    quad: list[list[float]] | None  # the face's corners in the photo (align on)
+    note: str | None  # several faces, ...
+
+
+def _frame(photo: Image.Image, align: bool, size: int, detector: Callable[[], LandmarkDetector],
+           report: _Report) -> _Framed:  # fmt: skip
+    """The face aligned FFHQ-style (align on; `detector()` gives the detector), else the
+    centre square, at the generator's size."""
+    if not align:
+        aligned = center_square(photo, size)
+        return _Framed(aligned, image_to_tensor(aligned), None, None)
+    report.stage("aligning")
+    from invert.landmarks import align_photo  # face-alignment: only when aligning
+
+    face, note = align_photo(photo, size, detector())
+    quad = [[float(x), float(y)] for x, y in face.quad]
+    return _Framed(face.image, image_to_tensor(face.image), quad, note)
+
+
+def _start_code(e4e: E4E | None, aligned: Image.Image, loaded: LoadedGenerator,
+                device: torch.device) -> Tensor:  # fmt: skip
+    """The refinement's start [1, n_latent, 512]: the encoder's code (latent_avg included),
+    or the generator's mean latent in every entry."""
+    if e4e is None:
+        n_latent = loaded.generator.n_latent
+        return loaded.latent_avg.reshape(1, 1, -1).repeat(1, n_latent, 1).float()
+    from invert.e4e import preprocess
+
+    return e4e.encode(preprocess(aligned)).to(device)
+
+
+def _refine(p: InvertParams, generator: Generator, target: Tensor, w_init: Tensor,
+            perceptual: Perceptual | None, samples: _Samples, report: _Report,
+            cancel: CancelCheck) -> RefineResult:  # fmt: skip
+    """invert.refine's optimisation, a 'step' event after every step and a sample every
+    sample_every steps and at the last."""
+
+    def on_step(step: int, losses: dict[str, float], state: RefineResult) -> None:
+        report.step(step, losses)
+        if (p.sample_every and step % p.sample_every == 0) or step == p.refine_steps:
+            samples.write("refining", step, state.w_plus, state.noise)
+        report.start_clock()  # a sample's time is not a step's
+
+    report.start_clock()
+    return refine_w_plus(
+        generator,
+        target,
+        w_init,
+        steps=p.refine_steps,
+        lr=p.refine_lr,
+        pixel_weight=p.pixel_weight,
+        perceptual=perceptual,
+        perceptual_weight=p.perceptual_weight,
+        latent_weight=p.latent_weight,
+        optimize_noise=p.optimize_noise,
+        seed=p.seed,
+        on_step=on_step,
+        should_cancel=cancel,
+    )
+
+
+def _metadata(p: InvertParams, loaded: LoadedGenerator, e4e: E4E | None, framed: _Framed,
+              refined: RefineResult, note: str | None) -> dict[str, Any]:  # fmt: skip
+    """latent.pt's record of how the code was made (and inversion.json's, for the API)."""
+    return {
+        "kind": "nada-inversion",
+        "generator": p.generator,
+        "generator_sha256": loaded.identity.get("sha256"),
+        "generator_size": loaded.generator.size,
+        "encoder": e4e.source if e4e is not None else None,
+        "align": p.align,
+        "quad": framed.quad,
+        "refine_steps": p.refine_steps,
+        "losses": dict(refined.losses),
+        "params": p.to_dict(),
+        "note": note,
+        "versions": {
+            "nada": nada_version,
+            "torch": str(torch.__version__),
+            "python": platform.python_version(),
+        },
+    }
+
+
+def _publish(out_dir: Path, framed: _Framed, reconstruction: Tensor, refined: RefineResult,
+             metadata: dict[str, Any]) -> str:  # fmt: skip
+    """Write aligned.png, reconstruction.png, inversion.json and, last (its presence means
+    the inversion finished), latent.pt; returns latent.pt's sha256."""
+    aligned = np.asarray(framed.aligned, dtype=np.uint8)
+    rundir.write_bytes(out_dir / rundir.ALIGNED, png_bytes(aligned))
+    write_png(out_dir / rundir.RECONSTRUCTION, tensor_to_uint8(reconstruction)[0])
+    # The metadata as JSON too: the API (no torch) shows the note and the losses from it.
+    rundir.write_text(out_dir / rundir.INVERSION_INFO, json.dumps(metadata, default=str))
+    data = latent_bytes(refined.w_plus, refined.noise, metadata)
+    rundir.write_bytes(out_dir / rundir.LATENT, data)
+    digest = hashlib.sha256(data).hexdigest()
+    log.info("wrote %s (sha256 %s)", out_dir / rundir.LATENT, digest)
+    return digest
+
+
+# -- run_inversion ------------------------------------------------------------------------
 
 
 def run_inversion(
@@ -179,7 +266,7 @@ def run_inversion(
     on_progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
     resume_from: Path | None = None,
-    models: Any = None,
+    models: PhotoModels | None = None,
     generator_path: Path | None = None,
     detector: LandmarkDetector | None = None,
     encoder_path: Path | None = None,
@@ -196,13 +283,10 @@ def run_inversion(
             Canceled and leaves no latent.pt.
         resume_from: accepted for the engine-call signature and ignored: an inversion is
             short, a retried one starts over.
-        models: a worker.model_cache.ModelCache (anything with `.generator(name, device)`
-            returning a frozen stylegan2.LoadedGenerator) to share generators between jobs;
-            where it also has `.encoder(source, device)` (an E4E), `.detector(device)` (a
-            LandmarkDetector) or `.perceptual(device)` (load_perceptual's answer), those
-            are kept between jobs too.
+        models: the generator, encoder, face detector and perceptual loss, kept between jobs
+            (a worker.model_cache.ModelCache); None loads each for this call.
         generator_path: a local file holding params.generator (an uploaded generator).
-        detector: the face landmark detector (default: invert.landmarks.FanDetector).
+        detector: the face landmark detector (default: models.detector, a FanDetector).
         encoder_path: a local encoder file overriding params.encoder.
 
     Returns:
@@ -218,130 +302,47 @@ def run_inversion(
     """
     del resume_from  # see Args
     started = time.perf_counter()
-    out_dir = Path(out_dir)
+    p, out_dir = params, Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    emit_to = on_progress or (lambda event: None)
-    cancel = should_cancel or (lambda: False)
-    p = params
     dev = resolve_device(device)
-    notes: list[str] = []
+    prepare()
+    cache: PhotoModels = models or UncachedModels()
+    report, cancel = _Report(on_progress, p.refine_steps), should_cancel or (lambda: False)
+    (out_dir / rundir.LATENT).unlink(missing_ok=True)  # a previous run's would pass for this one's
 
-    def emit(kind: str, stage: str, step: int, **kwargs: Any) -> None:
-        emit_to(Progress(kind=kind, stage=stage, step=step, total_steps=p.refine_steps, **kwargs))
-
-    final = out_dir / rundir.LATENT
-    if final.exists():  # a previous run's: it would pass for this run's if this one stops
-        final.unlink()
-    emit("stage", "loading", 0)
+    report.stage("loading")
     photo = load_photo(photo_path)
-    loaded = _load_generator(str(generator_path or p.generator), dev, models)
-    generator: Generator = loaded.generator
-    e4e = _load_encoder(p, encoder_path, generator, dev, models)
+    loaded = cache.generator(str(generator_path or p.generator), dev)
+    e4e = load_encoder(p, encoder_path, loaded.generator, dev, cache)
+    framed = _frame(photo, p.align, loaded.generator.size,
+                    lambda: detector or cache.detector(dev), report)  # fmt: skip
+    notes = [framed.note] if framed.note else []
 
-    quad: list[list[float]] | None = None
-    if p.align:
-        emit("stage", "aligning", 0)
-        from invert.landmarks import FanDetector, align_photo  # face-alignment: when aligning
-
-        detector = detector or _from_cache(models, "detector", FanDetector, str(dev))
-        face, note = align_photo(photo, generator.size, detector)
-        aligned, quad = face.image, [[float(x), float(y)] for x, y in face.quad]
-        notes += [note] if note else []
-    else:
-        aligned = center_square(photo, generator.size)
-    target = image_to_tensor(aligned)  # [1, 3, S, S] in [-1, 1], CPU
-
-    emit("stage", "encoding", 0)
-    if e4e is not None:
-        from invert.e4e import preprocess
-
-        w_init = e4e.encode(preprocess(aligned)).to(dev)  # latent_avg included
-    else:
-        w_init = loaded.latent_avg.reshape(1, 1, -1).repeat(1, generator.n_latent, 1).float()
-
-    samples = _Samples(out_dir, generator, target, emit)
-    refined = RefineResult(w_init, None, {})
+    report.stage("encoding")
+    w_init = _start_code(e4e, framed.aligned, loaded, dev)
+    samples = _Samples(out_dir, loaded.generator, framed.target, report)
     if p.sample_every > 0 or p.refine_steps == 0:
         samples.write("encoding", 0, w_init, None)
+    refined = RefineResult(w_init, None, {})
     if p.refine_steps > 0:
-        emit("stage", "refining", 0)
-        perceptual = None
-        if p.perceptual_weight > 0:
-            from invert.perceptual import load_perceptual
-
-            perceptual = _from_cache(models, "perceptual", load_perceptual, dev)
-            if perceptual is None:
-                notes.append("perceptual loss unavailable: pixel loss only")
-        recent: deque[float] = deque(maxlen=10)  # seconds of the last steps
-        last_tick = time.perf_counter()
-
-        def on_step(step: int, losses: dict[str, float], state: RefineResult) -> None:
-            nonlocal last_tick
-            recent.append(time.perf_counter() - last_tick)
-            emit("step", "refining", step, losses=dict(losses),
-                 seconds_per_step=sum(recent) / len(recent))  # fmt: skip
-            if (p.sample_every and step % p.sample_every == 0) or step == p.refine_steps:
-                samples.write("refining", step, state.w_plus, state.noise)
-            last_tick = time.perf_counter()  # a sample's time is not a step's
-
-        refined = refine_w_plus(
-            generator,
-            target.to(dev),
-            w_init,
-            steps=p.refine_steps,
-            lr=p.refine_lr,
-            pixel_weight=p.pixel_weight,
-            perceptual=perceptual,
-            perceptual_weight=p.perceptual_weight,
-            latent_weight=p.latent_weight,
-            optimize_noise=p.optimize_noise,
-            seed=p.seed,
-            on_step=on_step,
-            should_cancel=cancel,
-        )
+        report.stage("refining")
+        perceptual = cache.perceptual(dev) if p.perceptual_weight > 0 else None
+        if p.perceptual_weight > 0 and perceptual is None:
+            notes.append("perceptual loss unavailable: pixel loss only")
+        refined = _refine(p, loaded.generator, framed.target.to(dev), w_init, perceptual,
+                          samples, report, cancel)  # fmt: skip
 
     if cancel():
         raise Canceled(f"canceled after refinement step {p.refine_steps}, before saving")
-    emit("stage", "saving", p.refine_steps)
-    last = samples.last
-    if last is not None and last[0] == p.refine_steps:
-        reconstruction = last[1]
-    else:
-        reconstruction = render_latent(generator, refined.w_plus, refined.noise)
+    report.stage("saving", p.refine_steps)
     note = "; ".join(notes) or None
-    identity = loaded.identity
-    metadata = {
-        "kind": "nada-inversion",
-        "generator": p.generator,
-        "generator_sha256": identity.get("sha256"),
-        "generator_size": generator.size,
-        "encoder": e4e.source if e4e is not None else None,
-        "align": p.align,
-        "quad": quad,
-        "refine_steps": p.refine_steps,
-        "losses": dict(refined.losses),
-        "params": p.to_dict(),
-        "note": note,
-        "versions": {
-            "nada": nada_version,
-            "torch": str(torch.__version__),
-            "python": platform.python_version(),
-        },
-    }
-    aligned_path = out_dir / rundir.ALIGNED
-    rundir.write_bytes(aligned_path, png_bytes(np.asarray(aligned, dtype=np.uint8)))
-    reconstruction_path = out_dir / rundir.RECONSTRUCTION
-    write_png(reconstruction_path, tensor_to_uint8(reconstruction)[0])
-    # The metadata as JSON too: the API (no torch) shows the note and the losses from it.
-    rundir.write_text(out_dir / rundir.INVERSION_INFO, json.dumps(metadata, default=str))
-    data = latent_bytes(refined.w_plus, refined.noise, metadata)
-    rundir.write_bytes(final, data)  # last: its presence means the inversion finished
-    digest = hashlib.sha256(data).hexdigest()
-    log.info("wrote %s (sha256 %s)", final, digest)
+    metadata = _metadata(p, loaded, e4e, framed, refined, note)
+    digest = _publish(out_dir, framed, samples.reconstruction(refined, p.refine_steps), refined,
+                      metadata)  # fmt: skip
     return InversionResult(
-        latent=final,
-        aligned=aligned_path,
-        reconstruction=reconstruction_path,
+        latent=out_dir / rundir.LATENT,
+        aligned=out_dir / rundir.ALIGNED,
+        reconstruction=out_dir / rundir.RECONSTRUCTION,
         samples=tuple(samples.paths),
         latent_sha256=digest,
         seconds=time.perf_counter() - started,
@@ -362,7 +363,7 @@ def run_edit(
     on_progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
     resume_from: Path | None = None,
-    models: Any = None,
+    models: PhotoModels | None = None,
 ) -> EditResult:
     """Render an inversion's latent.pt (w_plus, and its noise maps when saved) through an
     adapted generator (an adapted.pt, or anything stylegan2.load_generator reads) to edit.png.
@@ -382,13 +383,14 @@ def run_edit(
     emit_to = on_progress or (lambda event: None)
     cancel = should_cancel or (lambda: False)
     dev = resolve_device(device)
+    prepare()
 
     def emit(kind: str, stage: str, step: int) -> None:
         emit_to(Progress(kind=kind, stage=stage, step=step, total_steps=1))
 
     emit("stage", "loading", 0)
     code = read_latent(latent_path)
-    loaded = _load_generator(str(checkpoint_path), dev, models)
+    loaded = (models or UncachedModels()).generator(str(checkpoint_path), dev)
     if cancel():
         raise Canceled("canceled before rendering")
     emit("stage", "rendering", 0)

@@ -19,7 +19,8 @@ and the noise maps. Pure math: no files, no progress reporting beyond a per-step
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -103,6 +104,115 @@ def normalize_noise_(noises: Sequence[Tensor]) -> None:
         noise.sub_(noise.mean()).div_(noise.std())
 
 
+@dataclass(frozen=True)
+class _Objective:
+    """The weighted loss of one render (see the module docstring)."""
+
+    target: Tensor  # [1, 3, S, S] in [-1, 1], float32, on the code's device
+    w_init: Tensor  # [1, n_latent, style_dim]: the latent term's anchor
+    perceptual: Perceptual | None
+    pixel_weight: float
+    perceptual_weight: float
+    latent_weight: float
+
+    def terms(self, image: Tensor, w: Tensor, noises: list[Tensor] | None) -> dict[str, Tensor]:
+        zero = image.new_zeros(())
+        terms = {
+            "pixel": F.mse_loss(image, self.target),
+            "perceptual": (
+                self.perceptual(image, self.target).mean() if self.perceptual is not None else zero
+            ),
+            "latent": (w - self.w_init).square().mean(),
+        }
+        if noises is not None:
+            terms["noise"] = noise_regularization(noises)
+        return terms
+
+    def total(self, terms: dict[str, Tensor]) -> Tensor:
+        total = (
+            self.pixel_weight * terms["pixel"]
+            + self.perceptual_weight * terms["perceptual"]
+            + self.latent_weight * terms["latent"]
+        )
+        if "noise" in terms:
+            total = total + NOISE_REGULARIZE * terms["noise"]
+        return total
+
+
+@dataclass(frozen=True)
+class _Variables:
+    """What the optimiser moves: the code, and the noise maps when they are optimised."""
+
+    w: Tensor  # [1, n_latent, style_dim], requires grad
+    noises: list[Tensor] | None  # optimised maps (require grad); None: `fixed_noise` renders
+    fixed_noise: list[Tensor] | None  # None too: the generator's own buffers
+
+    def state(self, losses: dict[str, float], clone: bool = False) -> RefineResult:
+        w = self.w.detach()
+        return RefineResult(w.clone() if clone else w, _detached(self.noises, clone), losses)
+
+
+def _check_shapes(generator: Generator, target: Tensor, w_init: Tensor) -> None:
+    n, n_latent, style_dim = w_init.shape
+    if n != 1 or n_latent != generator.n_latent or style_dim != generator.style_dim:
+        raise ValueError(
+            f"w_init must be [1, {generator.n_latent}, {generator.style_dim}] for this "
+            f"generator (got {list(w_init.shape)})"
+        )
+    size = generator.size
+    if tuple(target.shape) != (1, 3, size, size):
+        raise ValueError(f"target must be [1, 3, {size}, {size}] (got {list(target.shape)})")
+
+
+def _variables(generator: Generator, w_init: Tensor, noise: Sequence[Tensor] | None,
+               optimize_noise: bool, seed: int) -> _Variables:  # fmt: skip
+    """A trainable copy of w_init and the starting noise maps (see refine_w_plus)."""
+    device = w_init.device
+    w = w_init.clone().requires_grad_(True)
+    if not optimize_noise:
+        return _Variables(w, None, [t.to(device) for t in noise] if noise is not None else None)
+    if noise is None:
+        rng = torch.Generator().manual_seed(seed)
+        shapes = [t.shape for t in generator_noise(generator)]
+        noises = [torch.randn(tuple(s), generator=rng).to(device) for s in shapes]
+    else:
+        noises = [t.detach().to(device).float().clone() for t in noise]
+    for t in noises:
+        t.requires_grad_(True)
+    return _Variables(w, noises, None)
+
+
+def _step(generator: Generator, variables: _Variables, objective: _Objective,
+          optimizer: torch.optim.Optimizer, lr: float) -> dict[str, float]:  # fmt: skip
+    """One Adam step at learning rate `lr`; the step's loss terms and their total."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    v = variables
+    image = synthesize(generator, v.w, v.noises if v.noises is not None else v.fixed_noise)
+    terms = objective.terms(image, v.w, v.noises)
+    total = objective.total(terms)
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    if v.noises is not None:
+        normalize_noise_(v.noises)
+    losses = {"total": float(total.detach())}
+    losses.update({name: float(value.detach()) for name, value in terms.items()})
+    return losses
+
+
+@contextmanager
+def _frozen(generator: Generator) -> Iterator[None]:
+    """requires_grad False on the generator's parameters, their own flags back after."""
+    flags = [(p, p.requires_grad) for p in generator.parameters()]
+    generator.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
 def refine_w_plus(
     generator: Generator,
     target: Tensor,  # [1, 3, S, S] in [-1, 1], S = generator.size
@@ -134,87 +244,25 @@ def refine_w_plus(
         Canceled: should_cancel returned True before a step.
         ValueError: shapes that do not fit the generator.
     """
-    device = w_init.device
-    n, n_latent, style_dim = w_init.shape
-    if n != 1 or n_latent != generator.n_latent or style_dim != generator.style_dim:
-        raise ValueError(
-            f"w_init must be [1, {generator.n_latent}, {generator.style_dim}] for this "
-            f"generator (got {list(w_init.shape)})"
-        )
-    size = generator.size
-    if tuple(target.shape) != (1, 3, size, size):
-        raise ValueError(f"target must be [1, 3, {size}, {size}] (got {list(target.shape)})")
-    target = target.to(device=device, dtype=torch.float32)
+    _check_shapes(generator, target, w_init)
     w_init = w_init.detach().float()
     if steps == 0:  # nothing optimised: the start as it is (and no fresh noise maps)
         kept = [t.detach().clone() for t in noise] if optimize_noise and noise else None
         return RefineResult(w_init.clone(), kept, {})
-    w = w_init.clone().requires_grad_(True)
-
-    noises: list[Tensor] | None = None
-    fixed_noise: list[Tensor] | None = [t.to(device) for t in noise] if noise is not None else None
-    if optimize_noise:
-        if noise is None:
-            rng = torch.Generator().manual_seed(seed)
-            shapes = [t.shape for t in generator_noise(generator)]
-            noises = [torch.randn(tuple(s), generator=rng).to(device) for s in shapes]
-        else:
-            noises = [t.detach().to(device).float().clone() for t in noise]
-        for t in noises:
-            t.requires_grad_(True)
-        fixed_noise = None
-
-    optimizer = torch.optim.Adam([w, *(noises or [])], lr=lr)
-    flags = [(p, p.requires_grad) for p in generator.parameters()]
-    generator.requires_grad_(False)
+    target = target.to(device=w_init.device, dtype=torch.float32)
+    objective = _Objective(target, w_init, perceptual, pixel_weight, perceptual_weight,
+                           latent_weight)  # fmt: skip
+    variables = _variables(generator, w_init, noise, optimize_noise, seed)
+    optimizer = torch.optim.Adam([variables.w, *(variables.noises or [])], lr=lr)
     losses: dict[str, float] = {}
-    try:
+    with _frozen(generator):
         for step in range(steps):
             if should_cancel is not None and should_cancel():
                 raise Canceled(f"canceled before refinement step {step + 1} of {steps}")
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, steps, lr)
-            image = synthesize(generator, w, noises if noises is not None else fixed_noise)
-            terms = _loss_terms(image, target, w, w_init, perceptual, noises)
-            total = (
-                pixel_weight * terms["pixel"]
-                + perceptual_weight * terms["perceptual"]
-                + latent_weight * terms["latent"]
-            )
-            if "noise" in terms:
-                total = total + NOISE_REGULARIZE * terms["noise"]
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-            if noises is not None:
-                normalize_noise_(noises)
-            losses = {"total": float(total.detach())}
-            losses.update({name: float(value.detach()) for name, value in terms.items()})
+            losses = _step(generator, variables, objective, optimizer, lr_at(step, steps, lr))
             if on_step is not None:
-                on_step(step + 1, losses, RefineResult(w.detach(), _detached(noises), losses))
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-    return RefineResult(w.detach().clone(), _detached(noises, clone=True), losses)
-
-
-def _loss_terms(
-    image: Tensor,
-    target: Tensor,
-    w: Tensor,
-    w_init: Tensor,
-    perceptual: Perceptual | None,
-    noises: list[Tensor] | None,
-) -> dict[str, Tensor]:
-    zero = image.new_zeros(())
-    terms = {
-        "pixel": F.mse_loss(image, target),
-        "perceptual": perceptual(image, target).mean() if perceptual is not None else zero,
-        "latent": (w - w_init).square().mean(),
-    }
-    if noises is not None:
-        terms["noise"] = noise_regularization(noises)
-    return terms
+                on_step(step + 1, losses, variables.state(losses))
+    return variables.state(losses, clone=True)
 
 
 def _detached(noises: list[Tensor] | None, clone: bool = False) -> list[Tensor] | None:

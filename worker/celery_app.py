@@ -30,15 +30,17 @@ def _prepare(**_: object) -> None:
     migrate(settings.db_url)  # a worker may start before any API process
     prepare_embedded_broker(settings)
     settings.jobs_dir.mkdir(parents=True, exist_ok=True)
-    if settings.worker_threads:
-        import torch
-
-        torch.set_num_threads(settings.worker_threads)
-        log.info("worker: %d CPU threads", settings.worker_threads)
     try:  # pay torch's import before taking a job, not during the first one
         import worker.engine  # noqa: F401
+        from stylegan2.device import prepare
     except ImportError as exc:
         log.error("the engine cannot be imported (%s): install the 'ml' extra", exc)
+        return
+    # The engines call prepare() on entry too; the thread count is the worker's own. No CUDA
+    # call here: a prefork pool forks from this process.
+    prepare(threads=settings.worker_threads)
+    if settings.worker_threads:
+        log.info("worker: %d CPU threads", settings.worker_threads)
 
 
 @signals.worker_ready.connect

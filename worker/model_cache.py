@@ -1,23 +1,62 @@
-"""Where a job's models live: `ModelCache` (CLIP models and base generators kept between the
-jobs of one worker process), `resolve_device`, and the CUDA math settings a run enables.
+"""The models a worker keeps between jobs: `ModelCache`, one typed shelf per kind of model
+(CLIP models, base generators, and the photo jobs' encoders, face detectors and perceptual
+losses).
 
-No training here: cached models are frozen, and the engine trains a copy.
+No training here: cached models are frozen, and the engine trains a copy. A cache is what
+`run_adaptation` takes as `models`, and what `invert.pipeline.PhotoModels` describes for
+the photo engine calls and `worker.renders.run_render`.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import torch
 
 import stylegan2
-from stylegan2.device import resolve_device
-from worker.clip_models import ClipModel, canonical_clip_name, load_clip
 
-__all__ = ["ModelCache", "enable_fast_cuda_math", "resolve_device"]
+if TYPE_CHECKING:
+    from invert.e4e import E4E
+    from invert.landmarks import LandmarkDetector
+    from invert.perceptual import PerceptualLoss
+    from stylegan2 import LoadedGenerator
+    from worker.clip_models import ClipModel
+
+__all__ = ["ModelCache"]
+
+Model = TypeVar("Model")
+
+
+class _Shelf(Generic[Model]):
+    """One kind of model by key, the least recently used first out past `max_items`."""
+
+    def __init__(self, max_items: int) -> None:
+        self.max_items = max_items
+        self._items: OrderedDict[Hashable, Model] = OrderedDict()
+
+    def get(self, key: Hashable, load: Callable[[], Model]) -> Model:
+        found = self.find(key)
+        if found is None:
+            found = load()
+            self.put(key, found)
+        return found
+
+    def find(self, key: Hashable) -> Model | None:
+        if key not in self._items:
+            return None
+        self._items.move_to_end(key)
+        return self._items[key]
+
+    def put(self, key: Hashable, value: Model) -> None:
+        self._items[key] = value
+        while len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
 
 
 class ModelCache:
@@ -25,73 +64,70 @@ class ModelCache:
     face detector, the perceptual loss), kept between jobs of one worker process.
 
     Keys are (name, device) — plus the seed for random CLIP weights and the file's size and
-    mtime for generator paths — so a changed file is reloaded. Least recently used entries go
-    first once a kind holds `max_items`. Cached models are frozen (requires_grad False) and
-    never trained: the engine trains a copy.
+    mtime for generator and encoder paths — so a changed file is reloaded. Least recently
+    used entries go first once a kind holds `max_items`. Cached models are frozen
+    (requires_grad False) and never trained: the engine trains a copy.
     """
 
-    def __init__(self, max_items: int = 4):
-        self.max_items = max_items  # per kind (CLIP models, generators, photo models)
-        self._clips: OrderedDict[tuple[Any, ...], ClipModel] = OrderedDict()
-        self._generators: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-        self._photo: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+    def __init__(self, max_items: int = 4):  # entries kept per kind of model
+        self._clips: _Shelf[ClipModel] = _Shelf(max_items)
+        self._generators: _Shelf[LoadedGenerator] = _Shelf(max_items)
+        self._encoders: _Shelf[E4E] = _Shelf(max_items)
+        self._detectors: _Shelf[LandmarkDetector] = _Shelf(max_items)
+        self._perceptual: _Shelf[PerceptualLoss] = _Shelf(max_items)
 
     def clip(self, name: str, device: torch.device | str, seed: int = 0) -> ClipModel:
+        from worker.clip_models import canonical_clip_name, load_clip  # open_clip: when used
+
         canonical = canonical_clip_name(name)
         random = canonical.endswith(":random")
-        key = (canonical, str(torch.device(device)), seed if random else None)
-        return self._get(self._clips, key, lambda: load_clip(name, device, seed=seed))
+        key = (canonical, _device_key(device), seed if random else None)
+        return self._clips.get(key, lambda: load_clip(name, device, seed=seed))
 
-    def generator(self, name_or_path: str, device: torch.device | str) -> Any:
+    def generator(self, name_or_path: str, device: torch.device | str) -> LoadedGenerator:
         """A stylegan2.LoadedGenerator, frozen."""
-        key = (*_file_key(name_or_path), str(torch.device(device)))
 
-        def load() -> Any:
+        def load() -> LoadedGenerator:
             loaded = stylegan2.load_generator(name_or_path, device=device)
             loaded.generator.eval().requires_grad_(False)
             return loaded
 
-        return self._get(self._generators, key, load)
+        return self._generators.get((*_file_key(name_or_path), _device_key(device)), load)
 
-    def encoder(self, source: str | Path, device: torch.device | str) -> Any:
+    def encoder(self, source: str | Path, device: torch.device | str) -> E4E:
         """An invert.e4e.E4E (a registered name or a file), frozen."""
         from invert.e4e_weights import load_e4e
 
-        key = ("encoder", *_file_key(str(source)), str(torch.device(device)))
-        return self._get(self._photo, key, lambda: load_e4e(source, device=device))
+        key = (*_file_key(str(source)), _device_key(device))
+        return self._encoders.get(key, lambda: load_e4e(source, device=device))
 
-    def detector(self, device: torch.device | str) -> Any:
-        """The face detector + landmark network (loaded on its first photo)."""
+    def detector(self, device: torch.device | str) -> LandmarkDetector:
+        """The face detector + landmark network (its networks load on its first photo)."""
         from invert.landmarks import FanDetector
 
-        key = ("detector", str(torch.device(device)))
-        return self._get(self._photo, key, lambda: FanDetector(device))
+        return self._detectors.get(_device_key(device), lambda: FanDetector(device))
 
-    def perceptual(self, device: torch.device | str) -> Any:
+    def perceptual(self, device: torch.device | str) -> PerceptualLoss | None:
         """LPIPS, or None while its weights are not on this machine (asked again next
         time: a file placed meanwhile is picked up)."""
         from invert.perceptual import load_perceptual
 
-        key = ("perceptual", str(torch.device(device)))
-        if key in self._photo:
-            return self._get(self._photo, key, lambda: None)
-        loss = load_perceptual(torch.device(device))
-        return loss if loss is None else self._get(self._photo, key, lambda: loss)
+        key = _device_key(device)
+        loss = self._perceptual.find(key)
+        if loss is None:
+            loss = load_perceptual(torch.device(device))
+            if loss is not None:
+                self._perceptual.put(key, loss)
+        return loss
 
     def clear(self) -> None:
-        self._clips.clear()
-        self._generators.clear()
-        self._photo.clear()
+        for shelf in (self._clips, self._generators, self._encoders, self._detectors,
+                      self._perceptual):  # fmt: skip
+            shelf.clear()
 
-    def _get(self, store: OrderedDict, key: tuple[Any, ...], load: Callable[[], Any]) -> Any:
-        if key in store:
-            store.move_to_end(key)
-            return store[key]
-        value = load()
-        store[key] = value
-        while len(store) > self.max_items:
-            store.popitem(last=False)
-        return value
+
+def _device_key(device: torch.device | str) -> str:
+    return str(torch.device(device))
 
 
 def _file_key(name_or_path: str) -> tuple[Any, ...]:
@@ -99,15 +135,3 @@ def _file_key(name_or_path: str) -> tuple[Any, ...]:
     path = Path(name_or_path)
     stamp = (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else None
     return (str(path.resolve()) if stamp else name_or_path, stamp)
-
-
-def enable_fast_cuda_math(device: torch.device) -> None:
-    """On CUDA: TF32 matmuls and convolutions (10-bit mantissa products, fp32 accumulation:
-    far more precise than the generator's and CLIP's own error), and cuDNN autotuning (every
-    generator pass of a run has the same shapes, since the probe runs in chunks of the
-    training batch). Weights and activations stay fp32: StyleGAN2's demodulation and skip
-    sums are where half precision hurts. (CLIP's precision: clip_models.ClipModel.autocast.)"""
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True

@@ -30,12 +30,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-import stylegan2
 from nada import rundir
 from nada.errors import InputError, ParamError
 from nada.events import CancelCheck, Canceled, Progress, ProgressCallback
 from nada.render_params import RenderParams
-from stylegan2.device import resolve_device
+from stylegan2.device import prepare, resolve_device
+from worker.model_cache import ModelCache
 from worker.samples import image_grid, seeded_inputs, write_png
 from worker.video import VideoWriter, open_video
 
@@ -105,14 +105,6 @@ def base_generator_of(adapted: Any) -> str | None:
     params = (adapted.metadata or {}).get("params") or {}
     name = params.get("generator") if isinstance(params, dict) else None
     return name if isinstance(name, str) and name else None
-
-
-def _load(source: str, device: torch.device, models: Any) -> Any:
-    if models is not None:
-        return models.generator(source, device)
-    loaded = stylegan2.load_generator(source, device=device)
-    loaded.generator.eval().requires_grad_(False)
-    return loaded
 
 
 # -- the engine call ------------------------------------------------------------------------
@@ -246,7 +238,7 @@ def run_render(
     on_progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
     resume_from: Path | None = None,
-    models: Any = None,
+    models: ModelCache | None = None,
 ) -> RenderResult:
     """Draw `params` through the base generator and the adapted one (`checkpoint_path`, a
     job's adapted.pt or any generator) into out_dir/render.png (+ the video).
@@ -267,13 +259,15 @@ def run_render(
     emit = on_progress or (lambda event: None)
     cancel = should_cancel or (lambda: False)
     dev = resolve_device(device)
+    prepare()
+    models = models or ModelCache()  # a caller without a cache: loaded for this call
 
     emit(Progress(kind="stage", stage="loading", step=0, total_steps=params.images))
-    adapted = _load(str(checkpoint_path), dev, models)
+    adapted = models.generator(str(checkpoint_path), dev)
     source = generator_path or params.generator or base_generator_of(adapted)
     if source is None:
         raise ParamError("generator", "is required: the adapted checkpoint does not name its base")
-    base = _load(str(source), dev, models)
+    base = models.generator(str(source), dev)
     if base.generator.size != adapted.generator.size:
         raise InputError(
             f"the base generator draws {base.generator.size} px and the adapted one "
@@ -286,14 +280,9 @@ def run_render(
     video: Path | None = None
     if params.mode == "video":
         video = out_dir / params.file_name
-        writer = open_video(video, params.fps, params.format)
-        try:
+        with open_video(video, params.fps, params.format) as writer:
             rows = run.video(writer)
-            run.event("stage", "saving")
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
+            run.event("stage", "saving")  # the block's end finishes the file
     else:
         rows = run.seeds() if params.mode == "seeds" else run.mix()
         run.event("stage", "saving")
