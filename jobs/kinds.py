@@ -1,7 +1,7 @@
 """Kinds of queued GPU work: what the job system needs to know of each, and nothing more.
 
 Claiming, leases, heartbeats, the reaper, cancel, resume and file publishing are the same
-for every kind (jobs/leases.py, worker/tasks.py). A kind adds only what differs:
+for every kind (jobs/leases.py, worker/attempts.py). A kind adds only what differs:
 
 - its parameters: `parse` turns the stored JSON into a validated parameter object (one
   with `to_dict()`), raising ParamError naming the bad field;
@@ -127,7 +127,7 @@ def _render_steps(params: RenderParams) -> int:
 
 
 # render.png always (the grid; a video's keyframes, source over adapted); a video mode's
-# render.mp4 or render.gif beside it (published when present: worker/tasks.py).
+# render.mp4 or render.gif beside it (published when present: worker/attempts.py).
 RENDER = register_kind(
     JobKind(
         name="render",

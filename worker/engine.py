@@ -11,21 +11,21 @@ One step (sec. 3 of the paper, defaults from appendix I):
 Every random draw of step s comes from an RNG seeded by (seed, s), so a run resumed from an
 intermediate checkpoint continues exactly as the uninterrupted run would have.
 
-This module drives a run and reports its progress; the math lives in clip_loss.py and
-layers.py, the models shared between jobs in model_cache.py, intermediate checkpoints and
-resume in checkpoints.py. No Celery or web imports: the CLI and the Celery task both call
-`run_adaptation`.
+This module drives a run and reports its progress: `_Adaptation` holds one run's models,
+optimizer and state, `run_adaptation` sets the run up (`_start`: a new run, a resumed one or
+a continuation), hands it to the step loop (`_train`) and saves it (`_save`). The math
+lives in clip_loss.py and layers.py, the models shared between jobs in model_cache.py,
+intermediate checkpoints and resume in checkpoints.py. No Celery or web imports: the CLI and
+the Celery task both call `run_adaptation`.
 """
 
 from __future__ import annotations
 
 import copy
-import ctypes
 import hashlib
 import json
 import logging
 import platform
-import sys
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -42,6 +42,7 @@ from nada import __version__ as nada_version
 from nada import rundir
 from nada.errors import ParamError
 from nada.params import AdaptParams
+from stylegan2.device import prepare, resolve_device, retain_freed_memory
 from worker.checkpoints import (
     ResumeError,
     read_resume_point,
@@ -54,7 +55,7 @@ from worker.clip_models import canonical_clip_name, check_clip_name
 from worker.domain_embeddings import check_domain_images, domain_guidance, domain_record
 from worker.events import AdaptResult, CancelCheck, Canceled, Progress, ProgressCallback
 from worker.layers import candidate_layers, layer_parameters, select_layers, set_trainable
-from worker.model_cache import ModelCache, enable_fast_cuda_math, resolve_device
+from worker.model_cache import ModelCache
 from worker.samples import image_grid, noise_shapes, random_noise, render, write_png
 from worker.scores import LossAverage, ScoreEvaluator
 
@@ -76,36 +77,6 @@ log = logging.getLogger(__name__)
 
 ADAM_BETAS = (0.0, 0.99)  # appendix I; floats: torch refuses a mix of int and float
 SAMPLE_MAX_TILE = 256  # progress samples are for judging, not for keeping: cap tile size
-
-
-# -- the process's heap ---------------------------------------------------------------------
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-HEAP_RETAIN_BYTES = 1 << 30  # freed memory kept for reuse: more than any tensor of a step
-
-
-def retain_freed_memory(limit: int = HEAP_RETAIN_BYTES) -> bool:
-    """Let glibc's malloc keep freed blocks of up to `limit` bytes for reuse instead of
-    returning them to the kernel. True if the setting took (glibc only).
-
-    By default glibc serves every block above 32 MB (an activation at 128 px and up) with
-    its own mmap and unmaps it when freed, so each of a step's hundreds of such allocations
-    page-faults its memory in again, zero-filled by the kernel: at 256 px a fifth of a step's
-    CPU time went to the kernel (sys time) on one thread, more with two (each unmap also
-    interrupts the other thread's core to flush its TLB). Kept blocks are reused by the next
-    allocation instead. The process's peak memory barely moves (the blocks were in use at
-    the peak anyway); between jobs a worker keeps up to `limit` of freed heap.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl, ...): leave its defaults alone
-        return False
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    limit = min(limit, 2**31 - 1)
-    return bool(mallopt(_M_MMAP_THRESHOLD, limit)) and bool(mallopt(_M_TRIM_THRESHOLD, limit))
 
 
 # -- per-step randomness ------------------------------------------------------------------
@@ -276,7 +247,7 @@ class _Adaptation:
 
     def write_sample(self, step: int) -> Path:
         p = self.params
-        args = dict(
+        args: dict[str, Any] = dict(
             truncation=p.sample_truncation,
             truncation_latent=self.latent_avg,
             batch_size=p.batch_size,
@@ -296,7 +267,7 @@ class _Adaptation:
         p = self.params
         if p.score_latents == 0:
             return {}
-        args = dict(
+        args: dict[str, Any] = dict(
             truncation=p.sample_truncation,
             truncation_latent=self.latent_avg,
             batch_size=max(p.batch_size, 4),
@@ -455,16 +426,11 @@ def run_adaptation(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    emit = on_progress or (lambda event: None)
+    event = _Events(on_progress or (lambda event: None), params.steps)
     cancel = should_cancel or (lambda: False)
     p = params
     dev = resolve_device(device)
-    enable_fast_cuda_math(dev)
-    retain_freed_memory()
-
-    def event(kind: str, stage: str, step: int, **kwargs: Any) -> None:
-        emit(Progress(kind=kind, stage=stage, step=step, total_steps=p.steps, **kwargs))
-
+    prepare()  # TF32, the heap: stylegan2.device, as every engine
     log.info(
         "adapting %s from %r to %r: %d steps on %s",
         p.generator,
@@ -473,14 +439,7 @@ def run_adaptation(
         p.steps,
         dev,
     )
-    final = rundir.adapted_path(out_dir)
-    resume_point = out_dir / rundir.RESUME
-    if start_from is not None and Path(start_from).resolve() == resume_point.resolve():
-        raise ResumeError(f"{start_from} would be overwritten: continue into another directory")
-    for previous in (final, resume_point):  # a previous run's: it would pass for this run's
-        if previous.exists():
-            log.info("removing the previous run's %s", previous)
-            previous.unlink()
+    _remove_previous_results(out_dir, start_from)
     event("stage", "loading", 0)
     run = _Adaptation(
         p,
@@ -490,45 +449,117 @@ def run_adaptation(
         str(generator_path or p.generator),
         domain_images=domain_images,
     )
-    metrics = rundir.metrics_path(out_dir)
+    metrics = _start(run, resume_from=resume_from, start_from=start_from)
+    if resume_from is None:  # where this run starts: step 0, or the run it continues
+        _first_sample(run, event)
+    _train(run, metrics, event, cancel)
+    if cancel():
+        raise Canceled(f"canceled after step {run.state.step} of {p.steps}, before saving")
+    return _save(run, metrics, event, started)
+
+
+# -- the run's bookkeeping: before the first step and after the last ----------------------
+
+
+@dataclass(frozen=True)
+class _Events:
+    """The run's progress callback, as `event(kind, stage, step, **fields)`: every event
+    carries the run's total steps."""
+
+    emit: ProgressCallback
+    total_steps: int
+
+    def __call__(self, kind: str, stage: str, step: int, **fields: Any) -> None:
+        self.emit(
+            Progress(kind=kind, stage=stage, step=step, total_steps=self.total_steps, **fields)
+        )
+
+
+def _remove_previous_results(out_dir: Path, start_from: Path | None) -> None:
+    """A previous run's adapted.pt and resume.pt would pass for this run's: remove them,
+    unless the resume.pt is the one this run continues (refused: it would be overwritten)."""
+    resume_point = out_dir / rundir.RESUME
+    if start_from is not None and Path(start_from).resolve() == resume_point.resolve():
+        raise ResumeError(f"{start_from} would be overwritten: continue into another directory")
+    for previous in (rundir.adapted_path(out_dir), resume_point):
+        if previous.exists():
+            log.info("removing the previous run's %s", previous)
+            previous.unlink()
+
+
+def _start(run: _Adaptation, *, resume_from: Path | None, start_from: Path | None) -> Path:
+    """Put the run where it starts, and return its metrics log (OUT/metrics.jsonl).
+
+    resume_from (an intermediate checkpoint of this run) wins over start_from (a finished
+    run's resume.pt); the metrics log keeps this run's own steps only: cut back to the
+    resumed step, or started empty. params.json says what this run is.
+    """
+    metrics = rundir.metrics_path(run.out_dir)
     if resume_from is not None:
         run.restore(Path(resume_from))
         truncate_metrics(metrics, run.state.step)
     else:
-        if start_from is not None:  # the metrics log holds this run's own steps only
+        if start_from is not None:
             run.restore(Path(start_from), continuation=True)
         metrics.write_text("", encoding="utf-8")
-    rundir.write_text(
-        rundir.params_path(out_dir),
-        json.dumps({**p.to_dict(), "device": str(dev), "base": run.identity}, indent=2) + "\n",
-    )
+    record = {**run.params.to_dict(), "device": str(run.device), "base": run.identity}
+    rundir.write_text(rundir.params_path(run.out_dir), json.dumps(record, indent=2) + "\n")
     if resume_from is not None:
         log.info("resumed from %s at step %d", resume_from, run.state.step)
     elif start_from is not None:
         log.info("continuing %s from step %d", start_from, run.state.step)
-    if resume_from is None:  # where this run starts: step 0, or the run it continues
-        start = run.state.step
-        run.state.samples = [run.write_sample(start)]
-        event("sample", "loading", start, path=run.state.samples[-1])
-        scores = run.scores(start)
-        if scores:
-            event("scores", "loading", start, scores=scores)
+    return metrics
 
+
+def _first_sample(run: _Adaptation, event: _Events) -> None:
+    """The sample (and scores) of the step a new run or a continuation starts from; a
+    resumed run has it already."""
+    start = run.state.step
+    run.state.samples = [run.write_sample(start)]
+    event("sample", "loading", start, path=run.state.samples[-1])
+    scores = run.scores(start)
+    if scores:
+        event("scores", "loading", start, scores=scores)
+
+
+def _save(run: _Adaptation, metrics: Path, event: _Events, started: float) -> AdaptResult:
+    """OUT/adapted.pt, then OUT/resume.pt (which records adapted.pt's sha256)."""
+    event("stage", "saving", run.state.step)
+    final = rundir.adapted_path(run.out_dir)
+    digest = stylegan2.save_generator(final, run.trainable, run.latent_avg, run.metadata())
+    log.info("wrote %s (sha256 %s)", final, digest)
+    run.write_resume_point(run.out_dir / rundir.RESUME, digest)
+    return AdaptResult(
+        checkpoint=final,
+        samples=tuple(run.state.samples),
+        metrics=metrics,
+        checkpoint_sha256=digest,
+        steps=run.state.step,
+        seconds=time.perf_counter() - started,
+    )
+
+
+# -- the step loop ----------------------------------------------------------------------------
+
+
+def _train(run: _Adaptation, metrics: Path, event: _Events, cancel: CancelCheck) -> None:
+    """Steps from the run's step to params.steps, each logged to `metrics` and reported,
+    with samples, scores and intermediate checkpoints at their steps."""
+    p = run.params
+    start = run.state.step
     recent: deque[float] = deque(maxlen=10)  # seconds of the last steps
-    first = True
     with metrics.open("a", encoding="utf-8") as log_file:
-        for step in range(run.state.step, p.steps):
+        for step in range(start, p.steps):
             if cancel():
                 raise Canceled(f"canceled before step {step + 1} of {p.steps}")
             t0 = time.perf_counter()
             if step % p.reselect_every == 0 or not run.state.selected:
-                if first and run.selects:
+                if step == start and run.selects:
                     event("stage", "selecting", step)
                 run.state.selected = run.select(step)
-            t_select = time.perf_counter() - t0
-            if first:
+            selection_seconds = time.perf_counter() - t0
+            if step == start:
                 event("stage", "training", step)
-                first = False
             losses = run.train_step(step)
             seconds = time.perf_counter() - t0
             recent.append(seconds)
@@ -537,16 +568,7 @@ def run_adaptation(
                 run.loss_average.update(losses["total"])
             sampled = done % p.sample_every == 0 or done == p.steps
             scores = run.scores(done) if sampled else {}
-            line = {
-                "step": done,
-                "losses": losses,
-                "selected_layers": list(run.state.selected),
-                "seconds": round(seconds, 4),
-                "selection_seconds": round(t_select, 4),
-            }
-            if scores:
-                line["scores"] = scores
-            log_file.write(json.dumps(line) + "\n")
+            log_file.write(_metrics_line(run, losses, seconds, selection_seconds, scores))
             log_file.flush()
             event(
                 "step",
@@ -557,26 +579,37 @@ def run_adaptation(
                 seconds_per_step=sum(recent) / len(recent),
             )
             if sampled:
-                run.state.selections[str(done)] = list(run.state.selected)
-                run.state.samples.append(run.write_sample(done))
-                event("sample", "training", done, path=run.state.samples[-1])
-                if scores:
-                    event("scores", "training", done, scores=scores)
+                _sample(run, scores, event)
             if p.checkpoint_every and done % p.checkpoint_every == 0 and done < p.steps:
-                path = run.write_checkpoint(rundir.intermediate_checkpoint_path(out_dir, done))
+                path = run.write_checkpoint(rundir.intermediate_checkpoint_path(run.out_dir, done))
                 event("checkpoint", "training", done, path=path)
 
-    if cancel():
-        raise Canceled(f"canceled after step {run.state.step} of {p.steps}, before saving")
-    event("stage", "saving", run.state.step)
-    digest = stylegan2.save_generator(final, run.trainable, run.latent_avg, run.metadata())
-    log.info("wrote %s (sha256 %s)", final, digest)
-    run.write_resume_point(resume_point, digest)
-    return AdaptResult(
-        checkpoint=final,
-        samples=tuple(run.state.samples),
-        metrics=metrics,
-        checkpoint_sha256=digest,
-        steps=run.state.step,
-        seconds=time.perf_counter() - started,
-    )
+
+def _metrics_line(
+    run: _Adaptation,
+    losses: dict[str, float],
+    seconds: float,
+    selection_seconds: float,
+    scores: dict[str, float],
+) -> str:
+    """The metrics log's line of the step just done (JSON, newline-terminated)."""
+    line: dict[str, Any] = {
+        "step": run.state.step,
+        "losses": losses,
+        "selected_layers": list(run.state.selected),
+        "seconds": round(seconds, 4),
+        "selection_seconds": round(selection_seconds, 4),
+    }
+    if scores:
+        line["scores"] = scores
+    return json.dumps(line) + "\n"
+
+
+def _sample(run: _Adaptation, scores: dict[str, float], event: _Events) -> None:
+    """The sample of the step just done, the layers it trained, and its scores."""
+    done = run.state.step
+    run.state.selections[str(done)] = list(run.state.selected)
+    run.state.samples.append(run.write_sample(done))
+    event("sample", "training", done, path=run.state.samples[-1])
+    if scores:
+        event("scores", "training", done, scores=scores)

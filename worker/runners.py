@@ -1,6 +1,6 @@
 """What a worker runs for each kind of job (jobs/kinds.py): the engine call and its inputs.
 
-`worker.tasks.run_job` does the rest for every kind alike: claim, lease, progress, cancel,
+`worker.attempts.run_job` does the rest for every kind alike: claim, lease, progress, cancel,
 time limit, resume from the newest intermediate checkpoint, failure codes, and publishing
 the kind's `result_files` from the attempt's working directory into the job's.
 

@@ -1,4 +1,4 @@
-"""worker.tasks.run_job, the plain function behind the Celery task, with a scripted engine.
+"""worker.attempts.run_job, the plain function behind the Celery task, with a scripted engine.
 
 The real engine and a real Celery worker are exercised by tests/backend/test_e2e_*.py.
 """
@@ -127,7 +127,7 @@ def _submit(settings: Settings, params: AdaptParams = PARAMS) -> str:
 
 
 def _run(settings: Settings, job_id: str, engine: ScriptedEngine, worker: str = "w1") -> str:
-    from worker.tasks import run_job
+    from worker.attempts import run_job
 
     return run_job(job_id, settings=settings, worker_id=worker, engine=engine, models=object())
 
@@ -278,10 +278,10 @@ def test_the_task_is_registered_under_the_name_the_api_sends() -> None:
 
 
 def test_models_are_cached_between_jobs_of_a_worker_process() -> None:
-    from worker import engine, tasks
+    from worker import attempts, engine
 
-    cache = tasks._model_cache()
-    assert isinstance(cache, engine.ModelCache) and tasks._model_cache() is cache
+    cache = attempts._model_cache()
+    assert isinstance(cache, engine.ModelCache) and attempts._model_cache() is cache
 
 
 # --- Timeouts and resources: faults injected through the engine and storage (a CPU test
@@ -308,10 +308,12 @@ def test_cuda_out_of_memory_fails_the_job_frees_memory_and_the_worker_goes_on(
 ) -> None:
     import torch
 
-    import worker.tasks
+    import worker.attempts
 
     released: list[bool] = []
-    monkeypatch.setattr(worker.tasks, "release_accelerator_memory", lambda: released.append(True))
+    monkeypatch.setattr(
+        worker.attempts, "release_accelerator_memory", lambda: released.append(True)
+    )
     oom, after = _submit(settings), _submit(settings)
     failing = ScriptedEngine(fail=torch.cuda.OutOfMemoryError("CUDA error: out of memory"))
     assert _run(settings, oom, failing) == "failed"
@@ -324,7 +326,7 @@ def test_cuda_out_of_memory_fails_the_job_frees_memory_and_the_worker_goes_on(
 
 
 def test_release_accelerator_memory_runs_without_a_gpu() -> None:
-    from worker.tasks import release_accelerator_memory
+    from worker.failures import release_accelerator_memory
 
     release_accelerator_memory()  # gc + empty_cache only where CUDA is present
 
@@ -369,7 +371,7 @@ def test_a_full_disk_while_publishing_the_result_fails_with_io(
 def test_error_codes() -> None:
     import errno
 
-    from worker.tasks import error_code
+    from worker.failures import error_code
 
     assert error_code(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")) == (
         "out_of_memory"
@@ -479,7 +481,7 @@ def test_a_failure_that_cannot_be_recorded_leaves_the_checkpoint_to_resume_from(
 
     from sqlalchemy.exc import OperationalError
 
-    import worker.tasks
+    import worker.attempts
 
     def database_full(*args: Any, **kwargs: Any) -> bool:
         raise OperationalError("UPDATE jobs", {}, sqlite3.OperationalError("disk is full"))
@@ -491,7 +493,7 @@ def test_a_failure_that_cannot_be_recorded_leaves_the_checkpoint_to_resume_from(
     root = storage.job_dir(settings.jobs_dir, job_id)
     with monkeypatch.context() as patch:
         patch.setattr(leases, "finish_job", database_full)
-        patch.setattr(worker.tasks, "_FINAL_WRITE_RETRIES", (0, 0))
+        patch.setattr(worker.attempts, "_FINAL_WRITE_RETRIES", (0, 0))
         full = ScriptedEngine(fail=OSError(errno.ENOSPC, "No space left on device"))
         assert _run(settings, job_id, full) == "unrecorded"
     assert _job(settings, job_id).status == "running"  # until its lease runs out
@@ -518,7 +520,7 @@ def test_a_full_disk_when_resuming_is_not_taken_for_a_bad_checkpoint(settings: S
         calls.append(resume_from)
         raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / "params.json"))
 
-    from worker.tasks import run_job
+    from worker.attempts import run_job
 
     outcome = run_job(job_id, settings=settings, worker_id="w2", engine=engine, models=object())
     assert outcome == "failed"
@@ -534,6 +536,6 @@ def test_an_attempt_that_must_start_over_says_so(
     _claimed_by_a_dead_worker(settings, job_id)
     with session_scope(settings.db_url) as s:
         s.execute(update(Job).where(Job.id == job_id).values(step=3))  # and no checkpoint
-    with caplog.at_level("WARNING", logger="worker.tasks"):
+    with caplog.at_level("WARNING", logger="worker.attempts"):
         assert _run(settings, job_id, ScriptedEngine(), worker="w2") == "succeeded"
     assert "starts over: an earlier attempt reached step 3" in caplog.text
