@@ -8,7 +8,7 @@ them editable. The published checkpoint predicts offsets from the generator's me
 so W+ = `encoder(x) + latent_avg`.
 
 Module names, registration order and shapes are e4e's, so `state_dict()` is interchangeable
-with its checkpoints (shared/reference/e4e_state_dict_manifest.tsv). Only the inference
+with its checkpoints (tests/data/reference/e4e_state_dict_manifest.tsv). Only the inference
 stage is implemented (all deltas on); e4e's progressive training stages are not needed.
 
     >>> e4e = load_e4e("e4e-ffhq")  # invert/e4e_weights.py: a registry name or a path

@@ -42,7 +42,7 @@ _STYLE_KEY = re.compile(r"styles\.(\d+)\.")
 def seeded_state_dict(
     keys_shapes: Iterable[tuple[str, Sequence[int]]], seed: int, prelu_keys: Collection[str]
 ) -> dict[str, Tensor]:
-    """Deterministic encoder weights (shared/reference/README.md, e4e section): walk the keys
+    """Deterministic encoder weights (tests/data/reference/README.md): walk the keys
     in order with one seeded generator, scaling each draw so activations stay finite."""
     g = torch.Generator().manual_seed(seed)
     prelu = set(prelu_keys)

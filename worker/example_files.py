@@ -8,12 +8,11 @@ metadata points at files that are still there. Torch-free: it runs before anythi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from invert.example_images import ExampleImage, normalize_example, store_example
 from invert.photos import PhotoRejected
-from nada import rundir
 from nada.errors import CLIError
 from nada.params import MAX_EXAMPLE_IMAGES
 
@@ -65,8 +64,3 @@ def store_examples(examples: Sequence[ExampleImage], run_dir: Path) -> dict[str,
     """Write the images into `run_dir`/domain_images; their names -> files (what the engine's
     `domain_images` argument takes)."""
     return {example.sha256: store_example(example, run_dir) for example in examples}
-
-
-def stored_images(names: Sequence[str], run_dir: Path) -> Mapping[str, Path]:
-    """Where a run directory keeps the images `names` (a resumed run's, for instance)."""
-    return {name: rundir.domain_image_path(run_dir, name) for name in names}

@@ -34,7 +34,9 @@ class SynthesisLayer:
     """A layer of the synthesis network and the W+ entry it reads.
 
     In the forward pass (rosinality's layout): conv1 <- w[0]; to_rgb1 <- w[1];
-    convs[2j] <- w[1 + 2j]; convs[2j + 1] <- w[2 + 2j]; to_rgbs[j] <- w[3 + 2j].
+    convs[2j] <- w[1 + 2j]; convs[2j + 1] <- w[2 + 2j]; to_rgbs[j] <- w[3 + 2j]. So entry
+    i >= 1 feeds convs[i - 1], and odd entries also a to_rgb. (The authors' code maps entry i
+    to convs[i - 2] and entry 1 to to_rgb1 alone, one layer off.)
     """
 
     name: str  # module path: 'conv1', 'convs.3', 'to_rgb1', 'to_rgbs.2'
@@ -59,18 +61,6 @@ def candidate_layers(generator: Generator, include_torgb: bool = False) -> tuple
     return tuple(
         layer.name for layer in synthesis_layers(generator) if include_torgb or not layer.is_rgb
     )
-
-
-def wplus_layer_map(generator: Generator) -> dict[int, tuple[str, ...]]:
-    """W+ index -> names of the layers that read it (all layers, to_rgb included).
-
-    Index i >= 1 feeds convs[i - 1]; odd indices also feed a to_rgb. (The authors' code maps
-    index i to convs[i - 2] and index 1 to to_rgb1 alone, one layer off.)
-    """
-    mapping: dict[int, list[str]] = {i: [] for i in range(generator.n_latent)}
-    for layer in synthesis_layers(generator):
-        mapping[layer.wplus_index].append(layer.name)
-    return {i: tuple(names) for i, names in mapping.items()}
 
 
 def layer_parameters(generator: nn.Module, names: Iterable[str]) -> list[nn.Parameter]:

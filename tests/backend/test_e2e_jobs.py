@@ -1,7 +1,8 @@
 """End to end: real API and Celery worker processes, the real engine on a tiny job.
 
-Two deployments run the same tests:
-- redis-postgres: `uvicorn backend.main:create_app` + `python -m worker.worker_cli` (the
+Two deployments run the tests (those marked `scale_out_only` the first alone; each says why
+one suffices):
+- redis-postgres: `uvicorn backend.main:create_app` + `python -m cli.worker` (the
   `nada worker` code) over the local Redis and PostgreSQL (own database, key prefix, queue);
 - embedded: `nada serve` alone (SQLite, the SQLite Celery transport, its own worker child).
 
@@ -29,7 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import create_pg_database, drop_pg_database  # type: ignore[import-not-found]
+from tests.conftest import create_pg_database, drop_pg_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.timeout(900)]
 
@@ -51,6 +52,10 @@ TINY = {
 # Minutes of steps: a job that is still running when a test acts on it, canceled by the test.
 LONG = {"steps": 3000, "sample_every": 1000}
 JOB_TIMEOUT = 300.0
+DEPLOYMENTS = ["redis-postgres", "embedded"]
+# What one deployment suffices for (the reason is in each test's docstring): the test asks
+# for the scale-out deployment only, so the embedded variant is never generated.
+scale_out_only = pytest.mark.parametrize("deployment", ["redis-postgres"], indirect=True)
 
 
 def _free_port() -> int:
@@ -110,7 +115,7 @@ class Deployment:
             argv = [
                 sys.executable,
                 "-m",
-                "nada.cli",
+                "cli.main",
                 "serve",
                 "--port",
                 str(self.port),
@@ -167,7 +172,7 @@ class Deployment:
                 [
                     sys.executable,
                     "-m",
-                    "worker.worker_cli",
+                    "cli.worker",
                     "--device",
                     "cpu",
                     "--hostname",
@@ -257,7 +262,7 @@ class EventRecorder(threading.Thread):
         return [e["event"] for e in self.events if e["event"] != "heartbeat"]
 
 
-@pytest.fixture(scope="module", params=["redis-postgres", "embedded"])
+@pytest.fixture(scope="module", params=DEPLOYMENTS)
 def deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
@@ -443,19 +448,17 @@ def test_restarting_the_api_loses_nothing(deployment: Deployment) -> None:
     assert d.http.get(job["checkpoint_url"]).status_code == 200
 
 
+@scale_out_only
 def test_a_photo_through_a_finished_job(deployment: Deployment) -> None:
     """Upload -> the inversion runs on the worker -> the edit of a finished job renders it:
-    what the page's "Try it on a photo" does (no weights: no encoder, no alignment)."""
+    what the page's "Try it on a photo" does (no weights: no encoder, no alignment). The
+    embedded deployment's photo path is the page's: tests/frontend/test_page_photo.py drives
+    it through `nada serve`."""
     import io
 
     from PIL import Image
 
     d = deployment
-    if d.kind == "embedded":
-        pytest.skip(
-            "the embedded deployment's photo path is the page's (tests/frontend/test_page_photo.py"
-            " drives it through `nada serve`)"
-        )
     job_id = d.submit(steps=1, seed=7)
     buffer = io.BytesIO()
     Image.new("RGB", (80, 64), (180, 120, 90)).save(buffer, format="JPEG")
@@ -533,13 +536,12 @@ def test_a_photo_does_not_wait_behind_a_training_job(deployment: Deployment) -> 
     d.wait_status(long_job, "canceled")
 
 
+@scale_out_only
 def test_a_two_by_two_sweep_runs_to_four_scored_jobs(deployment: Deployment) -> None:
     """A sweep through a real worker: four jobs, each succeeded with its scores measured at
     step 0 and at its last step, and the sweep's view agrees. One deployment suffices: the
     sweep is made of ordinary jobs, which both deployments already run above."""
     d = deployment
-    if d.kind == "embedded":
-        pytest.skip("the sweep's jobs are ordinary jobs; the scale-out deployment runs them")
     grid = {"layers": [1, 2], "seed": [3, 4]}
     r = d.http.post(f"{API}/sweeps", json={"base": {**TINY, "steps": 2}, "grid": grid})
     assert r.status_code == 202, r.text
@@ -570,7 +572,10 @@ def _finished_job(d: Deployment) -> str:
     return job_id
 
 
+@scale_out_only
 def test_renders_of_a_finished_job_download(deployment: Deployment, tmp_path: Path) -> None:
+    """A grid and a video of a finished job, downloaded. One deployment suffices: renders are
+    jobs of the fast lane, which the embedded deployment runs above (the photo tests)."""
     import io
 
     from PIL import Image
@@ -578,8 +583,6 @@ def test_renders_of_a_finished_job_download(deployment: Deployment, tmp_path: Pa
     from worker.video import count_frames
 
     d = deployment
-    if d.kind == "embedded":
-        pytest.skip("renders are jobs of the fast lane, which the embedded deployment runs above")
     job_id = _finished_job(d)
     r = d.http.post(f"{API}/jobs/{job_id}/renders", json={"seeds": [1, 2], "truncation": 0.6})
     assert r.status_code == 202, r.text
@@ -605,13 +608,12 @@ def test_renders_of_a_finished_job_download(deployment: Deployment, tmp_path: Pa
     assert count_frames(path) == 3  # ffmpeg reads back every frame written
 
 
+@scale_out_only
 def test_a_render_does_not_wait_behind_a_training_job(deployment: Deployment) -> None:
     """The fast lane: a render asked for while a long adaptation trains on the only train
     worker finishes before that adaptation does. The embedded deployment's fast lane is
     proven by the photo test above; here the scale-out one's."""
     d = deployment
-    if d.kind == "embedded":
-        pytest.skip("the embedded fast lane is the photo test's; one deployment suffices")
     d.start_worker(lanes="fast")  # the others may take either lane
     job_id = _finished_job(d)
     long_job = d.submit(seed=13, **LONG)

@@ -20,14 +20,7 @@ from invert.e4e import (
 from invert.e4e_weights import load_e4e, random_e4e, save_e4e_checkpoint, seeded_state_dict
 from invert.weights import UnknownWeightsError
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
-
-
-def _reference_file(name: str) -> Path:
-    path = REFERENCE / name
-    if not path.is_file():
-        pytest.skip(f"{path} is not beside the checkout (shared/reference holds e4e's layout)")
-    return path
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference"  # e4e's layout, numbers
 
 
 def _skeleton(stylegan_size: int) -> Encoder4Editing:
@@ -73,7 +66,7 @@ def _write(path: Path, encoder_state: dict, **top) -> Path:
 def test_state_dict_matches_the_manifest_in_order():
     rows = [
         line.rstrip("\n").split("\t")
-        for line in _reference_file("e4e_state_dict_manifest.tsv").read_text().splitlines()
+        for line in (REFERENCE / "e4e_state_dict_manifest.tsv").read_text().splitlines()
         if line and not line.startswith("#")
     ]
     ours = [
@@ -84,7 +77,7 @@ def test_state_dict_matches_the_manifest_in_order():
 
 
 def test_seeded_weights_reproduce_the_reference_codes():
-    ref = torch.load(_reference_file("e4e_reference.pt"), weights_only=True)
+    ref = torch.load(REFERENCE / "e4e_reference.pt", weights_only=True)
     assert ref["stylegan_size"] == 1024
     encoder = _skeleton(ref["stylegan_size"])
     state = seeded_state_dict(ref["keys_shapes"], ref["seed"], ref["prelu_keys"])

@@ -8,19 +8,13 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-SHARED = pathlib.Path(__file__).resolve().parents[3] / "shared" / "reference"
-
-
-def _shared_reference() -> pathlib.Path:
-    for candidate in (SHARED, pathlib.Path(__file__).resolve().parents[2] / "shared" / "reference"):
-        if candidate.is_dir():
-            return candidate
-    pytest.skip("../shared/reference is not beside the checkout")
+REFERENCE = pathlib.Path(__file__).resolve().parents[1] / "data" / "reference"
+"""The reference fixtures (tests/data/reference/README.md says what and from where)."""
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> pathlib.Path:
-    return _shared_reference()
+    return REFERENCE
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +23,7 @@ def reference_64(reference_dir):
 
 
 def rebuild_reference_weights(ref: dict) -> dict[str, torch.Tensor]:
-    """The recipe in shared/reference/README.md: one seeded generator walked in key order."""
+    """The recipe in tests/data/reference/README.md: one seeded generator walked in key order."""
     g = torch.Generator().manual_seed(ref["seed"])
     state = {}
     for key, shape in ref["keys_shapes"]:

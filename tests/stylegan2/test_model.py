@@ -97,6 +97,18 @@ def test_modulated_conv_activation_scaling_equals_grouped_weights(upsample):
     torch.testing.assert_close(fast, grouped)
 
 
+def test_a_w_plus_of_another_layer_count_is_refused():
+    """forward()'s shape contract: a W+ is [N, n_latent, style_dim]. One entry too many used
+    to be cut silently (a code inverted for another generator); now it is an error."""
+    g = _small(size=8).eval()  # n_latent 4
+    with torch.no_grad():
+        image, _ = g([torch.zeros(1, 4, 32)], input_is_latent=True)
+        assert image.shape == (1, 3, 8, 8)
+        for wrong in (torch.zeros(1, 5, 32), torch.zeros(1, 4, 31)):
+            with pytest.raises(AssertionError, match=r"expected \[None, 4, 32\]"):
+                g([wrong], input_is_latent=True)
+
+
 def test_randomize_noise_false_is_deterministic_and_true_is_not():
     g = _small().eval()
     for name, p in g.named_parameters():

@@ -17,7 +17,6 @@ from worker.layers import (
     set_trainable,
     synthesis_layers,
     top_k_layers,
-    wplus_layer_map,
 )
 
 
@@ -36,6 +35,14 @@ def wplus_for(generator: Generator, n: int = 2, seed: int = 1) -> torch.Tensor:
     with torch.no_grad():
         w = generator.style(torch.randn(n, generator.style_dim, generator=g))
     return w.unsqueeze(1).repeat(1, generator.n_latent, 1)
+
+
+def readers_of_each_wplus_entry(generator: Generator) -> dict[int, tuple[str, ...]]:
+    """W+ index -> names of the layers that read it (to_rgb included), from synthesis_layers."""
+    readers: dict[int, list[str]] = {i: [] for i in range(generator.n_latent)}
+    for layer in synthesis_layers(generator):
+        readers[layer.wplus_index].append(layer.name)
+    return {i: tuple(names) for i, names in readers.items()}
 
 
 def fixed_noise(generator: Generator, n: int = 2) -> list[torch.Tensor]:
@@ -68,7 +75,7 @@ def test_wplus_map_matches_the_forward_pass(size):
     expected = {layer.name: float(layer.wplus_index) for layer in synthesis_layers(generator)}
     assert seen == expected
     assert len(seen) == len(generator.convs) + len(generator.to_rgbs) + 2
-    mapping = wplus_layer_map(generator)
+    mapping = readers_of_each_wplus_entry(generator)
     assert sorted(mapping) == list(range(generator.n_latent))
     for i, names in mapping.items():
         assert {name for name in names} == {n for n, v in seen.items() if v == i}
