@@ -206,14 +206,12 @@ def serve(args: argparse.Namespace) -> int:
     ):
         if flag is not None:
             os.environ[env] = str(flag)
-    from pydantic import ValidationError
-
-    from jobs.settings import get_settings
+    from jobs.settings import SettingsError, get_settings
 
     get_settings.cache_clear()
     try:
         settings = get_settings()
-    except ValidationError as exc:
+    except SettingsError as exc:
         raise CLIError(str(exc)) from None
     os.environ["NADA_DATA_DIR"] = str(settings.data_dir)  # absolute, for the child
     check_bind(settings, insecure_bind=args.insecure_bind)

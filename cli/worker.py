@@ -92,13 +92,16 @@ def run_worker(args: argparse.Namespace) -> int:
             raise CLIError(f"--device must be auto, cpu, mps, cuda or cuda:N (got {args.device!r})")
         os.environ["NADA_DEVICE"] = args.device
     from jobs.kinds import LANES
-    from jobs.settings import get_settings
+    from jobs.settings import SettingsError, get_settings
 
     lanes = [lane.strip() for lane in args.lanes.split(",") if lane.strip()]
     if not lanes or any(lane not in LANES for lane in lanes):
         raise CLIError(f"--lanes must name train, fast or both (got {args.lanes!r})")
     get_settings.cache_clear()  # NADA_DEVICE may have just changed
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        raise CLIError(str(exc)) from None
     device = settings.device.replace(":", "")
     hostname = args.hostname or f"nada-{device}@{socket.gethostname()}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobs.tokens import ApiToken, parse_tokens
@@ -145,6 +145,28 @@ class Settings(BaseSettings):
         return self.reap_interval or max(self.lease_seconds / 2, 0.5)
 
 
+class SettingsError(ValueError):
+    """A setting read from the environment is invalid. The message names each variable and
+    what is wrong with it, and never repeats a value: NADA_API_TOKENS holds other users'
+    secrets, and pydantic's own message would quote the whole input (docs/security.md)."""
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """`exc` as one line per invalid setting (`NADA_FIELD: what is wrong`), without inputs."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        field = ".".join(str(part) for part in error["loc"]) or "settings"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        prefix = f"NADA_{field.upper()}"
+        lines.append(message if message.startswith(prefix) else f"{prefix}: {message}")
+    return "; ".join(lines)
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The process's settings from the environment; SettingsError (no values quoted) if any
+    is invalid."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None

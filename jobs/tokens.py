@@ -39,6 +39,11 @@ def parse_tokens(spec: str | None) -> tuple[ApiToken, ...]:
         if not sep:
             name, token = "", entry
         name, token = name.strip(), token.strip()
+        if sep and not name:  # ':token' reads as a name someone forgot to write
+            raise ValueError(
+                f"NADA_API_TOKENS: entry number {len(found) + 1} has an empty name before ':' "
+                "(write name:token, or the token alone)"
+            )
         if len(token) < 16:
             # Do not echo the token; say which entry (by name or position).
             which = f"of {name!r}" if name else f"number {len(found) + 1}"
