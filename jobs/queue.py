@@ -17,7 +17,7 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
-from jobs import image_pool, leases, store
+from jobs import image_pool, leases, store, temp_files
 from jobs.db.session import session_scope
 from jobs.kinds import TRAIN, lane_of
 from jobs.settings import Settings
@@ -237,13 +237,18 @@ def sweep(settings: Settings, queue: JobQueue) -> list[str]:
 
 
 def housekeeping(settings: Settings) -> None:
-    """What the reaper does every few minutes besides leases: clear the embedded broker's
-    delivered messages, and sweep example images nobody has sent for a day from the upload
-    pool (safe at any time: every job holds its own copies, jobs/image_pool.py)."""
+    """What the reaper does at start-up and every few minutes besides leases: clear the
+    embedded broker's delivered messages, sweep example images nobody has sent for a day
+    from the upload pool (safe at any time: every job holds its own copies,
+    jobs/image_pool.py), and delete the temporary files crashed processes left
+    (jobs/temp_files.py)."""
     prune_embedded_broker(settings)
     removed = image_pool.remove_stale(settings.data_dir)
     if removed:
         log.info("removed %d unused example image(s) from the upload pool", len(removed))
+    leftovers = temp_files.remove_stale(settings.data_dir)
+    if leftovers:
+        log.info("removed %d temporary file(s) left by a crash", len(leftovers))
 
 
 class Reaper(threading.Thread):
@@ -256,7 +261,7 @@ class Reaper(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        last_prune = 0.0
+        last_prune = float("-inf")  # the first pass, at start-up, does the housekeeping too
         while not self._stop_event.wait(self.settings.reap_every):
             try:
                 sweep(self.settings, self.queue)
