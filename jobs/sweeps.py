@@ -95,7 +95,31 @@ def expand(
             label = " ".join(f"{k}={_short(v)}" for k, v in chosen.items())
             raise ParamError(where, f"in combination {index + 1} ({label}): {exc}") from None
         out.append(Combination(index, chosen, params))
+    _refuse_same_jobs(out)
     return out
+
+
+def _refuse_same_jobs(combos: list[Combination]) -> None:
+    """Two values that the parameters normalise alike (`0` and `0.0`, two spellings of one
+    generator or prompt) would queue the same job twice: refuse the grid, naming them."""
+    first: dict[str, Combination] = {}
+    for combo in combos:
+        key = json.dumps(combo.params.to_dict(), sort_keys=True, default=str)
+        twin = first.setdefault(key, combo)
+        if twin is combo:
+            continue
+        name = next(
+            n for n in combo.values if _spelled(combo.values[n]) != _spelled(twin.values[n])
+        )
+        raise ParamError(
+            f"grid.{name}",
+            f"values {_short(twin.values[name])} and {_short(combo.values[name])} make the "
+            f"same job (combinations {twin.index + 1} and {combo.index + 1}); list each once",
+        )
+
+
+def _spelled(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
 
 
 def varying(grid: dict[str, list[Any]]) -> list[str]:

@@ -59,6 +59,11 @@ def test_a_grid_makes_one_job_per_combination(client: Any, settings: Settings, q
     canceled = client.post(f"{API}/sweeps/{sweep['id']}/cancel").json()
     assert canceled["status"] == {"canceled": 4} and canceled["done"] is True
 
+    gone = sweep["jobs"][0]["id"]
+    assert client.delete(f"{API}/jobs/{gone}").status_code in (200, 204)
+    after = client.get(f"{API}/sweeps/{sweep['id']}").json()
+    assert after["count"] == 3 and gone not in [j["id"] for j in after["jobs"]]
+
 
 @pytest.mark.parametrize(
     ("body", "loc", "says"),
@@ -101,6 +106,11 @@ def test_a_grid_makes_one_job_per_combination(client: Any, settings: Settings, q
             {"base": _without("target_text"), "grid": {"target_text": ["sketch", "photo"]}},
             ["grid", "target_text"],
             "combination 2",
+        ),
+        (  # two spellings of one number are one job
+            {"base": BASE, "grid": {"mixing": [0, 0.0]}},
+            ["grid", "mixing"],
+            "values 0 and 0.0 make the same job (combinations 1 and 2)",
         ),
     ],
 )
