@@ -30,6 +30,7 @@ from backend.api.routes import (
     sweeps,
 )
 from backend.api.validation_errors import install_validation_error_handler
+from backend.api_docs import install_api_docs
 from backend.schemas import API_PREFIX
 from backend.security import SubmissionLimiter
 from backend.sse import EventHub
@@ -81,7 +82,10 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         version=__version__,
         description="Text-driven domain adaptation of StyleGAN2 generators, as a job queue.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_api_docs, from this process: no CDN
+        redoc_url=None,
     )
+    install_api_docs(app, title=app.title)
     app.state.settings = settings
     app.state.queue = queue
     app.state.submission_limiter = SubmissionLimiter(settings.submissions_per_minute)
