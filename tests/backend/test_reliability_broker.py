@@ -29,7 +29,6 @@ from jobs.db.session import get_engine, session_scope
 from jobs.queue import JobQueue
 from jobs.settings import Settings
 from nada.params import AdaptParams
-
 from tests.conftest import create_pg_database, drop_pg_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.timeout(600)]

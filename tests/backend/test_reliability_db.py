@@ -18,7 +18,6 @@ from sqlalchemy.engine import make_url
 
 from jobs.db.session import get_engine
 from jobs.settings import Settings
-
 from tests.conftest import RecordingQueue
 
 pytestmark = pytest.mark.services  # the local PostgreSQL (untouched: the proxy is cut)

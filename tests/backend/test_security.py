@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from cli import serve as serve_cli
 from backend.main import create_app
 from backend.security import SubmissionLimiter
+from cli import serve as serve_cli
 from jobs import storage
 from jobs.settings import Settings
 from jobs.tokens import authenticate, parse_tokens
