@@ -10,22 +10,29 @@ Loading never runs code from the file: `torch.load(weights_only=True)`, with
 plain containers. `load_untrusted` (the upload check, stylegan2/validate.py) also refuses
 weights of another dtype than float32/float16/bfloat16 and NaN/inf values, naming the key.
 
+A plain pickle (not torch.save's: NVIDIA's .pkl of StyleGAN2-ADA, StyleGAN3 or TensorFlow,
+whatever its name) is recognised by its first bytes and read as data by
+stylegan2/nvidia_load.py, under the same rules.
+
     >>> loaded = load_generator("ffhq-1024", device="cuda")      # registry name
     >>> loaded = load_generator("runs/sketch/generator.pt")       # a file
+    >>> loaded = load_generator("network-snapshot-000200.pkl")    # NVIDIA's pickle
     >>> loaded = load_generator("random-256")                     # seeded, no download
-    >>> image, _ = loaded.generator([z], truncation=0.7, truncation_latent=loaded.latent_avg)
+    >>> ws = loaded.to_wplus(z, truncation=0.7)                   # the contract: loaded.py
+    >>> image = loaded.render_wplus(ws)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import io
 import logging
 import os
 import pickle
+import pickletools
 import re
 import threading
-from collections import Counter
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +41,11 @@ from torch import Tensor, nn
 
 from nada.rundir import atomic_open
 from stylegan2 import registry, sniff
+from stylegan2.architecture import GeneratorConfig, check_shapes, infer_config
 from stylegan2.download import remember_digest, sha256_file
-from stylegan2.model import Generator, channels_for
+from stylegan2.errors import CheckpointError
+from stylegan2.loaded import LoadedGenerator
+from stylegan2.model import Generator
 
 log = logging.getLogger(__name__)
 
@@ -44,39 +54,10 @@ RANDOM_SEED = 0  # weights of 'random-<size>' generators
 MEAN_LATENT_SAMPLES = 4096  # z samples averaged when a file has no latent_avg
 MEAN_LATENT_SEED = 0  # ... drawn from this seed, so the result is deterministic
 _UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
-_STYLE_WEIGHT = re.compile(r"style\.\d+\.weight")
+_LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C  # the first value of a legacy torch.save file
 _LOAD_LOCK = threading.Lock()
 # What load_untrusted accepts; each converts to the generator's float32 without loss.
 WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
-
-class CheckpointError(ValueError):
-    """A file that is not a usable generator checkpoint; the message says what is wrong."""
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    """The constructor arguments that decide a generator's state-dict shapes."""
-
-    size: int  # output resolution in pixels
-    style_dim: int = 512  # width of z and w
-    n_mlp: int = 8  # layers in the mapping network
-    channel_multiplier: int = 2  # channel widths at 64 px and above
-
-    def build(self) -> Generator:
-        """A freshly initialised Generator on the CPU (the global RNG is left untouched)."""
-        with torch.random.fork_rng(devices=[]):
-            return Generator(self.size, self.style_dim, self.n_mlp, self.channel_multiplier)
-
-
-@dataclass(frozen=True)
-class LoadedGenerator:
-    """What `load_generator` returns."""
-
-    generator: Generator  # eval mode, on the requested device
-    latent_avg: Tensor  # [style_dim] mean w (the truncation centre), same device
-    identity: dict[str, Any]  # plain data: name, path, sha256, size, channel_multiplier, ...
-    metadata: dict[str, Any] = field(default_factory=dict)  # the file's own 'metadata', or {}
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -115,12 +96,31 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
         ) from None
 
 
+def _is_plain_pickle(path: Path) -> bool:
+    """Whether `path` is a pickle that torch.save did not write (an NVIDIA .pkl): a pickle
+    whose first value is not the legacy torch.save magic number. Unreadable files are left
+    to read_checkpoint, which says why."""
+    try:
+        head = sniff.read_head(path)
+    except OSError:
+        return False
+    if not head.startswith(sniff.PICKLE_PROTO):
+        return False
+    try:
+        for opcode, arg, _ in pickletools.genops(io.BytesIO(head)):
+            if opcode.name not in ("PROTO", "FRAME"):
+                return not (opcode.name in ("LONG1", "LONG4") and arg == _LEGACY_TORCH_MAGIC)
+    except ValueError:  # a head that ends mid-opcode, or not a pickle at all
+        pass
+    return True
+
+
 def _unsafe_message(path: Path, name: str) -> str:
     hint = ""
     if name.split(".")[0] in ("dnnlib", "torch_utils"):
         hint = (
-            " This looks like an NVIDIA StyleGAN2(-ADA) .pkl: convert it to the .pt layout "
-            "with convert_weight.py from rosinality/stylegan2-pytorch."
+            " This looks like NVIDIA's networks saved with torch.save: load_generator reads "
+            "NVIDIA's own .pkl files (their pickle.dump) as data."
         )
     return (
         f"refusing to load {path}: it contains a pickled Python object ({name}) that could "
@@ -145,8 +145,8 @@ def _unpack(ckpt: Any, where: str) -> tuple[dict[str, Tensor], Tensor | None, di
         hint = ""
         if {"G_ema", "G", "D"} & set(ckpt):
             hint = (
-                "; this looks like NVIDIA's StyleGAN2-ADA format: convert it with "
-                "convert_weight.py from rosinality/stylegan2-pytorch"
+                "; this looks like NVIDIA's StyleGAN2-ADA networks saved with torch.save: "
+                "load_generator reads NVIDIA's own .pkl files"
             )
         elif all(isinstance(v, Tensor) for v in ckpt.values()):
             hint = "; it is a state dict, but not of a StyleGAN2 generator in rosinality's layout"
@@ -169,112 +169,6 @@ def _unpack(ckpt: Any, where: str) -> tuple[dict[str, Tensor], Tensor | None, di
     return state, latent_avg, metadata if isinstance(metadata, dict) else {}, ckpt.get("args")
 
 
-def infer_config(
-    state: dict[str, Tensor], *, channel_multiplier: int | None = None, where: str = "checkpoint"
-) -> GeneratorConfig:
-    """Read size, style_dim, n_mlp and channel_multiplier off a generator state dict.
-
-    size and n_mlp come from how many to_rgbs / style layers there are. style_dim and
-    channel_multiplier are each read off every tensor that shows them and the majority wins,
-    so a single tensor of the wrong shape is blamed on its own key (by the shape check that
-    follows) rather than on the many keys that then disagree with it. Below 64 px every
-    channel multiplier gives the same shapes; `channel_multiplier` (from the file's
-    metadata or training args) is used there, else rosinality's default 2.
-    """
-    for key in ("style.1.weight", "input.input", "conv1.conv.weight", "to_rgb1.conv.weight"):
-        if key not in state:
-            raise CheckpointError(
-                f"{where}: not a StyleGAN2 generator in rosinality's layout (missing {key!r})"
-            )
-    # The mapping layers are [style_dim, style_dim], every modulation [channels, style_dim].
-    style_dim = _majority(
-        [
-            v.shape[1]
-            for k, v in state.items()
-            if v.ndim == 2 and (_STYLE_WEIGHT.fullmatch(k) or k.endswith(".modulation.weight"))
-        ]
-    )
-    if not style_dim:
-        style = state["style.1.weight"]
-        raise CheckpointError(
-            f"{where}: wrong shape for 'style.1.weight': {list(style.shape)} (expected a square "
-            "[style_dim, style_dim] matrix)"
-        )
-    n_mlp = _count_indexed(state, "style.{}.weight", start=1, where=where)
-    n_rgb = _count_indexed(state, "to_rgbs.{}.conv.weight", start=0, where=where)
-    size = 2 ** (n_rgb + 2)
-    if not 8 <= size <= 1024:
-        raise CheckpointError(f"{where}: {n_rgb} to_rgbs layers means {size} px; 8..1024 supported")
-    if size >= 64:  # feature maps at r >= 64 px are channels_for(1)[r] * channel_multiplier
-        channel_multiplier = _majority(_channel_multipliers(state, n_rgb))
-        if not channel_multiplier:
-            last = state[f"to_rgbs.{n_rgb - 1}.conv.weight"]
-            raise CheckpointError(
-                f"{where}: wrong shape for 'to_rgbs.{n_rgb - 1}.conv.weight': "
-                f"{list(last.shape)} (expected [1, 3, {channels_for(1)[size]} * "
-                "channel_multiplier, 1, 1])"
-            )
-    return GeneratorConfig(size, style_dim, n_mlp, int(channel_multiplier or 2))
-
-
-def _channel_multipliers(state: dict[str, Tensor], n_rgb: int) -> list[int]:
-    """The channel multiplier each layer at 64 px and above implies (those that imply one)."""
-    base = channels_for(1)
-    found = []
-    for i in range(n_rgb):  # to_rgbs.i and convs.2i, convs.2i+1 work at 2**(i+3) px
-        res = 2 ** (i + 3)
-        if res < 64:
-            continue
-        for key, dim in (
-            (f"to_rgbs.{i}.conv.weight", 2),  # [1, 3, in_channels, 1, 1]
-            (f"convs.{2 * i}.conv.weight", 1),  # [1, out_channels, in_channels, 3, 3]
-            (f"convs.{2 * i + 1}.conv.weight", 1),
-        ):
-            weight = state.get(key)
-            if weight is not None and weight.ndim == 5 and weight.shape[dim] % base[res] == 0:
-                found.append(weight.shape[dim] // base[res])
-    return found
-
-
-def _majority(votes: list[int]) -> int | None:
-    """The most common value (the first seen among equally common ones); None if no votes."""
-    return Counter(votes).most_common(1)[0][0] if votes else None
-
-
-def _count_indexed(state: dict[str, Tensor], template: str, *, start: int, where: str) -> int:
-    """How many keys `template.format(i)` exist for i = start, start+1, ... (no gaps)."""
-    pattern = re.escape(template).replace(r"\{\}", r"(\d+)")
-    found = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(pattern, k)))
-    if not found or found != list(range(start, start + len(found))):
-        numbers = ", ".join(map(str, found[:10])) or "none"
-        raise CheckpointError(
-            f"{where}: the {template.format('N')} keys must be numbered from {start} without "
-            f"gaps (found {numbers})"
-        )
-    return len(found)
-
-
-def _check_shapes(
-    expected: dict[str, Tensor], state: dict[str, Tensor], config: GeneratorConfig, where: str
-) -> None:
-    what = (
-        f"a {config.size} px generator (style_dim {config.style_dim}, n_mlp {config.n_mlp}, "
-        f"channel_multiplier {config.channel_multiplier})"
-    )
-    for key, want in expected.items():
-        if key in state and state[key].shape != want.shape:
-            raise CheckpointError(
-                f"{where}: wrong shape for {key!r}: the file has {list(state[key].shape)}, "
-                f"{what} needs {list(want.shape)}"
-            )
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    for keys, problem in ((missing, "is missing"), (unexpected, "has unexpected")):
-        if keys:
-            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-            raise CheckpointError(f"{where}: {problem} keys for {what}: {shown}")
-
-
 def _latent_avg(value: Tensor, style_dim: int, where: str) -> Tensor:
     """Accept [D], [1, D] or [n_latent, D] with identical rows; return [D] float32."""
     if value.ndim in (1, 2) and value.shape[-1] == style_dim:
@@ -292,7 +186,7 @@ def _latent_avg(value: Tensor, style_dim: int, where: str) -> Tensor:
     )
 
 
-def _check_values(tensors: dict[str, Tensor], where: str) -> None:
+def check_weights(tensors: dict[str, Tensor], where: str) -> None:
     """Every tensor dense, of a WEIGHT_DTYPES dtype, and finite; else name the first that is not.
 
     Loading copies a state dict into float32 parameters whatever its dtype (an int64 tensor
@@ -336,12 +230,14 @@ def load_generator(
     channel_multiplier: int | None = None,  # random-<size> only (default 2)
     progress: bool | None = None,  # download progress bar; None: when stderr is a tty
 ) -> LoadedGenerator:
-    """Load a generator from a registry name, 'random-<size>', or a .pt path.
+    """Load a generator from a registry name, 'random-<size>', a .pt or an NVIDIA .pkl.
 
     Args:
         path_or_name: 'ffhq-1024' (see `nada models list`; downloaded into the cache and
             checksum-verified), 'random-<size>' (size 8..1024, seeded weights, no file),
-            or a path to a rosinality-layout .pt (a training checkpoint works too).
+            a path to a rosinality-layout .pt (a training checkpoint works too), or to an
+            NVIDIA pickle (stylegan2-ada-pytorch, stylegan3, TensorFlow stylegan2/-ada;
+            read as data, its averaged generator G_ema / Gs).
         device: where the generator and latent_avg go.
 
     Returns:
@@ -393,6 +289,15 @@ def load_untrusted(path: str | os.PathLike[str]) -> LoadedGenerator:
     return _load_file(Path(path), "cpu", name=None, expected_size=None, check_values=True)
 
 
+def check_size(where: str, name: str | None, expected: int | None, size: int) -> None:
+    """Refuse a file whose generator is not the size its registry name promises."""
+    if expected is not None and size != expected:
+        raise CheckpointError(
+            f"{where}: {name} should be a {expected} px generator, but the file holds a "
+            f"{size} px one"
+        )
+
+
 def _load_file(
     path: Path,
     device: str | torch.device,
@@ -402,25 +307,31 @@ def _load_file(
     check_values: bool = False,  # refuse other dtypes and NaN/inf (load_untrusted)
 ) -> LoadedGenerator:
     where = str(path)
+    if _is_plain_pickle(path):  # not torch.save's: NVIDIA's .pkl (read as data)
+        from stylegan2.nvidia_load import load_nvidia
+
+        return load_nvidia(path, device, name=name, expected_size=expected_size,
+                           check_values=check_values)  # fmt: skip
     ckpt = read_checkpoint(path)
+    if _stylegan3().is_stylegan3_checkpoint(ckpt):  # our StyleGAN3 layout (its metadata says)
+        return _load_stylegan3(ckpt, path, device, name, expected_size, check_values)
     state, latent_avg, metadata, args = _unpack(ckpt, where)
     if check_values:
-        _check_values(state, where)
+        check_weights(state, where)
         if latent_avg is not None:
-            _check_values({"latent_avg": latent_avg}, where)
+            check_weights({"latent_avg": latent_avg}, where)
     ours = metadata.get("stylegan2")
     hint = ours.get("channel_multiplier") if isinstance(ours, dict) else None
     hint = hint or getattr(args, "channel_multiplier", None)
     config = infer_config(
-        state, channel_multiplier=hint if isinstance(hint, int) else None, where=where
+        state,
+        channel_multiplier=hint if isinstance(hint, int) else None,
+        **GeneratorConfig.hints(ours),
+        where=where,
     )
-    if expected_size is not None and config.size != expected_size:
-        raise CheckpointError(
-            f"{where}: {name} should be a {expected_size} px generator, but the file holds a "
-            f"{config.size} px one"
-        )
+    check_size(where, name, expected_size, config.size)
     generator = config.build()
-    _check_shapes(generator.state_dict(), state, config, where)
+    check_shapes(generator.state_dict(), state, config, where)
     generator.load_state_dict(state, strict=True)
     del ckpt, state
     if latent_avg is not None:
@@ -432,7 +343,7 @@ def _load_file(
         "name": name,
         "path": str(path.resolve()),
         "sha256": sha256_file(path),
-        **asdict(config),
+        **config.describe(),
         "seed": None,
     }
     return LoadedGenerator(
@@ -440,6 +351,46 @@ def _load_file(
         latent_avg=latent_avg.to(device),
         identity=identity,
         metadata=metadata,
+    )
+
+
+def _stylegan3() -> Any:
+    """The StyleGAN3 family (stylegan2/stylegan3/), imported when a file needs it."""
+    return importlib.import_module("stylegan2.stylegan3")
+
+
+def _load_stylegan3(
+    ckpt: Any,
+    path: Path,
+    device: str | torch.device,
+    name: str | None,
+    expected_size: int | None,
+    check_values: bool,
+) -> LoadedGenerator:
+    """A StyleGAN3 checkpoint in our layout (stylegan2/stylegan3/checkpoint.py)."""
+    where = str(path)
+    if check_values:
+        state = ckpt.get("g_ema")
+        check_weights(state if isinstance(state, dict) else {}, where)
+        if isinstance(ckpt.get("latent_avg"), Tensor):
+            check_weights({"latent_avg": ckpt["latent_avg"]}, where)
+    read = _stylegan3().read_stylegan3(ckpt, where)
+    size = int(read.generator.resolution)
+    check_size(where, name, expected_size, size)
+    identity = {
+        "name": name,
+        "path": str(path.resolve()),
+        "sha256": sha256_file(path),
+        "family": "stylegan3",
+        "size": size,
+        "style_dim": int(read.generator.w_dim),
+        "seed": None,
+    }
+    return LoadedGenerator(
+        generator=read.generator.to(device).eval(),
+        latent_avg=read.latent_avg.to(device),
+        identity=identity,
+        metadata=read.metadata,
     )
 
 
@@ -467,7 +418,7 @@ def random_generator(
         "name": f"random-{size}",
         "path": None,
         "sha256": None,
-        **asdict(config),
+        **config.describe(),
         "seed": seed,
     }
     return LoadedGenerator(generator.to(device).eval(), latent_avg.to(device), identity, {})
@@ -488,18 +439,27 @@ def save_generator(
     tuples become lists) and should say where the weights came from, e.g.
     `{"base": loaded.identity, "params": {...}}`. Its 'stylegan2' key is (re)written here
     with the architecture and format version. The file is a plain `torch.save` of tensors
-    and builtins, so rosinality's own scripts load it too.
+    and builtins, so rosinality's own scripts load it too. A StyleGAN3 generator is written
+    in its own layout (stylegan2.stylegan3.save_stylegan3), which load_generator reads too.
     """
+    if not isinstance(generator, Generator):
+        family = _stylegan3()
+        if isinstance(generator, family.StyleGAN3Generator):
+            digest: str = family.save_stylegan3(path, generator, metadata, latent_avg)
+            return digest
     metadata = _plain(metadata, "metadata")
     if not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict (got {type(metadata).__name__})")
     state = {k: v.detach().to("cpu").clone() for k, v in generator.state_dict().items()}
     config = infer_config(
-        state, channel_multiplier=getattr(generator, "channel_multiplier", None), where="generator"
+        state,
+        channel_multiplier=getattr(generator, "channel_multiplier", None),
+        **_recorded_architecture(generator),
+        where="generator",
     )
     latent_avg = _latent_avg(latent_avg.detach().to("cpu"), config.style_dim, "latent_avg")
     metadata["stylegan2"] = _plain(
-        {**asdict(config), "format_version": FORMAT_VERSION, "torch": torch.__version__},
+        {**config.describe(), "format_version": FORMAT_VERSION, "torch": torch.__version__},
         "metadata['stylegan2']",
     )
 
@@ -509,6 +469,14 @@ def save_generator(
     digest = sha256_file(path)
     remember_digest(path, digest)
     return digest
+
+
+def _recorded_architecture(generator: nn.Module) -> dict[str, Any]:
+    """What infer_config cannot read off the weights (a channel table, conv_clamp, z_dim),
+    from our Generator's own attributes."""
+    if not isinstance(generator, Generator):
+        return {}
+    return GeneratorConfig.hints(GeneratorConfig.of(generator).describe())
 
 
 def _plain(value: Any, where: str) -> Any:

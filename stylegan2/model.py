@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stylegan2.ops import (
+    assert_shape,
     demod_noise_act,
     fused_leaky_relu,
     fused_leaky_relu_reference,
@@ -271,6 +272,7 @@ class StyledConv(nn.Module):
         upsample: bool = False,
         blur_kernel: Sequence[float] = DEFAULT_BLUR,
         demodulate: bool = True,
+        conv_clamp: float | None = None,  # clamp the activations to +-this; None: no clamp
     ):
         super().__init__()
         self.conv = ModulatedConv2d(
@@ -279,21 +281,29 @@ class StyledConv(nn.Module):
         )  # fmt: skip
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(out_channel)
+        self.conv_clamp = conv_clamp
 
     def forward(self, input: Tensor, style: Tensor, noise: Tensor | None = None) -> Tensor:
         if self.conv.grouped or self.activate.reference_ops or not self.conv.demodulate:
             out = self.conv(input, style)
             out = self.noise(out, noise=noise)
-            return self.activate(out)
+            return _clamp(self.activate(out), self.conv_clamp)
         # Demodulation, noise, bias and activation in one pass (see ops.demod_noise_act).
         out, dcoefs = self.conv.forward_undemodulated(input, style)
         if noise is None:
             noise = out.new_empty(out.shape[0], 1, out.shape[2], out.shape[3]).normal_()
         act = self.activate
         assert dcoefs is not None  # demodulate is on
-        return demod_noise_act(
+        out = demod_noise_act(
             out, dcoefs, self.noise.weight, noise, act.bias, act.negative_slope, act.scale
         )
+        return _clamp(out, self.conv_clamp)
+
+
+def _clamp(x: Tensor, limit: float | None) -> Tensor:
+    """NVIDIA's `conv_clamp`: activations clamped to [-limit, limit] after the gain (what
+    keeps their fp16 layers finite; their generators are trained with it)."""
+    return x if limit is None else x.clamp(-limit, limit)
 
 
 class ToRGB(nn.Module):
@@ -305,16 +315,18 @@ class ToRGB(nn.Module):
         style_dim: int,
         upsample: bool = True,
         blur_kernel: Sequence[float] = DEFAULT_BLUR,
+        conv_clamp: float | None = None,  # clamp the RGB (before the skip sum); None: no clamp
     ):
         super().__init__()
         if upsample:
             self.upsample = Upsample(blur_kernel)
         self.conv = ModulatedConv2d(in_channel, 3, 1, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        self.conv_clamp = conv_clamp
 
     def forward(self, input: Tensor, style: Tensor, skip: Tensor | None = None) -> Tensor:
         out = self.conv(input, style)
-        out = out + self.bias.to(out.dtype)
+        out = _clamp(out + self.bias.to(out.dtype), self.conv_clamp)
         if skip is not None:
             out = out + self.upsample(skip)
         return out
@@ -336,6 +348,17 @@ def channels_for(channel_multiplier: int) -> dict[int, int]:
     }
 
 
+def _channel_table(channels: Mapping[int, int], size: int) -> tuple[tuple[int, int], ...]:
+    """((4, c4), (8, c8), ..., (size, c)): every resolution, each a positive width."""
+    wanted = [2**i for i in range(2, int(math.log2(size)) + 1)]
+    missing = [r for r in wanted if r not in channels]
+    if missing or any(int(channels[r]) < 1 for r in wanted):
+        raise ValueError(
+            f"channels must give a positive width for each of {wanted} (got {dict(channels)})"
+        )
+    return tuple((r, int(channels[r])) for r in wanted)
+
+
 class Generator(nn.Module):
     """StyleGAN2 generator: mapping network z -> w, synthesis network W+ -> image in ~[-1, 1]."""
 
@@ -347,6 +370,12 @@ class Generator(nn.Module):
         channel_multiplier: int = 2,  # 2 = config-f (FFHQ), 1 = config-e
         blur_kernel: Sequence[float] = DEFAULT_BLUR,  # FIR taps of up-sampling
         lr_mlp: float = 0.01,  # learning-rate multiplier of the mapping network
+        # Feature maps per resolution (4, 8, ..., size), e.g. NVIDIA's
+        # min(channel_base // res, channel_max); None: rosinality's table for
+        # channel_multiplier (channels_for).
+        channels: Mapping[int, int] | None = None,
+        conv_clamp: float | None = None,  # NVIDIA's conv_clamp (256 in ADA); None: no clamp
+        z_dim: int | None = None,  # width of z (the mapping's input); None: style_dim
     ):
         super().__init__()
         if size < 8 or size & (size - 1):
@@ -355,20 +384,30 @@ class Generator(nn.Module):
         self.style_dim = style_dim
         self.n_mlp = n_mlp
         self.channel_multiplier = channel_multiplier
+        self.z_dim = z_dim or style_dim
+        self.conv_clamp = conv_clamp
+        # the table as passed (None for rosinality's): what a checkpoint records
+        self.channel_table = _channel_table(channels, size) if channels is not None else None
 
         layers: list[nn.Module] = [PixelNorm()]
-        for _ in range(n_mlp):
+        for i in range(n_mlp):
             layers.append(
-                EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation="fused_lrelu")
-            )
+                EqualLinear(
+                    self.z_dim if i == 0 else style_dim, style_dim, lr_mul=lr_mlp,
+                    activation="fused_lrelu",
+                )
+            )  # fmt: skip
         self.style = nn.Sequential(*layers)
 
-        self.channels = channels_for(channel_multiplier)
+        self.channels = (
+            dict(self.channel_table) if self.channel_table else channels_for(channel_multiplier)
+        )
         self.input = ConstantInput(self.channels[4])
         self.conv1 = StyledConv(
-            self.channels[4], self.channels[4], 3, style_dim, blur_kernel=blur_kernel
-        )
-        self.to_rgb1 = ToRGB(self.channels[4], style_dim, upsample=False)
+            self.channels[4], self.channels[4], 3, style_dim, blur_kernel=blur_kernel,
+            conv_clamp=conv_clamp,
+        )  # fmt: skip
+        self.to_rgb1 = ToRGB(self.channels[4], style_dim, upsample=False, conv_clamp=conv_clamp)
 
         self.log_size = int(math.log(size, 2))
         self.num_layers = (self.log_size - 2) * 2 + 1
@@ -386,13 +425,17 @@ class Generator(nn.Module):
             out_channel = self.channels[2**i]
             self.convs.append(
                 StyledConv(
-                    in_channel, out_channel, 3, style_dim, upsample=True, blur_kernel=blur_kernel
+                    in_channel, out_channel, 3, style_dim, upsample=True,
+                    blur_kernel=blur_kernel, conv_clamp=conv_clamp,
                 )
-            )
+            )  # fmt: skip
             self.convs.append(
-                StyledConv(out_channel, out_channel, 3, style_dim, blur_kernel=blur_kernel)
-            )
-            self.to_rgbs.append(ToRGB(out_channel, style_dim))
+                StyledConv(
+                    out_channel, out_channel, 3, style_dim, blur_kernel=blur_kernel,
+                    conv_clamp=conv_clamp,
+                )
+            )  # fmt: skip
+            self.to_rgbs.append(ToRGB(out_channel, style_dim, conv_clamp=conv_clamp))
             in_channel = out_channel
 
         self.n_latent = self.log_size * 2 - 2
@@ -423,7 +466,7 @@ class Generator(nn.Module):
     @torch.no_grad()
     def mean_latent(self, n_latent: int) -> Tensor:
         """Mean w of `n_latent` random z: the truncation centre. [1, style_dim]"""
-        latent_in = torch.randn(n_latent, self.style_dim, device=self.input.input.device)
+        latent_in = torch.randn(n_latent, self.z_dim, device=self.input.input.device)
         return self.style(latent_in).mean(0, keepdim=True)
 
     def get_latent(self, input: Tensor) -> Tensor:
@@ -472,6 +515,9 @@ class Generator(nn.Module):
             latent = styles[0].unsqueeze(1).repeat(1, inject_index, 1)
             latent2 = styles[1].unsqueeze(1).repeat(1, self.n_latent - inject_index, 1)
             latent = torch.cat([latent, latent2], 1)
+        # The synthesis network's input contract (NVIDIA's SynthesisNetwork checks the same):
+        # a W+ of another generator's layer count is refused, not silently cut or misindexed.
+        assert_shape(latent, [None, self.n_latent, self.style_dim])  # [N, n_latent, style_dim]
 
         out = self.input(latent)
         out = self.conv1(out, latent[:, 0], noise=noise[0])

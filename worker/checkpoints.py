@@ -16,7 +16,7 @@ Every file is written atomically (temporary file + `os.replace`), readable by ot
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +71,12 @@ def write_intermediate_checkpoint(
     """Write the adapted checkpoint's layout plus 'resume' to `path`, atomically."""
     state = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
     metadata = json.loads(json.dumps(metadata))  # plain data, as weights_only wants
-    g = generator
-    config = GeneratorConfig(g.size, g.style_dim, g.n_mlp, g.channel_multiplier)
-    metadata["stylegan2"] = {**asdict(config), "format_version": FORMAT_VERSION}
+    # describe(): the architecture, with a converted NVIDIA generator's channel table and
+    # conv_clamp (which the weights alone do not show)
+    metadata["stylegan2"] = {
+        **GeneratorConfig.of(generator).describe(),
+        "format_version": FORMAT_VERSION,
+    }
     resume: dict[str, Any] = {
         "step": step,
         "selected": list(selected),
