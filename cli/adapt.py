@@ -7,14 +7,11 @@ Refusals name the flag: the engine's ParamError names a parameter, its declarati
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from cli.declared import add_flag
-from nada import rundir
 from nada.declare import specs
 from nada.errors import CLIError, InputError, ParamError
 from nada.params import FIELD_NAMES, IMAGE_FIELDS, AdaptParams, ClipSpec, describe, flag_of
@@ -129,12 +126,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     params = params_from_args(
         args, {name: [e.sha256 for e in found] for name, found in examples.items()}
     )
-    from tqdm import tqdm
-
+    from cli.progress import print_summary, training_bar
     from stylegan2 import CheckpointError
     from worker.clip_models import check_clip_name
     from worker.engine import ResumeError, resolve_device, run_adaptation
-    from worker.events import Progress
 
     try:
         for spec in params.clip_models:
@@ -152,19 +147,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     _check_generator(params.generator)
 
     domain_images = store_examples([e for found in examples.values() for e in found], args.out)
-    bar = tqdm(total=params.steps, file=sys.stderr, unit="step", disable=args.no_progress or None)
-
-    def on_progress(event: Progress) -> None:
-        if event.kind == "stage" and event.stage != "training":
-            bar.set_description(event.stage)
-        elif event.kind == "step":
-            bar.set_description("training")
-            bar.n = event.step
-            postfix = {"loss": f"{event.losses.get('total', float('nan')):.4f}"}
-            if event.seconds_per_step is not None:
-                postfix["s/step"] = f"{event.seconds_per_step:.2f}"
-            bar.set_postfix(postfix, refresh=False)
-            bar.refresh()
+    bar, on_progress = training_bar(params.steps, disabled=args.no_progress)
 
     try:
         result = run_adaptation(
@@ -185,17 +168,5 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise CLIError(f"argument --generator: {exc}") from None
     finally:
         bar.close()
-    print(
-        json.dumps(
-            {
-                "checkpoint": str(result.checkpoint),
-                "sha256": result.checkpoint_sha256,
-                "samples": str(rundir.samples_dir(result.checkpoint.parent)),
-                "metrics": str(result.metrics),
-                "steps": result.steps,
-                "seconds": round(result.seconds, 1),
-            },
-            indent=2,
-        )
-    )
+    print_summary(result)
     return 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +124,7 @@ def continuation_params(args: argparse.Namespace) -> tuple[AdaptParams, Path]:
 def cmd_continue(args: argparse.Namespace) -> int:
     params, start = continuation_params(args)
     run_dir: Path = args.resume_from_result
+    from cli.progress import print_summary, training_bar
     from stylegan2 import CheckpointError
     from worker.engine import ResumeError, resolve_device, run_adaptation
 
@@ -141,7 +141,9 @@ def cmd_continue(args: argparse.Namespace) -> int:
             raise CLIError(f"argument {FLAG}: {run_dir} lacks its example image {src.name}")
         domain_images[sha] = rundir.publish(src, dst)
     extra: dict[str, Any] = {"domain_images": domain_images} if domain_images else {}
-    bar, on_progress = _progress(params.steps, params.steps - args.steps, args.no_progress)
+    bar, on_progress = training_bar(
+        params.steps, done=params.steps - args.steps, disabled=args.no_progress
+    )
     try:
         result = run_adaptation(
             params, args.out, device=args.device, on_progress=on_progress, start_from=start,
@@ -153,35 +155,5 @@ def cmd_continue(args: argparse.Namespace) -> int:
         raise CLIError(f"argument --generator: {exc}") from None
     finally:
         bar.close()
-    summary = {
-        "checkpoint": str(result.checkpoint),
-        "sha256": result.checkpoint_sha256,
-        "continued_from": str(run_dir),
-        "samples": str(rundir.samples_dir(result.checkpoint.parent)),
-        "metrics": str(result.metrics),
-        "steps": result.steps,
-        "seconds": round(result.seconds, 1),
-    }
-    print(json.dumps(summary, indent=2))
+    print_summary(result, continued_from=str(run_dir))
     return 0
-
-
-def _progress(total: int, done: int, disabled: bool) -> tuple[Any, Any]:
-    """A tqdm bar over the run's steps (from the parent's `done`), and the engine callback
-    that moves it."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, initial=done, file=sys.stderr, unit="step", disable=disabled or None)
-
-    def on_progress(event: Any) -> None:
-        if event.kind == "stage" and event.stage != "training":
-            bar.set_description(event.stage)
-        elif event.kind == "step":
-            bar.set_description("training")
-            bar.n = event.step
-            bar.set_postfix(
-                {"loss": f"{event.losses.get('total', float('nan')):.4f}"}, refresh=False
-            )
-            bar.refresh()
-
-    return bar, on_progress
