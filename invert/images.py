@@ -58,9 +58,18 @@ def write_png(path: Path, image: np.ndarray) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def center_square(image: PIL.Image.Image, size: int) -> PIL.Image.Image:
-    """The largest centred square, resized to size x size (for photos that need no alignment)."""
+def center_crop(image: PIL.Image.Image) -> PIL.Image.Image:
+    """The largest centred square of `image`, at its own resolution."""
     side = min(image.size)
     left, top = (image.width - side) // 2, (image.height - side) // 2
-    square = image.crop((left, top, left + side, top + side))
-    return square.resize((size, size), PIL.Image.Resampling.LANCZOS) if side != size else square
+    return image.crop((left, top, left + side, top + side))
+
+
+def center_square(image: PIL.Image.Image, size: int) -> PIL.Image.Image:
+    """The largest centred square, resized to size x size (for photos that need no alignment)."""
+    square = center_crop(image)
+    return (
+        square.resize((size, size), PIL.Image.Resampling.LANCZOS)
+        if square.width != size
+        else square
+    )

@@ -38,6 +38,7 @@ from PIL import Image
 from torch import Tensor
 
 from invert.images import (
+    center_crop,
     center_square,
     image_to_tensor,
     png_bytes,
@@ -153,6 +154,7 @@ class _Framed:
     """The photo as the encoder and the refinement see it."""
 
     aligned: Image.Image  # RGB, generator.size square
+    encoder_input: Image.Image  # the square the encoder resizes itself, once (e4e's transform)
     target: Tensor  # [1, 3, S, S] in [-1, 1], CPU
     quad: list[list[float]] | None  # the face's corners in the photo (align on)
     note: str | None  # several faces, ...
@@ -163,17 +165,21 @@ def _frame(photo: Image.Image, align: bool, size: int, detector: Callable[[], La
     """The face aligned FFHQ-style (align on; `detector()` gives the detector), else the
     centre square, at the generator's size."""
     if not align:
-        aligned = center_square(photo, size)
-        return _Framed(aligned, image_to_tensor(aligned), None, None)
+        # The encoder gets the crop at its own resolution: e4e resizes its input once, to
+        # 256 with PIL's bilinear filter; through the generator's size first (Lanczos up or
+        # down, then bilinear) its code would drift from e4e's own (docs/photos.md).
+        square = center_crop(photo)
+        aligned = center_square(square, size)
+        return _Framed(aligned, square, image_to_tensor(aligned), None, None)
     report.stage("aligning")
     from invert.landmarks import align_photo  # face-alignment: only when aligning
 
     face, note = align_photo(photo, size, detector())
     quad = [[float(x), float(y)] for x, y in face.quad]
-    return _Framed(face.image, image_to_tensor(face.image), quad, note)
+    return _Framed(face.image, face.image, image_to_tensor(face.image), quad, note)
 
 
-def _start_code(e4e: E4E | None, aligned: Image.Image, loaded: LoadedGenerator,
+def _start_code(e4e: E4E | None, encoder_input: Image.Image, loaded: LoadedGenerator,
                 device: torch.device) -> Tensor:  # fmt: skip
     """The refinement's start [1, n_latent, 512]: the encoder's code (latent_avg included),
     or the generator's mean latent in every entry."""
@@ -182,7 +188,7 @@ def _start_code(e4e: E4E | None, aligned: Image.Image, loaded: LoadedGenerator,
         return loaded.latent_avg.reshape(1, 1, -1).repeat(1, n_latent, 1).float()
     from invert.e4e import preprocess
 
-    return e4e.encode(preprocess(aligned)).to(device)
+    return e4e.encode(preprocess(encoder_input)).to(device)
 
 
 def _refine(p: InvertParams, generator: Generator, target: Tensor, w_init: Tensor,
@@ -319,7 +325,7 @@ def run_inversion(
     notes = [framed.note] if framed.note else []
 
     report.stage("encoding")
-    w_init = _start_code(e4e, framed.aligned, loaded, dev)
+    w_init = _start_code(e4e, framed.encoder_input, loaded, dev)
     samples = _Samples(out_dir, loaded.generator, framed.target, report)
     if p.sample_every > 0 or p.refine_steps == 0:
         samples.write("encoding", 0, w_init, None)

@@ -35,13 +35,14 @@ def photo_256(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def photo_16(tmp_path_factory):
-    """An image random-16 can make: its render of one seed, as a 16x16 PNG."""
+    """An image random-16 can make: its render of one seed, as a PNG of 32x32 (the smallest
+    photo accepted; each pixel 2x2, so the 16-px crop the pipeline makes of it is close)."""
     g = stylegan2.load_generator("random-16").generator
     with torch.no_grad():
         image, _ = g([torch.randn(1, 512, generator=torch.Generator().manual_seed(3))],
                      randomize_noise=False)  # fmt: skip
     path = tmp_path_factory.mktemp("photo") / "face16.png"
-    PIL.Image.fromarray(tensor_to_uint8(image)[0]).save(path)
+    PIL.Image.fromarray(tensor_to_uint8(image)[0]).resize((32, 32), PIL.Image.NEAREST).save(path)
     return path
 
 
@@ -80,13 +81,16 @@ def test_no_refinement_gives_the_encoders_code_exactly(tmp_path, e4e_64, photo_2
         refine_steps=0,
     )  # fmt: skip
     assert cache.calls == [("generator", "random-64"), ("encoder", str(e4e_64))]
-    # The pipeline's input to the encoder: the photo centre-cropped (a no-op here) and
-    # resized to the generator's 64 px, then e4e's own transform (back up to 256).
-    aligned = PIL.Image.open(photo_256).convert("RGB").resize((64, 64), PIL.Image.LANCZOS)
+    # The encoder is fed as e4e's own test transform feeds it: the photo's centre square (a
+    # no-op here) at its own resolution, resized once to 256 (PIL bilinear), never through
+    # the generator's size first; the aligned image the refinement compares against is
+    # that square at the generator's 64 px.
+    photo = PIL.Image.open(photo_256).convert("RGB")
+    aligned = photo.resize((64, 64), PIL.Image.LANCZOS)
     assert np.array_equal(np.asarray(PIL.Image.open(result.aligned)), np.asarray(aligned))
     e4e = load_e4e(e4e_64)
     with torch.no_grad():
-        expected = e4e.encoder(preprocess(aligned)) + e4e.latent_avg
+        expected = e4e.encoder(preprocess(photo)) + e4e.latent_avg
     saved = torch.load(result.latent, weights_only=True)
     assert saved["w_plus"].dtype == torch.float32 and saved["w_plus"].shape == (1, 10, 512)
     assert torch.equal(saved["w_plus"], expected)
