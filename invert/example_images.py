@@ -22,11 +22,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from invert.photos import PhotoRejected, decode_photo, encode_png
+from invert.photos import MIN_SIDE, PhotoRejected, decode_photo, encode_png
 from nada import rundir
 
 MAX_SIDE = 1024  # pixels on the longer side of a stored example image
-MIN_SIDE = 32  # pixels: smaller says nothing to CLIP (it resizes to 224)
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -45,11 +44,7 @@ def normalize_example(data: bytes | Path, *, max_pixels: int) -> ExampleImage:
         PhotoRejected: not a JPEG/PNG/WebP image, over `max_pixels`, under MIN_SIDE on a side,
             truncated or otherwise undecodable (the message is safe to show the user).
     """
-    image, _ = decode_photo(data, max_pixels=max_pixels)
-    if min(image.size) < MIN_SIDE:
-        raise PhotoRejected(
-            f"is {image.width}x{image.height} pixels; at least {MIN_SIDE} on each side"
-        )
+    image, _ = decode_photo(data, max_pixels=max_pixels)  # MIN_SIDE checked there
     if max(image.size) > MAX_SIDE:
         scale = MAX_SIDE / max(image.size)
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))

@@ -19,7 +19,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from nada.errors import InputError
 
 FORMATS = ("JPEG", "PNG", "WEBP")  # what Pillow calls them
-MIN_SIDE = 16  # pixels: smaller is no photo of a face
+MIN_SIDE = 32  # pixels on each side, for photos and example images alike: smaller is no
+# photo of a face, and says nothing to CLIP (which looks at 224 px)
 
 
 class PhotoRejected(InputError):
@@ -31,7 +32,7 @@ def decode_photo(data: bytes | Path, *, max_pixels: int) -> tuple[Image.Image, s
 
     Raises:
         PhotoRejected: not an image, not JPEG/PNG/WebP, more than `max_pixels` pixels,
-            smaller than 16 px, truncated or otherwise undecodable.
+            under MIN_SIDE on a side, truncated or otherwise undecodable.
     """
     raw = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
@@ -42,8 +43,8 @@ def decode_photo(data: bytes | Path, *, max_pixels: int) -> tuple[Image.Image, s
             image = Image.open(raw, formats=FORMATS)
     except UnidentifiedImageError:
         raise PhotoRejected("is not an image in a known format (send JPEG, PNG or WebP)") from None
-    except Image.DecompressionBombError as exc:
-        raise PhotoRejected(f"has too many pixels ({exc})") from None
+    except Image.DecompressionBombError:  # Pillow's own, far higher limit: say ours
+        raise PhotoRejected(f"has more than {max_pixels} pixels, the most accepted") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise PhotoRejected(f"could not be read as an image ({exc})") from None
     with image:
@@ -65,8 +66,12 @@ def decode_photo(data: bytes | Path, *, max_pixels: int) -> tuple[Image.Image, s
 
 
 def encode_png(image: Image.Image) -> bytes:
+    """`image` as a PNG of its pixels alone: no chunk from the upload survives (`info` would
+    carry e.g. a palette's transparency into a tRNS chunk, or text and EXIF)."""
+    plain = image.copy()
+    plain.info = {}
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=False, compress_level=6)
+    plain.save(buffer, format="PNG", optimize=False, compress_level=6)
     return buffer.getvalue()
 
 

@@ -83,7 +83,7 @@ def settings() -> dict[str, Any]:
 
 def invert(work: Path, models: ModelCache, on_progress: Callable[[Progress], None]) -> None:
     photo = work / "photo.png"
-    pixels = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     PIL.Image.fromarray(pixels).save(photo)
     params = InvertParams(generator="random-8", encoder="none", align=False, refine_steps=2,
                           perceptual_weight=0.0, sample_every=0)  # fmt: skip
