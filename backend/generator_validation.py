@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class ValidatedGenerator:
 
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_prctl: Callable[..., int] | None
 try:  # looked up here, in the parent: a child between fork and exec must not dlopen
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux: the wall-clock timeout still bounds the child

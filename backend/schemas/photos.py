@@ -30,16 +30,52 @@ def edit_url(edit_id: str) -> str:
     return f"{API_PREFIX}/edits/{edit_id}"
 
 
+MAX_FORM_JSON_DEPTH = 32  # a parameters object is 2 deep; the JSON routes refuse far less
+
+
+def _nesting(text: str) -> int:
+    """How deep `text`'s arrays and objects nest (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_form_json(text: str, field: str) -> Any:
+    """A form field holding JSON, parsed under the same bounds as a JSON body: its size is
+    the receiver's field cap; nesting past MAX_FORM_JSON_DEPTH is refused before parsing
+    (Python's parser would recurse once per level). ParamError names `field`."""
+    if _nesting(text) > MAX_FORM_JSON_DEPTH:
+        raise ParamError(field, f"nests deeper than {MAX_FORM_JSON_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParamError(field, f"is not valid JSON ({exc.msg} at {exc.pos})") from None
+    except RecursionError:  # cannot happen under the depth bound; kept as the last word
+        raise ParamError(field, "nests too deeply") from None
+
+
 def parse_invert_params(text: str | None, *, photo_sha256: str) -> InvertParams:
     """The `params` form field (a JSON object, optional) -> validated InvertParams.
 
     Raises ParamError naming the field ('params' for JSON that is not an object)."""
     data: Any = {}
     if text is not None and text.strip():
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ParamError("params", f"is not valid JSON ({exc.msg} at {exc.pos})") from None
+        data = parse_form_json(text, "params")
     if not isinstance(data, dict):
         raise ParamError("params", "must be a JSON object of the inversion's parameters")
     for name in SERVER_SET:

@@ -123,3 +123,27 @@ def test_generator_uploads(client, name, payload) -> None:  # type: ignore[no-un
     data = {"name": name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")}
     _check(client.post(f"{API}/generators", data=data, files=files))
     _check(client.get(f"{API}/generators"))
+
+
+@pytest.mark.parametrize(
+    "params",
+    ["[" * 4000, "{" * 4000, '{"refine_steps": ' + "[" * 2000 + "]" * 2000 + "}", '"' + "[" * 3000],
+)
+def test_deep_json_in_a_form_field(client, params: str) -> None:  # type: ignore[no-untyped-def]
+    """A multipart field holding JSON is bounded like a JSON body: 4000 `[` (under the
+    field's 4096-byte cap) is a 4xx naming the field, not a RecursionError (a 500)."""
+    import io
+
+    from PIL import Image
+
+    photo = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(photo, format="PNG")
+    r = client.post(
+        f"{API}/inversions",
+        data={"generator": "random-64", "params": params},
+        files={"file": ("me.png", photo.getvalue(), "image/png")},
+    )
+    _check(r)
+    assert r.status_code in (400, 422), r.text
+    assert "params" in json.dumps(r.json()["detail"])
+    assert client.get(f"{API}/jobs").status_code == 200
