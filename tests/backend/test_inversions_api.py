@@ -36,8 +36,8 @@ def _png(width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 
 
 
 def _jpeg_rotated() -> bytes:
-    """A 60x30 JPEG whose EXIF orientation tag says 'rotate 90° clockwise to view' (6)."""
-    image = Image.new("RGB", (60, 30), (10, 200, 10))
+    """An 80x40 JPEG whose EXIF orientation tag says 'rotate 90° clockwise to view' (6)."""
+    image = Image.new("RGB", (80, 40), (10, 200, 10))
     exif = Image.Exif()
     exif[0x0112] = 6
     buffer = io.BytesIO()
@@ -107,7 +107,7 @@ def test_a_photo_becomes_a_queued_inversion(client: Any, settings: Settings, que
     photo = client.get(body["photo_url"])
     assert photo.status_code == 200 and photo.headers["content-type"] == "image/png"
     stored = Image.open(io.BytesIO(photo.content))
-    assert stored.size == (30, 60)  # the EXIF orientation was applied: upright
+    assert stored.size == (40, 80)  # the EXIF orientation was applied: upright
     assert stored.mode == "RGB" and not stored.info.get("exif")
 
     assert client.get(f"{API}/inversions/{body['id']}").json()["id"] == body["id"]
