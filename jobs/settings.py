@@ -69,10 +69,19 @@ class Settings(BaseSettings):
     api_tokens: SecretStr | None = Field(None, description="'tok1,alice:tok2'; None = no auth")
     allow_insecure_bind: bool = Field(False, description="serve without tokens on any address")
     cors_origins: str | None = Field(None, description="comma-separated origins; None = no CORS")
+    trusted_origins: str | None = Field(
+        None, description="origins besides the request's own that may send cookie writes (proxy)"
+    )
     max_active_jobs: int = Field(4, ge=0, description="queued+running jobs per token; 0 = no cap")
     submissions_per_minute: int = Field(30, ge=0, description="POST /jobs per token; 0 = no cap")
     max_upload_mb: float = Field(1024, gt=0, description="largest POST /generators file, MiB")
     max_concurrent_validations: int = Field(2, ge=1, description="validations at once, per process")
+    uploads_per_minute: int = Field(
+        30, ge=0, description="uploads (3 routes) per token a minute; 0 = no cap"
+    )
+    decode_pixel_budget: int = Field(
+        40_000_000, ge=1, description="pixels of uploaded images decoded at once, per process"
+    )
     max_sweep_jobs: int = Field(32, ge=1, le=1024, description="jobs one sweep may create")
     max_photo_mb: float = Field(
         20, gt=0, description="largest uploaded photo (POST /inversions), MiB"
@@ -127,6 +136,15 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in (self.cors_origins or "").split(",") if o.strip()]
+
+    @property
+    def trusted_origin_list(self) -> list[str]:
+        """NADA_TRUSTED_ORIGINS as browsers write an Origin: 'https://host[:port]', lower case."""
+        return [
+            o.strip().rstrip("/").lower()
+            for o in (self.trusted_origins or "").split(",")
+            if o.strip()
+        ]
 
     @property
     def fast_queue(self) -> str:

@@ -99,9 +99,13 @@ export async function request(method, path, { body, query, timeout = 15000, sign
   try {
     // FormData (a file upload) sets its own multipart Content-Type with the boundary.
     const form = typeof FormData !== "undefined" && body instanceof FormData;
+    // X-Nada-Request: the service takes a change signed by the sign-in cookie only with this
+    // header, which a form or another page's no-cors fetch cannot send (docs/security.md).
+    const headers = { Accept: "application/json", "X-Nada-Request": "1" };
+    if (body !== undefined && !form) headers["Content-Type"] = "application/json";
     res = await fetch(apiUrl(path, query), {
       method,
-      headers: body === undefined || form ? { Accept: "application/json" } : { Accept: "application/json", "Content-Type": "application/json" },
+      headers,
       body: body === undefined ? undefined : form ? body : JSON.stringify(body),
       signal: controller.signal,
       cache: "no-store",
@@ -145,7 +149,7 @@ export const api = {
   health: () => request("GET", "healthz", { timeout: 5000 }),
   /** {tokens, owner}: whether the service needs a token, and whose this page carries. */
   session: () => request("GET", "session"),
-  /** Sign in: the service sets the token as an HttpOnly cookie (never readable here). */
+  /** Sign in: the service sets a session id (not the token) as an HttpOnly cookie (never readable here). */
   signIn: (token) => request("POST", "session", { body: { token } }),
   signOut: () => request("DELETE", "session"),
   generators: () => request("GET", "generators"),

@@ -1,6 +1,7 @@
 // Signing in to a service that has API tokens (NADA_API_TOKENS). The token goes to
-// POST /session once; the service answers with an HttpOnly cookie that the browser then
-// sends with every call, picture, download and event stream, so nothing here stores it.
+// POST /session once; the service answers with an HttpOnly session cookie (a random id,
+// not the token) that the browser then sends with every call, picture, download and event
+// stream, so nothing here stores it.
 // The dialog opens at start-up when the service says it needs a token, and whenever a
 // call answers 401 (api.js fires "nada:unauthorized"); "Sign out" shows who is signed in.
 

@@ -153,3 +153,21 @@ class JobEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_job_events_job_id_id", "job_id", "id"),)
+
+
+class SignInSession(Base):
+    """A page's sign-in (jobs/sessions.py): the cookie holds a random id; only its SHA-256 is
+    stored, with the hash of the token it was made with (the token itself never is)."""
+
+    __tablename__ = "sessions"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)  # of the cookie value
+    owner: Mapped[str] = mapped_column(String(64))  # the token's name at sign-in
+    token_sha256: Mapped[str] = mapped_column(String(64))  # revoked once no token has it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_sessions_expires_at", "expires_at"),
+        Index("ix_sessions_token_sha256", "token_sha256"),
+    )

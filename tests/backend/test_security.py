@@ -23,6 +23,8 @@ from nada.errors import CLIError
 API = "/api/v1"
 SMALL = {"source_text": "photo", "target_text": "sketch", "generator": "random-64", "steps": 4}
 ALICE, BOB = "alice-secret-token-0001", "bob-secret-token-00002"
+# What the page's own fetches carry (frontend/js/api.js; the browser adds Origin).
+PAGE = {"Origin": "http://testserver", "X-Nada-Request": "1"}
 
 
 @pytest.fixture
@@ -106,23 +108,23 @@ def test_the_page_signs_in_with_a_cookie_that_opens_pictures_and_sign_out_ends_i
     which an <img> fetches without headers) as that token; a header still wins; DELETE
     ends it."""
     assert secured.get(f"{API}/session").json() == {"tokens": True, "owner": None}
-    r = secured.post(f"{API}/session", json={"token": "wrong-token-wrong-token"})
+    r = secured.post(f"{API}/session", json={"token": "wrong-token-wrong-token"}, headers=PAGE)
     assert r.status_code == 401 and "set-cookie" not in r.headers and not secured.cookies
-    assert secured.post(f"{API}/session", json={}).status_code == 422
+    assert secured.post(f"{API}/session", json={}, headers=PAGE).status_code == 422
     for hostile in ("\ud800" * 20, "x" * 513, None, 12345678901234567890):
         body = '{"token": ' + json.dumps(hostile) + "}"
         r = secured.post(
-            f"{API}/session", content=body, headers={"content-type": "application/json"}
+            f"{API}/session", content=body, headers={"content-type": "application/json", **PAGE}
         )
         assert r.status_code in (401, 422) and "set-cookie" not in r.headers, (hostile, r.text)
 
-    r = secured.post(f"{API}/session", json={"token": ALICE})
+    r = secured.post(f"{API}/session", json={"token": ALICE}, headers=PAGE)
     assert r.status_code == 200 and r.json() == {"tokens": True, "owner": "alice"}
     cookie = r.headers["set-cookie"]
-    assert "nada_token=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "nada_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert "Path=/" in cookie and "Secure" not in cookie  # plain HTTP here
     assert secured.get(f"{API}/session").json() == {"tokens": True, "owner": "alice"}
-    r = secured.post(f"{API}/jobs", json=SMALL)  # no header: the cookie signs it
+    r = secured.post(f"{API}/jobs", json=SMALL, headers=PAGE)  # no token: the cookie signs it
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
     assert secured.get(f"{API}/jobs/{job_id}").json()["status"] == "queued"
@@ -133,7 +135,7 @@ def test_the_page_signs_in_with_a_cookie_that_opens_pictures_and_sign_out_ends_i
     # An explicit header is the caller's identity, whatever the cookie says.
     assert secured.get(f"{API}/jobs/{job_id}", headers=_auth(BOB)).status_code == 404
 
-    assert secured.delete(f"{API}/session").status_code == 204
+    assert secured.delete(f"{API}/session", headers=PAGE).status_code == 204
     assert not secured.cookies
     assert secured.get(f"{API}/jobs").status_code == 401
     assert secured.get(f"{API}/session").json() == {"tokens": True, "owner": None}
