@@ -10,7 +10,8 @@ job meets it:
    these writes carries `WHERE attempt=:attempt AND status='running'`, so a worker that lost
    its lease (it stalled, another worker took over, the job was reaped) writes nothing and
    learns that it should stop (the functions return False).
-3. finish_job: the final state, fenced the same way.
+3. finish_job: the final state, fenced the same way (a success first reconciles the
+   samples list with the run directory: reconcile_samples).
 4. reap_expired, run periodically by the API and by every worker: a running job whose lease
    expired is re-queued (its worker vanished), or failed with `worker_lost` once it used
    max_attempts claims, or marked canceled if a cancel was pending. Queued jobs that no
@@ -182,6 +183,28 @@ def record_sample(session: Session, *, job_id: str, attempt: int, step: int) -> 
     steps = sorted({*row.sample_steps, step})  # a resumed attempt may sample a step again
     session.execute(update(Job).where(Job.id == job_id).values(sample_steps=steps))
     add_event(session, job_id=job_id, kind="sample", attempt=attempt, data={"step": step})
+    return True
+
+
+def reconcile_samples(session: Session, *, job_id: str, attempt: int, steps: list[int]) -> bool:
+    """Make the job's samples list hold every step in `steps` (the samples on disk, before
+    the final state): a step whose record was lost (a database outage outlived the worker
+    that published it) is added with its `sample` event. False = lease lost."""
+    row = session.execute(select(Job.sample_steps).where(_fence(job_id, attempt))).first()
+    if row is None:
+        return False
+    missing = sorted(set(steps) - set(row.sample_steps or []))
+    if missing:
+        merged = sorted({*(row.sample_steps or []), *missing})
+        session.execute(update(Job).where(Job.id == job_id).values(sample_steps=merged))
+    for step in missing:
+        add_event(
+            session,
+            job_id=job_id,
+            kind="sample",
+            attempt=attempt,
+            data={"step": step, "reconciled": True},
+        )
     return True
 
 

@@ -129,6 +129,12 @@ def step_of(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def sample_steps(root: Path) -> list[int]:
+    """Steps of the samples present now, oldest first."""
+    found = (step_of(p) for p in samples_dir(root).glob("step_*.png"))
+    return sorted(s for s in found if s is not None)
+
+
 def intermediate_checkpoint_steps(root: Path) -> list[int]:
     """Steps of the intermediate checkpoints present now, oldest first."""
     found = (step_of(p) for p in checkpoints_dir(root).glob("step_*.pt"))

@@ -6,6 +6,10 @@ rename, so a crash never leaves a second copy), and stops the engine on a cancel
 limit (NADA_JOB_TIME_LIMIT) or a lost lease. `LeaseKeeper` renews the lease from its own
 thread, also while models load. Every write carries the attempt number (fencing): a write
 that finds the lease gone marks the attempt lost, and it writes nothing more.
+
+A record an outage kept from the database (PostgreSQL away, SQLite locked or on a full disk)
+is kept, in order, and written before the next one that goes in (the final state's write
+flushes too: `flush`), so an outage leaves no gap in the job's samples, steps and events.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import exc as sa_exc
 
 from jobs import disk, leases
 from jobs.db.session import session_scope
@@ -26,13 +33,23 @@ from worker.failures import JobFilesRemoved
 
 log = logging.getLogger(__name__)
 
+# What an outage raises (as backend/api/db_errors.py reads it): PostgreSQL away (refused,
+# closed), no pooled connection in time, SQLite locked or its disk full. A record refused
+# with one of these is kept and written later.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+)
+
 
 class AttemptRecorder:
     """What one claimed attempt tells the database: progress, samples, the cancel check.
 
     A write that finds the lease gone sets `lost`; `should_cancel` then stops the engine.
-    Database errors while recording progress are logged, not raised: losing a progress
-    row must not fail a GPU job (the lease tells whether the attempt still holds the job).
+    Database errors while recording progress are logged, not raised: an outage must not
+    fail a GPU job (the lease tells whether the attempt still holds the job). The record
+    is kept in `pending` and written, in order, with the next write that goes in.
     """
 
     def __init__(self, settings: Settings, claim: leases.Claim, root: Path, work: Path):
@@ -49,14 +66,58 @@ class AttemptRecorder:
         self.out_of_memory = False  # the attempt failed for lack of GPU memory
         self.deadline = time.monotonic() + settings.job_time_limit  # NADA_JOB_TIME_LIMIT
         self._last_cancel_check = 0.0
+        # Records an outage kept from the database, oldest first: (leases function, kwargs).
+        self.pending: deque[tuple[Callable[..., bool], dict[str, Any]]] = deque()
+        self._pending_lock = threading.Lock()
 
-    def _write(self, fn: Callable[..., bool | None], **kwargs: Any) -> Any:
-        try:
-            with session_scope(self.settings.db_url) as session:
-                return fn(session, job_id=self.job_id, attempt=self.attempt, **kwargs)
-        except Exception:
-            log.warning("job %s: could not record %s", self.job_id, fn.__name__, exc_info=True)
-            return True  # unknown; the lease keeper decides whether we still hold the job
+    def _write(self, fn: Callable[..., bool], **kwargs: Any) -> Any:
+        """Write the pending records, then this one. During an outage all of them stay
+        pending (True: the lease keeper decides whether we still hold the job); False when
+        the lease is gone."""
+        with self._pending_lock:
+            self.pending.append((fn, kwargs))
+            try:
+                return self._flush()
+            except OUTAGE_ERRORS:
+                log.warning(
+                    "job %s: could not record %s; %d records kept for the next write",
+                    self.job_id,
+                    fn.__name__,
+                    len(self.pending),
+                    exc_info=True,
+                )
+                return True
+
+    def _flush(self) -> bool:
+        """The pending records, oldest first, each in its own transaction; an outage's
+        error stops the flush and is raised (the rest stay pending). Any other error is
+        the record's own (a bug, a value the database refuses): logged, and the record
+        dropped, so one bad record never holds back the others. False: lease lost."""
+        written = 0
+        while self.pending:
+            fn, kwargs = self.pending[0]
+            try:
+                with session_scope(self.settings.db_url) as session:
+                    held = fn(session, job_id=self.job_id, attempt=self.attempt, **kwargs)
+            except OUTAGE_ERRORS:
+                raise
+            except Exception:
+                log.warning("job %s: could not record %s", self.job_id, fn.__name__, exc_info=True)
+                held = True
+            self.pending.popleft()
+            written += 1
+            if held is False:
+                self.pending.clear()  # fenced: this attempt writes nothing more
+                return False
+        if written > 1:
+            log.info("job %s: recorded %d records an outage held back", self.job_id, written - 1)
+        return True
+
+    def flush(self) -> bool:
+        """Write the pending records now (before the final state); raises the outage's
+        error if the database is still away. False: the lease is gone."""
+        with self._pending_lock:
+            return self._flush()
 
     def on_progress(self, event: Progress) -> None:
         if self.lost:

@@ -20,6 +20,9 @@ The same for every kind of job (see jobs/leases.py for the lease protocol):
   is noticed at its next publish. The final state is written before the intermediate
   checkpoints are dropped, and depends on no file operation: when even that write fails,
   the reaper re-queues the job and the next attempt resumes from the checkpoint.
+- A database outage loses no progress: the records it refused are written, in order, with
+  the next write that goes in, at the latest with the final state, which also adds the
+  samples on disk that no record names (worker/attempt_recorder.py).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from worker.failures import (
     SELF_EXPLAINED,
     TIMEOUT,
     error_code,
+    failure_message,
     io_fault,
     release_accelerator_memory,
 )
@@ -240,7 +244,7 @@ class Attempt:
         log.error("job %s: attempt %d failed", r.job_id, r.attempt, exc_info=exc)
         code = error_code(exc)
         r.out_of_memory = code == OUT_OF_MEMORY
-        message = str(exc) or type(exc).__name__
+        message = failure_message(exc)  # no server paths (the log above has them)
         if code not in SELF_EXPLAINED:
             fault = self._io_fault(exc)
             if fault is not None:
@@ -280,16 +284,23 @@ class Attempt:
         return outcome
 
     def _write_final(self, status: JobStatus, values: dict[str, Any]) -> bool | None:
-        """leases.finish_job, tried again after a database error; None if it never went in."""
+        """leases.finish_job, tried again after a database error; None if it never went in.
+
+        First the records an outage held back (the recorder's pending ones), then, in the
+        final state's transaction, for a success the samples on disk that no record names
+        (an earlier attempt published them while the database was unreachable): a finished
+        job lists every sample it has, and its events have no gap."""
+        job_id, attempt = self.claim.job_id, self.claim.attempt
+        on_disk = rundir.sample_steps(self.root) if status == JobStatus.succeeded else []
         for delay in (*_FINAL_WRITE_RETRIES, None):
             try:
+                if not self.recorder.flush():
+                    return False
                 with session_scope(self.settings.db_url) as session:
-                    return leases.finish_job(
-                        session,
-                        job_id=self.claim.job_id,
-                        attempt=self.claim.attempt,
-                        status=status,
-                        **values,
+                    return leases.reconcile_samples(
+                        session, job_id=job_id, attempt=attempt, steps=on_disk
+                    ) and leases.finish_job(
+                        session, job_id=job_id, attempt=attempt, status=status, **values
                     )
             except Exception:
                 if delay is None:

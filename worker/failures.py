@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import errno
 import gc
+import re
 import sys
 
 from jobs import disk
 from jobs.settings import Settings
 from nada.errors import InputError, ParamError
 from stylegan2.download import DownloadError
+from stylegan2.model_files import cache_dir
 
 TIMEOUT = "timeout"
 OUT_OF_MEMORY = "out_of_memory"
@@ -49,6 +51,23 @@ def error_code(exc: BaseException) -> str:
     if isinstance(exc, DownloadError):  # offline, no URL, a bad checksum: says how to fix it
         return MODEL_UNAVAILABLE
     return "engine_error"
+
+
+# An absolute POSIX path: after a space, a quote, '(' or '=' (so a URL's path is left alone).
+_SERVER_PATH = re.compile(r"(?<![\w.:/~-])(?:~|/)[^\s'\"(),;`]*[^\s'\"(),;`.]")
+SERVER_PATH = "<server path>"
+
+
+def failure_message(exc: BaseException) -> str:
+    """The message a client sees for a failed attempt: the exception's own text, except
+    that a model file's refusal (DownloadError: a cache path, where to place the file) names
+    no server paths. The log keeps the full text (worker/attempts.py logs `exc`)."""
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, DownloadError):
+        cache = re.escape(str(cache_dir()))  # first: a cache folder whose name has spaces
+        message = re.sub(cache + r"[^\s'\"(),;`]*", SERVER_PATH, message)
+        message = _SERVER_PATH.sub(SERVER_PATH, message)
+    return message
 
 
 def io_fault(exc: BaseException, settings: Settings, *, folder_removed: bool) -> str | None:

@@ -76,7 +76,13 @@ def public_job(
     position, eta = store.estimate(session, job=job, stats=stats)
     root = job_root(settings, job.id)
     checkpoints = rundir.intermediate_checkpoint_steps(root)
-    public = job_public(job, queue_position=position, eta_seconds=eta, checkpoint_steps=checkpoints)
+    public = job_public(
+        job,
+        queue_position=position,
+        eta_seconds=eta,
+        checkpoint_steps=checkpoints,
+        stalled_after_seconds=settings.lease_seconds,
+    )
     if children is None:  # only adaptations continue
         children = (
             store.children_of(session, job_ids=[job.id])[job.id] if job.kind == "adapt" else []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -142,6 +142,15 @@ class JobPublic(BaseModel):
     error: ErrorPublic | None
     attempt: int = Field(description="claims by a worker so far (> 1 after a lost worker)")
     cancel_requested: bool
+    heartbeat_at: datetime | None = Field(
+        None, description="the worker's last word on this attempt (a step, a lease renewal)"
+    )
+    stalled: bool = Field(
+        False,
+        description="running, and no word from its worker for longer than a lease "
+        "(NADA_LEASE_SECONDS): the worker may be stuck, or unable to write to the database "
+        "(a full disk); the reaper re-queues the job once it can",
+    )
     events_url: str
     sweep_id: str | None = Field(
         None, description="the sweep that made this job (GET /sweeps/{id}); null: none"
@@ -198,13 +207,24 @@ def _scores(history: Any) -> list[ScoresPublic]:
     return sorted(out, key=lambda s: s.step)
 
 
+def is_stalled(job: Job, *, after_seconds: float, now: datetime | None = None) -> bool:
+    """Running, and its worker silent (no heartbeat, no step) for over `after_seconds`."""
+    last = job.heartbeat_at or job.started_at
+    if job.status != JobStatus.running or last is None:
+        return False
+    return ((now or datetime.now(UTC)) - last).total_seconds() > after_seconds
+
+
 def job_public(
     job: Job,
     *,
     queue_position: int | None,
     eta_seconds: float | None,
     checkpoint_steps: list[int] | None = None,
+    stalled_after_seconds: float | None = None,
 ) -> JobPublic:
+    """`stalled_after_seconds`: how long a running job's worker may stay silent before the
+    job shows `stalled` (the lease; None: never)."""
     succeeded = job.status == JobStatus.succeeded
     return JobPublic(
         id=job.id,
@@ -232,6 +252,9 @@ def job_public(
         else None,
         attempt=job.attempt,
         cancel_requested=job.cancel_requested,
+        heartbeat_at=job.heartbeat_at,
+        stalled=stalled_after_seconds is not None
+        and is_stalled(job, after_seconds=stalled_after_seconds),
         events_url=f"{job_url(job.id)}/events",
         sweep_id=job.sweep_id,
         parent_id=job.parent_id,

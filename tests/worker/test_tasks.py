@@ -388,6 +388,34 @@ def test_error_codes() -> None:
     assert error_code(ChecksumError("bad", expected="a", got="b")) == "model_unavailable"
 
 
+def test_a_missing_model_fails_with_model_unavailable_naming_no_server_path(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """The registry's own refusal (a generator not pulled into the cache): the client reads
+    what is missing and how to fix it, the worker's log keeps where it looked."""
+    from stylegan2 import registry
+
+    cache = tmp_path / "model cache"  # a space in it, too
+    monkeypatch.setenv(registry.CACHE_ENV, str(cache))
+    missing = registry.cache_path("ffhq-1024")
+    job_id = _submit(settings)
+
+    def look_up(step: int) -> None:  # what loading the models does first
+        registry.verify_cached("ffhq-1024")
+
+    engine = ScriptedEngine(hook=look_up)
+    with caplog.at_level("ERROR", logger="worker.attempts"):
+        assert _run(settings, job_id, engine) == "failed"
+    job = _job(settings, job_id)
+    assert job.error_code == "model_unavailable"
+    assert job.error_message == (
+        "generator 'ffhq-1024' is not in the cache (<server path>); run "
+        "`nada models pull ffhq-1024`"
+    )
+    assert str(tmp_path) not in job.error_message
+    assert str(missing) in caplog.text  # the operator's log names the file
+
+
 def test_a_full_disk_before_the_engine_starts_fails_with_io(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,5 +1,6 @@
-// The banner under the heading: why a job failed, that it was canceled, or that it is done.
-// Hidden while the job is queued or running.
+// The banner under the heading: why a job failed, that it was canceled, that it is done,
+// or that its worker went silent (`stalled`: running, no heartbeat for over a lease).
+// Hidden while the job is queued or running as it should.
 
 import { fill, h } from "../dom.js";
 import { STAGE_LABEL, duration, tookSeconds } from "../format.js";
@@ -28,6 +29,11 @@ export function statusBanner() {
     } else if (job.status === "succeeded") {
       const took = tookSeconds(job);
       show("succeeded", "status", h("strong", {}, "Done. "), `The adapted generator is ready${took !== null ? ` (trained in ${duration(took)})` : ""}.`);
+    } else if (job.status === "running" && job.stalled) {
+      const silent = (Date.now() - Date.parse(job.heartbeat_at || job.started_at)) / 1000;
+      show("stalled", "status", h("strong", {}, "Stalled. "),
+        `No word from the worker for ${duration(silent) || "a while"}${job.step ? ` (last at step ${job.step})` : ""}. ` +
+        "It may be stuck or unable to write (a full disk); the job is started again once the service can record that.");
     } else {
       element.hidden = true;
       element.replaceChildren();
