@@ -226,8 +226,10 @@ class _Form:
             self._pending.append((self._file, chunk))
         elif self._text is not None:
             if len(self._text) + len(chunk) > self.limits.max_field_bytes:
-                raise UploadFieldError(
-                    self._name, f"is longer than {self.limits.max_field_bytes} bytes"
+                raise UploadFieldError(  # say it is a text part: a file sent without a filename
+                    self._name,
+                    f"is a form field (a part without a filename) longer than "
+                    f"{self.limits.max_field_bytes} bytes; a file part needs a filename",
                 )
             self._text += chunk
 

@@ -10,7 +10,9 @@ for every kind (jobs/leases.py, worker/attempts.py). A kind adds only what diffe
   nada/rundir.py; the first is the result the job's sha256 describes);
 - its lane: `train` (minutes to hours: adaptations) or `fast` (seconds: a photo, an
   edit), each a queue of its own so that short work never waits behind a long job on a
-  worker that also takes the fast lane (jobs/queue.py, docs/deploy.md);
+  worker that also takes the fast lane (jobs/queue.py, docs/deploy.md); a kind whose
+  jobs' length depends on their parameters decides per job (`lane_for`: a long video
+  render goes to the train lane);
 - and, on the worker's side, its engine call (worker/runners.py, keyed by the same name).
 
 Torch-free: the API validates and queues jobs of every kind without importing an engine.
@@ -27,6 +29,7 @@ from nada.errors import ParamError
 from nada.params import AdaptParams
 from nada.photo_params import EditParams, InvertParams
 from nada.render_params import RenderParams
+from stylegan2.registry import RANDOM_SIZES, generator_names, get_generator_info, parse_random_name
 
 
 class KindParams(Protocol):
@@ -43,6 +46,12 @@ class JobKind:
     result_files: tuple[str, ...]  # run-directory names published on success; first = result
     description: str = ""
     lane: str = "train"  # TRAIN or FAST: which queue its jobs go to
+    # the lane of one job from its validated params; None: always `lane`
+    lane_for: Callable[[Any], str] | None = None
+
+    def job_lane(self, params: Any) -> str:
+        """The lane of a job of this kind with these (validated) parameters."""
+        return self.lane_for(params) if self.lane_for is not None else self.lane
 
 
 TRAIN = "train"  # long work: its own queue, settings.queue
@@ -59,10 +68,19 @@ def register_kind(kind: JobKind) -> JobKind:
     return kind
 
 
-def lane_of(kind: str) -> str:
-    """The lane of a kind's jobs; an unknown kind (a newer API's) goes to the train lane."""
+def lane_of(kind: str, params: dict[str, Any] | None = None) -> str:
+    """The lane of a job of `kind` with the stored `params` (None: the kind's own lane);
+    an unknown kind (a newer API's) goes to the train lane, and so do params that no
+    longer parse."""
     entry = _KINDS.get(kind)
-    return entry.lane if entry is not None else TRAIN
+    if entry is None:
+        return TRAIN
+    if entry.lane_for is None or params is None:
+        return entry.lane
+    try:
+        return entry.job_lane(entry.parse(params))
+    except ParamError:
+        return TRAIN
 
 
 def get_kind(name: str) -> JobKind:
@@ -126,6 +144,39 @@ def _render_steps(params: RenderParams) -> int:
     return params.images
 
 
+# What a render may draw on the fast lane: pictures per generator x the generator's own
+# pixels (it draws at its size; max_tile only scales the result down). 100 Mpx is every
+# seed or mixing grid, and a video of up to 100 frames at 1024 px (1,600 at 256 px);
+# beyond it a render takes minutes and goes to the train lane (docs/explore.md).
+FAST_RENDER_PIXELS = 100 * 2**20
+
+
+def generator_size(name: str | None) -> int:
+    """Pixels a side that `name` draws: a registered generator's size, random-<size>'s, and
+    for anything else (an uploaded file, unknown to the API) the largest, 1024."""
+    largest: int = max(RANDOM_SIZES)
+    if not name:
+        return largest
+    try:
+        size = parse_random_name(name)
+    except ValueError:
+        return largest
+    if size is not None:
+        return size
+    if name in generator_names():
+        return get_generator_info(name).size
+    return largest
+
+
+def render_pixels(params: RenderParams) -> int:
+    """The pixels a render draws per generator (the lane's budget counts these)."""
+    return params.images * generator_size(params.generator) ** 2
+
+
+def _render_lane(params: RenderParams) -> str:
+    return FAST if render_pixels(params) <= FAST_RENDER_PIXELS else TRAIN
+
+
 # render.png always (the grid; a video's keyframes, source over adapted); a video mode's
 # render.mp4 or render.gif beside it (published when present: worker/attempts.py).
 RENDER = register_kind(
@@ -137,5 +188,6 @@ RENDER = register_kind(
         description="draw seeds, style mixing or a video through a finished job's base and "
         "adapted generators",
         lane=FAST,
+        lane_for=_render_lane,  # a video over FAST_RENDER_PIXELS: the train lane
     )
 )

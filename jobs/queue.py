@@ -16,10 +16,11 @@ from typing import Any
 
 from celery import Celery
 from kombu import Exchange, Queue
+from sqlalchemy.exc import SQLAlchemyError
 
-from jobs import image_pool, leases, store, temp_files
+from jobs import image_pool, leases, sessions, store, temp_files
 from jobs.db.session import session_scope
-from jobs.kinds import TRAIN, lane_of
+from jobs.kinds import TRAIN
 from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -155,8 +156,8 @@ class JobQueue:
             lanes = dict.fromkeys(job_ids, lane)
         else:
             with session_scope(self.settings.db_url) as session:
-                kinds = store.kinds_of(session, job_ids=job_ids)
-            lanes = {job_id: lane_of(kinds.get(job_id, "")) for job_id in job_ids}
+                lanes = store.lanes_of(session, job_ids=job_ids)
+            lanes = {job_id: lanes.get(job_id, TRAIN) for job_id in job_ids}
         sent = [job_id for job_id in job_ids if self.send(job_id, lanes[job_id])]
         if sent:
             with session_scope(self.settings.db_url) as session:
@@ -240,8 +241,9 @@ def housekeeping(settings: Settings) -> None:
     """What the reaper does at start-up and every few minutes besides leases: clear the
     embedded broker's delivered messages, sweep example images nobody has sent for a day
     from the upload pool (safe at any time: every job holds its own copies,
-    jobs/image_pool.py), and delete the temporary files crashed processes left
-    (jobs/temp_files.py)."""
+    jobs/image_pool.py), delete the temporary files crashed processes left
+    (jobs/temp_files.py), and delete sign-in sessions that expired or whose token is no
+    longer configured (jobs/sessions.py)."""
     prune_embedded_broker(settings)
     removed = image_pool.remove_stale(settings.data_dir)
     if removed:
@@ -249,6 +251,15 @@ def housekeeping(settings: Settings) -> None:
     leftovers = temp_files.remove_stale(settings.data_dir)
     if leftovers:
         log.info("removed %d temporary file(s) left by a crash", len(leftovers))
+    ended = 0
+    try:
+        with session_scope(settings.db_url) as session:
+            live = [token.sha256 for token in settings.tokens]
+            ended = sessions.prune(session, live_token_hashes=live)
+    except SQLAlchemyError as exc:  # an outage, or a database not migrated yet: next pass
+        log.warning("sign-in sessions not pruned this pass: %s", type(exc).__name__)
+    if ended:
+        log.info("deleted %d expired or revoked sign-in session(s)", ended)
 
 
 class Reaper(threading.Thread):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from jobs.db.models import ACTIVE, FINISHED, Job, JobEvent, JobStatus, Sweep
-from jobs.kinds import ADAPT, JobKind, KindParams
+from jobs.kinds import ADAPT, EDIT, RENDER, JobKind, KindParams, lane_of
 from nada.ids import new_id
 
 TERMINAL_EVENTS = ("succeeded", "failed", "canceled")
@@ -144,12 +144,13 @@ def find_idempotent(session: Session, *, owner: str, key: str) -> Job | None:
     return session.scalar(select(Job).where(Job.owner == owner, Job.idempotency_key == key))
 
 
-def kinds_of(session: Session, *, job_ids: list[str]) -> dict[str, str]:
-    """{job id: kind} for the ids that exist (one query)."""
+def lanes_of(session: Session, *, job_ids: list[str]) -> dict[str, str]:
+    """{job id: its lane} for the ids that exist (one query; jobs/kinds.py: by kind, and
+    for a render by its size)."""
     if not job_ids:
         return {}
-    rows = session.execute(select(Job.id, Job.kind).where(Job.id.in_(job_ids))).all()
-    return {row.id: row.kind for row in rows}
+    rows = session.execute(select(Job.id, Job.kind, Job.params).where(Job.id.in_(job_ids)))
+    return {row.id: lane_of(row.kind, row.params) for row in rows}
 
 
 def find_cached(session: Session, *, owner: str, kind: str, cache_key: str) -> Job | None:
@@ -285,8 +286,42 @@ def request_cancel(session: Session, *, job_id: str) -> Job:
     return job
 
 
-def delete_job(session: Session, *, job_id: str) -> None:
-    """Delete a finished job's row and events (the caller removes its files after commit)."""
+def _dependents_of(job_id: str) -> ColumnElement[bool]:
+    """The jobs that read `job_id`'s files when they run: the renders and edits of an
+    adaptation (params.job_id), the edits of an inversion (params.inversion_id)."""
+    return and_(
+        Job.kind.in_((RENDER.name, EDIT.name)),
+        or_(
+            Job.params["job_id"].as_string() == job_id,
+            Job.params["inversion_id"].as_string() == job_id,
+        ),
+    )
+
+
+def check_deletable(session: Session, *, job_id: str) -> None:
+    """Raise JobConflict unless the job may be deleted now: it is finished and none of its
+    renders or edits is running (those read its files; a queued one is canceled with it).
+    Read before any of its files go."""
+    job = get_job(session, job_id=job_id)
+    if job.status not in FINISHED:
+        raise JobConflict(f"job {job_id} is {job.status}; cancel it and wait until it stops")
+    running = session.execute(
+        select(Job.id, Job.kind)
+        .where(_dependents_of(job_id), Job.status == JobStatus.running)
+        .order_by(Job.created_at, Job.id)
+    ).first()
+    if running is not None:
+        raise JobConflict(
+            f"job {job_id} has a {running.kind} running from its files ({running.id}); "
+            "cancel it or wait until it finishes, then delete the job"
+        )
+
+
+def delete_job(session: Session, *, job_id: str) -> list[str]:
+    """Delete a finished job's row and events, and cancel its queued renders and edits
+    (they would fail without its files); return their ids. Raises JobNotFound, or
+    JobConflict for a job that is not finished. (A render a worker claims between
+    `check_deletable` and this write fails by itself: its runner finds no adapted.pt.)"""
     deleted = session.execute(
         delete(Job).where(Job.id == job_id, Job.status.in_(FINISHED)).returning(Job.id)
     ).first()
@@ -295,6 +330,19 @@ def delete_job(session: Session, *, job_id: str) -> None:
         raise JobConflict(f"job {job_id} is {job.status}; cancel it and wait until it stops")
     # SQLite enforces ON DELETE CASCADE only with foreign_keys=ON; be explicit either way.
     session.execute(delete(JobEvent).where(JobEvent.job_id == job_id))
+    now = utcnow()
+    canceled = session.execute(
+        update(Job)
+        .where(_dependents_of(job_id), Job.status == JobStatus.queued)
+        .values(status=JobStatus.canceled, cancel_requested=True, finished_at=now)
+        .returning(Job.id, Job.attempt)
+    ).all()
+    for row in canceled:
+        add_event(
+            session, job_id=row.id, kind="canceled", attempt=row.attempt,
+            data={"status": "canceled", "reason": f"job {job_id} was deleted"},
+        )  # fmt: skip
+    return [row.id for row in canceled]
 
 
 def events_after(

@@ -113,7 +113,8 @@ def _refuse_same_jobs(combos: list[Combination]) -> None:
         )
         raise ParamError(
             f"grid.{name}",
-            f"values {_short(twin.values[name])} and {_short(combo.values[name])} make the "
+            f"values {_short(_spelled(twin.values[name]))} and "
+            f"{_short(_spelled(combo.values[name]))} make the "
             f"same job (combinations {twin.index + 1} and {combo.index + 1}); list each once",
         )
 

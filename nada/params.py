@@ -192,8 +192,9 @@ class AdaptParams(Params):
     def __post_init__(self) -> None:
         for name in ("source_text", "target_text"):  # one spelling of the same prompt
             text = getattr(self, name)
-            if isinstance(text, str) and is_unicode(text):
-                object.__setattr__(self, name, unicodedata.normalize("NFC", text).strip())
+            # (a control character stays for validate() to refuse, not turned into a space)
+            if isinstance(text, str) and is_unicode(text) and not _CONTROL_CHARS.search(text):
+                object.__setattr__(self, name, normal_prompt(text))
         for name in IMAGE_FIELDS:  # JSON brings a list; the params are hashable
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
@@ -258,9 +259,27 @@ def describe() -> list[dict[str, Any]]:
     return out
 
 
+# Characters that show nothing and mean nothing to CLIP's tokenizer: zero-width space,
+# non-joiner and joiner, word joiner, Mongolian vowel separator, BOM (zero-width no-break).
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\u180e\ufeff"))
+
+
+def normal_prompt(text: str) -> str:
+    """One spelling of a prompt, as a job stores it: NFKC (NFD and NFC alike, full-width
+    `ＰＨＯＴＯ` as `PHOTO`, ligatures spelled out), zero-width characters removed, runs of
+    white space (tabs, line breaks) as one space, none at either end."""
+    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+    return " ".join(text.split())
+
+
 def same_prompt(a: str, b: str) -> bool:
-    """Prompts that differ only in case or spacing mean the same to CLIP's tokenizer."""
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+    """Prompts that differ only in case, spacing or the form of their characters (NFKC,
+    zero-width characters) mean the same to CLIP's tokenizer."""
+
+    def key(text: str) -> str:
+        return unicodedata.normalize("NFKC", normal_prompt(text).casefold())
+
+    return key(a) == key(b)
 
 
 def check_prompt(name: str, text: Any) -> None:
@@ -312,7 +331,9 @@ def validate(p: AdaptParams) -> None:
         check_prompt("target_text", p.target_text)
         if same_prompt(p.source_text, p.target_text):
             raise ParamError(
-                "target_text", "must differ from source_text (not only in case or spaces)"
+                "target_text",
+                "must differ from source_text (not only in case, spaces or the form of its "
+                "characters)",
             )
     elif p.source_text:  # unused by an image-only target, but still stored: checked
         check_prompt("source_text", p.source_text)

@@ -213,8 +213,12 @@ def check_source(name_or_path: str) -> None:
 def parse_random_name(name: str) -> int | None:
     """'random-256' -> 256; None for names that are not 'random-<digits>'.
 
+    One generator has one name: 'random-0032' (or other digits than ASCII) is refused,
+    naming 'random-32', so two spellings never make two jobs, caches or files.
+
     Raises:
-        ValueError: for 'random-<size>' with a size that is not a power of two in 8..1024.
+        ValueError: for 'random-<size>' with a size that is not a power of two in 8..1024,
+            or spelled otherwise than 'random-<size>'.
     """
     match = _RANDOM_NAME.fullmatch(name)
     if match is None:
@@ -222,4 +226,7 @@ def parse_random_name(name: str) -> int | None:
     size = int(match.group(1))
     if size not in RANDOM_SIZES:
         raise ValueError(f"random generator size must be a power of two in 8..1024 (got {name!r})")
+    canonical = f"{RANDOM_PREFIX}{size}"
+    if name != canonical:
+        raise ValueError(f"write the random generator's name as {canonical!r} (got {name!r})")
     return size

@@ -65,7 +65,10 @@ def write_png(path: Path, image: np.ndarray) -> Path:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'0-7' -> [0..7]; '1,5,9' -> [1, 5, 9]; '0-3,10' -> [0, 1, 2, 3, 10]."""
+    """'0-7' -> [0..7]; '1,5,9' -> [1, 5, 9]; '0-3,10' -> [0, 1, 2, 3, 10].
+
+    A refusal's message leaves out the subject: the caller names its flag
+    ("argument --seeds: must look like ...")."""
     seeds: list[int] = []
     for part in text.split(","):
         part = part.strip()
@@ -81,11 +84,11 @@ def parse_seeds(text: str) -> list[int]:
             else:
                 seeds.append(int(part))
         except ValueError:
-            raise ValueError(f"seeds must look like '0-7' or '1,5,9' (got {text!r})") from None
+            raise ValueError(f"must look like '0-7' or '1,5,9' (got {text!r})") from None
     if not seeds:
-        raise ValueError(f"seeds must name at least one seed (got {text!r})")
+        raise ValueError(f"must name at least one seed (got {text!r})")
     if any(s < 0 or s >= 2**32 for s in seeds):
-        raise ValueError("seeds must be 0..4294967295")
+        raise ValueError("must be 0..4294967295")
     return seeds
 
 

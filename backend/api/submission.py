@@ -78,10 +78,12 @@ class Submission:
         check_disk(self.settings)
         admit(self.request, self.session, self.settings, self.owner, count)
 
-    def queued(self, job_ids: list[str], kind: JobKind, location: str) -> None:
-        """Call after the commit: dispatch `job_ids` (jobs of `kind`) to its lane once the
-        response is sent, and name what was made in Location."""
-        self.background.add_task(self.queue.dispatch, job_ids, kind.lane)
+    def queued(
+        self, job_ids: list[str], kind: JobKind, location: str, lane: str | None = None
+    ) -> None:
+        """Call after the commit: dispatch `job_ids` (jobs of `kind`) to `lane` (default:
+        the kind's) once the response is sent, and name what was made in Location."""
+        self.background.add_task(self.queue.dispatch, job_ids, lane or kind.lane)
         self.response.headers["Location"] = location
 
     def answered_before(self, location: str) -> None:
@@ -93,7 +95,7 @@ class Submission:
         self, kind: JobKind, params: Any, cache_key: str, url: Callable[[str], str]
     ) -> Job:
         """The job of `kind` an identical earlier request made (answered 200), else a new
-        one, admitted, committed and queued on its kind's lane (renders, edits)."""
+        one, admitted, committed and queued on its lane (renders, edits; jobs/kinds.py)."""
         earlier = store.find_cached(
             self.session, owner=self.who, kind=kind.name, cache_key=cache_key
         )
@@ -105,7 +107,7 @@ class Submission:
             self.session, params=params, kind=kind, owner=self.who, cache_key=cache_key
         )
         self.session.commit()
-        self.queued([job.id], kind, url(job.id))
+        self.queued([job.id], kind, url(job.id), kind.job_lane(params))
         self.session.refresh(job)
         return job
 

@@ -238,3 +238,67 @@ def test_the_failure_is_recorded_with_the_job_database_on_the_full_disk(
         assert _run(settings, job_id, WritingEngine()) == "succeeded"
     finally:
         get_engine(settings.db_url).dispose()  # the mount can go
+
+
+def test_delete_frees_a_full_disk_with_the_job_database_on_it(small_disk: SmallDisk) -> None:
+    """DELETE on a full disk, SQLite beside the files (`nada serve`): the job's files go
+    first, which gives the database the room its write needs; the job and its queued
+    render are gone, the filler is untouched, new jobs are taken again."""
+    from fastapi.testclient import TestClient
+
+    from backend.main import create_app
+    from jobs.db.models import Job, JobStatus
+
+    settings = Settings(data_dir=small_disk.path, min_free_disk_mb=0.5, disk_check_seconds=0)
+    migrate(settings.db_url)
+    try:
+        with TestClient(create_app(settings, queue=RecordingQueue(settings))) as client:
+            job_id = client.post(f"{API}/jobs", json=JOB).json()["id"]
+            with session_scope(settings.db_url) as s:
+                s.get(Job, job_id).status = JobStatus.succeeded  # type: ignore[union-attr]
+            root = settings.jobs_dir / job_id
+            rundir.write_bytes(rundir.adapted_path(root), b"\0" * 2**20)  # 1 MiB to free
+            render = client.post(f"{API}/jobs/{job_id}/renders", json={"seeds": [1]})
+            assert render.status_code == 202, render.text
+            small_disk.fill()
+            assert client.post(f"{API}/jobs", json=JOB).status_code == 507
+
+            r = client.delete(f"{API}/jobs/{job_id}")
+            assert r.status_code == 204, r.text
+            assert client.get(f"{API}/jobs/{job_id}").status_code == 404
+            assert not root.exists() and small_disk.filler.exists()
+            canceled = client.get(f"{API}/renders/{render.json()['id']}").json()
+            assert canceled["status"] == "canceled"
+            assert client.post(f"{API}/jobs", json=JOB).status_code == 202  # room again
+    finally:
+        get_engine(settings.db_url).dispose()
+
+
+def test_delete_on_a_full_disk_with_nothing_to_free_is_507(small_disk: SmallDisk) -> None:
+    """A job with no files left frees nothing: the database's write cannot go in, and the
+    answer says so (507, not 503 'retry'); once there is room, the same DELETE works."""
+    from fastapi.testclient import TestClient
+
+    from backend.main import create_app
+    from jobs.db.models import Job, JobStatus
+
+    settings = Settings(data_dir=small_disk.path, min_free_disk_mb=0.5, disk_check_seconds=0)
+    migrate(settings.db_url)
+    try:
+        with TestClient(create_app(settings, queue=RecordingQueue(settings))) as client:
+            job_id = client.post(f"{API}/jobs", json=JOB).json()["id"]
+            with session_scope(settings.db_url) as s:
+                s.get(Job, job_id).status = JobStatus.failed  # type: ignore[union-attr]
+            rundir.remove_tree(settings.jobs_dir / job_id)
+            small_disk.fill()
+            r = client.delete(f"{API}/jobs/{job_id}")
+            assert r.status_code == 507, r.text
+            assert r.json()["detail"] == (
+                "the disk is full: the job's record could not be deleted; free some space "
+                "and delete it again"
+            )
+            small_disk.free()
+            assert client.delete(f"{API}/jobs/{job_id}").status_code == 204
+            assert client.get(f"{API}/jobs/{job_id}").status_code == 404
+    finally:
+        get_engine(settings.db_url).dispose()

@@ -119,6 +119,31 @@ def test_a_render_is_queued_once_per_parameters(
     assert retry.status_code == 202 and retry.json()["id"] not in (render["id"], other.json()["id"])
 
 
+def test_a_long_video_render_goes_to_the_train_lane(
+    client: Any, settings: Settings, queue: Any
+) -> None:
+    """Over FAST_RENDER_PIXELS (pictures x the generator's pixels) a render takes minutes:
+    the train lane, so that it holds no fast-lane worker; a short one stays fast."""
+    from jobs.kinds import FAST_RENDER_PIXELS, render_pixels
+    from nada.render_params import RenderParams
+
+    r = client.post(
+        f"{API}/jobs",
+        json={"source_text": "photo", "target_text": "sketch", "generator": "random-1024"},
+    )
+    job = r.json()["id"]
+    _finish(settings, job, {"adapted.pt": b"x"})
+    long = {"mode": "video", "keyframes": [0, 1, 2, 3, 4], "frames": 120}  # 481 frames
+    short = {"mode": "video", "keyframes": [0, 1], "frames": 24}  # 25 frames
+    sized = RenderParams(generator="random-1024", **long)  # type: ignore[arg-type]
+    assert render_pixels(sized) == 481 * 1024**2 > FAST_RENDER_PIXELS
+    first = client.post(f"{API}/jobs/{job}/renders", json=long)
+    assert first.status_code == 202, first.text
+    assert queue.lanes[first.json()["id"]] == "train"
+    second = client.post(f"{API}/jobs/{job}/renders", json=short)
+    assert queue.lanes[second.json()["id"]] == "fast"
+
+
 def test_a_finished_video_serves_its_files(client: Any, settings: Settings) -> None:
     job = _adapt(client)
     _finish(settings, job, {"adapted.pt": b"x"})

@@ -112,6 +112,30 @@ def test_a_grid_makes_one_job_per_combination(client: Any, settings: Settings, q
             ["grid", "mixing"],
             "values 0 and 0.0 make the same job (combinations 1 and 2)",
         ),
+        (  # two spellings of one prompt: the job stores one
+            {"base": _without("target_text"), "grid": {"target_text": ["sketch", "sketch "]}},
+            ["grid", "target_text"],
+            "make the same job (combinations 1 and 2)",
+        ),
+        (
+            {"base": _without("target_text"), "grid": {"target_text": ["caf\u00e9", "cafe\u0301"]}},
+            ["grid", "target_text"],
+            "make the same job (combinations 1 and 2)",
+        ),
+        (
+            {
+                "base": _without("target_text"),
+                "grid": {"target_text": ["sketch", "ｓｋｅ\u200bｔｃｈ"]},
+            },
+            ["grid", "target_text"],
+            "make the same job (combinations 1 and 2)",
+        ),
+        (  # one generator has one name
+            {"base": _without("generator"), "grid": {"generator": ["random-32", "random-0032"]}},
+            ["grid", "generator"],
+            "combination 2 (generator=random-0032): generator is not usable: write the random "
+            "generator's name as 'random-32'",
+        ),
     ],
 )
 def test_an_invalid_grid_creates_nothing(

@@ -133,7 +133,8 @@ def test_adapt_refuses_a_prompt_too_long_for_clip_naming_the_flag(tmp_path, caps
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--seeds", "x"], "argument --seeds"),
+        (["--seeds", "x"], "argument --seeds: must look like '0-7' or '1,5,9' (got 'x')"),
+        (["--seeds", "4294967296"], "argument --seeds: must be 0..4294967295"),  # not "seeds seeds"
         (["--truncation", "2"], "argument --truncation: must be 0..1"),
         (["--columns", "0"], "argument --columns"),
         (["--checkpoint", "/nonexistent/g.pt"], "argument --checkpoint: "),

@@ -64,6 +64,8 @@ def test_generate_mix_draws_both_grids(tmp_path, adapted):
     ("argv", "message"),
     [
         (["--seeds", "4"], "argument --seeds: must hold 2..8 seeds (got 1)"),
+        (["--seeds", "a-b"], "argument --seeds: must look like '0-7' or '1,5,9' (got 'a-b')"),
+        (["--seeds", ","], "argument --seeds: must name at least one seed (got ',')"),
         (["--frames", "1"], "argument --frames: must be 2..120 (got 1)"),
         (["--fps", "61"], "argument --fps: must be 1..60 (got 61)"),
         (["--truncation", "2"], "argument --truncation"),

@@ -80,12 +80,14 @@ def test_send_to_an_unreachable_broker_is_false(tmp_path) -> None:  # type: igno
 
 def test_each_kind_goes_to_its_lanes_queue(tmp_path, redis_url, redis_prefix) -> None:  # type: ignore[no-untyped-def]
     """Adaptations to settings.queue, photos and edits to '<queue>-fast' (looked up by kind
-    when the caller does not say), and the depth the reaper compares counts both."""
+    when the caller does not say), a render by its size (a long video to the train lane),
+    and the depth the reaper compares counts both."""
     from jobs.db.session import migrate, session_scope
-    from jobs.kinds import INVERT
+    from jobs.kinds import INVERT, RENDER
     from jobs.store import create_job
     from nada.params import AdaptParams
     from nada.photo_params import InvertParams
+    from nada.render_params import RenderParams
 
     settings = Settings(
         data_dir=tmp_path, broker_url=redis_url, broker_prefix=redis_prefix, queue="lanes"
@@ -94,10 +96,14 @@ def test_each_kind_goes_to_its_lanes_queue(tmp_path, redis_url, redis_prefix) ->
     with session_scope(settings.db_url) as session:
         adapt = create_job(session, params=AdaptParams(source_text="a", target_text="b")).id
         photo = create_job(session, params=InvertParams(generator="random-64"), kind=INVERT).id
+        grid = RenderParams(job_id=adapt, generator="ffhq-1024")
+        video = RenderParams(job_id=adapt, generator="ffhq-1024", mode="video", frames=120)
+        short = create_job(session, params=grid, kind=RENDER).id
+        long = create_job(session, params=video, kind=RENDER).id  # 241 frames at 1024 px
     queue = JobQueue(settings)
     try:
-        assert queue.dispatch([adapt, photo]) == [adapt, photo]
-        assert queue.pending_messages() == 2
+        assert queue.dispatch([adapt, photo, short, long]) == [adapt, photo, short, long]
+        assert queue.pending_messages() == 4
     finally:
         queue.close()
     client = redis.Redis.from_url(redis_url)
@@ -109,7 +115,8 @@ def test_each_kind_goes_to_its_lanes_queue(tmp_path, redis_url, redis_prefix) ->
         }  # fmt: skip
     finally:
         client.close()
-    assert bodies == {"lanes": [adapt], "lanes-fast": [photo]}
+    lanes = {name: sorted(ids) for name, ids in bodies.items()}  # the broker pushes left
+    assert lanes == {"lanes": sorted([adapt, long]), "lanes-fast": sorted([photo, short])}
 
 
 def test_housekeeping_sweeps_example_images_unused_for_a_day(tmp_path) -> None:  # type: ignore[no-untyped-def]

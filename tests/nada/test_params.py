@@ -54,6 +54,41 @@ def test_bad_values_name_the_field(changes, field, fragment):
     assert fragment in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("sketch ", "sketch"),
+        (" a\tpencil \n  sketch", "a pencil sketch"),
+        ("ske\u200btch", "sketch"),  # a zero-width space
+        ("\ufeffsketch\u2060", "sketch"),
+        ("ＳＫＥＴＣＨ", "SKETCH"),  # full-width
+        ("cafe\u0301", "caf\u00e9"),  # NFD as NFC
+        ("\ufb01re", "fire"),  # a ligature
+    ],
+)
+def test_prompts_are_stored_in_one_spelling(sent, stored):
+    p = AdaptParams.from_dict({"source_text": "photo", "target_text": sent})
+    assert p.target_text == stored
+    assert AdaptParams.from_dict(p.to_dict()) == p
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["ＰＨＯＴＯ", "pho\u200bto", "PHOTO ", "p\u200dhoto", "\uff50\uff48\uff4f\uff54\uff4f"],
+)
+def test_a_target_that_only_spells_the_source_otherwise_is_refused(target):
+    with pytest.raises(ParamError) as info:
+        AdaptParams(source_text="photo", target_text=target)
+    assert info.value.field == "target_text"
+    assert "must differ from source_text" in str(info.value)
+
+
+def test_a_line_break_is_white_space_but_other_control_characters_are_refused():
+    assert AdaptParams("photo", "a\nsketch").target_text == "a sketch"
+    with pytest.raises(ParamError, match="control characters"):
+        AdaptParams("photo", "a\rsketch")
+
+
 def test_unknown_key_is_refused():
     with pytest.raises(ParamError, match="is not a parameter"):
         AdaptParams.from_dict({"source_text": "a", "target_text": "b", "stepz": 3})

@@ -125,6 +125,9 @@ def test_random_names() -> None:
     assert parse_random_name("ffhq-1024") is None
     with pytest.raises(ValueError, match=r"power of two in 8\.\.1024 \(got 'random-33'\)"):
         parse_random_name("random-33")
+    for other in ("random-0032", "random-\uff13\uff12"):  # one name per generator
+        with pytest.raises(ValueError, match=r"write the random generator's name as 'random-32'"):
+            parse_random_name(other)
 
 
 def test_cache_dir_env_and_default(monkeypatch: pytest.MonkeyPatch, isolated: Path) -> None:

@@ -27,10 +27,24 @@ def test_parse_seeds(text, seeds):
     assert parse_seeds(text) == seeds
 
 
-@pytest.mark.parametrize("text", ["", "a", "5-2", "1-", "-3", "1,,x"])
-def test_parse_seeds_refuses(text):
-    with pytest.raises(ValueError, match="seeds"):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "must name at least one seed (got '')"),
+        ("a", "must look like '0-7' or '1,5,9' (got 'a')"),
+        ("5-2", "must look like '0-7' or '1,5,9' (got '5-2')"),
+        ("1-", "must look like '0-7' or '1,5,9' (got '1-')"),
+        ("-3", "must look like '0-7' or '1,5,9' (got '-3')"),
+        ("1,,x", "must look like '0-7' or '1,5,9' (got '1,,x')"),
+        ("4294967296", "must be 0..4294967295"),
+    ],
+)
+def test_parse_seeds_refuses(text, message):
+    """The message leaves the subject to the caller, which names its flag: "argument
+    --seeds: must ...", not "argument --seeds: seeds must ..."."""
+    with pytest.raises(ValueError) as info:
         parse_seeds(text)
+    assert str(info.value) == message
 
 
 def test_to_uint8_clips_and_rounds():

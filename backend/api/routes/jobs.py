@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
 from typing import Annotated, Any, Literal
 
 from fastapi import (
@@ -22,7 +23,7 @@ from fastapi import (
 )
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, StreamingResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
 from backend.api.job_files import OCTET, job_file
@@ -257,17 +258,53 @@ def cancel_job(
     return public_job(session, settings, job)
 
 
-@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        **_ERRORS,
+        409: {"description": "The job is queued or running, or a render or edit of it runs"},
+        507: {"description": "The disk is full and the job's record could not be deleted"},
+    },
+)
 def delete_job(
     job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
 ) -> Response:
-    """Remove a finished job and its files (409 while it is queued or running)."""
+    """Remove a finished job, its files and its queued renders and edits (canceled: they
+    would need its files). 409 while it is queued or running, or while one of its renders
+    or edits runs.
+
+    The files go first: on a full disk (SQLite beside them) they are the room the
+    database's write needs, so deleting works when it is needed most."""
     root = job_root(settings, job_id)
     store.get_job(session, job_id=job_id, owner=owner)
-    store.delete_job(session, job_id=job_id)
-    session.commit()
+    store.check_deletable(session, job_id=job_id)
+    session.rollback()  # end the read before the files go (SQLite: no lock held meanwhile)
+    had_files = root.exists()
     rundir.remove_tree(root)
+    try:
+        store.delete_job(session, job_id=job_id)
+        session.commit()
+    except OperationalError as exc:
+        session.rollback()
+        if not _disk_full(exc):
+            raise  # the database is unreachable: 503 (backend/api/db_errors.py)
+        done = "its files were removed, but " if had_files else ""
+        raise HTTPException(
+            status.HTTP_507_INSUFFICIENT_STORAGE,
+            f"the disk is full: {done}the job's record could not be deleted; free some "
+            "space and delete it again",
+        ) from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _disk_full(exc: OperationalError) -> bool:
+    """SQLite's SQLITE_FULL, PostgreSQL's disk_full (SQLSTATE 53100)."""
+    orig = exc.orig
+    return (
+        getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        or (getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)) == "53100"
+    )
 
 
 @router.get(

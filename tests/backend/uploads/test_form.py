@@ -94,6 +94,12 @@ def test_broken_body_is_400(client, settings: Settings, leftovers, body: bytes) 
         (_file("name") + END, "name", "text field"),  # the name sent as a file
         (_text("name", "a") + _text("name", "b") + _file() + END, "name", "once"),
         (_text("name", "a" * 2000) + _file() + END, "name", "longer than 1024 bytes"),
+        (  # a file sent without a filename is a text part: say so, not just "longer than"
+            _text("name", "gen") + _text("file", "x" * 2000) + END,
+            "file",
+            "is a form field (a part without a filename) longer than 1024 bytes; a file part "
+            "needs a filename",
+        ),
         (_text("name", "Upper") + _file() + END, "name", "must match"),
     ],
 )
