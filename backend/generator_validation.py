@@ -68,6 +68,7 @@ def validate_generator_file(
     cpu_seconds: int = 120,
     timeout_s: float = 180.0,
     max_running: int | None = None,  # children at once in this process; None: no limit
+    owner: str | None = None,  # the uploading token, held to its share of `max_running`
 ) -> ValidatedGenerator:
     """Validate `src` in a limited child process and write the safe re-save to `dst`.
 
@@ -85,7 +86,7 @@ def validate_generator_file(
     if reason is not None:  # plainly not a checkpoint: no child needed to say so
         raise GeneratorRejected(f"the upload is not a PyTorch checkpoint ({reason})")
     try:
-        with VALIDATIONS.take(max_running):  # held until the child has exited
+        with VALIDATIONS.take(max_running, owner=owner):  # held until the child has exited
             done = subprocess.run(
                 [sys.executable, "-m", "stylegan2.validate", str(src), str(dst)],
                 cwd=_REPO,
@@ -132,7 +133,7 @@ def store_generator(
     final, sidecar = folder / f"{name}.pt", folder / f"{name}.json"
     tmp_pt = folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex}.pt.tmp"
     try:
-        result = validate_generator_file(src, tmp_pt, max_running=max_validations)
+        result = validate_generator_file(src, tmp_pt, max_running=max_validations, owner=owner)
         meta = {
             "name": name,
             "size": result.size,

@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     app.state.settings = settings
     app.state.queue = queue
     app.state.submission_limiter = SubmissionLimiter(settings.submissions_per_minute)
+    app.state.upload_limiter = SubmissionLimiter(settings.uploads_per_minute)
     app.state.queue_stats = QueueStatsCache(ttl=1.0)  # polls share the queue's ETA inputs
     if settings.cors_origin_list:  # off unless NADA_CORS_ORIGINS names the origins
         app.add_middleware(

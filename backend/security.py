@@ -1,6 +1,7 @@
 """Two guards of the API that need no database: the per-token submission rate and binding.
 
-`SubmissionLimiter` holds each token to NADA_SUBMISSIONS_PER_MINUTE in this process;
+`SubmissionLimiter` holds each token to NADA_SUBMISSIONS_PER_MINUTE in this process (and,
+as a second instance, to NADA_UPLOADS_PER_MINUTE uploads: backend/api/upload_errors.py);
 `is_loopback` tells `nada serve` whether its host is reachable only from this machine
 (where it may run without tokens). The tokens themselves (parsing, hashing, constant-time
 comparison) are `jobs.tokens`; CLIP's prompt bound is `backend/clip_tokens.py`'s.
@@ -25,7 +26,8 @@ def is_loopback(host: str) -> bool:
 
 
 class SubmissionLimiter:
-    """At most `per_minute` submissions per owner in any 60-second window (this process).
+    """At most `per_minute` submissions (or uploads) per owner in any 60-second window (this
+    process).
 
     In memory: behind several API processes each allows its own `per_minute`; the active
     job cap (counted in the database) is the one that holds across processes."""

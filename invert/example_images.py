@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from invert.photos import MIN_SIDE, PhotoRejected, decode_photo, encode_png
+from invert.photos import PhotoRejected, decode_photo, encode_png
 from nada import rundir
 
 MAX_SIDE = 1024  # pixels on the longer side of a stored example image
@@ -37,14 +38,16 @@ class ExampleImage:
     height: int
 
 
-def normalize_example(data: bytes | Path, *, max_pixels: int) -> ExampleImage:
-    """The stored form of an example image.
+def normalize_example(
+    data: bytes | Path, *, max_pixels: int, admit: Callable[[int], None] | None = None
+) -> ExampleImage:
+    """The stored form of an example image (`admit`: decode_photo's pixel-budget hook).
 
     Raises:
         PhotoRejected: not a JPEG/PNG/WebP image, over `max_pixels`, under MIN_SIDE on a side,
             truncated or otherwise undecodable (the message is safe to show the user).
     """
-    image, _ = decode_photo(data, max_pixels=max_pixels)  # MIN_SIDE checked there
+    image, _ = decode_photo(data, max_pixels=max_pixels, admit=admit)  # MIN_SIDE checked there
     if max(image.size) > MAX_SIDE:
         scale = MAX_SIDE / max(image.size)
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -27,8 +28,14 @@ class PhotoRejected(InputError):
     """The bytes are not an acceptable photo; str() says why (safe to show the user)."""
 
 
-def decode_photo(data: bytes | Path, *, max_pixels: int) -> tuple[Image.Image, str]:
+def decode_photo(
+    data: bytes | Path, *, max_pixels: int, admit: Callable[[int], None] | None = None
+) -> tuple[Image.Image, str]:
     """The photo as an upright RGB image, and the format it came in.
+
+    `admit`, if given, is called with the pixel count once the header has passed the checks,
+    before any pixel is decoded; it may raise to refuse the decode (the API's pixel budget,
+    backend/validation_slots.py), and its exception propagates as is.
 
     Raises:
         PhotoRejected: not an image, not JPEG/PNG/WebP, more than `max_pixels` pixels,
@@ -56,10 +63,14 @@ def decode_photo(data: bytes | Path, *, max_pixels: int) -> tuple[Image.Image, s
         if min(width, height) < MIN_SIDE:
             raise PhotoRejected(f"is {width}x{height} pixels; at least {MIN_SIDE} on each side")
         fmt = str(image.format)
+        if admit is not None:
+            admit(width * height)
         try:
             image.load()  # every pixel now: a truncated file fails here
             upright = ImageOps.exif_transpose(image)  # a copy, orientation tag applied
-            rgb = upright.convert("RGB")  # drops alpha/palette; the first frame only
+            # drops alpha/palette; the first frame only. `upright` is a copy already: an RGB
+            # one is not copied again (a 40-megapixel photo would hold 120 MB more).
+            rgb = upright if upright.mode == "RGB" else upright.convert("RGB")
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise PhotoRejected(f"is damaged or truncated ({exc})") from None
     return rgb, fmt

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import CurrentOwner, SettingsDep
 from backend.api.upload_errors import (
+    check_upload_rate,
     disk_full,
     is_disk_full,
     unprocessable,
@@ -87,7 +88,9 @@ async def upload_generator(
     usable as a job's `generator`; 400: a malformed multipart body; 409: the name is taken;
     413: over NADA_MAX_UPLOAD_MB; 415: not multipart/form-data; 422: a missing field, a bad
     name or a refused file (the message says why); 429 (with Retry-After): as many uploads
-    as NADA_MAX_CONCURRENT_VALIDATIONS are being checked; 507: the server's disk is full."""
+    as NADA_MAX_CONCURRENT_VALIDATIONS are being checked (or this token's share of them,
+    or its NADA_UPLOADS_PER_MINUTE); 507: the server's disk is full."""
+    check_upload_rate(request, settings, owner)
     max_bytes = int(settings.max_upload_mb * (1 << 20))
     incoming = incoming_dir(settings.data_dir)
     try:

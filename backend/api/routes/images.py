@@ -22,6 +22,7 @@ from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
 from backend.api.job_files import job_file
 from backend.api.job_views import JobId, check_disk
 from backend.api.upload_errors import (
+    check_upload_rate,
     disk_full,
     is_disk_full,
     unprocessable,
@@ -30,7 +31,7 @@ from backend.api.upload_errors import (
 )
 from backend.schemas.images import ImagePublic, ImagesPublic, image_url
 from backend.uploads import ReceivedFile, UploadRefused, UploadTooLarge, receive_files
-from backend.validation_slots import VALIDATIONS, ValidatorsBusy
+from backend.validation_slots import DECODES, VALIDATIONS, ValidatorsBusy
 from invert.example_images import ExampleImage, normalize_example
 from invert.photos import PhotoRejected
 from jobs import image_pool
@@ -59,15 +60,22 @@ def _too_large(exc: UploadTooLarge, max_bytes: int) -> str:
     )
 
 
-def _normalize_all(files: list[ReceivedFile], settings: Settings) -> list[ExampleImage]:
-    """Every file decoded and normalised, or a 422 naming the first refused one."""
+def _normalize_all(
+    files: list[ReceivedFile], settings: Settings, owner: str | None
+) -> list[ExampleImage]:
+    """Every file decoded and normalised, or a 422 naming the first refused one. One
+    validation slot (this token's) for all; each image's pixels from the budget while it
+    is decoded."""
     examples = []
-    with VALIDATIONS.take(settings.max_concurrent_validations):
+    with VALIDATIONS.take(settings.max_concurrent_validations, owner=owner):
         for received in files:
             try:
-                examples.append(
-                    normalize_example(received.path, max_pixels=settings.max_photo_pixels)
-                )
+                with DECODES.hold(settings.decode_pixel_budget) as admit:
+                    examples.append(
+                        normalize_example(
+                            received.path, max_pixels=settings.max_photo_pixels, admit=admit
+                        )
+                    )
             except PhotoRejected as exc:
                 raise unprocessable(
                     "file", f"{received.describe()} refused: the image {exc}"
@@ -98,7 +106,7 @@ def _store_all(examples: list[ExampleImage], settings: Settings, owner: str | No
         413: {"description": "A file larger than NADA_MAX_PHOTO_MB (the message names it)"},
         415: {"description": "Not multipart/form-data"},
         422: {"description": "A refused file (named by its place and filename), or too many"},
-        429: {"description": "Too many uploads being checked at once; see Retry-After"},
+        429: {"description": "Too many uploads (this token's, or being checked at once)"},
         507: {"description": "The data directory is full or not writable"},
     },
 )
@@ -108,6 +116,7 @@ async def upload_images(
     """Upload 1 to 16 example images: multipart with one `file` part each (JPEG, PNG or
     WebP, each at most NADA_MAX_PHOTO_MB and NADA_MAX_PHOTO_PIXELS). Answers their ids, in
     order; the same picture always gets the same id."""
+    check_upload_rate(request, settings, owner)
     max_bytes = int(settings.max_photo_mb * (1 << 20))
     try:
         async with receive_files(
@@ -117,7 +126,7 @@ async def upload_images(
             max_files=MAX_EXAMPLE_IMAGES,
             max_bytes=max_bytes,
         ) as files:
-            examples = await run_in_threadpool(_normalize_all, files, settings)
+            examples = await run_in_threadpool(_normalize_all, files, settings, owner)
             await run_in_threadpool(_store_all, examples, settings, owner)
     except UploadTooLarge as exc:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, _too_large(exc, max_bytes)) from None

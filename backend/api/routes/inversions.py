@@ -32,6 +32,7 @@ from backend.api.job_views import JobId, job_root, public_job, queue_stats, read
 from backend.api.responses import json_response
 from backend.api.submission import Submission, SubmissionDep, submission_responses
 from backend.api.upload_errors import (
+    check_upload_rate,
     disk_full,
     is_disk_full,
     unprocessable,
@@ -52,7 +53,7 @@ from backend.schemas.photos import (
     parse_invert_params,
 )
 from backend.uploads import UploadRefused, receive_upload
-from backend.validation_slots import VALIDATIONS, ValidatorsBusy
+from backend.validation_slots import DECODES, VALIDATIONS, ValidatorsBusy
 from invert import weights
 from invert.photos import PhotoRejected, decode_photo, encode_png
 from jobs import store
@@ -84,9 +85,13 @@ def _create_inversion(sub: Submission, photo: Path, params_text: str | None) -> 
     """Check everything, then create the job and store its photo in one go (thread pool)."""
     session, settings = sub.session, sub.settings
     try:
-        with VALIDATIONS.take(settings.max_concurrent_validations):
-            image, _ = decode_photo(photo, max_pixels=settings.max_photo_pixels)
+        with (
+            VALIDATIONS.take(settings.max_concurrent_validations, owner=sub.owner),
+            DECODES.hold(settings.decode_pixel_budget) as admit,
+        ):
+            image, _ = decode_photo(photo, max_pixels=settings.max_photo_pixels, admit=admit)
             png = encode_png(image)
+            del image  # its pixels are freed with their budget
     except PhotoRejected as exc:
         raise unprocessable("file", f"refused: the photo {exc}") from None
     try:
@@ -121,7 +126,7 @@ def _create_inversion(sub: Submission, photo: Path, params_text: str | None) -> 
             413: "The photo is larger than NADA_MAX_PHOTO_MB",
             415: "Not multipart/form-data",
             422: "A refused photo (the message says why) or invalid params",
-            429: "Too many photos being checked, jobs or submissions",
+            429: "Too many photos being checked, uploads, jobs or submissions",
         },
     ),
     openapi_extra={"requestBody": INVERSION_BODY},
@@ -133,6 +138,7 @@ async def create_inversion(sub: SubmissionDep) -> InversionPublic:
     aligned as FFHQ was, encoded with e4e where the generator has an encoder, and refined
     by optimisation. Follow it like a job; then POST /jobs/{id}/edits."""
     request, settings = sub.request, sub.settings
+    check_upload_rate(request, settings, sub.owner)
     max_bytes = int(settings.max_photo_mb * (1 << 20))
     try:
         async with receive_upload(
