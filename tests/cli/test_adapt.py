@@ -192,3 +192,30 @@ def test_worker_command_is_registered():
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert {"adapt", "generate", "worker"} <= set(commands.choices)
+
+
+def test_adapt_an_nvidia_stylegan2_ada_pickle(tmp_path, capsys):
+    """NVIDIA's own StyleGAN2-ADA file (the fixture: 64 px, w 128, its own channel table and
+    conv_clamp) as the base: the run trains, samples, scores, and writes a checkpoint that
+    loads back through the one contract with the file's architecture."""
+    from pathlib import Path
+
+    pkl = Path(__file__).resolve().parents[1] / "data" / "nvidia" / "ada_sg2_64.pkl"
+    out = tmp_path / "run"
+    argv = ["adapt", "--generator", str(pkl), "--source", "photo", "--target", "sketch",
+            "--clip-models", "nada-tiny:random", "--steps", "2", "--sample-every", "2",
+            "--layers", "3", "--score-latents", "4", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [
+        "step_000000.png", "step_000002.png"
+    ]  # fmt: skip
+    adapted = stylegan2.load_generator(str(out / "adapted.pt"))
+    assert (adapted.family, adapted.resolution, adapted.num_ws, adapted.w_dim) == (
+        "stylegan2", 64, 10, 128
+    )  # fmt: skip
+    meta = torch.load(out / "adapted.pt", weights_only=True)["metadata"]
+    assert meta["base"]["format"] == "nvidia-pytorch" and meta["base"]["network"] == "G_ema"
+    assert meta["base"]["channels"] == [64, 64, 64, 64, 32] and meta["base"]["conv_clamp"] == 256
+    assert set(meta["scores"]["2"]) >= {"direction", "target", "content", "diversity"}
+    ws = adapted.to_wplus(torch.randn(2, adapted.z_dim, generator=torch.Generator().manual_seed(0)))
+    assert adapted.render_wplus(ws).shape == (2, 3, 64, 64)
