@@ -125,7 +125,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
 
     from invert.e4e import EncoderError
     from invert.images import side_by_side, tensor_to_uint8, write_png
-    from invert.landmarks import NoFaceError
+    from invert.landmarks import DetectorUnavailable, NoFaceError
     from invert.latent import render_latent
     from invert.pipeline import run_inversion
     from nada.events import Progress
@@ -180,6 +180,10 @@ def cmd_invert(args: argparse.Namespace) -> int:
         raise CLIError(f"argument --encoder: {exc}") from None
     except NoFaceError as exc:
         raise CLIError(f"argument PHOTO: {exc}") from None
+    except DetectorUnavailable as exc:  # before DownloadError: it is one
+        raise CLIError(
+            f"{exc}\n(a photo that is a face crop already needs no face detector: --no-align)"
+        ) from None
     except DownloadError as exc:  # the message says how to place the file by hand
         raise CLIError(str(exc)) from None
     finally:

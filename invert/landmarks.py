@@ -37,7 +37,7 @@ import PIL.Image
 from invert.align import AlignedFace, align_face
 from invert.weights import FAN_2D, S3FD, WeightFile, resolve
 from nada.errors import InputError
-from stylegan2.download import sha256_file
+from stylegan2.download import DownloadError, sha256_file
 
 if TYPE_CHECKING:
     import torch
@@ -46,6 +46,12 @@ log = logging.getLogger(__name__)
 
 
 _MIN_VERSION = (1, 5)
+
+
+class DetectorUnavailable(DownloadError):
+    """The face detector's two weight files are not here and could not be fetched. An
+    already aligned crop (`--no-align`, `align: false`) needs no detector, so callers can
+    say so; the message is the download's (where to place the files by hand)."""
 
 
 class NoFaceError(InputError):
@@ -217,8 +223,11 @@ class FanDetector:
             if self._model is not None:
                 return
             _require_version()
-            s3fd_path = resolve(S3FD.name)
-            fan_path = resolve(FAN_2D.name)
+            try:
+                s3fd_path = resolve(S3FD.name)
+                fan_path = resolve(FAN_2D.name)
+            except DownloadError as exc:
+                raise DetectorUnavailable(str(exc)) from exc
             _check_hash_prefix(s3fd_path, S3FD)
             _check_hash_prefix(fan_path, FAN_2D)
             self._model = _build_face_alignment(str(s3fd_path), str(fan_path), self.device)

@@ -165,3 +165,13 @@ def test_generate_refuses_a_bad_latent(encoded, tmp_path, capsys):
     err = _refused(capsys, [*base, "--checkpoint", "random-64", "--latent", str(bad)])
     assert "argument --latent:" in err and "is not a latent.pt" in err
     assert not png.exists()
+
+
+def test_without_the_face_detector_the_cli_suggests_no_align(files, tmp_path, capsys, monkeypatch):
+    """The detector's weights missing (here: an override naming no file, so nothing is
+    downloaded) is refused with the download's message and the way around it."""
+    monkeypatch.setenv("NADA_WEIGHTS_FACE_S3FD", str(tmp_path / "no-such-s3fd.pth"))
+    args = [a for a in invert_args(files, tmp_path / "out") if a != "--no-align"]
+    err = _refused(capsys, args)
+    assert "no-such-s3fd.pth" in err
+    assert "--no-align" in err and "needs no face detector" in err

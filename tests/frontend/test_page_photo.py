@@ -295,8 +295,9 @@ def test_cancel_a_running_inversion(page, service, finished_jobs, tmp_path):
 class PhotoStub(StubApi):
     """The stub, plus an inversion that fails the way a photo without a face does."""
 
-    def __init__(self, jobs: list[dict]):
+    def __init__(self, jobs: list[dict], error: dict | None = None):
         super().__init__(jobs)
+        self.error = error or {"code": "invalid_input", "message": "no face found in the photo"}
         self.inversions: dict[str, dict] = {}
         self.edits_requested = 0
 
@@ -318,7 +319,7 @@ class PhotoStub(StubApi):
                     "align": True,
                     "refine_steps": 100,
                 },
-                error={"code": "invalid_input", "message": "no face found in the photo"},
+                error=self.error,
                 photo_url=f"/api/v1/inversions/{'ab' * 16}/photo.png",
                 aligned_url=None,
                 reconstruction_url=None,
@@ -344,19 +345,29 @@ class PhotoStub(StubApi):
         return super().handle(route)
 
 
-def test_a_photo_without_a_face_says_so(page, tmp_path):
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("invalid_input", "no face found in the photo"),
+        ("model_unavailable", "the face detector's weights are not on this server"),
+    ],
+)
+def test_a_photo_without_a_face_says_so(page, tmp_path, code, message):
+    """No face found, or no face detector on this server: the failure says so and offers
+    "Already aligned", which needs neither; no absent part of the message shows as "null"."""
     job = make_job("job1", "photo", "sketch", status="succeeded", step=300, kind="adapt")
-    stub = PhotoStub([job])
+    stub = PhotoStub([job], error={"code": code, "message": message})
     page.route("http://nada.test/**", stub.handle)
     page.goto("http://nada.test/#/jobs/job1")
     section = page.locator("section.photo-card")
     section.wait_for()
     section.locator("input[type=file]").set_input_files(face_png(tmp_path / "me.png"))
     section.get_by_role("button", name="Start").click()
-    failure = section.get_by_role("alert").filter(has_text="no face found")
+    failure = section.get_by_role("alert").filter(has_text=message)
     failure.wait_for()
-    assert "(invalid_input)" in failure.inner_text()
+    assert f"({code})" in failure.inner_text()
     assert "Already aligned" in failure.inner_text()  # what to do about it
+    assert "null" not in failure.inner_text()
     assert "failed" in section.get_by_role("status").inner_text()
     assert stub.edits_requested == 0
     # A failed inversion is not offered under "Your photos".

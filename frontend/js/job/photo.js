@@ -79,8 +79,11 @@ export function photoCard({ jobId }) {
 
   function showFailure(strong, message, code, hint) {
     failure.hidden = false;
-    failure.replaceChildren(h("strong", {}, strong), " ", message || "The worker gave no reason.",
-      code ? h("span", { class: "error-code" }, ` (${code})`) : null, hint ? h("div", { class: "small" }, hint) : null);
+    // replaceChildren writes a null argument as the text "null": leave absent parts out.
+    const parts = [h("strong", {}, strong), " ", message || "The worker gave no reason."];
+    if (code) parts.push(h("span", { class: "error-code" }, ` (${code})`));
+    if (hint) parts.push(h("div", { class: "small" }, hint));
+    failure.replaceChildren(...parts);
   }
 
   /** Resolves with the job once it is finished; rejects with Stopped when stop() ends it. */
@@ -128,7 +131,9 @@ export function photoCard({ jobId }) {
       result.showEdit(null, "No code to draw.");
       if (inv.status === "canceled") return finish("The inversion was canceled.");
       const err = inv.error || {};
-      const hint = err.code === "invalid_input" && inv.params && inv.params.align !== false
+      // No face found, or no face detector on this server: an aligned crop needs neither.
+      const aligning = inv.params && inv.params.align !== false;
+      const hint = aligning && (err.code === "invalid_input" || err.code === "model_unavailable")
         ? "If the photo is a face crop already, tick “Already aligned” and start again." : null;
       showFailure("The photo could not be put into the generator.", err.message, err.code, hint);
       return finish("The inversion failed.");
