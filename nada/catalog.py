@@ -20,10 +20,10 @@ CLIP_MODELS: dict[str, tuple[str, ...]] = {
     "RN50x4": ("openai",),
 }
 RANDOM_TAG = "random"
-# Architectures with no published weights, accepted as '<name>:random' only and not listed
+# Architectures with no published weights, accepted as '<name>:random' only and listed last
 # by GET /clip-models: 'nada-tiny' is a two-layer ViT + text transformer
-# (worker/clip_models.py) that makes a job's CLIP share of the time negligible, for smoke
-# tests of a deployment and for the test suite's service and page tests.
+# (worker/clip_models.py) that makes a job's CLIP share of the time negligible, for a first
+# job offline, smoke tests of a deployment and the test suite's service and page tests.
 RANDOM_ONLY: tuple[str, ...] = ("nada-tiny",)
 
 

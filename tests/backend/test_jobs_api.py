@@ -273,6 +273,7 @@ def test_catalog_routes(client) -> None:  # type: ignore[no-untyped-def]
     clips = client.get(f"{API}/clip-models").json()
     names = [c["name"] for c in clips["data"]]
     assert "ViT-B-32:openai" in names and "ViT-B-32:random" in names
+    assert names[-1] == "nada-tiny:random"  # the offline first job's CLIP is offered too
     assert client.get(f"{API}/healthz").json()["status"] == "ok"
 
 
