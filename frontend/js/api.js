@@ -194,4 +194,6 @@ export const api = {
   /** Sweeps (one job per combination of a grid), each with its jobs in grid order. */
   listSweeps: (query) => request("GET", "sweeps", { query }),
   getSweep: (id) => request("GET", `sweeps/${encodeURIComponent(id)}`),
+  /** One job per combination of `grid` ({name: [values]}) over `base`, all or nothing. */
+  createSweep: (body) => request("POST", "sweeps", { body, timeout: 30000 }),
 };

@@ -49,6 +49,7 @@ function homeView() {
       ...data,
       prefill,
       onCreated: (job) => { prefill = null; location.hash = `#/jobs/${encodeURIComponent(job.id)}`; },
+      onSweepCreated: (sweep) => { prefill = null; location.hash = `#/sweeps/${encodeURIComponent(sweep.id)}`; },
     });
     formSlot.querySelector(".loading").replaceWith(form);
     prefill = null;
@@ -92,9 +93,9 @@ function route() {
     });
     nav = "jobs";
   } else if (parts[0] && /^(compare|sweeps)(\?|$)/.test(parts[0])) {
-    // #/sweeps, #/sweeps/<id>, #/compare?jobs=<id>,<id>
+    // #/sweeps, #/sweeps/<id>, #/compare?jobs=<id>,<id> (picked in the jobs list: "Jobs")
     teardown = mountComparison(main, hash);
-    nav = "sweeps";
+    nav = parts[0] === "sweeps" ? "sweeps" : "jobs";
   } else {
     teardown = notFound();
   }

@@ -234,6 +234,97 @@ export function jobForm(ctx) {
     ...titled.map((g) => ({ title: g.title, fields: advancedNames.filter((n) => fields[n].group === g.name) })),
     { title: "Other", fields: advancedNames.filter((n) => !listed.has(fields[n].group)) },
   ].filter((g) => g.fields.length);
+  // ---- "Sweep" (the last part of "Advanced"): vary some parameters, one job per ------
+  // combination (POST /sweeps).
+  // Values as the CLI's `nada sweep` takes them: numbers and choices comma-separated,
+  // prompts '|'-separated (a prompt may hold commas).
+  const sweepable = () => schema.order.filter((n) => {
+    const s = fields[n];
+    return controls[n] && (s.choices || s.type === "integer" || s.type === "number" || n === "source_text" || n === "target_text");
+  });
+  const sweepRows = h("div", { class: "sweep-rows" });
+  const sweepCount = h("span", { class: "sweep-count", "aria-live": "polite" });
+  const sweepStart = h("button", { type: "button", class: "button", hidden: true });
+  const rows = []; // {name(), raw(), error(msg), focus(), li}
+
+  function splitValues(name, raw) {
+    const sep = fields[name].type === "string" && !fields[name].choices ? "|" : ",";
+    return raw.split(sep).map((s) => s.trim()).filter((s) => s !== "");
+  }
+
+  /** {grid, errors}: each row's values typed as the parameter is; errors by row. */
+  function sweepGrid() {
+    const grid = {};
+    const errors = [];
+    for (const row of rows) {
+      const name = row.name();
+      const spec = fields[name];
+      const values = splitValues(name, row.raw());
+      if (!values.length) { errors.push({ row, message: "Give at least one value." }); continue; }
+      if (name in grid) { errors.push({ row, message: `${labelOf(spec)} is already varied above.` }); continue; }
+      if (spec.type === "integer" || spec.type === "number") {
+        const bad = values.map((v) => ({ v, m: checkNumber(spec, v) })).find((x) => x.m);
+        if (bad) { errors.push({ row, message: `${bad.v}: ${bad.m}` }); continue; }
+        grid[name] = values.map(Number);
+      } else if (spec.choices) {
+        const bad = values.find((v) => !spec.choices.includes(v));
+        if (bad) { errors.push({ row, message: `${bad} is not one of ${spec.choices.join(", ")}.` }); continue; }
+        grid[name] = values;
+      } else grid[name] = values;
+    }
+    return { grid, errors };
+  }
+
+  function updateSweepCount() {
+    const counts = rows.map((r) => splitValues(r.name(), r.raw()).length);
+    const n = counts.reduce((a, b) => a * b, 1);
+    sweepStart.hidden = rows.length === 0;
+    sweepStart.disabled = n === 0; // a row without values yet
+    setText(sweepStart, `Start ${n} job${n === 1 ? "" : "s"}`);
+    sweepStart.dataset.count = String(n);
+    setText(sweepCount, rows.length ? `${counts.join(" × ")} = ${n} job${n === 1 ? "" : "s"}` : "");
+  }
+
+  function addSweepRow(initial) {
+    const id = uid("sweep-param");
+    const valuesId = uid("sweep-values");
+    const errorId = uid("sweep-error");
+    const select = h("select", { id, class: "sweep-param", "aria-label": "Parameter to vary" },
+      sweepable().map((n) => h("option", { value: n, selected: n === initial }, labelOf(fields[n]))));
+    const input = h("input", { id: valuesId, type: "text", class: "sweep-values", "aria-label": "Values", "aria-describedby": errorId, autocomplete: "off", spellcheck: "false" });
+    const error = h("div", { class: "field-error", id: errorId });
+    const remove = h("button", { type: "button", class: "button button-small button-quiet", "aria-label": "Stop varying this parameter" }, "Remove");
+    const li = h("div", { class: "sweep-row" }, select, input, remove, error);
+    const placeholder = () => {
+      const spec = fields[select.value];
+      input.placeholder = spec.choices ? spec.choices.join(", ") : spec.type === "string" ? "sketch | oil painting" : "e.g. 3, 6, 9";
+      li.dataset.param = select.value;
+      error.dataset.errorFor = `grid.${select.value}`;
+    };
+    const row = {
+      li, name: () => select.value, raw: () => input.value, focus: () => input.focus(),
+      error: (msg) => { setText(error, msg || ""); li.classList.toggle("has-error", Boolean(msg)); if (msg) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid"); },
+    };
+    select.addEventListener("change", () => { placeholder(); row.error(""); updateSweepCount(); });
+    input.addEventListener("input", () => { row.error(""); updateSweepCount(); });
+    remove.addEventListener("click", () => { rows.splice(rows.indexOf(row), 1); li.remove(); updateSweepCount(); addButton.focus(); });
+    placeholder();
+    rows.push(row);
+    sweepRows.append(li);
+    updateSweepCount();
+    return row;
+  }
+  const addButton = h("button", { type: "button", class: "button button-small" }, "Add a parameter to vary");
+  addButton.addEventListener("click", () => {
+    const used = rows.map((r) => r.name());
+    // The next engine parameter under "Advanced" not varied yet (layers, steps, lr, …).
+    const names = sweepable();
+    addSweepRow(names.find((n) => !used.includes(n) && advancedNames.includes(n)) || names[0]).focus();
+  });
+  const sweepSection = h("fieldset", { class: "sweep-section" }, h("legend", {}, "Sweep"),
+    h("p", { class: "hint" }, "One job per combination of the values, then compared side by side; every other field is shared by all of them. Numbers and choices are comma-separated; prompts are separated by “|”."),
+    sweepRows, h("div", { class: "sweep-actions" }, addButton, sweepCount, sweepStart));
+
   const resetButton = h("button", { type: "button", class: "button button-small button-quiet" }, "Reset to defaults");
   resetButton.addEventListener("click", () => {
     for (const n of advancedNames) controls[n] && controls[n].reset();
@@ -245,7 +336,7 @@ export function jobForm(ctx) {
     h("div", { class: "advanced-body" },
       groups.map((g) => h("fieldset", { class: "group" }, h("legend", {}, g.title),
         h("div", { class: "grid" }, g.fields.map((n) => controlFor(fields[n]))))),
-      h("div", { class: "advanced-actions" }, resetButton)));
+      sweepSection, h("div", { class: "advanced-actions" }, resetButton)));
 
   const submit = h("button", { type: "submit", class: "button button-primary" }, "Start adaptation");
   const form = h("form", { class: "job-form", novalidate: true, "aria-label": "New adaptation job" },
@@ -311,6 +402,50 @@ export function jobForm(ctx) {
     } finally {
       submit.disabled = false;
       setText(submit, "Start adaptation");
+    }
+  });
+
+  /** A sweep's 422: a grid entry's message on its row, a base field's on that field. */
+  function showSweepErrors(err) {
+    const detail = err.body && Array.isArray(err.body.detail) ? err.body.detail : [];
+    const rest = [];
+    let first = null;
+    for (const item of detail) {
+      const loc = Array.isArray(item.loc) ? item.loc.filter((p) => p !== "body") : [];
+      const msg = String(item.msg ?? item.message ?? "").replace(/^Value error, /, "");
+      const row = loc[0] === "grid" && rows.find((r) => r.name() === loc[1]);
+      if (row) { row.error(msg); first = first || row; continue; }
+      const name = loc[0] === "base" ? loc[1] : loc[0];
+      rest.push({ field: controls[name] ? name : null, message: controls[name] ? msg : [loc.join("."), msg].filter(Boolean).join(": ") });
+    }
+    if (!detail.length) rest.push(...(err.fieldErrors && err.fieldErrors.length ? err.fieldErrors : [{ field: null, message: err.message }]));
+    if (rest.length) showErrors(rest);
+    if (first && !rest.some((e) => e.field)) { advanced.open = true; first.focus(); }
+  }
+
+  sweepStart.addEventListener("click", async () => {
+    clearErrors();
+    for (const r of rows) r.error("");
+    const { grid, errors } = sweepGrid();
+    for (const e of errors) e.row.error(e.message);
+    if (errors.length) return errors[0].row.focus();
+    const local = Object.entries(controls)
+      .filter(([field]) => !(field in grid))
+      .map(([field, c]) => ({ field, message: c.check ? c.check() : null }))
+      .filter((e) => e.message);
+    if (local.length) return showErrors(local);
+    const base = values();
+    for (const name of Object.keys(grid)) delete base[name];
+    sweepStart.disabled = true;
+    setText(sweepStart, "Submitting…");
+    try {
+      const sweep = await api.createSweep({ base, grid });
+      (ctx.onSweepCreated || (() => {}))(sweep);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 422) showSweepErrors(err);
+      else showErrors([{ field: null, message: err.message }]);
+    } finally {
+      updateSweepCount();
     }
   });
 

@@ -27,7 +27,7 @@ function sweepRow(sweep) {
 /** Returns {element, stop()}. */
 export function sweepsList() {
   const list = h("ul", { class: "job-list" });
-  const empty = h("p", { class: "empty muted", hidden: true }, "No sweeps yet. `nada sweep` or POST /api/v1/sweeps makes one.");
+  const empty = h("p", { class: "empty muted", hidden: true }, "No sweeps yet. To start one, open ", h("a", { href: "#/" }, "New job"), " and choose the parameters to vary under Advanced → “Sweep”.");
   const errorNote = h("p", { class: "inline-error", role: "status", hidden: true });
   const count = h("span", { class: "count muted" });
   const element = h("section", { class: "panel jobs-panel", "aria-labelledby": "sweeps-heading" },

@@ -106,6 +106,14 @@ def make_job(
     return job
 
 
+def _combinations(grid: dict[str, list]) -> list[dict]:
+    """Every combination of the grid's values, the last key fastest (as jobs/sweeps.py)."""
+    combos: list[dict] = [{}]
+    for name, values in grid.items():
+        combos = [{**c, name: v} for c in combos for v in values]
+    return combos
+
+
 class StubApi:
     """Route handler for `page.route(f"{origin}/**", stub.handle)`; `prefix` is the sub-path."""
 
@@ -114,6 +122,8 @@ class StubApi:
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
         self.requests: list[str] = []
         self.created: list[dict] = []
+        self.sweeps_created: list[dict] = []  # POST /sweeps bodies
+        self.sweeps: dict[str, dict] = {}
 
     def _json(self, route, body, status: int = 200) -> None:
         route.fulfill(status=status, content_type="application/json", body=json.dumps(body))
@@ -217,6 +227,56 @@ class StubApi:
             )
             self.jobs[job["id"]] = job
             return self._json(route, job, 202)
+        if api == "sweeps" and req.method == "POST":
+            body = json.loads(req.post_data or "{}")
+            self.sweeps_created.append(body)
+            grid = body.get("grid") or {}
+            if 4999 in grid.get("steps", []):  # a hook for tests: the service refuses a grid entry
+                return self._json(
+                    route,
+                    {
+                        "detail": [
+                            {
+                                "loc": ["body", "grid", "steps"],
+                                "msg": "Value error, steps must be 1..4998 here",
+                                "type": "invalid_param",
+                            }
+                        ]
+                    },
+                    422,
+                )
+            sweep_id = f"sweep{len(self.sweeps_created)}"
+            members = []
+            for i, combo in enumerate(_combinations(grid)):
+                params = {**body.get("base", {}), **combo}
+                member = make_job(
+                    f"{sweep_id}-job{i + 1}",
+                    params.get("source_text", ""),
+                    params.get("target_text", ""),
+                    status="queued",
+                    minutes_ago=0,
+                    sweep_id=sweep_id,
+                )
+                member["params"].update(params)
+                self.jobs[member["id"]] = member
+                members.append(member)
+            self.sweeps[sweep_id] = {
+                "id": sweep_id,
+                "count": len(members),
+                "base": body.get("base", {}),
+                "grid": grid,
+                "varying": [k for k, v in grid.items() if len(v) > 1],
+                "status": {"queued": len(members)},
+                "done": False,
+                "jobs": members,
+                "created_at": datetime.now(UTC).isoformat(),
+            }
+            return self._json(route, self.sweeps[sweep_id], 202)
+        if api == "sweeps" and req.method == "GET":
+            sweeps = list(reversed(self.sweeps.values()))
+            return self._json(route, {"data": sweeps, "count": len(sweeps)})
+        if parts[0] == "sweeps" and len(parts) == 2 and parts[1] in self.sweeps:
+            return self._json(route, self.sweeps[parts[1]])
         if parts[0] == "jobs" and len(parts) >= 2:
             job = self.jobs.get(parts[1])
             if job is None:

@@ -14,6 +14,8 @@ const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
 /** A parameter's value as a label shows it: "0.002", "on", "ViT-B-32 × 1". */
 export function paramText(name, v) {
+  // Example images are named by sha256: a count reads better than 64 hex digits each.
+  if ((name === "target_images" || name === "source_images") && Array.isArray(v)) return v.length === 1 ? "1 image" : `${v.length} images`;
   if (name === "clip_models" && Array.isArray(v)) return v.map((c) => `${c.name} × ${formatNumber(c.weight ?? 1)}`).join(", ");
   if (typeof v === "boolean") return v ? "on" : "off";
   if (typeof v === "number") return formatNumber(v);
