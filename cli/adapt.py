@@ -7,11 +7,12 @@ Refusals name the flag: the engine's ParamError names a parameter, its declarati
 from __future__ import annotations
 
 import argparse
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cli.declared import add_flag
+from cli.declared import add_flag, in_flags
 from nada.declare import specs
 from nada.errors import CLIError, InputError, ParamError
 from nada.params import FIELD_NAMES, IMAGE_FIELDS, AdaptParams, ClipSpec, describe, flag_of
@@ -97,12 +98,13 @@ def params_from_args(
 
 
 def _flag_error(exc: ParamError) -> CLIError:
+    flags = {name: flag_of(name) for name in FIELD_NAMES}
     if exc.field not in FIELD_NAMES:
-        return CLIError(str(exc))
+        return CLIError(in_flags(str(exc), flags))
     flag = flag_of(exc.field)
     if exc.field == "clip_models" and ("weight of" in exc.message or "weight >" in exc.message):
         flag = "--clip-weights"
-    return CLIError(f"argument {flag}: {exc.message}")
+    return CLIError(f"argument {flag}: {in_flags(exc.message, flags)}")
 
 
 def _check_generator(name: str) -> None:
@@ -113,6 +115,30 @@ def _check_generator(name: str) -> None:
         registry.check_source(name)
     except ValueError as exc:  # UnknownGeneratorError lists the known names
         raise CLIError(f"argument --generator: {exc}") from None
+
+
+def _remove_unused(out: Path) -> None:
+    """Remove the output folder this command made for a run that was refused before its
+    first step (a --generator file that is no checkpoint, a prompt too long for CLIP): no
+    empty folder, or one holding only copies of the example images, is left behind. A
+    folder with a checkpoint in it is a run's and stays."""
+    if (out / "adapted.pt").exists() or (out / "checkpoints").exists():
+        return
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def _run_refusal(exc: Exception) -> CLIError:
+    """The engine's refusal of a run before its first step, naming the flag."""
+    from stylegan2 import CheckpointError
+    from worker.engine import ResumeError
+
+    if isinstance(exc, ParamError):
+        return _flag_error(exc)
+    if isinstance(exc, ResumeError):
+        return CLIError(f"argument --resume: {exc}")
+    if isinstance(exc, CheckpointError):  # the base generator's file
+        return CLIError(f"argument --generator: {exc}")
+    return CLIError(str(exc))  # InputError: an example image changed on disk under the run
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
@@ -146,6 +172,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise CLIError(f"argument --resume: no such file {args.resume}")
     _check_generator(params.generator)
 
+    created = not args.out.exists()  # a refusal below removes the folder it made
     domain_images = store_examples([e for found in examples.values() for e in found], args.out)
     bar, on_progress = training_bar(params.steps, disabled=args.no_progress)
 
@@ -158,14 +185,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
             resume_from=args.resume,
             domain_images=domain_images,
         )
-    except ParamError as exc:
-        raise _flag_error(exc) from None
-    except InputError as exc:  # an example image changed on disk under the run
-        raise CLIError(str(exc)) from None
-    except ResumeError as exc:
-        raise CLIError(f"argument --resume: {exc}") from None
-    except CheckpointError as exc:  # the base generator's file
-        raise CLIError(f"argument --generator: {exc}") from None
+    except (ParamError, InputError, ResumeError, CheckpointError) as exc:
+        if created:
+            _remove_unused(args.out)
+        raise _run_refusal(exc) from None
     finally:
         bar.close()
     print_summary(result)

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cli.declared import in_flags
 from nada import rundir
 from nada.continuation import CONTINUE_CHANGES, continued_params
 from nada.errors import CLIError, InputError, ParamError
@@ -116,7 +117,8 @@ def continuation_params(args: argparse.Namespace) -> tuple[AdaptParams, Path]:
         params = continued_params(parent, args.steps, changes)
     except ParamError as exc:
         if exc.field in FIELD_NAMES:
-            raise CLIError(f"argument {flag_of(exc.field)}: {exc.message}") from None
+            message = in_flags(exc.message, {n: flag_of(n) for n in FIELD_NAMES})
+            raise CLIError(f"argument {flag_of(exc.field)}: {message}") from None
         raise CLIError(f"{run_dir}: {exc}") from None
     return params, start
 

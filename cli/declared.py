@@ -11,6 +11,7 @@ suffix, `--mix ROWS:COLS`) are the command's own. Torch-free.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterable, Mapping
 
 from nada.declare import Spec, bounds_text, specs
@@ -73,7 +74,21 @@ def add_flags(
     return flags
 
 
+def in_flags(message: str, flags: Mapping[str, str]) -> str:
+    """`message` with the field names it mentions spelled as their flags ("or give
+    target_images" -> "or give --target-images"): the API's messages name fields, the
+    command line's its flags. Only names with an underscore are taken for fields, so that
+    words such as "steps" stay words."""
+    names = sorted((n for n in flags if "_" in n), key=len, reverse=True)
+    if not names:
+        return message
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, names)) + r")(?![\w-])")
+    return pattern.sub(lambda m: flags[m.group(1)], message)
+
+
 def refusal(exc: ParamError, flags: Mapping[str, str]) -> CLIError:
-    """A parameter's refusal as the command line's: "argument --steps: must be 1..5000"."""
+    """A parameter's refusal as the command line's: "argument --steps: must be 1..5000",
+    the fields its message names spelled as flags too."""
     flag = flags.get(exc.field)
-    return CLIError(f"argument {flag}: {exc.message}" if flag else str(exc))
+    message = in_flags(exc.message, flags)
+    return CLIError(f"argument {flag}: {message}" if flag else in_flags(str(exc), flags))

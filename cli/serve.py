@@ -91,16 +91,51 @@ def check_bind(settings: Settings, *, insecure_bind: bool = False) -> None:
     )
 
 
-def local_worker_env(settings: Settings, environ: dict[str, str]) -> dict[str, str]:
+def local_worker_env(
+    settings: Settings, environ: dict[str, str], *, euid: int | None = None
+) -> dict[str, str]:
     """The local worker's environment: unless told otherwise, it leaves one core to the
     API (NADA_WORKER_THREADS = cores - 1, at least 1), and its OpenMP threads sleep at a
     barrier instead of spinning (OMP_WAIT_POLICY=PASSIVE: on cores shared with the API the
-    generator's many small ops cost 25% less CPU for the same wall time, docs/performance.md)."""
+    generator's many small ops cost 25% less CPU for the same wall time, docs/performance.md).
+    Run as root (`euid`, this process's by default), it leaves out Celery's superuser
+    warning, which `nada serve` replaces with one notice (run_as_root_notice)."""
     env = dict(environ)
     if settings.worker_threads is None and "NADA_WORKER_THREADS" not in env:
         env["NADA_WORKER_THREADS"] = str(max(1, (os.cpu_count() or 2) - 1))
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if (os.geteuid() if euid is None else euid) == 0 and _json_only(settings):
+        # Celery warns of a root worker in every child (twice with the fast lane's): the
+        # risk it names is a pickled message running code as root, and this queue accepts
+        # JSON only. `nada serve` says once that it runs as root (run_as_root_notice); the
+        # children leave out Celery's warning (C_FORCE_ROOT only allows pickle, it
+        # silences nothing). Accepting pickle would bring the warning back.
+        filters = [f for f in env.get("PYTHONWARNINGS", "").split(",") if f]
+        env["PYTHONWARNINGS"] = ",".join([*filters, ROOT_WARNING_FILTER])
     return env
+
+
+# Celery's SecurityWarning of a worker run as root (celery/platforms.py ROOT_DISCOURAGED).
+ROOT_WARNING_FILTER = "ignore:You're running the worker with superuser privileges"
+
+
+def _json_only(settings: Settings) -> bool:
+    from jobs.queue import celery_config
+
+    accepted = celery_config(settings)["accept_content"]
+    return all(kind == "json" for kind in accepted)
+
+
+def run_as_root_notice(euid: int | None = None) -> str | None:
+    """What `nada serve` says once when run as root, or None."""
+    if (os.geteuid() if euid is None else euid) != 0:
+        return None
+    return (
+        "running as root: the local workers run as root too. Their queue accepts JSON "
+        "messages only, so Celery's superuser warning (about pickled messages) does not "
+        "apply; run `nada serve` as an ordinary user not to give jobs root at all "
+        "(docs/deploy.md)"
+    )
 
 
 def _lower_priority(nice: int) -> Callable[[], None]:
@@ -227,6 +262,8 @@ def serve(args: argparse.Namespace) -> int:
     workers: list[LocalWorker] = []
     if not args.no_worker:
         worker_env = local_worker_env(settings, dict(os.environ))
+        if (notice := run_as_root_notice()) is not None:
+            log.warning(notice)
         workers.append(LocalWorker(args.device, nice=settings.local_worker_nice, env=worker_env))
         if settings.local_fast_worker:
             # Photos and edits take seconds: a second worker takes only them, so they never

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli.declared import in_flags
 from jobs.sweeps import DEFAULT_MAX_JOBS, Combination, expand, varying
 from nada.errors import CLIError, ParamError
-from nada.params import IMAGE_FIELDS, describe, flag_of
+from nada.params import FIELD_NAMES, IMAGE_FIELDS, describe, flag_of
 
 if TYPE_CHECKING:
     from invert.example_images import ExampleImage
@@ -128,7 +129,9 @@ def _flag_error(exc: ParamError) -> CLIError:
         flag = flag_of(name)
     except (KeyError, ValueError):
         return CLIError(str(exc))
-    return CLIError(f"argument {flag}: {exc.message}")
+    return CLIError(
+        f"argument {flag}: {in_flags(exc.message, {n: flag_of(n) for n in FIELD_NAMES})}"
+    )
 
 
 # -- running it ----------------------------------------------------------------------------

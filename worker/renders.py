@@ -289,7 +289,8 @@ def run_render(
     image = out_dir / rundir.RENDER_PNG
     write_png(image, image_grid(rows, max_tile=params.max_tile))
     digest = hashlib.sha256(image.read_bytes()).hexdigest()
-    log.info("render (%s) of job %s: %s", params.mode, params.job_id, video or image)
+    of = f"job {params.job_id}" if params.job_id else str(checkpoint_path)  # the CLI: a file
+    log.info("render (%s) of %s: %s", params.mode, of, video or image)
     return RenderResult(
         image=image,
         video=video,

@@ -343,7 +343,7 @@ export function jobForm(ctx) {
     presets, examples && h("h3", { class: "examples-title" }, "Describe it"), promptRow,
     examples && examples.element, generatorControl(), moreBasic, advanced, formError,
     h("div", { class: "form-actions" }, submit,
-      h("span", { class: "muted small" }, "Runs on the service's GPU worker; samples appear as it trains.")));
+      h("span", { class: "muted small" }, "Runs on the service's worker (a GPU where it has one); samples appear as it trains.")));
 
   function clearErrors() {
     for (const c of Object.values(controls)) c.error("");

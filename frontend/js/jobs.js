@@ -28,9 +28,38 @@ function stepText(job) {
   return total ? `${job.step || 0}/${total}` : "";
 }
 
-function jobRow(job) {
+// GET /params' fields by name, asked once: a row names what its job changed from their defaults.
+let fieldsOnce = null;
+function paramFields() {
+  if (!fieldsOnce) {
+    fieldsOnce = api.params().then((schema) => new Map(((schema && schema.fields) || []).map((f) => [f.name, f])),
+      () => { fieldsOnce = null; return new Map(); });
+  }
+  return fieldsOnce;
+}
+
+const IN_TITLE = new Set(["source_text", "target_text", "generator"]); // shown already
+
+function valueText(value) {
+  if (!Array.isArray(value)) return String(value);
+  if (value.length && typeof value[0] === "object") return value.map((m) => m.name).join("+"); // CLIP models
+  return value.length ? `${value.length} image${value.length === 1 ? "" : "s"}` : "none";
+}
+
+/** "lr 0.01", "seed 3", ...: the parameters of `params` that differ from the defaults. */
+export function changedParams(params, fields) {
+  const out = [];
+  for (const [name, field] of fields) {
+    if (IN_TITLE.has(name) || !params || !(name in params) || field.default === undefined) continue;
+    if (JSON.stringify(params[name]) !== JSON.stringify(field.default)) out.push(`${name} ${valueText(params[name])}`);
+  }
+  return out;
+}
+
+function jobRow(job, fields) {
   const { source, target } = promptText(job);
   const gen = job.params && job.params.generator;
+  const changed = (job.kind || "adapt") === "adapt" ? changedParams(job.params, fields).join(", ") : "";
   return h("li", { class: "job-row", "data-job-id": job.id, "data-status": job.status },
     h("a", { class: "job-link", href: `#/jobs/${encodeURIComponent(job.id)}` },
       h("span", { class: "job-title" },
@@ -41,7 +70,9 @@ function jobRow(job) {
       h("span", { class: "job-foot" },
         h("span", { class: "job-where" }, whereText(job)),
         h("span", { class: "job-meta muted" },
-          [stepText(job) && `step ${stepText(job)}`, gen, h("time", { datetime: job.created_at || "", title: fullTime(job.created_at) }, ago(job.created_at))]
+          [h("span", { class: "job-id", title: job.id }, `#${shortId(job.id)}`), stepText(job) && `step ${stepText(job)}`, gen,
+            changed && h("span", { class: "job-changed", title: "parameters changed from the defaults" }, changed),
+            h("time", { datetime: job.created_at || "", title: fullTime(job.created_at) }, ago(job.created_at))]
             .filter(Boolean).flatMap((x, i) => (i ? [" · ", x] : [x]))))));
 }
 
@@ -68,23 +99,23 @@ export function jobsList({ compact = false } = {}) {
     FILTERS.map((f) => h("option", { value: f }, f ? STATUS_LABEL[f] : "All statuses")));
 
   async function load() {
-    const data = await api.listJobs({ status: filter || undefined, limit, offset: 0 });
+    const [data, fields] = await Promise.all([api.listJobs({ status: filter || undefined, limit, offset: 0 }), paramFields()]);
     errorNote.hidden = true;
     const jobs = listOf(data).slice().sort((a, b) => (parseTime(b.created_at) || 0) - (parseTime(a.created_at) || 0));
     const total = data && Number.isFinite(data.count) ? data.count : jobs.length;
-    render(jobs, total);
+    render(jobs, total, fields);
     return jobs.some((j) => ACTIVE.has(j.status)) ? 1500 : 5000;
   }
 
-  function render(jobs, total) {
+  function render(jobs, total, fields) {
     const seen = new Set();
     let prev = null;
     for (const job of jobs) {
       seen.add(job.id);
-      const sig = signature(job);
+      const sig = signature(job) + fields.size;
       let entry = rows.get(job.id);
       if (!entry || entry.sig !== sig) {
-        const row = withSweepLink(jobRow(job), job);
+        const row = withSweepLink(jobRow(job, fields), job);
         const el = selection ? selection.decorate(row, job) : row;
         if (entry) {
           const hadFocus = entry.el.contains(document.activeElement);

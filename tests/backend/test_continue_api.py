@@ -96,7 +96,16 @@ def test_refusals_create_nothing(client: Any, settings: Settings, queue: Any) ->
 
     refused("0" * 32, {"steps": 10}, 404)
     refused("not-an-id", {"steps": 10}, 404)
-    assert "queued" in refused(queued, {"steps": 10}, 409)["detail"]
+    assert refused(queued, {"steps": 10}, 409)["detail"] == (
+        f"job {queued} is still queued; only a job that succeeded can be continued"
+    )
+    failed = add_job(settings)
+    with session_scope(settings.db_url) as session:
+        session.get(Job, failed).status = "failed"  # type: ignore[union-attr]
+    before = job_count(settings)
+    assert refused(failed, {"steps": 10}, 409)["detail"] == (
+        f"job {failed} failed; only a job that succeeded can be continued"
+    )
 
     def field_of(body: dict[str, Any]) -> tuple[str, str]:
         detail = refused(parent, body, 422)["detail"][0]

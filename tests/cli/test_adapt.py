@@ -99,7 +99,7 @@ def test_generate_reads_a_rosinality_checkpoint(tmp_path, capsys):
             ["--clip-models", "ViT-Q-9:random", "--generator", "random-8"],
             "argument --clip-models: has unknown architecture",
         ),
-        (["--target", "photo"], "argument --target: must differ from source_text"),
+        (["--target", "photo"], "argument --target: must differ from --source"),
         (["--source", " "], "argument --source: must not be empty"),
         (["--resume", "/nonexistent.pt"], "argument --resume: no such file"),
         (["--generator", "ffqh-1024"], "argument --generator: unknown generator 'ffqh-1024'"),

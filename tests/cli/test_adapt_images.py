@@ -120,7 +120,7 @@ def _many(tmp_path: Path) -> list[str]:
         ("adapt", _tiny, "tiny.png is 20x20 pixels; at least 32"),
         ("adapt", _many, "argument --target-images: at most 16 images (got 17)"),
         ("adapt", lambda p: [str(p / "nowhere")], "no such file or directory"),
-        ("adapt", lambda p: [], "argument --target: must not be empty (or give target_images)"),
+        ("adapt", lambda p: [], "argument --target: must not be empty (or give --target-images)"),
         ("sweep", _broken, "broken.png is not an image in a known format"),
     ],
 )

@@ -51,6 +51,17 @@ def test_generate_draws_the_base_row_over_the_adapted_row(tmp_path, adapted):
     assert not np.array_equal(grid[SIZE + 2 :], alone)
 
 
+def test_a_render_on_the_command_line_logs_its_file_not_a_job(tmp_path, adapted, caplog):
+    """No "of job None": a CLI render has no job, and its log line names the checkpoint."""
+    argv = ["generate", "--checkpoint", str(adapted), "--base", f"random-{SIZE}",
+            "--seeds", "1", "--out", str(tmp_path / "g.png"), "--device", "cpu"]  # fmt: skip
+    with caplog.at_level("INFO", logger="worker.renders"):
+        assert main(argv) == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "worker.renders"]
+    assert any(line.startswith(f"render (seeds) of {adapted}: ") for line in lines), lines
+    assert not any("None" in line for line in lines), lines
+
+
 def test_generate_mix_draws_both_grids(tmp_path, adapted):
     out = tmp_path / "mix.png"
     argv = ["generate", "--checkpoint", str(adapted), "--mix", "1,2:3,4,5", "--crossover",

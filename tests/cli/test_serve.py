@@ -128,3 +128,38 @@ def test_the_local_worker_runs_niced_and_leaves_a_core_to_the_api(tmp_path) -> N
             assert b"NADA_WORKER_THREADS=" in f.read()
     finally:
         child.stop(timeout=5)
+
+
+@pytest.mark.parametrize("euid", [0, 1000])
+def test_a_root_worker_child_leaves_out_celerys_superuser_warning_only(tmp_path, euid) -> None:  # type: ignore[no-untyped-def]
+    """Run as root, each local worker child printed Celery's "running the worker with
+    superuser privileges" (twice with the fast lane's worker): about pickled messages, which
+    this queue never accepts. The child's environment leaves out that warning alone (any
+    other stays); `nada serve` says once that it runs as root; not root: nothing changes."""
+    import os
+    import subprocess
+    import sys
+
+    from cli.serve import local_worker_env, run_as_root_notice
+    from jobs.settings import Settings
+
+    env = local_worker_env(
+        Settings(data_dir=tmp_path),
+        {"PATH": os.environ["PATH"], "PYTHONWARNINGS": "error::ResourceWarning"},
+        euid=euid,
+    )
+    code = (
+        "import warnings; from celery.platforms import check_privileges; "
+        "check_privileges(['json']); warnings.warn('another warning')"
+    )
+    err = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stderr
+    assert "another warning" in err
+    if euid == 0 and os.geteuid() == 0:  # Celery warns only when the process is root
+        assert "superuser privileges" not in err
+        assert "error::ResourceWarning" in env["PYTHONWARNINGS"]
+    notice = run_as_root_notice(euid)
+    assert (notice is not None) == (euid == 0)
+    if euid != 0:
+        assert env["PYTHONWARNINGS"] == "error::ResourceWarning"

@@ -124,6 +124,11 @@ def test_render_seeds_at_a_truncation_and_see_the_grid(page, service, finished_j
 
     # Style mixing: two grids (source, adapted), each with a header row and column.
     section.get_by_label("Style mixing").check()
+    # random-32 has 8 W+ entries: crossover 1..7 (not 1024 px's 1..17, whatever the generator)
+    crossover = section.get_by_label("Crossover")
+    page.wait_for_function("el => el.max === '7'", arg=crossover.element_handle(), timeout=10_000)
+    hint = section.locator("[data-field=crossover] .hint").inner_text()
+    assert "1–7 for this generator (8 W+ entries)" in hint, hint
     section.get_by_label("Row seeds").fill("1")
     section.get_by_label("Column seeds").fill("2,3")
     section.get_by_role("button", name="Render").click()

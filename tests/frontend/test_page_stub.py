@@ -105,6 +105,28 @@ def test_prompts_and_errors_are_shown_as_text(page):
     assert page.evaluate("window.__pwned") is None
 
 
+def test_similar_jobs_rows_tell_them_apart(page):
+    """Ten "face → Shrek" rows looked identical: each row shows a short id and the
+    parameters its job changed from GET /params' defaults."""
+    jobs = [
+        make_job("a1b2c3d4e5f60718", "face", "Shrek", status="succeeded", step=300, minutes_ago=9),
+        make_job("f0e1d2c3b4a59687", "face", "Shrek", status="succeeded", step=300, minutes_ago=8),
+    ]
+    jobs[1]["params"].update(lr=0.01, seed=3)
+    stub = StubApi(jobs)
+    page.route(f"{ORIGIN}/**", stub.handle)
+    page.goto(f"{ORIGIN}/#/jobs")
+    first = page.locator(".job-row[data-job-id=a1b2c3d4e5f60718] .job-meta")
+    second = page.locator(".job-row[data-job-id=f0e1d2c3b4a59687] .job-meta")
+    second.locator(".job-changed").wait_for()
+    assert "#a1b2c3d4" in first.inner_text() and "#f0e1d2c3" in second.inner_text()
+    assert second.locator(".job-changed").inner_text() == "lr 0.01, seed 3"
+    assert first.locator(".job-changed").count() == 0  # every parameter its default
+    assert first.inner_text().replace("#a1b2c3d4", "") != second.inner_text().replace(
+        "#f0e1d2c3", ""
+    )
+
+
 def test_defaults_match_nada_params(page):
     # The stub serves GET /params from nada.params.schema(), as the service does.
     _open(page)

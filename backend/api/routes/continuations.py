@@ -59,6 +59,15 @@ class ContinueCreate(BaseModel):
         return self.model_dump(exclude={"steps"}, exclude_none=True)
 
 
+# Why a job cannot be continued, by its status: "job X failed; only a job that succeeded ..."
+_NOT_YET: dict[str, str] = {
+    JobStatus.queued: "is still queued",
+    JobStatus.running: "is still running",
+    JobStatus.failed: "failed",
+    JobStatus.canceled: "was canceled",
+}
+
+
 @router.post(
     "/{job_id}/continue",
     status_code=status.HTTP_202_ACCEPTED,
@@ -79,7 +88,9 @@ def continue_job(job_id: JobId, body: ContinueCreate, sub: SubmissionDep) -> Job
     session, settings, owner = sub.session, sub.settings, sub.owner
     parent = store.get_job(session, job_id=job_id, owner=owner, kind=ADAPT.name)
     if parent.status != JobStatus.succeeded:
-        raise store.JobConflict(f"job {job_id} is {parent.status}; only a finished job continues")
+        raise store.JobConflict(
+            f"job {job_id} {_NOT_YET[parent.status]}; only a job that succeeded can be continued"
+        )
     parent_root = job_root(settings, job_id)
     start = parent_root / rundir.RESUME
     if not start.is_file():

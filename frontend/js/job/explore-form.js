@@ -33,6 +33,20 @@ export function parseSeeds(text) {
   return seeds;
 }
 
+/** The W+ entries of a StyleGAN2 generator drawing `size` px: two per resolution from 8 px
+ * up, and two at 4 px (1024 px: 18). Crossover is below it. */
+export function wplusCount(size) {
+  return 2 * Math.log2(size) - 2;
+}
+
+/** The size in px of generator `name` ("random-32", or a name GET /generators lists), or null. */
+export function generatorSize(name, catalogue) {
+  const random = /^random-(\d+)$/.exec(name || "");
+  if (random) return Number(random[1]);
+  const found = ((catalogue && catalogue.data) || []).find((g) => g.name === name);
+  return found ? found.size : null;
+}
+
 function field(name, label, input, hint) {
   const error = h("span", { class: "field-error", id: uid(`explore-${name}-error`) });
   input.setAttribute("aria-describedby", error.id);
@@ -51,7 +65,8 @@ function numberInput(name, value) {
 
 /**
  * onSubmit(body) is called with the request body of POST /jobs/{id}/renders once the page's
- * checks pass. Returns {element, setBusy(bool), showErrors([{field, message}]), setFields(params)}.
+ * checks pass. Returns {element, setBusy(bool), showErrors([{field, message}]), setFields(params),
+ * setGeneratorSize(px)}.
  */
 export function exploreForm({ onSubmit }) {
   const name = uid("explore-mode");
@@ -144,16 +159,24 @@ export function exploreForm({ onSubmit }) {
   });
   all.forEach((f) => f.input.addEventListener("input", () => setError(f.name, "")));
 
-  /** The service's ranges (GET /renders/params' fields) as hints and input limits. */
-  function setFields(params) {
-    for (const spec of (params && params.fields) || []) {
+  let specs = []; // GET /renders/params' fields, once known
+  let wplus = null; // the job's generator's W+ entries, once known: crossover's own bound
+
+  /** The largest value of field `spec` for this job: crossover is below the W+ count. */
+  function maxOf(spec) {
+    return spec.name === "crossover" && wplus != null ? Math.min(spec.max, wplus - 1) : spec.max;
+  }
+
+  function showRanges() {
+    for (const spec of specs) {
       const f = all.find((x) => x.name === spec.name);
       if (!f) continue;
       if (spec.type === "seeds") setText(f.hintEl, `${f.hint} ${spec.min}–${spec.max} seeds.`);
       else if (spec.min != null && spec.max != null && f.input.type !== "range") {
+        const max = maxOf(spec);
         f.input.min = String(spec.min);
-        f.input.max = String(spec.max);
-        setText(f.hintEl, `${spec.help}; ${spec.min}–${spec.max}.`);
+        f.input.max = String(max);
+        setText(f.hintEl, `${spec.help}; ${spec.min}–${max}${max !== spec.max ? ` for this generator (${wplus} W+ entries)` : ""}.`);
       } else if (f.input.type === "range") {
         f.input.min = String(spec.min);
         f.input.max = String(spec.max);
@@ -161,10 +184,22 @@ export function exploreForm({ onSubmit }) {
     }
   }
 
+  /** The service's ranges (GET /renders/params' fields) as hints and input limits. */
+  function setFields(params) {
+    specs = (params && params.fields) || [];
+    showRanges();
+  }
+
+  /** The job's generator draws `size` px (null: unknown): crossover's range follows its W+. */
+  function setGeneratorSize(size) {
+    wplus = size ? wplusCount(size) : null;
+    showRanges();
+  }
+
   function setBusy(busy) {
     button.disabled = busy;
   }
 
   showMode();
-  return { element, setBusy, showErrors, setFields };
+  return { element, setBusy, showErrors, setFields, setGeneratorSize };
 }

@@ -12,7 +12,7 @@ import { h, setText } from "../dom.js";
 import { ACTIVE, FINISHED, STAGE_LABEL, whereText } from "../format.js";
 import { progressBar } from "../jobs.js";
 import { followJob } from "../live.js";
-import { exploreForm } from "./explore-form.js";
+import { exploreForm, generatorSize } from "./explore-form.js";
 
 const WHAT = { seeds: "Drawing the seeds", mix: "Mixing styles", video: "Making the video" };
 
@@ -136,8 +136,15 @@ export function exploreCard({ jobId }) {
     });
   }
 
+  let sized = false; // the generator's size asked for (crossover's range follows its W+)
   function update(job) {
     element.hidden = !((job.kind || "adapt") === "adapt" && job.status === "succeeded");
+    if (element.hidden || sized) return;
+    sized = true;
+    const name = job.params && job.params.generator;
+    const size = generatorSize(name, null);
+    if (size) form.setGeneratorSize(size);
+    else api.generators().then((catalogue) => form.setGeneratorSize(generatorSize(name, catalogue)), () => {});
   }
 
   /** The view is closing: stop following (the service finishes the render regardless). */
