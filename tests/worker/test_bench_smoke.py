@@ -105,3 +105,24 @@ def test_bench_runs_both_sides_on_tiny_models() -> None:
     assert sides == {("latent", "ours"), ("latent", "original")}
     assert all(r["s_per_step"] > 0 and r["peak_rss_gb"] > 0 for r in report["results"])
     assert report["ratios"]["latent"]["time"] > 0 and report["ratios"]["latent"]["memory"] > 0
+
+
+def test_generator_bench_measures_stylegan3_paths_each_in_its_own_process() -> None:
+    bench = load_bench("generator")
+    argv = ["--family", "stylegan3", "--size", "16", "--cbase", "256", "--batch", "1"]
+    report = bench.main([*argv, "--threads", "1", "--repeats", "1"])
+    assert report["family"] == "stylegan3" and report["config"] == "t"
+    assert set(report["paths"]) == {"fast", "reference"}
+    for entry in report["paths"].values():
+        assert entry["forward_s"] > 0 and entry["forward_backward_s"] > 0
+        assert 0 < entry["gflop_forward"] < entry["gflop_forward_backward"]
+        assert 0 < entry["built_memory_gb"] <= entry["peak_memory_forward_gb"]
+        assert entry["peak_memory_forward_gb"] <= entry["peak_memory_forward_backward_gb"]
+        assert entry["time_vs_reference"] > 0 and entry["memory_vs_reference"] > 0
+        assert entry["cpu_vs_reference"] > 0
+    assert report["paths"]["reference"]["time_vs_reference"] == 1.0
+    assert "anchor" not in report  # the anchor is for config T at 256 px, batch 1, CPU
+    # Config R as NVIDIA's train.py builds it: 1x1 convs, radial filters, doubled widths.
+    r = bench.stylegan3_init_kwargs(256, "r", 16384)
+    assert (r["conv_kernel"], r["use_radial_filters"]) == (1, True)
+    assert (r["channel_base"], r["channel_max"]) == (32768, 1024)
