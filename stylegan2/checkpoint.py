@@ -45,6 +45,7 @@ from stylegan2.architecture import GeneratorConfig, check_shapes, infer_config
 from stylegan2.download import remember_digest, sha256_file
 from stylegan2.errors import CheckpointError
 from stylegan2.loaded import LoadedGenerator
+from stylegan2.metadata import plain_metadata
 from stylegan2.model import Generator
 
 log = logging.getLogger(__name__)
@@ -447,7 +448,7 @@ def save_generator(
         if isinstance(generator, family.StyleGAN3Generator):
             digest: str = family.save_stylegan3(path, generator, metadata, latent_avg)
             return digest
-    metadata = _plain(metadata, "metadata")
+    metadata = plain_metadata(metadata, "metadata")
     if not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict (got {type(metadata).__name__})")
     state = {k: v.detach().to("cpu").clone() for k, v in generator.state_dict().items()}
@@ -458,7 +459,7 @@ def save_generator(
         where="generator",
     )
     latent_avg = _latent_avg(latent_avg.detach().to("cpu"), config.style_dim, "latent_avg")
-    metadata["stylegan2"] = _plain(
+    metadata["stylegan2"] = plain_metadata(
         {**config.describe(), "format_version": FORMAT_VERSION, "torch": torch.__version__},
         "metadata['stylegan2']",
     )
@@ -477,28 +478,3 @@ def _recorded_architecture(generator: nn.Module) -> dict[str, Any]:
     if not isinstance(generator, Generator):
         return {}
     return GeneratorConfig.hints(GeneratorConfig.of(generator).describe())
-
-
-def _plain(value: Any, where: str) -> Any:
-    """A copy of `value` checked to be plain data (what weights_only loading accepts)."""
-    # Exact builtins only: a subclass (an Enum member, say) pickles as its class, which
-    # weights_only loading refuses. str/int/float/bool subclasses are converted.
-    plain: type[Any]
-    for plain in (bool, int, float, str):
-        if isinstance(value, plain):
-            return plain.__new__(plain, value) if plain is not bool else bool(value)
-    if value is None:
-        return None
-    if isinstance(value, list | tuple):
-        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ValueError(f"{where} has a non-string key {k!r}; metadata keys must be str")
-            out[k] = _plain(v, f"{where}[{k!r}]")
-        return out
-    raise ValueError(
-        f"{where} is a {type(value).__name__}; metadata may hold only str, int, float, bool, "
-        "None, list and dict"
-    )

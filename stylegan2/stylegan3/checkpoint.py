@@ -20,7 +20,6 @@ and `build(init_kwargs)` recreates the module the weights belong to.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from torch import Tensor
 from nada.rundir import atomic_open
 from stylegan2.download import remember_digest, sha256_file
 from stylegan2.errors import CheckpointError
+from stylegan2.metadata import plain_metadata
 from stylegan2.stylegan3.generator import StyleGAN3Generator, plain_init_kwargs
 from stylegan2.stylegan3.layout import GeneratorConfig
 from stylegan2.stylegan3.nvidia import load_weights
@@ -62,7 +62,7 @@ def save_stylegan3(
     latent_avg: Tensor | None = None,  # [w_dim]; None: the generator's w_avg
 ) -> str:
     """Write the generator atomically in our layout; return the file's hex sha256."""
-    metadata = _plain(dict(metadata or {}), "metadata")
+    metadata = plain_metadata(dict(metadata or {}))
     metadata["family"] = FAMILY
     metadata[FAMILY] = {
         "format_version": FORMAT_VERSION,
@@ -130,23 +130,3 @@ def load_stylegan3(path: str | os.PathLike[str]) -> StyleGAN3Checkpoint:
             f"{str(exc).splitlines()[0][:160] if str(exc) else ''})"
         ) from None
     return read_stylegan3(ckpt, str(path))
-
-
-def _plain(value: Any, where: str) -> Any:
-    """`value` as plain data (tuples as lists); TypeError names the first thing that is not."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise TypeError(f"{where} is {value}: metadata numbers must be finite")
-        return value
-    if isinstance(value, list | tuple):
-        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where} has a key {k!r} that is not a string")
-            out[k] = _plain(v, f"{where}[{k!r}]")
-        return out
-    raise TypeError(f"{where} is a {type(value).__name__}, not plain data")
