@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -125,3 +126,19 @@ class RecordingQueue(JobQueue):
 @pytest.fixture
 def queue(settings: Settings) -> RecordingQueue:
     return RecordingQueue(settings)
+
+
+@pytest.fixture
+def proxied_pg(pg_url: str) -> Iterator[tuple[str, Any]]:
+    """(URL, proxy): the session's PostgreSQL behind a TCP proxy the test can cut and
+    restore (tests/backend/test_reliability_db.py's TcpProxy), for database outages."""
+    from tests.backend.test_reliability_db import TcpProxy
+
+    url = make_url(pg_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    try:
+        yield proxied, proxy
+    finally:
+        get_engine(proxied).dispose()
+        proxy.close()

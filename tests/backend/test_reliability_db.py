@@ -10,13 +10,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
-from jobs.db.session import get_engine
 from jobs.settings import Settings
 from tests.conftest import RecordingQueue
 
@@ -92,18 +89,6 @@ class TcpProxy:
         self._call(self._cancel_tasks())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
-
-
-@pytest.fixture
-def proxied_pg(pg_url: str) -> Iterator[tuple[str, TcpProxy]]:
-    url = make_url(pg_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    try:
-        yield proxied, proxy
-    finally:
-        get_engine(proxied).dispose()
-        proxy.close()
 
 
 def test_api_answers_503_while_postgres_is_unreachable_and_recovers(

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.engine import make_url
 
 from jobs import leases, storage, store
 from jobs.db.models import Job, JobEvent
-from jobs.db.session import get_engine, session_scope
+from jobs.db.session import session_scope
 from jobs.settings import Settings
 from nada import rundir
 from nada.params import AdaptParams
@@ -45,18 +43,6 @@ def _run(settings: Settings, job_id: str, engine: ScriptedEngine) -> str:
     from worker.attempts import run_job
 
     return run_job(job_id, settings=settings, worker_id="w1", engine=engine, models=object())
-
-
-@pytest.fixture
-def proxied_pg(pg_url: str) -> Iterator[tuple[str, TcpProxy]]:
-    url = make_url(pg_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    try:
-        yield proxied, proxy
-    finally:
-        get_engine(proxied).dispose()
-        proxy.close()
 
 
 def test_records_refused_during_a_postgres_outage_are_written_after_it(
