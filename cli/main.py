@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "cli.sweep",  # sweep: a grid of adaptations, here or on a service
     "cli.generate",  # generate: a grid of seeds (or a photo's code) from a checkpoint
     "cli.explore",  # video: a finished adaptation explored, as an interpolation video
+    "cli.export",  # export: a StyleGAN2 generator as a pickle NVIDIA's tools read
     "cli.invert",  # invert: a photo into a generator's W+
     "cli.weights",  # weights list|pull|add: the photo pipeline's model files
     "cli.worker",  # worker: a Celery worker taking jobs from the queues

@@ -1,0 +1,58 @@
+"""`nada export` through the real dispatcher: NVIDIA's fixture generator and an adapted-like
+rosinality checkpoint out as TensorFlow pickles that read back to the same generator; bad
+arguments named. The file format itself: tests/stylegan2/test_tf_export.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cli.main import main
+from stylegan2 import load_generator, save_generator
+from stylegan2.nvidia_pickle import read_nvidia_pickle
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "nvidia"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # parser.exit for CLIError and usage errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_checkpoint_exports_and_reads_back(capsys, tmp_path: Path) -> None:
+    source = load_generator("random-16", seed=3, style_dim=32, n_mlp=2)
+    checkpoint = tmp_path / "adapted.pt"
+    save_generator(checkpoint, source.generator, source.latent_avg, {"kind": "test"})
+    out = tmp_path / "adapted-nvidia.pkl"
+    code, stdout, _ = run(capsys, "export", str(checkpoint), "--out", str(out))
+    assert code == 0 and "legacy.load_network_pkl" in stdout
+    assert sorted(read_nvidia_pickle(out).networks) == ["D", "G", "Gs"]
+    back = load_generator(out)
+    z = torch.randn(2, 32)
+    with torch.no_grad():
+        want = source.render_wplus(source.to_wplus(z, truncation=0.7))
+        got = back.render_wplus(back.to_wplus(z, truncation=0.7))
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+def test_refusals_name_the_argument(capsys, tmp_path: Path) -> None:
+    out = tmp_path / "x.pkl"
+    code, _, err = run(capsys, "export", str(DATA / "sg3_t_64.pkl"), "--out", str(out))
+    assert code == 2 and "StyleGAN3" in err and not out.exists()
+    code, _, err = run(capsys, "export", str(tmp_path / "none.pt"), "--out", str(out))
+    assert code == 2 and "argument checkpoint" in err
+    code, _, err = run(
+        capsys, "export", str(DATA / "ada_sg2_64.pkl"), "--out", str(tmp_path / "x.pt")
+    )
+    assert code == 2 and "argument --out" in err and ".pkl" in err
+    out.write_bytes(b"keep")
+    code, _, err = run(capsys, "export", str(DATA / "ada_sg2_64.pkl"), "--out", str(out))
+    assert code == 2 and "--force" in err and out.read_bytes() == b"keep"
+    code, _, _ = run(capsys, "export", str(DATA / "ada_sg2_64.pkl"), "--out", str(out), "--force")
+    assert code == 0 and read_nvidia_pickle(out).framework == "tensorflow"
