@@ -56,6 +56,7 @@ from invert.photos import load_photo
 from invert.refine import Perceptual, RefineResult, refine_w_plus
 from nada import __version__ as nada_version
 from nada import rundir
+from nada.errors import ParamError
 from nada.events import CancelCheck, Canceled, Progress, ProgressCallback
 from nada.photo_params import EditParams, InvertParams
 from stylegan2.device import prepare, resolve_device
@@ -300,7 +301,8 @@ def run_inversion(
 
     Raises:
         Canceled: should_cancel returned True.
-        nada.errors.ParamError: field 'encoder' (its codes do not fit the generator).
+        nada.errors.ParamError: field 'encoder' (its codes do not fit the generator);
+            field 'generator' (a StyleGAN3: require_stylegan2).
         invert.landmarks.NoFaceError: no face in the photo (align on).
         invert.photos.PhotoRejected: not a usable photo.
         invert.e4e.EncoderError, stylegan2.CheckpointError: a bad encoder/generator file.
@@ -318,7 +320,7 @@ def run_inversion(
 
     report.stage("loading")
     photo = load_photo(photo_path)
-    loaded = cache.generator(str(generator_path or p.generator), dev)
+    loaded = require_stylegan2(cache.generator(str(generator_path or p.generator), dev))
     e4e = load_encoder(p, encoder_path, loaded.generator, dev, cache)
     framed = _frame(photo, p.align, loaded.generator.size,
                     lambda: detector or cache.detector(dev), report)  # fmt: skip
@@ -356,6 +358,22 @@ def run_inversion(
     )
 
 
+def require_stylegan2(loaded: Any) -> Any:
+    """The loaded generator if it is a StyleGAN2: the e4e encoder, the refinement and
+    latent.pt speak rosinality's W+ and noise maps, which StyleGAN3 does not have.
+
+    Raises:
+        ParamError: field 'generator', a StyleGAN3 (or any other family's) generator.
+    """
+    if loaded.family != "stylegan2":
+        raise ParamError(
+            "generator",
+            f"photo inversion (e4e) works on StyleGAN2 generators only; this one is a "
+            f"{loaded.family}: adapt and explore it with seeds instead",
+        )
+    return loaded
+
+
 # -- run_edit -----------------------------------------------------------------------------
 
 
@@ -380,6 +398,7 @@ def run_edit(
 
     Raises:
         LatentError: latent.pt unreadable, or its code does not fit the generator.
+        ParamError: field 'generator', the adapted generator is not a StyleGAN2.
         Canceled: should_cancel returned True before rendering or saving.
         stylegan2.CheckpointError: a bad checkpoint file.
     """
@@ -396,7 +415,7 @@ def run_edit(
 
     emit("stage", "loading", 0)
     code = read_latent(latent_path)
-    loaded = (models or UncachedModels()).generator(str(checkpoint_path), dev)
+    loaded = require_stylegan2((models or UncachedModels()).generator(str(checkpoint_path), dev))
     if cancel():
         raise Canceled("canceled before rendering")
     emit("stage", "rendering", 0)

@@ -18,6 +18,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from stylegan2.family import Family, family_of
+
 FAMILIES = ("stylegan2", "stylegan3")
 
 
@@ -38,38 +40,56 @@ class LoadedGenerator:
         return str(self.identity.get("family") or "stylegan2")
 
     @property
+    def content_box(self) -> tuple[int, int, int, int] | None:
+        """(left, top, right, bottom) in pixels of the part of the image that holds the
+        picture (LSUN car: 512x384 letterboxed in 512x512), None: all of it. From the
+        registry entry (in the identity), else an adapted checkpoint's `base`, else the
+        file's metadata (a converted pickle's)."""
+        base = self.metadata.get("base")
+        for box in (
+            self.identity.get("content_box"),
+            base.get("content_box") if isinstance(base, dict) else None,
+            self.metadata.get("content_box"),
+        ):
+            if (
+                isinstance(box, list | tuple)
+                and len(box) == 4
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in box)
+            ):
+                return (box[0], box[1], box[2], box[3])
+        return None
+
+    @property
     def module(self) -> nn.Module:
         """The generator itself (the same object as `generator`)."""
         module: nn.Module = self.generator
         return module
 
     @property
+    def contract(self) -> Family:
+        """The family contract of the module (stylegan2/family.py): mapping, synthesis,
+        trainable groups, noise shapes."""
+        return family_of(self.generator)
+
+    @property
     def resolution(self) -> int:
         """Output height and width in pixels."""
-        if self.family == "stylegan2":
-            return int(self.generator.size)
-        return int(self.generator.resolution)
+        return self.contract.resolution(self.generator)
 
     @property
     def num_ws(self) -> int:
         """W+ entries the synthesis reads (StyleGAN2: n_latent; StyleGAN3: layers + 2)."""
-        if self.family == "stylegan2":
-            return int(self.generator.n_latent)
-        return int(self.generator.num_ws)
+        return self.contract.num_ws(self.generator)
 
     @property
     def w_dim(self) -> int:
         """Width of each W+ entry."""
-        if self.family == "stylegan2":
-            return int(self.generator.style_dim)
-        return int(self.generator.w_dim)
+        return self.contract.w_dim(self.generator)
 
     @property
     def z_dim(self) -> int:
         """Width of z, the mapping network's input."""
-        if self.family == "stylegan2":
-            return int(getattr(self.generator, "z_dim", self.generator.style_dim))
-        return int(self.generator.z_dim)
+        return self.contract.z_dim(self.generator)
 
     def to_wplus(self, z: Tensor, truncation: float = 1.0) -> Tensor:
         """z [N, z_dim] -> W+ [N, num_ws, w_dim] on the generator's device: the mapping's w
@@ -77,11 +97,7 @@ class LoadedGenerator:
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must be [N, {self.z_dim}] (got {list(z.shape)})")
         z = z.to(self.latent_avg.device, self.latent_avg.dtype)
-        if self.family == "stylegan2":
-            w = self.generator.style(z)  # [N, w_dim]
-            ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)
-        else:
-            ws = self.generator.mapping(z)  # [N, num_ws, w_dim]
+        ws = self.contract.map(self.generator, z)  # [N, num_ws, w_dim]
         if truncation != 1:
             ws = self.latent_avg.lerp(ws, float(truncation))
         return ws
@@ -91,9 +107,4 @@ class LoadedGenerator:
         fixed noise (StyleGAN2's stored noise buffers; StyleGAN3 has no noise)."""
         if ws.ndim != 3 or tuple(ws.shape[1:]) != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}] (got {list(ws.shape)})")
-        ws = ws.to(self.latent_avg.device)
-        if self.family == "stylegan2":
-            image: Tensor = self.generator([ws], input_is_latent=True, randomize_noise=False)[0]
-            return image
-        image = self.generator.synthesis(ws)
-        return image
+        return self.contract.synthesize(self.generator, ws.to(self.latent_avg.device))

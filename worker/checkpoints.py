@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from nada.continuation import CONTINUE_CHANGES
 from nada.params import AdaptParams, describe
 from nada.rundir import atomic_open, write_text
-from stylegan2.checkpoint import FORMAT_VERSION, GeneratorConfig, read_checkpoint
-from stylegan2.model import Generator
+from stylegan2.checkpoint import read_checkpoint
+from stylegan2.family import family_of
 
 # Parameters that may differ between a run and the run it resumes: they change neither the
 # training steps already taken nor the ones to come.
@@ -59,7 +59,7 @@ class ResumePoint:
 
 def write_intermediate_checkpoint(
     path: Path,
-    generator: Generator,  # the trainable generator
+    generator: nn.Module,  # the trainable generator (either family)
     latent_avg: Tensor,  # the base generator's truncation centre
     metadata: dict[str, Any],  # the adapted checkpoint's metadata (plain data)
     *,
@@ -68,15 +68,9 @@ def write_intermediate_checkpoint(
     optimizer: torch.optim.Optimizer,
     checkpoint_sha256: str | None = None,  # the finished run's adapted.pt (OUT/resume.pt)
 ) -> Path:
-    """Write the adapted checkpoint's layout plus 'resume' to `path`, atomically."""
-    state = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
-    metadata = json.loads(json.dumps(metadata))  # plain data, as weights_only wants
-    # describe(): the architecture, with a converted NVIDIA generator's channel table and
-    # conv_clamp (which the weights alone do not show)
-    metadata["stylegan2"] = {
-        **GeneratorConfig.of(generator).describe(),
-        "format_version": FORMAT_VERSION,
-    }
+    """Write the adapted checkpoint's layout (the generator family's: StyleGAN2's or
+    StyleGAN3's) plus 'resume' to `path`, atomically."""
+    payload = family_of(generator).checkpoint_payload(generator, latent_avg, metadata)
     resume: dict[str, Any] = {
         "step": step,
         "selected": list(selected),
@@ -84,12 +78,7 @@ def write_intermediate_checkpoint(
     }
     if checkpoint_sha256 is not None:
         resume["checkpoint_sha256"] = checkpoint_sha256
-    payload = {
-        "g_ema": state,
-        "latent_avg": latent_avg.detach().cpu().reshape(-1).clone(),
-        "metadata": metadata,
-        "resume": resume,
-    }
+    payload["resume"] = resume
     return atomic_torch_save(payload, path)
 
 

@@ -33,18 +33,19 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import Tensor
+from torch import Tensor, nn
 
 from invert.example_images import check_stored
 from nada.errors import ParamError
 from nada.params import IMAGE_FIELDS, AdaptParams
 from nada.prompts import template_prompts
+from stylegan2.family import crop_to_content, family_of
 from worker.clip_loss import (
     check_prompt_tokens,
     class_embedding,
@@ -53,9 +54,6 @@ from worker.clip_loss import (
 )
 from worker.clip_models import ClipModel
 from worker.samples import noise_shapes, random_noise, render
-
-if TYPE_CHECKING:
-    from stylegan2.model import Generator
 
 CROP_AREA = (0.7, 1.0)  # share of the image's largest square a view covers
 SOURCE_SAMPLES = 16  # base-generator images standing for the source domain (no source images)
@@ -185,12 +183,12 @@ def images_embedding(
 
 @torch.no_grad()
 def generator_samples(
-    generator: Generator, latent_avg: Tensor | None, *, seed: int, truncation: float
+    generator: nn.Module, latent_avg: Tensor | None, *, seed: int, truncation: float
 ) -> Tensor:
     """SOURCE_SAMPLES seeded images [N, 3, H, W] of the (frozen) base generator: the source
     domain when no source images are given, as in the authors' image-to-image direction."""
     rng = seeded_rng(seed, "source-samples")
-    z = torch.randn(SOURCE_SAMPLES, generator.style_dim, generator=rng)
+    z = torch.randn(SOURCE_SAMPLES, family_of(generator).z_dim(generator), generator=rng)
     noise = random_noise(noise_shapes(generator), SOURCE_SAMPLES, rng)
     return render(
         generator,
@@ -208,11 +206,15 @@ def domain_guidance(
     clips: Sequence[ClipModel],
     params: AdaptParams,
     files: Mapping[str, Path],
-    generator: Generator,
+    generator: nn.Module,
     latent_avg: Tensor | None,
+    *,
+    content_box: tuple[int, int, int, int] | None = None,  # what CLIP sees of its samples
 ) -> dict[str, DomainGuidance]:
     """Per CLIP model (by name), the mixed direction and target of an image-guided job,
-    computed once (see the module docstring)."""
+    computed once (see the module docstring). The generator's samples (the source domain
+    without source images) are cut to `content_box` (a letterboxed generator's picture, as
+    the engine's losses see it); the example images are the user's own, kept whole."""
     weight = params.effective_image_weight
     samples: Tensor | None = None
     out: dict[str, DomainGuidance] = {}
@@ -231,9 +233,12 @@ def domain_guidance(
                 image_src = images_embedding(clip, files, params.source_images, **kw)
             else:
                 if samples is None:
-                    samples = generator_samples(
-                        generator, latent_avg, seed=params.seed,
-                        truncation=params.sample_truncation,
+                    samples = crop_to_content(
+                        generator_samples(
+                            generator, latent_avg, seed=params.seed,
+                            truncation=params.sample_truncation,
+                        ),
+                        content_box,
                     )  # fmt: skip
                 image_src = mean_embedding(encode_batched(clip, samples))
             image_dir = image_direction(image_src, image_tgt)

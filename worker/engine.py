@@ -5,8 +5,11 @@ One step (sec. 3 of the paper, defaults from appendix I):
   1. every `reselect_every` steps, pick the k layers to train (`worker.layers`, sec. 3.3);
   2. map a batch of z through the frozen mapping network to W+ (optionally style-mixed);
   3. render it with the frozen generator (no graph) and the trainable one, same noise;
-  4. CLIP loss (`worker.clip_loss`), backward, Adam (lr 0.002, betas (0, 0.99)) over the
-     selected layers only.
+  4. CLIP loss (`worker.clip_loss`) on what CLIP may see of them (a letterboxed generator's
+     content box), backward, Adam (lr 0.002, betas (0, 0.99)) over the selected layers only.
+
+Every family (StyleGAN2, StyleGAN3) goes through its contract, stylegan2/family.py: mapping,
+synthesis, noise, trainable groups and checkpoint layout; nothing here branches on it.
 
 Every random draw of step s comes from an RNG seeded by (seed, s), so a run resumed from an
 intermediate checkpoint continues exactly as the uninterrupted run would have.
@@ -31,11 +34,11 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import open_clip
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 import stylegan2
 from nada import __version__ as nada_version
@@ -43,6 +46,7 @@ from nada import rundir
 from nada.errors import ParamError
 from nada.params import AdaptParams
 from stylegan2.device import prepare, resolve_device, retain_freed_memory
+from stylegan2.family import crop_to_content, family_of
 from worker.checkpoints import (
     ResumeError,
     read_resume_point,
@@ -58,9 +62,6 @@ from worker.layers import candidate_layers, layer_parameters, select_layers, set
 from worker.model_cache import ModelCache
 from worker.samples import image_grid, noise_shapes, random_noise, render, write_png
 from worker.scores import LossAverage, ScoreEvaluator
-
-if TYPE_CHECKING:
-    from stylegan2.model import Generator
 
 # Re-exported: callers (worker.tasks, worker.cli, bench/) import these from worker.engine.
 __all__ = [
@@ -90,19 +91,19 @@ def step_rng(seed: int, step: int, stream: str) -> torch.Generator:
 
 
 @torch.no_grad()
-def sample_wplus(generator: Generator, batch: int, mixing: float, rng: torch.Generator) -> Tensor:
-    """W+ codes [batch, n_latent, style_dim] on the generator's device: z ~ N(0, I) through
-    the (frozen) mapping network, with style mixing at a random crossover with probability
-    `mixing` (rosinality's mixing_noise, made deterministic)."""
+def sample_wplus(generator: nn.Module, batch: int, mixing: float, rng: torch.Generator) -> Tensor:
+    """W+ codes [batch, num_ws, w_dim] on the generator's device: z ~ N(0, I) through the
+    (frozen) mapping network, with style mixing at a random crossover in 1..num_ws - 1 with
+    probability `mixing` (rosinality's mixing_noise, made deterministic), for every family."""
+    family = family_of(generator)
     device = next(generator.parameters()).device
-    n_latent = generator.n_latent
-    z = torch.randn(batch, generator.style_dim, generator=rng)
-    w: Tensor = generator.style(z.to(device))  # [batch, style_dim]
-    wplus = w.unsqueeze(1).repeat(1, n_latent, 1)
+    num_ws, z_dim = family.num_ws(generator), family.z_dim(generator)
+    z = torch.randn(batch, z_dim, generator=rng)
+    wplus = family.map(generator, z.to(device))  # [batch, num_ws, w_dim]
     if mixing > 0 and float(torch.rand((), generator=rng)) < mixing:
-        z2 = torch.randn(batch, generator.style_dim, generator=rng)
-        crossover = int(torch.randint(1, n_latent, (), generator=rng))
-        wplus[:, crossover:] = generator.style(z2.to(device)).unsqueeze(1)
+        z2 = torch.randn(batch, z_dim, generator=rng)
+        crossover = int(torch.randint(1, num_ws, (), generator=rng))
+        wplus[:, crossover:] = family.map(generator, z2.to(device))[:, crossover:]
     return wplus
 
 
@@ -149,6 +150,9 @@ class _Adaptation:
             self.identity["name"] = params.generator
         self.latent_avg = base.latent_avg
         self.frozen = base.generator  # shared with the cache: never trained
+        self.family = family_of(self.frozen)  # the same contract for the trainable copy
+        # A letterboxed generator's content (LoadedGenerator.content_box): CLIP sees it only.
+        self.content_box = getattr(base, "content_box", None)
         self.trainable = copy.deepcopy(self.frozen)
         self.candidates = candidate_layers(self.trainable, params.include_torgb)
         self.optimizer = torch.optim.Adam(
@@ -162,8 +166,9 @@ class _Adaptation:
         self.guidance = None  # an image-guided job's (ΔT, T) per CLIP model, computed once
         if params.target_images:
             self.guidance = domain_guidance(
-                [clip for clip, _ in clips], params, domain_files, self.frozen, self.latent_avg
-            )
+                [clip for clip, _ in clips], params, domain_files, self.frozen, self.latent_avg,
+                content_box=self.content_box,
+            )  # fmt: skip
         self.guide = ClipGuide(
             clips,
             params.source_text,
@@ -181,7 +186,14 @@ class _Adaptation:
             else []
         )
         self._judge_guidance = (
-            domain_guidance(self._judges, params, domain_files, self.frozen, self.latent_avg)
+            domain_guidance(
+                self._judges,
+                params,
+                domain_files,
+                self.frozen,
+                self.latent_avg,
+                content_box=self.content_box,
+            )
             if self.guidance is not None and self._judges
             else {}
         )
@@ -189,7 +201,8 @@ class _Adaptation:
         self.continued_from: dict[str, Any] | None = None  # the finished run this one continues
         self._noise_shapes = noise_shapes(self.frozen)
         rng = step_rng(params.seed, 0, "samples")
-        self._sample_z = torch.randn(params.n_samples, self.frozen.style_dim, generator=rng)
+        z_dim = self.family.z_dim(self.frozen)
+        self._sample_z = torch.randn(params.n_samples, z_dim, generator=rng)
         self._sample_noise = random_noise(self._noise_shapes, params.n_samples, rng)
         self._source_row: Tensor | None = None
         self._clips = [clip for clip, _ in clips]
@@ -206,6 +219,14 @@ class _Adaptation:
     def _noise(self, batch: int, rng: torch.Generator) -> list[Tensor]:
         return [n.to(self.device) for n in random_noise(self._noise_shapes, batch, rng)]
 
+    def clip_view(self, images: Tensor) -> Tensor:
+        """What CLIP sees of rendered images (the loss, the probe, the scores): the content
+        box of a letterboxed generator, else the whole picture."""
+        return crop_to_content(images, self.content_box)
+
+    def _probe_loss(self, images: Tensor) -> Tensor:
+        return self.guide.global_loss(self.clip_view(images))
+
     def select(self, step: int) -> tuple[str, ...]:
         p = self.params
         if not self.selects:
@@ -218,7 +239,7 @@ class _Adaptation:
             self.candidates,
             p.layers,
             wplus,
-            self.guide.global_loss,
+            self._probe_loss,
             probe_steps=p.probe_steps,
             noise=self._noise(p.probe_batch, rng),
             chunk=p.batch_size,  # the probe's peak memory is a training step's
@@ -232,9 +253,9 @@ class _Adaptation:
         noise = self._noise(p.batch_size, rng)
         set_trainable(self.trainable, self.state.selected)
         with torch.no_grad():
-            frozen_images, _ = self.frozen([wplus], input_is_latent=True, noise=noise)
-        adapted_images, _ = self.trainable([wplus], input_is_latent=True, noise=noise)
-        losses = self.guide.losses(adapted_images, frozen_images)
+            frozen_images = self.family.synthesize(self.frozen, wplus, noise)
+        adapted_images = self.family.synthesize(self.trainable, wplus, noise)
+        losses = self.guide.losses(self.clip_view(adapted_images), self.clip_view(frozen_images))
         self.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         # Unselected parameters have grad None, and Adam skips those entirely: no decay of
@@ -274,7 +295,8 @@ class _Adaptation:
         )
         if self._scorer is None:
             rng = step_rng(p.seed, 0, "scores")
-            self._score_z = torch.randn(p.score_latents, self.frozen.style_dim, generator=rng)
+            z_dim = self.family.z_dim(self.frozen)
+            self._score_z = torch.randn(p.score_latents, z_dim, generator=rng)
             self._score_noise = random_noise(self._noise_shapes, p.score_latents, rng)
             source = render(self.frozen, self._score_z, self._score_noise, **args)
             self._score_source = source
@@ -283,7 +305,7 @@ class _Adaptation:
                 self._clips,
                 p.source_text,
                 p.target_text,
-                source,
+                self.clip_view(source),
                 guidance=guidance,
                 judges=self._judges,
             )
@@ -292,7 +314,7 @@ class _Adaptation:
             if step == 0  # nothing trained yet
             else render(self.trainable, self._score_z, self._score_noise, **args)
         )
-        values = self._scorer.evaluate(adapted)
+        values = self._scorer.evaluate(self.clip_view(adapted))
         if self.loss_average.value is not None:
             values["loss"] = self.loss_average.value
         self.state.scores[str(step)] = values

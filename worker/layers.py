@@ -10,7 +10,10 @@ the edit. Two ways of finding them live here:
   with the largest weight gradients are trained.
 
 Layers are named by their module path in the generator ('conv1', 'convs.3', 'to_rgb1',
-'to_rgbs.2'), which is also the prefix of their parameters in the state dict.
+'to_rgbs.2'; StyleGAN3 'synthesis.L3_36_64'), which is also the prefix of their parameters
+in the state dict. What a family's layers are, which W+ entry each reads and which of their
+parameters train is the family contract's (stylegan2/family.py, which also says how
+StyleGAN3 is adapted); this module only probes and picks.
 """
 
 from __future__ import annotations
@@ -18,55 +21,32 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from stylegan2.model import Generator
+from stylegan2.family import LayerGroup, family_of
 
 LossFn = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> scalar (a batch mean)
 
 
-@dataclass(frozen=True)
-class SynthesisLayer:
-    """A layer of the synthesis network and the W+ entry it reads.
-
-    In the forward pass (rosinality's layout): conv1 <- w[0]; to_rgb1 <- w[1];
-    convs[2j] <- w[1 + 2j]; convs[2j + 1] <- w[2 + 2j]; to_rgbs[j] <- w[3 + 2j]. So entry
-    i >= 1 feeds convs[i - 1], and odd entries also a to_rgb. (The authors' code maps entry i
-    to convs[i - 2] and entry 1 to to_rgb1 alone, one layer off.)
-    """
-
-    name: str  # module path: 'conv1', 'convs.3', 'to_rgb1', 'to_rgbs.2'
-    wplus_index: int
-    is_rgb: bool
+def synthesis_layers(generator: nn.Module) -> tuple[LayerGroup, ...]:
+    """Every trainable synthesis layer in forward order, with the W+ index it consumes."""
+    return family_of(generator).layer_groups(generator)
 
 
-def synthesis_layers(generator: Generator) -> tuple[SynthesisLayer, ...]:
-    """Every conv and to_rgb layer in forward order, with the W+ index it consumes."""
-    layers = [SynthesisLayer("conv1", 0, False), SynthesisLayer("to_rgb1", 1, True)]
-    for j in range(len(generator.to_rgbs)):
-        layers.append(SynthesisLayer(f"convs.{2 * j}", 1 + 2 * j, False))
-        layers.append(SynthesisLayer(f"convs.{2 * j + 1}", 2 + 2 * j, False))
-        layers.append(SynthesisLayer(f"to_rgbs.{j}", 3 + 2 * j, True))
-    return tuple(layers)
-
-
-def candidate_layers(generator: Generator, include_torgb: bool = False) -> tuple[str, ...]:
-    """The layers selection may pick: conv1 and every conv, plus the to_rgb layers if asked
-    (the paper trains convolutions only; its code lists to_rgb as 'currently not optimized').
-    The mapping network and the constant input are never candidates."""
-    return tuple(
-        layer.name for layer in synthesis_layers(generator) if include_torgb or not layer.is_rgb
-    )
+def candidate_layers(generator: nn.Module, include_torgb: bool = False) -> tuple[str, ...]:
+    """The layers selection may pick: every conv, plus the to_rgb layers if asked (the paper
+    trains convolutions only; its code lists to_rgb as 'currently not optimized'). The
+    mapping network and the constant (StyleGAN3: Fourier) input are never candidates."""
+    return family_of(generator).candidates(generator, include_torgb)
 
 
 def layer_parameters(generator: nn.Module, names: Iterable[str]) -> list[nn.Parameter]:
-    """The parameters of the named layers, in the generator's registration order."""
-    prefixes = tuple(f"{name}." for name in names)
-    return [p for n, p in generator.named_parameters() if n.startswith(prefixes)]
+    """The trained parameters of the named layers, in the generator's registration order
+    (StyleGAN3: without their affines)."""
+    return family_of(generator).group_parameters(generator, names)
 
 
 def set_trainable(generator: nn.Module, names: Iterable[str]) -> None:
@@ -95,20 +75,19 @@ def _render(
     generator: nn.Module, wplus: Tensor, noise: Sequence[Tensor] | None, part: slice
 ) -> Tensor:
     chunk_noise = None if noise is None else [n[part] for n in noise]
-    image, _ = generator([wplus[part]], input_is_latent=True, noise=chunk_noise)
-    return image
+    return family_of(generator).synthesize(generator, wplus[part], chunk_noise)
 
 
 def latent_probe_scores(
     generator: nn.Module,
-    wplus: Tensor,  # [N, n_latent, style_dim] starting codes (the paper: w of random z)
+    wplus: Tensor,  # [N, num_ws, w_dim] starting codes (the paper: w of random z)
     loss_fn: LossFn,
     steps: int = 1,  # SGD steps on the codes (the paper's auto_layer_iters)
     lr: float = 0.01,  # the paper's SGD learning rate
-    noise: Sequence[Tensor] | None = None,  # per-layer noise [N, 1, h, w], or None for random
+    noise: Sequence[Tensor] | None = None,  # per-layer noise [N, 1, h, w]; None: the file's
     chunk: int | None = None,  # latents per forward/backward; bounds memory, same gradients
 ) -> Tensor:
-    """Mean absolute change of each W+ entry after `steps` SGD steps of `loss_fn`: [n_latent].
+    """Mean absolute change of each W+ entry after `steps` SGD steps of `loss_fn`: [num_ws].
 
     Only the codes require grad; the generator's weights are frozen during the probe, so the
     backward pass computes no weight gradients (and the generator is not changed).
@@ -126,12 +105,12 @@ def latent_probe_scores(
                 # loss_fn is a batch mean: weight each chunk by its share of the batch.
                 (loss_fn(images) * ((part.stop - part.start) / n)).backward()
             optimizer.step()
-    return (codes.detach() - start).abs().mean(dim=-1).mean(dim=0)  # [n_latent]
+    return (codes.detach() - start).abs().mean(dim=-1).mean(dim=0)  # [num_ws]
 
 
 def gradient_probe_scores(
     generator: nn.Module,
-    wplus: Tensor,  # [N, n_latent, style_dim]
+    wplus: Tensor,  # [N, num_ws, w_dim]
     loss_fn: LossFn,
     candidates: Sequence[str],
     noise: Sequence[Tensor] | None = None,
@@ -160,7 +139,7 @@ def gradient_probe_scores(
 
 
 def layer_scores_from_wplus(
-    index_scores: Tensor, generator: Generator, candidates: Sequence[str]
+    index_scores: Tensor, generator: nn.Module, candidates: Sequence[str]
 ) -> dict[str, float]:
     """Give each candidate layer the score of the W+ entry it reads."""
     index_of = {layer.name: layer.wplus_index for layer in synthesis_layers(generator)}
@@ -185,10 +164,10 @@ class Selection:
 
 def select_layers(
     method: str,  # 'latent' or 'gradient'
-    generator: Generator,  # the trainable generator, probed in its current state
+    generator: nn.Module,  # the trainable generator, probed in its current state
     candidates: Sequence[str],
     k: int,  # layers to keep; 0 keeps all candidates (and skips the probe)
-    wplus: Tensor,  # probe codes [N, n_latent, style_dim]
+    wplus: Tensor,  # probe codes [N, num_ws, w_dim]
     loss_fn: LossFn,  # the global CLIP loss
     probe_steps: int = 1,
     noise: Sequence[Tensor] | None = None,

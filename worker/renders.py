@@ -36,7 +36,7 @@ from nada.events import CancelCheck, Canceled, Progress, ProgressCallback
 from nada.render_params import RenderParams
 from stylegan2.device import prepare, resolve_device
 from worker.model_cache import ModelCache
-from worker.samples import image_grid, seeded_inputs, write_png
+from worker.samples import image_grid, seeded_inputs, truncate, write_png
 from worker.video import VideoWriter, open_video
 
 __all__ = ["RenderResult", "base_generator_of", "run_render"]
@@ -59,24 +59,21 @@ class RenderResult:
 
 
 def mapped_w(loaded: Any, z: Tensor, truncation: float) -> Tensor:
-    """z [N, style_dim] -> truncated w [N, style_dim] on the generator's device: its own
-    mapping, toward its own mean w (what Generator.forward does for truncation < 1, and
-    past it for truncation > 1)."""
+    """z [N, z_dim] -> truncated w [N, w_dim] on the generator's device: its own mapping,
+    toward its own mean w (what Generator.forward does for truncation < 1, and past it for
+    truncation > 1). Every family's mapping gives one w per z (W+ repeats it)."""
     device = loaded.latent_avg.device
-    w = loaded.generator.style(z.to(device))
-    if truncation == 1:
-        return w
-    center = loaded.latent_avg.reshape(1, -1)
-    return center + truncation * (w - center)
+    w = loaded.contract.map(loaded.generator, z.to(device))[:, 0]
+    return truncate(w, loaded.latent_avg.reshape(1, -1), truncation)
 
 
-def mixed_w_plus(coarse: Tensor, fine: Tensor, crossover: int, n_latent: int) -> Tensor:
-    """W+ [N, n_latent, D]: entries below `crossover` from `coarse` [N, D], the rest from
-    `fine` [N, D] (rosinality's inject_index)."""
+def mixed_w_plus(coarse: Tensor, fine: Tensor, crossover: int, num_ws: int) -> Tensor:
+    """W+ [N, num_ws, D]: entries below `crossover` from `coarse` [N, D], the rest from
+    `fine` [N, D] (rosinality's inject_index; StyleGAN3's layers read the entries alike)."""
     return torch.cat(
         [
             coarse.unsqueeze(1).expand(-1, crossover, -1),
-            fine.unsqueeze(1).expand(-1, n_latent - crossover, -1),
+            fine.unsqueeze(1).expand(-1, num_ws - crossover, -1),
         ],
         dim=1,
     )
@@ -84,10 +81,11 @@ def mixed_w_plus(coarse: Tensor, fine: Tensor, crossover: int, n_latent: int) ->
 
 @torch.no_grad()
 def synthesize(loaded: Any, w_plus: Tensor, noise: Sequence[Tensor]) -> Tensor:
-    """W+ [N, n_latent, D] with per-layer noise [N, 1, h, w] -> images [N, 3, H, W] on the CPU."""
+    """W+ [N, num_ws, D] with per-layer noise [N, 1, h, w] (StyleGAN3: none) -> images
+    [N, 3, H, W] on the CPU."""
     device = loaded.latent_avg.device
-    image, _ = loaded.generator(
-        [w_plus.to(device)], input_is_latent=True, noise=[n.to(device) for n in noise]
+    image = loaded.contract.synthesize(
+        loaded.generator, w_plus.to(device), [n.to(device) for n in noise]
     )
     return image.float().cpu()
 
@@ -132,7 +130,7 @@ class _Run:
 
     def draw(self, w_of: Callable[[Any], Tensor], noise: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         """The same pictures through both generators: (source, adapted), each [N, 3, H, W];
-        `w_of(loaded)` gives the W+ [N, n_latent, D] in that generator's W space."""
+        `w_of(loaded)` gives the W+ [N, num_ws, D] in that generator's W space."""
         images = []
         for loaded in (self.base, self.adapted):
             w_plus = w_of(loaded)
@@ -159,11 +157,11 @@ class _Run:
         """Per generator: a header row (blank corner, the column seeds), then per row seed
         its own picture and its mixes with every column seed."""
         p = self.params
-        n_latent = self.base.generator.n_latent
-        if p.crossover >= n_latent:
+        num_ws = self.base.num_ws
+        if p.crossover >= num_ws:
             raise ParamError(
                 "crossover",
-                f"must be below this generator's {n_latent} W+ entries (got {p.crossover})",
+                f"must be below this generator's {num_ws} W+ entries (got {p.crossover})",
             )
         z_rows, noise_rows = seeded_inputs(p.row_seeds, self.base.generator)
         z_cols, noise_cols = seeded_inputs(p.column_seeds, self.base.generator)
@@ -179,7 +177,7 @@ class _Run:
             def cells(g: Any, r: int = r) -> Tensor:
                 coarse = mapped_w(g, z_rows[r : r + 1], p.truncation).expand(cols, -1)
                 return mixed_w_plus(coarse, mapped_w(g, z_cols, p.truncation), p.crossover,
-                                    n_latent)  # fmt: skip
+                                    num_ws)  # fmt: skip
 
             # Fine styles and noise (per-pixel detail) from the column seed.
             mixed = self.draw(cells, noise_cols)
@@ -225,7 +223,7 @@ class _Run:
 
     @staticmethod
     def _repeat(loaded: Any, w: Tensor) -> Tensor:
-        return w.unsqueeze(1).expand(-1, loaded.generator.n_latent, -1)
+        return w.unsqueeze(1).expand(-1, loaded.num_ws, -1)
 
 
 def run_render(
@@ -268,10 +266,15 @@ def run_render(
     if source is None:
         raise ParamError("generator", "is required: the adapted checkpoint does not name its base")
     base = models.generator(str(source), dev)
-    if base.generator.size != adapted.generator.size:
+    if base.resolution != adapted.resolution:
         raise InputError(
-            f"the base generator draws {base.generator.size} px and the adapted one "
-            f"{adapted.generator.size} px: they are not the same model"
+            f"the base generator draws {base.resolution} px and the adapted one "
+            f"{adapted.resolution} px: they are not the same model"
+        )
+    if base.family != adapted.family:
+        raise InputError(
+            f"the base generator is a {base.family} and the adapted one a {adapted.family}: "
+            "they are not the same model"
         )
     run = _Run(params, base, adapted, emit, cancel)
     if cancel():

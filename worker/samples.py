@@ -10,18 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import Tensor
+from torch import Tensor, nn
 
 from nada.rundir import atomic_open
-
-if TYPE_CHECKING:
-    from stylegan2.model import Generator
+from stylegan2.family import family_of
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -92,12 +89,10 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def noise_shapes(generator: Generator) -> list[tuple[int, int]]:
-    """(height, width) of each per-layer noise input, in the order forward() takes them."""
-    return [
-        tuple(getattr(generator.noises, f"noise_{i}").shape[-2:])
-        for i in range(generator.num_layers)
-    ]
+def noise_shapes(generator: nn.Module) -> list[tuple[int, int]]:
+    """(height, width) of each per-layer noise input, in the order forward() takes them
+    ([] for StyleGAN3, which has none)."""
+    return family_of(generator).noise_shapes(generator)
 
 
 def random_noise(
@@ -107,28 +102,40 @@ def random_noise(
     return [torch.randn(batch, 1, h, w, generator=rng) for h, w in shapes]
 
 
-def seeded_inputs(seeds: Sequence[int], generator: Generator) -> tuple[Tensor, list[Tensor]]:
-    """z [N, style_dim] and noise for each seed, each seed on its own RNG: seed 7 renders the
+def seeded_inputs(seeds: Sequence[int], generator: nn.Module) -> tuple[Tensor, list[Tensor]]:
+    """z [N, z_dim] and noise for each seed, each seed on its own RNG: seed 7 renders the
     same image whichever other seeds are in the grid."""
-    shapes = noise_shapes(generator)
+    family = family_of(generator)
+    shapes = family.noise_shapes(generator)
     zs, noises = [], []
     for seed in seeds:
         rng = torch.Generator().manual_seed(int(seed))
-        zs.append(torch.randn(1, generator.style_dim, generator=rng))
+        zs.append(torch.randn(1, family.z_dim(generator), generator=rng))
         noises.append(random_noise(shapes, 1, rng))
     return torch.cat(zs), [torch.cat(layer) for layer in zip(*noises, strict=True)]
 
 
+def truncate(w: Tensor, center: Tensor | None, truncation: float) -> Tensor:
+    """w (or W+) moved `1 - truncation` of the way towards `center` (the mean w), as
+    rosinality's forward does it (bit for bit); truncation 1 leaves w as it is."""
+    if truncation == 1:
+        return w
+    if center is None:
+        raise ValueError("truncation != 1 needs truncation_latent (the mean w)")
+    return center + truncation * (w - center)
+
+
 @torch.no_grad()
 def render(
-    generator: Generator,
-    z: Tensor,  # [N, style_dim] on any device
-    noise: Sequence[Tensor],  # per layer [N, 1, h, w]
+    generator: nn.Module,
+    z: Tensor,  # [N, z_dim] on any device
+    noise: Sequence[Tensor],  # per layer [N, 1, h, w] (StyleGAN3: [])
     truncation: float = 1.0,  # psi; 1 disables truncation
-    truncation_latent: Tensor | None = None,  # [style_dim] or [1, style_dim]
+    truncation_latent: Tensor | None = None,  # [w_dim] or [1, w_dim]
     batch_size: int = 4,  # images per forward pass (bounds memory)
 ) -> Tensor:
     """Images [N, 3, H, W] in ~[-1, 1] on the CPU, rendered in batches without a graph."""
+    family = family_of(generator)
     device = next(generator.parameters()).device
     center = None if truncation_latent is None else truncation_latent.reshape(1, -1).to(device)
     if truncation < 1 and center is None:
@@ -136,13 +143,10 @@ def render(
     out = []
     for i in range(0, z.shape[0], batch_size):
         part = slice(i, i + batch_size)
-        w = generator.style(z[part].to(device))
-        image, _ = generator(
-            [w],
-            input_is_latent=True,
-            truncation=truncation,
-            truncation_latent=center,
-            noise=[n[part].to(device) for n in noise],
-        )
+        # rosinality's forward truncates (psi < 1 only) before broadcasting w to W+
+        ws = family.map(generator, z[part].to(device))
+        if truncation < 1:
+            ws = truncate(ws, center, truncation)
+        image = family.synthesize(generator, ws, [n[part].to(device) for n in noise])
         out.append(image.float().cpu())
     return torch.cat(out)

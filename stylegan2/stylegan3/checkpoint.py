@@ -62,6 +62,22 @@ def save_stylegan3(
     latent_avg: Tensor | None = None,  # [w_dim]; None: the generator's w_avg
 ) -> str:
     """Write the generator atomically in our layout; return the file's hex sha256."""
+    payload = checkpoint_payload(generator, metadata, latent_avg)
+    path = Path(path)
+    with atomic_open(path, "wb") as f:
+        torch.save(payload, f)
+    digest = sha256_file(path)
+    remember_digest(path, digest)
+    return digest
+
+
+def checkpoint_payload(
+    generator: StyleGAN3Generator,
+    metadata: dict[str, Any] | None = None,
+    latent_avg: Tensor | None = None,
+) -> dict[str, Any]:
+    """What `save_stylegan3` writes (CPU tensors and plain data): for a caller that adds
+    its own keys (an adaptation's intermediate checkpoint adds 'resume')."""
     metadata = plain_metadata(dict(metadata or {}))
     metadata["family"] = FAMILY
     metadata[FAMILY] = {
@@ -74,12 +90,7 @@ def save_stylegan3(
     avg = avg.detach().to("cpu", torch.float32).reshape(-1).clone()
     if avg.numel() != generator.w_dim:
         raise ValueError(f"latent_avg must have {generator.w_dim} values (got {avg.numel()})")
-    path = Path(path)
-    with atomic_open(path, "wb") as f:
-        torch.save({"g_ema": state, "latent_avg": avg, "metadata": metadata}, f)
-    digest = sha256_file(path)
-    remember_digest(path, digest)
-    return digest
+    return {"g_ema": state, "latent_avg": avg, "metadata": metadata}
 
 
 def read_stylegan3(ckpt: Any, where: str = "the checkpoint") -> StyleGAN3Checkpoint:

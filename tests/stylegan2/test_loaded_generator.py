@@ -78,7 +78,8 @@ def test_rosinality_files_speak_the_same_contract(tmp_path: Path) -> None:
             ws = g.to_wplus(z, truncation=0.5)
             assert ws.shape == (2, 4, g.w_dim)
             w = g.generator.style(z)
-            assert torch.allclose(ws[:, 2], g.latent_avg + 0.5 * (w - g.latent_avg))
+            # lerp and the written-out formula round differently near zero
+            torch.testing.assert_close(ws[:, 2], g.latent_avg + 0.5 * (w - g.latent_avg))
             image = g.render_wplus(ws)
             expected, _ = g.generator([ws], input_is_latent=True, randomize_noise=False)
         assert torch.equal(image, expected)  # the fixed noise: the same image every time
