@@ -42,26 +42,38 @@ def state(status: FileStatus[Any]) -> str:
     return "no" if status.downloadable else "no   (manual download, see below)"
 
 
+def availability(status: FileStatus[Any]) -> str:
+    """A compact last column: cached / downloadable / manual, and the override variable
+    when one is set (the paths are in `list --json` and `pull`'s output)."""
+    via = f"  ({status.env_var})" if status.override else ""
+    return status.availability + via
+
+
 def print_listing(
     table: ModelTable[E],
     header: Sequence[str],
     columns: Callable[[E], Sequence[str]],
     *,
     extra: Sequence[Sequence[str]] = (),
+    state_of: Callable[[FileStatus[Any]], str] = state,
 ) -> None:
     """A table of every entry: `header` and `columns(entry)` without the last column, which
-    is the entry's state; `extra` rows follow the entries. Then the cache, the override
-    rule, and how to get each file that can only be placed by hand."""
+    is `state_of(status)`; `extra` rows follow the entries. Then the licenses named by a
+    short id, the cache, the override rule, and how to get each file that can only be
+    placed by hand."""
     statuses = table.statuses()
     rows = [tuple(header)]
-    rows += [(*columns(s.entry), state(s)) for s in statuses]
+    rows += [(*columns(s.entry), state_of(s)) for s in statuses]
     rows += [tuple(row) for row in extra]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     for row in rows:
         cells = [f"{cell:<{width}}" for cell, width in zip(row, widths, strict=False)]
-        print("  ".join([*cells, row[-1]]))
+        print("  ".join([*cells, row[-1]]).rstrip())
+    licenses = {s.entry.license_id: s.entry.license for s in statuses if s.entry.license_id}
+    for short, full in licenses.items():
+        print(f"\n{short}: {full}")
     print(
-        f"\ncache: {cache_dir()} (set {CACHE_ENV} to move it); "
+        f"\ncache: {cache_dir()} (set {CACHE_ENV} to move it)\n"
         f"{table.rules.env_prefix}<NAME>=PATH or =URL overrides one file"
     )
     for status in statuses:
@@ -123,6 +135,8 @@ class FileActions(Generic[E]):
     extra_rows: Sequence[Sequence[str]] = ()  # listed after the entries
     check_name: Callable[[str], None] = _accept  # raises CLIError for a name with no file
     check_file: Callable[[E, str], None] = _accept  # raises CLIError before `add` copies
+    state_of: Callable[[FileStatus[Any]], str] = state  # the listing's last column
+    after_fetch: Callable[[E], None] = _accept  # after `pull` and `add`: e.g. a conversion
 
     def register(self, parser: argparse.ArgumentParser, *, dest: str) -> None:
         actions = parser.add_subparsers(dest=dest, metavar="ACTION")
@@ -148,12 +162,16 @@ class FileActions(Generic[E]):
         if args.json:
             print_json(self.table, self.json_key)
         else:
-            print_listing(self.table, self.header, self.columns, extra=self.extra_rows)
+            print_listing(
+                self.table, self.header, self.columns, extra=self.extra_rows,
+                state_of=self.state_of,
+            )  # fmt: skip
         return 0
 
     def cmd_pull(self, args: argparse.Namespace) -> int:
         self.check_name(args.name)
         pull(self.table, args.name, progress=False if args.no_progress else None)
+        self.after_fetch(self.table.get(args.name))
         return 0
 
     def cmd_add(self, args: argparse.Namespace) -> int:
@@ -162,6 +180,7 @@ class FileActions(Generic[E]):
         self.check_file(entry, args.path)
         path = install(self.table, entry.name, args.path, force=args.force)
         print(f"{entry.name}: {path} (added; sha256 {sha256_file(path)})")
+        self.after_fetch(entry)
         return 0
 
 

@@ -235,7 +235,8 @@ def load_generator(
 
     Args:
         path_or_name: 'ffhq-1024' (see `nada models list`; downloaded into the cache and
-            checksum-verified), 'random-<size>' (size 8..1024, seeded weights, no file),
+            checksum-verified; an NVIDIA pickle entry is converted once into our layout
+            there, stylegan2/converted.py), 'random-<size>' (size 8..1024, seeded weights, no file),
             a path to a rosinality-layout .pt (a training checkpoint works too), or to an
             NVIDIA pickle (stylegan2-ada-pytorch, stylegan3, TensorFlow stylegan2/-ada;
             read as data, its averaged generator G_ema / Gs).
@@ -269,9 +270,10 @@ def load_generator(
         raise ValueError(f"{passed} apply only to random-<size> generators (got {path_or_name!r})")
 
     if name is not None and name in registry.generator_names():
-        info = registry.get_generator_info(name)
-        path = registry.resolve(name, progress=progress)
-        return _load_file(path, device, name=name, expected_size=info.size)
+        # an NVIDIA pickle entry is converted once into the cache (stylegan2/converted.py)
+        from stylegan2.converted import load_registered
+
+        return load_registered(name, device, progress=progress)
     path = Path(path_or_name)
     if not path.exists() and name is not None and os.sep not in name and not path.suffix:
         registry.get_generator_info(name)  # raises UnknownGeneratorError listing the names

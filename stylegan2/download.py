@@ -35,15 +35,35 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
 
 
+OFFLINE_ENV = "NADA_OFFLINE"  # "1": this machine downloads no model file (HF_HUB_OFFLINE too)
+
+
+def downloads_off() -> bool:
+    """Whether this machine is told to download nothing: $NADA_OFFLINE, or Hugging Face's
+    own $HF_HUB_OFFLINE (an operator who set that for open_clip's weights is offline for
+    every model file). Read on each call, so a test or a long-lived process may change it."""
+    return any(
+        os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on")
+        for var in (OFFLINE_ENV, "HF_HUB_OFFLINE")
+    )
+
+
 class DownloadError(RuntimeError):
-    """A file could not be fetched; the message says how to place it by hand."""
+    """A file could not be fetched; the message says how to place it by hand (for the
+    operator: paths, variables, commands). `model` names the file's registry entry ('ffhq-1024',
+    'face-s3fd', 'ViT-B-32:openai') where the raiser knows it: worker/failures.py words the
+    page's message from it."""
+
+    def __init__(self, message: str, *, model: str | None = None):
+        super().__init__(message)
+        self.model = model
 
 
 class ChecksumError(DownloadError):
     """A file's SHA-256 is not the expected one."""
 
-    def __init__(self, message: str, *, expected: str, got: str):
-        super().__init__(message)
+    def __init__(self, message: str, *, expected: str, got: str, model: str | None = None):
+        super().__init__(message, model=model)
         self.expected = expected
         self.got = got
 
@@ -163,8 +183,9 @@ def download(
     sha256: str | None = None,  # expected hex digest; None: accept any (caller records it)
     name: str | None = None,  # what the file is, for messages ('ffhq-1024'); default: file name
     progress: bool | None = None,  # progress bar on stderr; None: only when stderr is a tty
-    timeout: float = 30.0,  # seconds without data before an attempt fails
-    retries: int = 3,  # further attempts (each resuming) after a network failure
+    timeout: float = 15.0,  # seconds without data before an attempt fails (no answer at
+    # all: the server is taken as unreachable and not retried)
+    retries: int = 3,  # further attempts (each resuming) after a failure mid-transfer
     backoff: float = 1.0,  # seconds before the first retry; doubles each time
     by_hand: str | None = None,  # how to get the file without us; default: a generator's
 ) -> str:
@@ -176,12 +197,18 @@ def download(
     exists (e.g. another process finished it while this one waited on the lock) it is
     verified and kept.
 
+    A server that cannot be reached at all (no DNS, refused, no route, no answer within
+    `timeout`) fails at once without retries, and so does any download while
+    `downloads_off()`: a job whose model is not here fails in seconds, not minutes.
+
     Raises:
         ChecksumError: the downloaded bytes do not hash to `sha256` (the `.part` is removed).
-        DownloadError: the network or server failed; the `.part` is kept for a later resume.
+        DownloadError: the network or server failed, or downloads are off; the `.part` is
+            kept for a later resume.
     """
     dest = Path(dest)
     label = name or dest.name
+    how = by_hand or f"place the file by hand at {dest} or pass a local path with --generator PATH"
     expected = sha256.lower() if sha256 else None
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -197,6 +224,12 @@ def download(
                     got=cached,
                 )
             return cached
+        if downloads_off():
+            raise DownloadError(
+                f"{label} is not on this machine and downloads are off ({OFFLINE_ENV} or "
+                f"HF_HUB_OFFLINE is set); {how}",
+                model=name,
+            )
 
         last_error: BaseException | None = None
         digest: str | None = None
@@ -218,12 +251,9 @@ def download(
                     break  # no route or no server: fail now, with the how-to message
         if digest is None:
             raise DownloadError(
-                f"could not download {label} from {url} ({_reason(last_error)}); "
-                + (
-                    by_hand
-                    or f"place the file by hand at {dest} or pass a local path with --generator PATH"
-                )
-                + (" (a later attempt resumes the partial download)" if part.exists() else "")
+                f"could not download {label} from {url} ({_reason(last_error)}); {how}"
+                + (" (a later attempt resumes the partial download)" if part.exists() else ""),
+                model=name,
             ) from last_error
 
         if expected and digest != expected:
@@ -234,6 +264,7 @@ def download(
                 "persists, the file at that URL is not the published one",
                 expected=expected,
                 got=digest,
+                model=name,
             )
         with rundir.atomic_output(dest) as tmp:
             os.replace(part, tmp)  # the verified download is published by the one writer
@@ -242,9 +273,13 @@ def download(
         return digest
 
 
+class _Unreachable(OSError):
+    """The server never answered (connecting, or its headers): taken as offline, not retried."""
+
+
 def _offline(exc: BaseException) -> bool:
     reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    return isinstance(reason, socket.gaierror) or (
+    return isinstance(reason, socket.gaierror | _Unreachable) or (
         isinstance(reason, OSError)
         and reason.errno in (errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH)
     )
@@ -258,8 +293,18 @@ def _reason(exc: BaseException | None) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _fetch(url: str, part: Path, *, label: str, progress: bool | None, timeout: float) -> str:
-    """One attempt: append the missing bytes to `part` and return the whole file's digest."""
+def _fetch(
+    url: str,
+    part: Path,
+    *,
+    label: str,
+    progress: bool | None,
+    timeout: float,
+) -> str:
+    """One attempt: append the missing bytes to `part` and return the whole file's digest.
+
+    No answer within `timeout` (connecting, or the response's headers) is `_Unreachable`:
+    the caller does not retry a server that never answered."""
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
@@ -267,6 +312,8 @@ def _fetch(url: str, part: Path, *, label: str, progress: bool | None, timeout: 
     request = urllib.request.Request(url, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
+    except TimeoutError as exc:  # socket.timeout: connecting, or waiting for the headers
+        raise _Unreachable(f"no answer within {timeout:g} s") from exc
     except urllib.error.HTTPError as exc:
         if exc.code != 416 or not offset:
             raise
@@ -278,6 +325,10 @@ def _fetch(url: str, part: Path, *, label: str, progress: bool | None, timeout: 
         log.info("%s: partial download does not match the server's file; restarting", label)
         part.unlink()
         return _fetch(url, part, label=label, progress=progress, timeout=timeout)
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, TimeoutError):
+            raise _Unreachable(f"no answer within {timeout:g} s") from exc
+        raise
 
     with response:
         total: int | None = None

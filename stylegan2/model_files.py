@@ -44,6 +44,7 @@ from stylegan2.download import (
     ChecksumError,
     DownloadError,
     download,
+    downloads_off,
     file_lock,
     record_sha256,
     recorded_sha256,
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 CACHE_ENV = "NADA_CACHE_DIR"
 
 Kind = Literal["generator", "auxiliary"]
+Availability = Literal["cached", "downloadable", "manual"]
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -129,6 +131,7 @@ class ModelFile:
     size_mb: float | None = None  # approximate download size; None: not known
     source: str = ""  # who made it and where the file is mirrored
     license: str = ""  # the license of the weights, in a few words
+    license_id: str = ""  # a short id for listings: 'nvidia-nc', 'mit'; '': see `license`
     manual: str | None = None  # how to obtain the file by hand (required when url is None)
     family: str = ""  # the architecture it belongs to, e.g. 'stylegan2'
     domain: str = ""  # what it draws or works on, in a few words: 'human faces'
@@ -190,8 +193,18 @@ class FileStatus(Generic[E]):
 
     @property
     def downloadable(self) -> bool:
-        """A pull would fetch it: the entry or the override names a URL."""
-        return self.entry.url is not None or _is_url(self.override)
+        """A pull would fetch it: the entry or the override names a URL, and downloads are
+        not switched off (NADA_OFFLINE, HF_HUB_OFFLINE: `stylegan2.download.downloads_off`)."""
+        has_url = self.entry.url is not None or _is_url(self.override)
+        return has_url and not downloads_off()
+
+    @property
+    def availability(self) -> Availability:
+        """'cached' (a file is here: the cache's or the override's), 'downloadable' (a
+        pull fetches it) or 'manual' (it must be placed by hand)."""
+        if self.here:
+            return "cached"
+        return "downloadable" if self.downloadable else "manual"
 
     def to_json(self) -> dict[str, Any]:
         """Every field of the entry, plus the state on this machine."""
@@ -199,6 +212,7 @@ class FileStatus(Generic[E]):
             "cached": self.cached,
             "here": self.here,
             "downloadable": self.downloadable,
+            "availability": self.availability,
             "path": str(self.path) if self.path else None,
             "env": self.env_var,
             "override": self.override,
@@ -322,7 +336,8 @@ class ModelTable(Generic[E]):
                 raise self._missing(entry, path, "is not on this machine and has no download URL")
             raise DownloadError(
                 f"{self.rules.noun} {name!r} is not in the cache ({path}); run "
-                f"`{self.rules.command} pull {name}`"
+                f"`{self.rules.command} pull {name}`",
+                model=name,
             )
         return verify_file(
             path,
@@ -452,7 +467,8 @@ class ModelTable(Generic[E]):
         manual = f"{entry.manual} " if entry.manual else ""
         return error(
             f"{self.rules.noun} {entry.name!r} ({entry.description}) {why}. {manual}"
-            f"Or copy the file {self._ways(entry, path, to='to')}."
+            f"Or copy the file {self._ways(entry, path, to='to')}.",
+            model=entry.name,
         )
 
 
