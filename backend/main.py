@@ -28,6 +28,7 @@ from backend.api.routes import (
     renders,
     session,
     sweeps,
+    weights,
 )
 from backend.api.validation_errors import install_validation_error_handler
 from backend.api_docs import install_api_docs
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         images,
         generators,
         clip_models,
+        weights,
         params,
     ):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(get_owner)])

@@ -30,11 +30,12 @@ def _columns(entry: WeightFile) -> tuple[str, str, str]:
 ACTIONS = model_files.FileActions(
     table=weights.WEIGHTS,
     json_key="weights",
-    header=("NAME", "SIZE", "WHAT FOR", "HERE"),
+    header=("NAME", "SIZE", "WHAT FOR", "AVAILABLE"),
     columns=_columns,
-    list_help="every model file and whether it is here",
+    list_help="every model file and its availability: cached, downloadable or manual",
     json_help="print JSON",
     pull_help="download a model file into the cache, verified",
+    state_of=model_files.availability,  # the API's GET /weights says the same
     add_help="copy a local file into the cache under NAME",
     path_help="the file",
 )

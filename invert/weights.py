@@ -17,14 +17,17 @@ from dataclasses import dataclass, field
 from stylegan2.model_files import Kind, ModelFile, ModelTable, UnknownWeightsError
 
 __all__ = [
+    "ALIGNMENT",
     "E4E_FFHQ",
     "ENCODER_FOR_GENERATOR",
     "FAN_2D",
+    "INSTEAD",
     "S3FD",
     "VGG16",
     "WEIGHTS",
     "UnknownWeightsError",
     "WeightFile",
+    "WHAT",
     "add_weights",
     "cache_path",
     "encoder_for",
@@ -138,6 +141,30 @@ local_path = WEIGHTS.local_path
 resolve = WEIGHTS.resolve
 install_file = WEIGHTS.install
 
+
+# The files aligning a photo needs (invert.landmarks); without them only a photo that is an
+# aligned crop already (align false, the page's *Already aligned*) can be used.
+ALIGNMENT: tuple[str, ...] = (S3FD.name, FAN_2D.name)
+
+# For a user of the page: what each file is, and what to do without it (worker/failures.py
+# words a failed job's message with these, the API its refusals).
+_ALIGN_INSTEAD = (
+    "tick Already aligned (align false) for a photo that is an aligned face crop, or ask "
+    "the operator to install the face detector"
+)
+WHAT: dict[str, str] = {
+    S3FD.name: "the face detector",
+    FAN_2D.name: "the face landmark network",
+    E4E_FFHQ.name: "the e4e encoder",
+    VGG16.name: "the perceptual loss's VGG16",
+}
+INSTEAD: dict[str, str] = {
+    S3FD.name: _ALIGN_INSTEAD,
+    FAN_2D.name: _ALIGN_INSTEAD,
+    E4E_FFHQ.name: "set Encoder to none (the refinement then starts from the mean face), or "
+    "ask the operator to install it",
+    VGG16.name: "set Perceptual loss weight to 0, or ask the operator to install it",
+}
 
 # The encoder that inverts photos into each registered generator's W+, where one exists.
 # Generators without one (AFHQ, churches, uploads) start refinement from the mean latent.

@@ -27,7 +27,11 @@ class GeneratorEntry:
     description: str
     url: str | None
     sha256: str | None
-    source: str = "registry"
+    source: str = "registry"  # 'upload': stored by POST /generators
+    family: str = "stylegan2"  # the architecture ('stylegan2', 'stylegan3')
+    domain: str = ""  # what it draws: 'human faces'
+    license: str = ""  # of the weights, in a few words
+    size_mb: float | None = None  # the download's size; None: not known (or an upload)
 
 
 def uploads_dir(data_dir: Path) -> Path:
@@ -73,7 +77,15 @@ def list_uploaded(data_dir: Path) -> list[GeneratorEntry]:
 def list_generators(data_dir: Path | None = None) -> list[GeneratorEntry]:
     registered = [
         GeneratorEntry(
-            name=g.name, size=g.size, description=g.description, url=g.url, sha256=g.sha256
+            name=g.name,
+            size=g.size,
+            description=g.description,
+            url=g.url,
+            sha256=g.sha256,
+            family=g.family,
+            domain=g.domain,
+            license=g.license,
+            size_mb=g.size_mb,
         )
         for g in registry.list_generators()
     ]

@@ -241,6 +241,7 @@ def finish_job(
     status: JobStatus,
     error_code: str | None = None,
     error_message: str | None = None,
+    error_details: str | None = None,
     checkpoint_sha256: str | None = None,
 ) -> bool:
     """Record the outcome of the attempt; False if the attempt no longer holds the job."""
@@ -251,6 +252,7 @@ def finish_job(
         "lease_expires_at": None,
         "error_code": error_code,
         "error_message": error_message,
+        "error_details": error_details,
     }
     if status == JobStatus.succeeded:
         values.update(checkpoint_sha256=checkpoint_sha256, stage=None)
@@ -261,7 +263,7 @@ def finish_job(
         return False
     data: dict[str, Any] = {"status": str(status), "step": row.step}
     if error_code:
-        data["error"] = {"code": error_code, "message": error_message}
+        data["error"] = {"code": error_code, "message": error_message, "details": error_details}
     add_event(session, job_id=job_id, kind=str(status), attempt=attempt, data=data)
     return True
 

@@ -47,8 +47,8 @@ from worker.failures import (
     OUT_OF_MEMORY,
     SELF_EXPLAINED,
     TIMEOUT,
+    describe_failure,
     error_code,
-    failure_message,
     io_fault,
     release_accelerator_memory,
 )
@@ -244,20 +244,25 @@ class Attempt:
         log.error("job %s: attempt %d failed", r.job_id, r.attempt, exc_info=exc)
         code = error_code(exc)
         r.out_of_memory = code == OUT_OF_MEMORY
-        message = failure_message(exc)  # no server paths (the log above has them)
+        text = describe_failure(exc)  # no server paths (the log above has them)
+        message, details = text.message, text.details
         if code not in SELF_EXPLAINED:
             fault = self._io_fault(exc)
             if fault is not None:
-                code, message = IO, fault
+                code, message, details = IO, fault, None
         del exc  # its traceback holds the engine's frames, and with them its tensors
-        return self._record_failure(code, message)
+        return self._record_failure(code, message, details)
 
     def _io_fault(self, exc: BaseException) -> str | None:
         return io_fault(exc, self.settings, folder_removed=self.recorder.folder_removed())
 
-    def _record_failure(self, code: str, message: str) -> Outcome:
+    def _record_failure(self, code: str, message: str, details: str | None = None) -> Outcome:
         return self._finish(
-            JobStatus.failed, Outcome.failed, error_code=code, error_message=message
+            JobStatus.failed,
+            Outcome.failed,
+            error_code=code,
+            error_message=message,
+            error_details=details,
         )
 
     # -- database and files ------------------------------------------------------------

@@ -16,8 +16,11 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import socket
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import open_clip
@@ -25,8 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jobs.availability import CLIP_HF_FILES, cached_hf_file, hf_hub_cache
 from nada.catalog import CLIP_MODELS, RANDOM_TAG, split_clip_name
 from nada.errors import ParamError
+from stylegan2.download import OFFLINE_ENV, DownloadError, downloads_off
 
 log = logging.getLogger(__name__)
 
@@ -267,12 +272,79 @@ def _random_clip(arch: str, seed: int) -> nn.Module:
         )
 
 
+_HF_ENDPOINT = "https://huggingface.co"  # huggingface_hub's default; $HF_ENDPOINT overrides
+_REACH_TIMEOUT = 5.0  # seconds to reach the hub before a download is given up
+
+
 def _pretrained_clip(arch: str, tag: str) -> nn.Module:
+    """open_clip's model with the `tag` weights: a local file, the copy in the Hugging Face
+    cache (loaded straight from its path: no request to the hub), else a download.
+
+    A download that cannot happen fails in seconds as a DownloadError (the job's
+    `model_unavailable`): downloads off (HF_HUB_OFFLINE, NADA_OFFLINE), or the hub not
+    reachable. Left to itself, huggingface_hub retries each of open_clip's two file names
+    five times with backoff offline: close to a minute before the job failed."""
+    name = f"{arch}:{tag}"
+    local = tag if os.path.isfile(tag) else _cached_weights(arch, tag)
+    if local is not None:
+        try:
+            return _create(arch, tag, str(local))
+        except Exception as exc:  # a damaged or foreign file: torch's and open_clip's errors
+            raise RuntimeError(f"could not load CLIP weights {name} from {local}: {exc}") from exc
+    _check_downloadable(arch, tag)
     try:
-        return open_clip.create_model(
-            arch, pretrained=tag, force_quick_gelu=_quick_gelu(arch, tag), require_pretrained=True
+        return _create(arch, tag, tag)
+    except (RuntimeError, FileNotFoundError) as exc:
+        raise DownloadError(
+            f"could not download CLIP weights {name} ({exc}); offline, use '{arch}:random' "
+            "or put the weights in the Hugging Face cache on a machine with network access",
+            model=name,
+        ) from exc
+
+
+def _create(arch: str, tag: str, pretrained: str) -> nn.Module:
+    return open_clip.create_model(
+        arch, pretrained=pretrained, force_quick_gelu=_quick_gelu(arch, tag),
+        require_pretrained=True,
+    )  # fmt: skip
+
+
+def _cached_weights(arch: str, tag: str) -> Path | None:
+    """The weights file of `arch:tag` in the Hugging Face cache, where open_clip's
+    pretrained config names a hub repository (open_clip.pretrained.download_pretrained)."""
+    hub = (open_clip.get_pretrained_cfg(arch, tag) or {}).get("hf_hub", "")
+    if not hub:
+        return None
+    repo, filename = os.path.split(hub)  # 'org/name/': open_clip's default file names
+    names = (filename,) if filename else CLIP_HF_FILES
+    safe = tuple(
+        n.rsplit(".", 1)[0] + ".safetensors" for n in names if n.endswith((".bin", ".pth"))
+    )
+    return cached_hf_file(repo, (*safe, *names))
+
+
+def _check_downloadable(arch: str, tag: str) -> None:
+    """Raise DownloadError at once when `arch:tag` cannot be downloaded now."""
+    name = f"{arch}:{tag}"
+    instead = (
+        f"use '{arch}:random' (random weights) or a model whose weights are cached; to "
+        f"install these, run load_clip('{name}') once on a machine with network access and "
+        f"copy its Hugging Face cache ({hf_hub_cache()}) here"
+    )
+    if downloads_off():
+        raise DownloadError(
+            f"CLIP weights {name} are not in the Hugging Face cache and downloads are off "
+            f"({OFFLINE_ENV} or HF_HUB_OFFLINE is set); {instead}",
+            model=name,
         )
-    except RuntimeError as exc:
-        raise RuntimeError(
-            f"could not load CLIP weights {arch}:{tag} ({exc}); offline, use '{arch}:random'"
+    endpoint = os.environ.get("HF_ENDPOINT") or _HF_ENDPOINT
+    url = urllib.parse.urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=_REACH_TIMEOUT).close()
+    except OSError as exc:
+        raise DownloadError(
+            f"CLIP weights {name} are not in the Hugging Face cache and {endpoint} cannot be "
+            f"reached ({exc}); {instead}",
+            model=name,
         ) from exc

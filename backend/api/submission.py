@@ -6,22 +6,28 @@ past the token's limits), is dispatched to its lane only after the response (a w
 find the committed row, and the client need not wait for the broker; the reaper re-sends
 what was never dispatched), and is named by a Location header. A request the service has
 answered before (the same render or edit, a repeated Idempotency-Key) gets 200 and the
-earlier job's Location instead.
+earlier job's Location instead. A job whose models this server can neither find nor
+download is refused at once with 422 naming the field (`check_models`), not queued to fail.
 
 No `from __future__ import annotations` here: FastAPI reads Submission's parameter
 annotations to build the dependency, and it cannot resolve them from strings on a class.
 """
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import BackgroundTasks, Depends, Request, Response, status
 
 from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
 from backend.api.job_views import admit, check_disk
-from jobs import store
+from invert import weights
+from jobs import availability, store
+from jobs.availability import ModelAvailability, ModelUnavailable, unavailable
 from jobs.db.models import Job
 from jobs.kinds import JobKind
+from nada.params import AdaptParams
+from nada.photo_params import InvertParams, encoder_source
 
 TOO_MANY = "Too many active jobs or submissions; see Retry-After"
 DISK_FULL = "The data directory is full or not writable; try again later"
@@ -44,6 +50,50 @@ def submission_responses(
     for code, answer in {429: TOO_MANY, 507: DISK_FULL, **errors}.items():
         table[code] = {"description": answer} if isinstance(answer, str) else answer
     return dict(sorted(table.items(), key=lambda item: str(item[0])))
+
+
+def weight_availability(name: str) -> ModelAvailability:
+    """An auxiliary model file's availability on this server (invert/weights.py)."""
+    return availability.of_file(weights.WEIGHTS.status(name))
+
+
+def alignment_availability() -> ModelAvailability:
+    """Whether photos can be aligned here: the worst of the face detector's files."""
+    states = [weight_availability(name) for name in weights.ALIGNMENT]
+    return next((s for s in states if not s.usable), None) or next(
+        (s for s in states if s.availability == "downloadable"), states[0]
+    )
+
+
+def check_models(params: AdaptParams | InvertParams, data_dir: Path) -> None:
+    """Refuse a job whose models this server cannot use: neither here nor downloadable
+    (jobs/availability.py). Cheap: it stats files, it hashes none. An adaptation's
+    generator and CLIP models; a photo's generator, with `align` the face detector and the
+    encoder it would load.
+
+    Raises:
+        ModelUnavailable (a ParamError): naming `generator`, `clip_models`, `align` or
+            `encoder`, with what the user can pick instead; the routes answer 422.
+    """
+    if isinstance(params, AdaptParams):
+        availability.check_adapt(params, data_dir)
+        return
+    availability.require_generator(params.generator, data_dir)
+    if params.align:
+        state = alignment_availability()
+        if not state.usable:
+            raise ModelUnavailable(
+                "align",
+                f"needs {weights.WHAT[weights.S3FD.name]}, which this server cannot use: "
+                f"{state.note}; {weights.INSTEAD[weights.S3FD.name]}",
+            )
+    encoder = encoder_source(params.encoder, weights.encoder_for(params.generator))
+    if encoder in weights.WEIGHTS.names():
+        state = weight_availability(encoder)
+        if not state.usable:
+            raise unavailable(
+                "encoder", weights.WHAT.get(encoder, encoder), state, weights.INSTEAD[encoder]
+            )
 
 
 class Submission:

@@ -1,4 +1,4 @@
-"""Response bodies of the catalogue routes: GET /generators and GET /clip-models."""
+"""Response bodies of the catalogue routes: GET /generators, /clip-models and /weights."""
 
 from __future__ import annotations
 
@@ -6,8 +6,21 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+AVAILABILITY = (
+    "on this server: 'cached' (here, or nothing to download), 'downloadable' (fetched on "
+    "first use), 'manual' (neither: a job naming it is refused with 422 until the operator "
+    "installs it)"
+)
 
-class GeneratorPublic(BaseModel):
+
+class AvailabilityPublic(BaseModel):
+    availability: Literal["cached", "downloadable", "manual"] = Field(
+        "cached", description=AVAILABILITY
+    )
+    availability_note: str = Field("", description="what the availability means here")
+
+
+class GeneratorPublic(AvailabilityPublic):
     name: str
     size: int = Field(description="image resolution in pixels")
     description: str
@@ -16,6 +29,10 @@ class GeneratorPublic(BaseModel):
     source: Literal["registry", "upload"] = Field(
         "registry", description="'upload': stored by POST /generators"
     )
+    family: str = Field("stylegan2", description="the architecture: stylegan2, stylegan3")
+    domain: str = Field("", description="what it draws, in a few words")
+    license: str = Field("", description="the license of the weights")
+    size_mb: float | None = Field(None, description="the download's size; null: not known")
 
 
 class GeneratorsPublic(BaseModel):
@@ -24,7 +41,7 @@ class GeneratorsPublic(BaseModel):
     random_sizes: list[int] = Field(description="sizes accepted as 'random-<size>'")
 
 
-class ClipModelPublic(BaseModel):
+class ClipModelPublic(AvailabilityPublic):
     name: str = Field(description="what to pass in clip_models[].name")
     architecture: str
     pretrained: str
@@ -34,3 +51,29 @@ class ClipModelPublic(BaseModel):
 class ClipModelsPublic(BaseModel):
     data: list[ClipModelPublic]
     count: int
+
+
+class WeightPublic(AvailabilityPublic):
+    name: str
+    description: str
+    size_mb: float | None = Field(None, description="the download's size; null: not known")
+    license: str
+
+
+class PhotoSupportPublic(BaseModel):
+    align: bool = Field(
+        description="the face detector's files are cached or downloadable: a photo can be "
+        "aligned; false: only already aligned crops (align false) can be used"
+    )
+    align_note: str = Field("", description="why not, and what alignment needs")
+    encoder_unavailable: list[str] = Field(
+        default_factory=list,
+        description="generators whose registered encoder (what encoder 'auto' loads) is "
+        "not cached or downloadable here: an inversion for them needs encoder 'none'",
+    )
+
+
+class WeightsPublic(BaseModel):
+    data: list[WeightPublic]
+    count: int
+    photo: PhotoSupportPublic

@@ -97,7 +97,12 @@ class ErrorPublic(BaseModel):
         description="worker_lost, invalid_params, invalid_input (e.g. no face in the photo), "
         "out_of_memory, timeout, io, engine_error, ..."
     )
-    message: str
+    message: str = Field(description="for the user: what went wrong and what to change")
+    details: str | None = Field(
+        None,
+        description="for the operator, where there is more to say (model_unavailable: the "
+        "variables and commands that install the file); null otherwise",
+    )
 
 
 class SamplePublic(BaseModel):
@@ -247,7 +252,11 @@ def job_public(
             SamplePublic(step=s, url=f"{job_url(job.id)}/checkpoints/{s}.pt")
             for s in checkpoint_steps or []
         ],
-        error=ErrorPublic(code=job.error_code, message=jsonable(job.error_message or ""))
+        error=ErrorPublic(
+            code=job.error_code,
+            message=jsonable(job.error_message or ""),
+            details=jsonable(job.error_details) if job.error_details else None,
+        )
         if job.error_code
         else None,
         attempt=job.attempt,

@@ -154,6 +154,8 @@ export const api = {
   signOut: () => request("DELETE", "session"),
   generators: () => request("GET", "generators"),
   clipModels: () => request("GET", "clip-models"),
+  /** The auxiliary model files and what they allow (`photo.align`). */
+  weights: () => request("GET", "weights"),
   params: () => request("GET", "params"),
   listJobs: (query) => request("GET", "jobs", { query }),
   getJob: (id) => request("GET", `jobs/${encodeURIComponent(id)}`),

@@ -3,7 +3,7 @@
 
 import { api, listOf } from "./api.js";
 import { fill, h, setText } from "./dom.js";
-import { clipNames } from "./clip-field.js";
+import { clipAvailability, clipNames } from "./clip-field.js";
 import { mountComparison } from "./compare.js";
 import { jobForm } from "./form.js";
 import { mountJobView } from "./job.js";
@@ -23,12 +23,13 @@ function loadFormData() {
     formData = Promise.all([
       loadSchema(),
       api.generators(),
-      api.clipModels().then(clipNames).catch(() => []),
-    ]).then(([schema, gens, clipModels]) => ({
+      api.clipModels().catch(() => []),
+    ]).then(([schema, gens, clips]) => ({
       schema,
       generators: listOf(gens),
       randomSizes: (gens && Array.isArray(gens.random_sizes) ? gens.random_sizes : []),
-      clipModels,
+      clipModels: clipNames(clips),
+      clipAvailability: clipAvailability(clips),
     }));
     formData.catch(() => { formData = null; });
   }

@@ -30,18 +30,33 @@ export function clipNames(data) {
   return [...new Set(names)];
 }
 
+/** name -> {availability, availability_note} from GET /clip-models (empty if it has none). */
+export function clipAvailability(data) {
+  const found = {};
+  const items = data && Array.isArray(data.data) ? data.data : Array.isArray(data) ? data : [];
+  for (const item of items) if (item && typeof item.name === "string" && item.availability) found[item.name] = item;
+  return found;
+}
+
+const BADGE = { cached: "cached", downloadable: "download", manual: "manual: not on this server" };
+
 /**
  * The clip_models field: one row (name, weight) per model, up to spec.maxItems.
  * spec: the field spec from GET /params (label, help, default, maxItems, weight: {min,
  * max}); names: suggestions. Returns {element, control} (control: get/set/check/error/
  * focus/reset).
  */
-export function clipModelsField(spec, { names = [] } = {}) {
+export function clipModelsField(spec, { names = [], availability = {} } = {}) {
   const label = spec.label || spec.name || "CLIP models";
   const maxItems = spec.maxItems || 4;
   const weightSpec = { name: "weight", type: "number", min: 0, max: 100, ...(spec.weight || {}) };
   const listId = uid("clip-names");
-  const datalist = h("datalist", { id: listId }, names.map((n) => h("option", { value: n })));
+  // Each suggestion carries its availability badge (the label browsers show beside it).
+  const badgeOf = (name) => {
+    const found = availability[name] || availability[name.includes(":") ? name : `${name}:openai`];
+    return found ? BADGE[found.availability] || "" : "";
+  };
+  const datalist = h("datalist", { id: listId }, names.map((n) => h("option", { value: n, label: badgeOf(n) || undefined, "data-availability": (availability[n] || {}).availability })));
   const rows = h("div", { class: "clip-rows" });
   const addButton = h("button", { type: "button", class: "button button-small button-quiet" }, "+ Add CLIP model");
   const legendId = uid("clip-legend");
@@ -63,9 +78,18 @@ export function clipModelsField(spec, { names = [] } = {}) {
     const nameInput = h("input", { class: "clip-name", type: "text", list: listId, value: name, placeholder: "ViT-B-32:openai", autocomplete: "off", spellcheck: "false", "aria-describedby": `${hintId} ${errorId}` });
     const weightInput = h("input", { class: "clip-weight", type: "number", step: "any", min: weightSpec.min, max: weightSpec.max, value: numberText(weight), inputmode: "decimal", "aria-describedby": `${hintId} ${errorId}` });
     const remove = h("button", { type: "button", class: "button button-icon clip-remove", title: "Remove" }, "×");
-    const row = h("div", { class: "clip-row" }, nameInput, h("span", { class: "clip-times", "aria-hidden": "true" }, "×"), weightInput, remove);
+    const badge = h("span", { class: "clip-badge badge small" });
+    const showBadge = () => {
+      const text = badgeOf(nameInput.value.trim());
+      setText(badge, text);
+      badge.hidden = !text;
+      badge.dataset.availability = (availability[nameInput.value.trim()] || {}).availability || "";
+    };
+    const row = h("div", { class: "clip-row" }, h("span", { class: "clip-name-cell" }, nameInput, badge), h("span", { class: "clip-times", "aria-hidden": "true" }, "×"), weightInput, remove);
     remove.addEventListener("click", () => { row.remove(); renumber(); addButton.focus(); });
     for (const el of [nameInput, weightInput]) el.addEventListener("input", () => showError(""));
+    nameInput.addEventListener("input", showBadge);
+    showBadge();
     rows.append(row);
     renumber();
     return nameInput;

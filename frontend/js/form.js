@@ -22,6 +22,21 @@ export const PRESETS = [
 // The prompts and the generator open the form; every other group is under "Advanced".
 const BASIC_GROUP = "prompt";
 
+/** The short badge of a model's availability on this server (GET /generators, /clip-models). */
+export function availabilityBadge(item) {
+  const state = item && item.availability;
+  if (state === "downloadable") return "download";
+  if (state === "manual") return "manual: not on this server";
+  return state === "cached" ? "cached" : "";
+}
+
+/** The sentence under the select: the badge's meaning, in the server's words. */
+function availabilityText(item) {
+  if (!item || !item.availability) return "";
+  const note = item.availability_note ? `: ${item.availability_note}` : "";
+  return { cached: "Cached on this server", downloadable: "Downloaded on first use", manual: "Not available on this server" }[item.availability] + note;
+}
+
 /**
  * Build the form. ctx: {schema (loadSchema()), generators: [..], randomSizes: [..],
  * clipModels: [names], prefill: params|null, onCreated(job)}. Returns the <form> element.
@@ -123,7 +138,7 @@ export function jobForm(ctx) {
 
   function controlFor(spec) {
     if (spec.type === "clip_models") {
-      const { element, control } = clipModelsField(spec, { names: ctx.clipModels });
+      const { element, control } = clipModelsField(spec, { names: ctx.clipModels, availability: ctx.clipAvailability });
       controls[spec.name] = control;
       return element;
     }
@@ -158,7 +173,11 @@ export function jobForm(ctx) {
       ...(ctx.randomSizes || []).map((size) => ({ name: `random-${size}`, size, description: "Seeded random weights: no download, for trying the service out.", random: true })),
     ];
     const known = gens.map((g) => g.name);
-    const option = (g) => h("option", { value: g.name }, g.size ? `${g.name}  (${g.size}×${g.size})` : g.name);
+    // The availability badge (GET /generators): a manual one cannot be used here, so it is
+    // shown but disabled; the note under the select says why.
+    const usable = (g) => g.availability !== "manual";
+    const option = (g) => h("option", { value: g.name, disabled: !usable(g), "data-availability": g.availability || "cached" },
+      [g.size ? `${g.name}  (${g.size}×${g.size})` : g.name, g.random ? "" : availabilityBadge(g)].filter(Boolean).join("  · "));
     const pretrained = gens.filter((g) => !g.random);
     const random = gens.filter((g) => g.random);
     const select = h("select", { id: uid("generator"), name: "generator" },
@@ -170,7 +189,7 @@ export function jobForm(ctx) {
     const update = () => {
       other.hidden = select.value !== "__other";
       const g = gens.find((x) => x.name === select.value);
-      setText(describe, g ? [g.description, g.domain].filter(Boolean).join(" · ") : select.value === "__other" ? "Any generator the service can load; it answers with the known names if not." : "");
+      setText(describe, g ? [g.description, g.domain, g.random ? "" : availabilityText(g)].filter(Boolean).join(" · ") : select.value === "__other" ? "Any generator the service can load; it answers with the known names if not." : "");
     };
     select.addEventListener("change", () => { update(); if (!other.hidden) other.focus(); });
     const set = (v) => {
@@ -183,11 +202,17 @@ export function jobForm(ctx) {
     shell.replaceChild(control, select);
     control.append(select, other);
     other.addEventListener("input", () => showError(""));
-    set(known.includes(spec.default) ? spec.default : known[0] || spec.default);
+    // The default, unless this server cannot use it: then the first generator it can.
+    const initialGenerator = () => {
+      const byDefault = gens.find((g) => g.name === spec.default);
+      if (byDefault && usable(byDefault)) return spec.default;
+      return (gens.find(usable) || {}).name || spec.default;
+    };
+    set(initialGenerator());
     controls.generator = {
       container: shell, get: () => (select.value === "__other" ? other.value.trim() : select.value), set,
       error: showError, focus: () => (other.hidden ? select : other).focus(),
-      reset: () => { set(known.includes(spec.default) ? spec.default : known[0] || spec.default); showError(""); },
+      reset: () => { set(initialGenerator()); showError(""); },
     };
     return shell;
   }

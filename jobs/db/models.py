@@ -82,7 +82,9 @@ class Job(Base):
     scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))  # set when adapted.pt is
     error_code: Mapped[str | None] = mapped_column(String(64))
-    error_message: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)  # for the user: what to do
+    # For the operator: the failure's own text (variables, commands; server paths hidden).
+    error_details: Mapped[str | None] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # Access (docs/security.md): the submitting token's name ('' without tokens) and the
     # client's Idempotency-Key with the hash of the body it came with.

@@ -214,7 +214,11 @@ def test_failed_job_reports_its_error(client, settings) -> None:  # type: ignore
     job_id = _submit(client)["id"]
     _run_to_end(settings, job_id, JobStatus.failed)
     job = client.get(f"{API}/jobs/{job_id}").json()
-    assert job["status"] == "failed" and job["error"] == {"code": "engine_error", "message": "boom"}
+    assert job["status"] == "failed" and job["error"] == {
+        "code": "engine_error",
+        "message": "boom",
+        "details": None,
+    }
     assert job["checkpoint_url"] is None
 
 

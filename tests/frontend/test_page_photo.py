@@ -372,3 +372,41 @@ def test_a_photo_without_a_face_says_so(page, tmp_path, code, message):
     assert stub.edits_requested == 0
     # A failed inversion is not offered under "Your photos".
     assert page.evaluate("localStorage.getItem('nada.photos.v1')") in (None, "[]")
+
+
+def test_a_server_without_the_face_detector_turns_on_already_aligned(page, tmp_path):
+    """Offline with an empty model cache (NADA_OFFLINE=1): the face detector can be neither
+    found nor downloaded, so the card says what aligning needs, turns on "Already aligned"
+    (kept on: aligning would be refused), and a photo job succeeds with it."""
+    from conftest import running_service
+
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {"NADA_OFFLINE": "1", "NADA_CACHE_DIR": str(tmp_path / "cache"),
+           "HF_HOME": str(tmp_path / "hf")}  # fmt: skip
+    with running_service(data, env=env) as svc:
+        assert api_get(svc, "weights")["photo"]["align"] is False
+        job = api_post(svc, "jobs", {
+            "source_text": "photo", "target_text": "sketch", "generator": GENERATOR,
+            "clip_models": [{"name": "nada-tiny:random", "weight": 1}], "score_latents": 2,
+            "steps": 2, "sample_every": 2, "batch_size": 1, "probe_batch": 2,
+        })  # fmt: skip
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        while (job := api_get(svc, f"jobs/{job['id']}"))["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, svc.log_tail()
+            time.sleep(0.5)
+        assert job["status"] == "succeeded", f"{job}\n{svc.log_tail()}"
+
+        section = photo_section(page, svc, job["id"])
+        note = section.locator("[data-role=align-note]")
+        note.wait_for()
+        assert "face detector" in note.inner_text() and "Already aligned" in note.inner_text()
+        box = section.get_by_label("Already aligned")
+        assert box.is_checked() and box.is_disabled()
+        section.locator("input[type=file]").set_input_files(face_png(tmp_path / "face.png"))
+        section.get_by_label("Refinement steps").fill("2")
+        section.get_by_role("button", name="Start").click()
+        wait_for_result(page, section)
+        section.get_by_role("status").filter(has_text="Done").wait_for()
+        inv = api_get(svc, "inversions")["data"][0]
+        assert (inv["status"], inv["params"]["align"]) == ("succeeded", False)

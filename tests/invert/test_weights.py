@@ -83,7 +83,9 @@ def test_add_records_the_hash_and_catches_a_changed_file(
     assert cached.read_bytes() == b"weights v1"
     assert weights.resolve("e4e-ffhq") == cached
     assert main(["weights", "list"]) == 0
-    assert f"yes  {cached}" in capsys.readouterr().out
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    listed = next(row for row in rows if row[:2] == ["e4e-ffhq", "~1200"])
+    assert listed[-1] == "cached"
     cached.write_bytes(b"tampered")
     with pytest.raises(ChecksumError, match="recorded in e4e_ffhq_encode.pt.sha256"):
         weights.resolve("e4e-ffhq")
@@ -111,7 +113,7 @@ def test_list_and_add_share_the_generators_rules(
 ) -> None:
     assert main(["weights", "list"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["NAME", "SIZE", "WHAT", "FOR", "HERE"]
+    assert out.splitlines()[0].split() == ["NAME", "SIZE", "WHAT", "FOR", "AVAILABLE"]
     assert "NADA_WEIGHTS_<NAME>=PATH or =URL overrides one file" in out
     source = tmp_path / "s3fd.pth"
     source.write_bytes(b"detector")

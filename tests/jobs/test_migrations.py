@@ -94,3 +94,30 @@ def test_rows_earlier_versions_let_in_are_repaired(tmp_path) -> None:  # type: i
         row = conn.execute(text("SELECT params, losses FROM jobs")).one()
     assert json.loads(row.params)["target_text"] == "sk\\ud800etch"
     assert json.loads(row.losses) == {"total": None, "direction": 0.5}
+
+
+def test_0009_adds_error_details_to_failed_jobs_of_0008(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A job that failed before error_details existed keeps its message and has no
+    details; the downgrade drops the column again."""
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'e.sqlite'}"
+    command.upgrade(alembic_config(url), "0008")
+    with get_engine(url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, status, kind, params, step, total_steps, losses, "
+                "selected_layers, sample_steps, scores, cancel_requested, attempt, "
+                "created_at, queued_at, owner, error_code, error_message) VALUES ('f1', "
+                "'failed', 'adapt', '{}', 0, 1, '{}', '[]', '[]', '{}', 0, 1, :t, :t, '', "
+                "'model_unavailable', 'no copy')"
+            ),
+            {"t": "2026-12-01 10:00:00"},
+        )
+    command.upgrade(alembic_config(url), "0009")
+    with get_engine(url).connect() as conn:
+        row = conn.execute(text("SELECT error_message, error_details FROM jobs")).one()
+    assert tuple(row) == ("no copy", None)
+    command.downgrade(alembic_config(url), "0008")
+    columns = {c["name"] for c in inspect(get_engine(url)).get_columns("jobs")}
+    assert "error_details" not in columns and "error_message" in columns

@@ -408,11 +408,16 @@ def test_a_missing_model_fails_with_model_unavailable_naming_no_server_path(
         assert _run(settings, job_id, engine) == "failed"
     job = _job(settings, job_id)
     assert job.error_code == "model_unavailable"
-    assert job.error_message == (
+    assert job.error_message == (  # for the page: what its user can do
+        "this server has no copy of generator 'ffhq-1024' and cannot download it; pick "
+        "another generator (those marked cached need no download), or ask the operator to "
+        "install it"
+    )
+    assert job.error_details == (  # for the operator: the command, no server path
         "generator 'ffhq-1024' is not in the cache (<server path>); run "
         "`nada models pull ffhq-1024`"
     )
-    assert str(tmp_path) not in job.error_message
+    assert str(tmp_path) not in job.error_message + job.error_details
     assert str(missing) in caplog.text  # the operator's log names the file
 
 

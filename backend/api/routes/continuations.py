@@ -16,7 +16,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.api.job_views import JobId, job_root, public_job
-from backend.api.submission import SubmissionDep, submission_responses
+from backend.api.submission import SubmissionDep, check_models, submission_responses
 from backend.api.upload_errors import disk_full, is_disk_full, unprocessable
 from backend.schemas.jobs import JobPublic, job_url
 from jobs import store
@@ -106,6 +106,10 @@ def continue_job(job_id: JobId, body: ContinueCreate, sub: SubmissionDep) -> Job
         check_generator_name(params.generator, settings.data_dir)
     except ParamError as exc:
         raise store.JobConflict(f"job {job_id}'s base generator is gone: {exc}") from None
+    try:
+        check_models(params, settings.data_dir)
+    except ParamError as exc:
+        raise unprocessable(exc.field, str(exc)) from None
     sub.admit()
     child = store.create_job(session, params=params, owner=sub.who, parent_id=job_id)
     root = job_root(settings, child.id)

@@ -29,8 +29,10 @@ from backend.generator_validation import GeneratorRejected, store_generator
 from backend.schemas.catalog import GeneratorPublic, GeneratorsPublic
 from backend.uploads import UploadRefused, receive_upload
 from backend.validation_slots import ValidatorsBusy
+from jobs import availability
 from jobs.generators import (
     RANDOM_SIZES,
+    GeneratorEntry,
     check_upload_name,
     list_generators,
     list_uploaded,
@@ -44,10 +46,19 @@ from nada.errors import ParamError
 router = APIRouter(prefix="/generators", tags=["generators"])
 
 
+def _public(entry: GeneratorEntry, settings: Settings) -> GeneratorPublic:
+    state = availability.generator(entry.name, settings.data_dir)
+    return GeneratorPublic(
+        **vars(entry), availability=state.availability, availability_note=state.note
+    )
+
+
 @router.get("", response_model=GeneratorsPublic)
 def read_generators(settings: SettingsDep) -> GeneratorsPublic:
-    """Registered and uploaded generators; 'random-<size>' (seeded random weights) too."""
-    data = [GeneratorPublic(**vars(g)) for g in list_generators(settings.data_dir)]
+    """Registered and uploaded generators, each with its `availability` on this server
+    (cached, downloadable, manual: a job naming a manual one is refused);
+    'random-<size>' (seeded random weights, always cached) too."""
+    data = [_public(g, settings) for g in list_generators(settings.data_dir)]
     return GeneratorsPublic(data=data, count=len(data), random_sizes=list(RANDOM_SIZES))
 
 
@@ -120,4 +131,4 @@ async def upload_generator(
             raise
         raise disk_full("the upload was not stored") from None
     entry = next(g for g in list_uploaded(settings.data_dir) if g.name == name)
-    return GeneratorPublic(**vars(entry))
+    return _public(entry, settings)

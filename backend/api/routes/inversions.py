@@ -30,7 +30,12 @@ from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
 from backend.api.job_files import OCTET, job_file
 from backend.api.job_views import JobId, job_root, public_job, queue_stats, read_job_view
 from backend.api.responses import json_response
-from backend.api.submission import Submission, SubmissionDep, submission_responses
+from backend.api.submission import (
+    Submission,
+    SubmissionDep,
+    check_models,
+    submission_responses,
+)
 from backend.api.upload_errors import (
     check_upload_rate,
     disk_full,
@@ -98,6 +103,7 @@ def _create_inversion(sub: Submission, photo: Path, params_text: str | None) -> 
         params = parse_invert_params(params_text, photo_sha256=hashlib.sha256(png).hexdigest())
         check_generator_name(params.generator, settings.data_dir)
         _check_encoder(params)
+        check_models(params, settings.data_dir)
     except ParamError as exc:
         raise unprocessable(exc.field, str(exc)) from None
     sub.admit()

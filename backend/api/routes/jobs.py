@@ -36,7 +36,12 @@ from backend.api.job_views import (
     read_job_view,
 )
 from backend.api.responses import json_response
-from backend.api.submission import Submission, SubmissionDep, submission_responses
+from backend.api.submission import (
+    Submission,
+    SubmissionDep,
+    check_models,
+    submission_responses,
+)
 from backend.schemas.jobs import JobCreate, JobPublic, JobsPublic, job_url
 from backend.sse import job_event_stream
 from jobs import store
@@ -98,6 +103,7 @@ def create_job(
     try:
         params = body.to_params()
         check_generator_name(params.generator, settings.data_dir)
+        check_models(params, settings.data_dir)
         check_images(params, settings, owner)
     except ParamError as exc:
         raise RequestValidationError(

@@ -20,7 +20,7 @@ from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
 from backend.api.job_images import all_images_attached, check_images
 from backend.api.job_views import public_job, queue_stats
 from backend.api.responses import json_response
-from backend.api.submission import SubmissionDep, submission_responses
+from backend.api.submission import SubmissionDep, check_models, submission_responses
 from backend.schemas import API_PREFIX
 from backend.schemas.jobs import JobCreate, JobPublic
 from jobs import store
@@ -90,6 +90,7 @@ def _job_params(settings: Settings, owner: str | None) -> Any:
             message = str(first["msg"]).removeprefix(f"{field} ")  # our checks name it already
             raise ParamError(field, message) from None
         check_generator_name(params.generator, settings.data_dir)
+        check_models(params, settings.data_dir)
         check_images(params, settings, owner)
         return params
 

@@ -5,6 +5,15 @@
 import { fill, h } from "../dom.js";
 import { STAGE_LABEL, duration, tookSeconds } from "../format.js";
 
+/** A failure's operator details (`error.details`: the variables and commands that fix it),
+ * collapsed under "Details"; null when there are none. `open` keeps it open on a redraw. */
+export function failureDetails(err, { open = false } = {}) {
+  if (!err || !err.details) return null;
+  return h("details", { class: "error-details small", open: open || undefined },
+    h("summary", {}, "Details (for the operator)"),
+    h("pre", { class: "error-details-text" }, err.details));
+}
+
 /** Returns {element, update(job), showError(message)}. */
 export function statusBanner() {
   const element = h("div", { class: "banner", hidden: true });
@@ -20,9 +29,11 @@ export function statusBanner() {
     element.className = "banner";
     if (job.status === "failed") {
       const err = job.error || {};
+      const wasOpen = Boolean(element.querySelector("details.error-details[open]"));
       show("failed", "alert", h("strong", {}, "This job failed. "), err.message || "The worker gave no reason.",
         err.code ? h("span", { class: "error-code" }, ` (${err.code})`) : null,
-        h("div", { class: "small muted" }, job.stage ? `During: ${STAGE_LABEL[job.stage] || job.stage}${job.step ? `, after step ${job.step}` : ""}.` : ""));
+        h("div", { class: "small muted" }, job.stage ? `During: ${STAGE_LABEL[job.stage] || job.stage}${job.step ? `, after step ${job.step}` : ""}.` : ""),
+        failureDetails(err, { open: wasOpen }));
     } else if (job.status === "canceled") {
       show("canceled", "status", h("strong", {}, "Canceled. "),
         job.step ? `Stopped after step ${job.step} of ${job.total_steps || "?"}; no final checkpoint was written.` : "It never started training.");

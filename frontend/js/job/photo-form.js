@@ -52,7 +52,7 @@ export function photoForm({ onSubmit }) {
   let file = null;
   let previewUrl = null;
   const ids = { file: uid("photo-file"), fileInfo: uid("photo-file-info"), fileError: uid("photo-file-error"),
-    steps: uid("photo-steps"), stepsHint: uid("photo-steps-hint"), stepsError: uid("photo-steps-error"), alignHint: uid("photo-align-hint") };
+    steps: uid("photo-steps"), stepsHint: uid("photo-steps-hint"), stepsError: uid("photo-steps-error"), alignHint: uid("photo-align-hint"), alignNote: uid("photo-align-note") };
 
   // The native input stays out of sight and out of the tab order; the button opens it.
   const input = h("input", { type: "file", id: ids.file, name: "file", accept: PHOTO_TYPES.join(","), hidden: true, tabindex: "-1" });
@@ -69,7 +69,9 @@ export function photoForm({ onSubmit }) {
       typesHint),
     input);
 
-  const alignBox = h("input", { type: "checkbox", id: uid("photo-aligned"), name: "aligned", "aria-describedby": ids.alignHint });
+  const alignBox = h("input", { type: "checkbox", id: uid("photo-aligned"), name: "aligned", "aria-describedby": `${ids.alignHint} ${ids.alignNote}` });
+  // Said when this server cannot align faces (no face detector): why, and what it needs.
+  const alignNote = h("span", { id: ids.alignNote, class: "hint photo-align-note", "data-role": "align-note", hidden: true });
   const steps = h("input", { type: "number", id: ids.steps, name: "refine_steps", step: 1,
     inputmode: "numeric", "aria-describedby": `${ids.stepsHint} ${ids.stepsError}` });
   const stepsRange = h("span", { class: "hint-range" });
@@ -86,7 +88,8 @@ export function photoForm({ onSubmit }) {
     h("div", { class: "photo-options" },
       h("div", { class: "field field-inline", "data-field": "align" },
         alignBox, h("label", { for: alignBox.id }, "Already aligned (a cropped face)"),
-        h("span", { id: ids.alignHint, class: "hint" }, "Skips finding and aligning the face: the photo is used as it is, cropped to its centre square.")),
+        h("span", { id: ids.alignHint, class: "hint" }, "Skips finding and aligning the face: the photo is used as it is, cropped to its centre square."),
+        alignNote),
       stepsField),
     formError,
     h("div", { class: "form-actions" }, startButton));
@@ -207,5 +210,15 @@ export function photoForm({ onSubmit }) {
     if (file) choose(file); // a photo chosen meanwhile is checked against the real cap
   }
 
-  return { element, setBusy, showErrors, setLimits, focus: () => chooseButton.focus() };
+  /** photo: GET /weights' `photo`. Without a face detector, only aligned crops can be used:
+   * "Already aligned" is turned on and kept on, and the note says what aligning needs. */
+  function setAlignment(photo) {
+    const can = !photo || photo.align !== false;
+    alignNote.hidden = can;
+    setText(alignNote, can ? "" : photo.align_note || "This server cannot align faces.");
+    if (!can) alignBox.checked = true;
+    alignBox.disabled = !can;
+  }
+
+  return { element, setBusy, showErrors, setLimits, setAlignment, focus: () => chooseButton.focus() };
 }

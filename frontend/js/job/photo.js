@@ -13,6 +13,7 @@ import { h, setText } from "../dom.js";
 import { ACTIVE, FINISHED, STAGE_LABEL, duration, whereText } from "../format.js";
 import { progressBar } from "../jobs.js";
 import { followJob } from "../live.js";
+import { failureDetails } from "./banner.js";
 import { photoForm } from "./photo-form.js";
 import { photoList } from "./photo-list.js";
 import { forgetPhoto, rememberPhoto } from "./photo-memory.js";
@@ -46,6 +47,13 @@ export function photoCard({ jobId }) {
   // The service's limits and defaults; until they arrive (or if they never do) the form
   // uses the service's defaults, and the service checks everything again anyway.
   api.inversionParams().then((params) => form.setLimits(params), () => {});
+  // What this server's model files allow (GET /weights): aligning needs the face detector,
+  // and encoder "auto" a generator's encoder; without them the form uses what works.
+  let noEncoder = [];
+  api.weights().then((body) => {
+    form.setAlignment(body.photo);
+    noEncoder = (body.photo && body.photo.encoder_unavailable) || [];
+  }, () => {});
   const list = photoList({ onUse: (entry) => startRemembered(entry) });
   const result = photoResult({ jobId });
   const generatorName = h("strong", {});
@@ -77,12 +85,14 @@ export function photoCard({ jobId }) {
     runFoot.hidden = false;
   }
 
-  function showFailure(strong, message, code, hint) {
+  function showFailure(strong, message, code, hint, err) {
     failure.hidden = false;
     // replaceChildren writes a null argument as the text "null": leave absent parts out.
     const parts = [h("strong", {}, strong), " ", message || "The worker gave no reason."];
     if (code) parts.push(h("span", { class: "error-code" }, ` (${code})`));
     if (hint) parts.push(h("div", { class: "small" }, hint));
+    const details = failureDetails(err);
+    if (details) parts.push(details);
     failure.replaceChildren(...parts);
   }
 
@@ -135,7 +145,7 @@ export function photoCard({ jobId }) {
       const aligning = inv.params && inv.params.align !== false;
       const hint = aligning && (err.code === "invalid_input" || err.code === "model_unavailable")
         ? "If the photo is a face crop already, tick “Already aligned” and start again." : null;
-      showFailure("The photo could not be put into the generator.", err.message, err.code, hint);
+      showFailure("The photo could not be put into the generator.", err.message, err.code, hint, err);
       return finish("The inversion failed.");
     }
     rememberPhoto({ id: inv.id, generator: inv.params.generator, thumb_url: inv.aligned_url, name, created_at: inv.created_at });
@@ -157,7 +167,7 @@ export function photoCard({ jobId }) {
     if (edit.status === "succeeded") return finish("Done: your photo through this job's generator is below.");
     if (edit.status === "canceled") return finish("Drawing the photo was canceled.");
     const err = edit.error || {};
-    showFailure("This job's generator could not draw the photo.", err.message, err.code);
+    showFailure("This job's generator could not draw the photo.", err.message, err.code, null, err);
     return finish("Drawing the photo failed.");
   }
 
@@ -196,7 +206,8 @@ export function photoCard({ jobId }) {
     const attempt = begin("Uploading the photo…");
     let inversion;
     try {
-      inversion = await api.createInversion(file, { generator, encoder: "auto", align, refine_steps });
+      const encoder = noEncoder.includes(generator) ? "none" : "auto";
+      inversion = await api.createInversion(file, { generator, encoder, align, refine_steps });
     } catch (err) {
       if (attempt !== tries) return;
       finish("The photo was not accepted.");
