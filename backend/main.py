@@ -28,6 +28,7 @@ from backend.api.routes import (
     renders,
     session,
     sweeps,
+    webhooks,
     weights,
 )
 from backend.api.validation_errors import install_validation_error_handler
@@ -35,6 +36,7 @@ from backend.api_docs import install_api_docs
 from backend.schemas import API_PREFIX
 from backend.security import SubmissionLimiter
 from backend.sse import EventHub
+from backend.webhook_dispatcher import WebhookDispatcher
 from jobs.db.session import migrate
 from jobs.queue import JobQueue, Reaper
 from jobs.settings import Settings, get_settings
@@ -71,8 +73,10 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         reaper.start()
         # One follower of job_events for all of this process's event streams (backend/sse.py).
         app.state.event_hub = EventHub(settings.db_url, poll_seconds=settings.sse_poll_seconds)
+        # Webhook deliveries (backend/webhook_dispatcher.py): sent from here, never a worker.
+        app.state.webhooks = WebhookDispatcher(settings)
         try:
-            async with app.state.event_hub.running():
+            async with app.state.event_hub.running(), app.state.webhooks.running():
                 yield
         finally:
             reaper.stop()
@@ -129,6 +133,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         clip_models,
         weights,
         params,
+        webhooks,
     ):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(get_owner)])
     app.include_router(health.router, prefix=API_PREFIX)

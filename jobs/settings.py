@@ -9,6 +9,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobs.tokens import ApiToken, parse_tokens
+from jobs.webhooks.delivery import RETRY_DELAYS_S, parse_delays
+from jobs.webhooks.targets import Allowance
 
 _REPO_FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 
@@ -91,6 +93,43 @@ class Settings(BaseSettings):
         ge=1,
         description="largest photo in pixels (width x height): decompression bombs",
     )
+
+    # Webhooks (jobs/webhooks/, docs/api.md#webhooks). Receivers must be public https
+    # servers unless listed here (SSRF: docs/security.md).
+    webhook_allowed_hosts: str = Field(
+        "", description="hosts, addresses or CIDRs a webhook may reach although not public"
+    )
+    webhook_allow_http: bool = Field(False, description="plain http to the allowed hosts")
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=60, description="per delivery try")
+    webhook_poll_seconds: float = Field(1.0, gt=0, description="how often due deliveries go")
+    webhook_dispatch: bool = Field(
+        True, description="this API process sends due deliveries (false: another one does)"
+    )
+    webhook_retry_seconds: str = Field(
+        ",".join(str(d) for d in RETRY_DELAYS_S),
+        description="waits before each retry, comma-separated seconds (then it gives up)",
+    )
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _webhook_hosts_parse(cls, value: str) -> str:
+        Allowance.parse(value)  # raises ValueError naming the entry
+        return value
+
+    @field_validator("webhook_retry_seconds")
+    @classmethod
+    def _webhook_retries_parse(cls, value: str) -> str:
+        parse_delays(value)  # raises ValueError saying what is wrong
+        return value
+
+    @property
+    def webhook_retries(self) -> tuple[float, ...]:
+        return parse_delays(self.webhook_retry_seconds)
+
+    @property
+    def webhook_allowance(self) -> Allowance:
+        """NADA_WEBHOOK_ALLOWED_HOSTS / NADA_WEBHOOK_ALLOW_HTTP as a targets.Allowance."""
+        return Allowance.parse(self.webhook_allowed_hosts, allow_http=self.webhook_allow_http)
 
     @field_validator("data_dir")
     @classmethod

@@ -18,6 +18,7 @@ from sqlalchemy.sql import ColumnElement
 
 from jobs.db.models import ACTIVE, FINISHED, Job, JobEvent, JobStatus, Sweep
 from jobs.kinds import ADAPT, EDIT, RENDER, JobKind, KindParams, lane_of
+from jobs.webhooks import outbox
 from nada.ids import new_id
 
 TERMINAL_EVENTS = ("succeeded", "failed", "canceled")
@@ -51,8 +52,20 @@ def utcnow() -> datetime:
 def add_event(
     session: Session, *, job_id: str, kind: str, attempt: int, data: dict[str, Any]
 ) -> None:
-    """Append to the job's event log (its row id is the SSE event id)."""
-    session.add(JobEvent(job_id=job_id, kind=kind, attempt=attempt, data=data, created_at=utcnow()))
+    """Append to the job's event log (its row id is the SSE event id), and, in the same
+    transaction, the webhook delivery it makes (jobs/webhooks/outbox.py)."""
+    now = utcnow()
+    session.add(JobEvent(job_id=job_id, kind=kind, attempt=attempt, data=data, created_at=now))
+    if kind in outbox.EVENT_OF_KIND:
+        outbox.enqueue(session, job_id=job_id, kind=kind, now=now)
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A job's receiver (an https URL the submission checked) and the events it wants."""
+
+    url: str
+    events: tuple[str, ...] = outbox.DEFAULT_EVENTS
 
 
 def create_job(
@@ -67,9 +80,11 @@ def create_job(
     sweep_id: str | None = None,
     sweep_index: int | None = None,
     parent_id: str | None = None,
+    webhook: Webhook | None = None,
 ) -> Job:
     """A queued job of `kind` (adaptation unless said). With an idempotency key, a concurrent twin raises IntegrityError at
-    flush (unique owner+key); the caller rolls back and reads the winner."""
+    flush (unique owner+key); the caller rolls back and reads the winner. `webhook`: where
+    its events go (checked by the caller: jobs/webhooks/targets.py)."""
     now = utcnow()
     job = Job(
         id=new_id(),
@@ -83,6 +98,8 @@ def create_job(
         sweep_id=sweep_id,
         sweep_index=sweep_index,
         parent_id=parent_id,
+        webhook_url=webhook.url if webhook else None,
+        webhook_events=list(webhook.events) if webhook else None,
         stage=None,
         step=0,
         total_steps=kind.total_steps(params),
@@ -388,6 +405,7 @@ def create_sweep(
     grid: dict[str, list[Any]],
     params: list[KindParams],
     owner: str = "",
+    webhook: Webhook | None = None,
 ) -> tuple[Sweep, list[Job]]:
     """A sweep and its queued adaptation jobs, one per combination, in grid order (the
     caller validated them: jobs.sweeps.expand)."""
@@ -396,7 +414,9 @@ def create_sweep(
     )
     session.add(sweep)
     jobs = [
-        create_job(session, params=p, owner=owner, sweep_id=sweep.id, sweep_index=i)
+        create_job(
+            session, params=p, owner=owner, sweep_id=sweep.id, sweep_index=i, webhook=webhook
+        )
         for i, p in enumerate(params)
     ]
     return sweep, jobs

@@ -85,7 +85,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     else:
         url = request.getfixturevalue("pg_url")
         with get_engine(url).begin() as conn:
-            conn.execute(text("TRUNCATE jobs, job_events, sweeps RESTART IDENTITY CASCADE"))
+            conn.execute(
+                text("TRUNCATE jobs, job_events, sweeps, webhook_secrets RESTART IDENTITY CASCADE")
+            )
         yield url
 
 

@@ -21,11 +21,14 @@ from fastapi import BackgroundTasks, Depends, Request, Response, status
 
 from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
 from backend.api.job_views import admit, check_disk
+from backend.api.upload_errors import unprocessable
+from backend.schemas.webhooks import WebhookFields
 from invert import weights
 from jobs import availability, store
 from jobs.availability import ModelAvailability, ModelUnavailable, unavailable
 from jobs.db.models import Job
 from jobs.kinds import JobKind
+from jobs.webhooks import outbox, targets
 from nada.params import AdaptParams
 from nada.photo_params import InvertParams, encoder_source
 
@@ -122,6 +125,19 @@ class Submission:
         """The owner as stored on a job ('' when the service has no tokens)."""
         return self.owner or ""
 
+    def webhook(self, body: WebhookFields) -> store.Webhook | None:
+        """The request's webhook, checked (jobs/webhooks/targets.py: https, resolved once,
+        no loopback, private or link-local address unless the operator allows it); 422
+        naming `webhook` otherwise. Runs in the request's thread: the lookup blocks."""
+        if body.webhook is None:
+            return None
+        try:
+            targets.resolve(body.webhook, self.settings.webhook_allowance)
+        except targets.TargetRefused as exc:
+            raise unprocessable("webhook", f"webhook {exc}") from None
+        events = tuple(body.webhook_events or outbox.DEFAULT_EVENTS)
+        return store.Webhook(body.webhook, events)
+
     def admit(self, count: int = 1) -> None:
         """507 while the data directory cannot take new files, then 429 past this token's
         limits on `count` new jobs (docs/security.md)."""
@@ -142,10 +158,16 @@ class Submission:
         self.response.headers["Location"] = location
 
     def cached_or_new(
-        self, kind: JobKind, params: Any, cache_key: str, url: Callable[[str], str]
+        self,
+        kind: JobKind,
+        params: Any,
+        cache_key: str,
+        url: Callable[[str], str],
+        webhook: store.Webhook | None = None,
     ) -> Job:
         """The job of `kind` an identical earlier request made (answered 200), else a new
-        one, admitted, committed and queued on its lane (renders, edits; jobs/kinds.py)."""
+        one, admitted, committed and queued on its lane (renders, edits; jobs/kinds.py).
+        An earlier job answered from the cache sends no webhook: it has happened."""
         earlier = store.find_cached(
             self.session, owner=self.who, kind=kind.name, cache_key=cache_key
         )
@@ -154,8 +176,9 @@ class Submission:
             return earlier
         self.admit()
         job = store.create_job(
-            self.session, params=params, kind=kind, owner=self.who, cache_key=cache_key
-        )
+            self.session, params=params, kind=kind, owner=self.who, cache_key=cache_key,
+            webhook=webhook,
+        )  # fmt: skip
         self.session.commit()
         self.queued([job.id], kind, url(job.id), kind.job_lane(params))
         self.session.refresh(job)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.clip_tokens import CONTEXT_TOKENS, longest_template_tokens
 from backend.schemas import API_PREFIX
 from backend.schemas.declared import checked, request_model
+from backend.schemas.webhooks import WEBHOOK_FIELDS, WebhookFields, WebhookPublic
 from jobs.db.models import Job, JobStatus
 from nada import params as P
 from nada.catalog import check_clip_name
@@ -65,7 +66,7 @@ def _default_clip_models() -> list[ClipModel]:
     return [ClipModel(name=c.name, weight=c.weight) for c in default]
 
 
-class _JobCreateBase(BaseModel):
+class _JobCreateBase(WebhookFields):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"source_text": "photo", "target_text": "sketch"}]},
@@ -73,7 +74,7 @@ class _JobCreateBase(BaseModel):
 
     def to_params(self) -> P.AdaptParams:
         """The engine's parameters; raises ParamError for what only the whole can tell."""
-        return P.AdaptParams.from_dict(self.model_dump())
+        return P.AdaptParams.from_dict(self.model_dump(exclude=set(WEBHOOK_FIELDS)))
 
 
 JobCreate = request_model(
@@ -167,6 +168,9 @@ class JobPublic(BaseModel):
     )
     children: list[str] = Field(
         default_factory=list, description="ids of the jobs continued from this one, oldest first"
+    )
+    webhook: WebhookPublic | None = Field(
+        None, description="where its events go (GET /jobs/{id}/deliveries: each delivery)"
     )
     created_at: datetime
     started_at: datetime | None
@@ -267,6 +271,9 @@ def job_public(
         events_url=f"{job_url(job.id)}/events",
         sweep_id=job.sweep_id,
         parent_id=job.parent_id,
+        webhook=WebhookPublic(url=job.webhook_url, events=list(job.webhook_events or []))
+        if job.webhook_url
+        else None,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from backend.schemas import API_PREFIX
 from backend.schemas.declared import request_model
 from backend.schemas.jobs import JobPublic
+from backend.schemas.webhooks import WEBHOOK_FIELDS, WebhookFields
 from jobs.db.models import JobStatus
 from nada.errors import ParamError
 from nada.photo_params import SERVER_SET, EditParams, InvertParams
@@ -69,8 +70,11 @@ def parse_form_json(text: str, field: str) -> Any:
         raise ParamError(field, "nests too deeply") from None
 
 
-def parse_invert_params(text: str | None, *, photo_sha256: str) -> InvertParams:
-    """The `params` form field (a JSON object, optional) -> validated InvertParams.
+def parse_invert_params(
+    text: str | None, *, photo_sha256: str
+) -> tuple[InvertParams, WebhookFields]:
+    """The `params` form field (a JSON object, optional) -> validated InvertParams, and the
+    webhook it names (`webhook`, `webhook_events` in the same object).
 
     Raises ParamError naming the field ('params' for JSON that is not an object)."""
     data: Any = {}
@@ -81,7 +85,14 @@ def parse_invert_params(text: str | None, *, photo_sha256: str) -> InvertParams:
     for name in SERVER_SET:
         if name in data:
             raise ParamError(name, "is set by the server from the uploaded file")
-    return InvertParams.from_dict({**data, "photo_sha256": photo_sha256})
+    hook = {k: data.pop(k) for k in list(data) if k in WEBHOOK_FIELDS}
+    try:
+        webhook = WebhookFields.model_validate(hook)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "webhook"
+        raise ParamError(field, error["msg"].removeprefix("Value error, ")) from None
+    return InvertParams.from_dict({**data, "photo_sha256": photo_sha256}), webhook
 
 
 class InversionPublic(JobPublic):
@@ -158,10 +169,14 @@ class InversionsPublic(BaseModel):
     count: int
 
 
+class _EditCreateBase(WebhookFields):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
 EditCreate = request_model(
     "EditCreate",
     EditParams,
-    base=_Strict,
+    base=_EditCreateBase,
     doc="An edit of this job (the path's): which finished inversion it draws.",
 )
 

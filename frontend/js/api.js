@@ -164,6 +164,8 @@ export const api = {
   /** A new job that trains finished job `id` on: {steps (more), lr?, layers?, ...}. */
   continueJob: (id, body) => request("POST", `jobs/${encodeURIComponent(id)}/continue`, { body, timeout: 30000 }),
   deleteJob: (id) => request("DELETE", `jobs/${encodeURIComponent(id)}`),
+  /** The job's webhook deliveries with their attempts. */
+  deliveries: (id) => request("GET", `jobs/${encodeURIComponent(id)}/deliveries`),
   eventsUrl: (id) => apiUrl(`jobs/${encodeURIComponent(id)}/events`),
   sampleUrl: (id, step) => apiUrl(`jobs/${encodeURIComponent(id)}/samples/${step}.png`),
   checkpointUrl: (id) => apiUrl(`jobs/${encodeURIComponent(id)}/checkpoint`),

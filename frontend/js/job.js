@@ -19,6 +19,7 @@ import { paramsCard, timesCard } from "./job/params.js";
 import { photoCard } from "./job/photo.js";
 import { progressCard } from "./job/progress.js";
 import { samplesCard } from "./job/samples.js";
+import { webhookCard } from "./job/webhook.js";
 import { followJob } from "./live.js";
 
 /**
@@ -38,9 +39,10 @@ export function mountJobView(main, id, ctx) {
   const params = paramsCard();
   const more = continueCard({ id });
   const times = timesCard();
+  const webhook = webhookCard({ id });
   const photo = photoCard({ jobId: id });
   const explore = exploreCard({ jobId: id });
-  const sections = [heading, examples, banner, progress, samples, explore, photo, loss, scores, layers, checkpoints, params, times, more];
+  const sections = [heading, examples, banner, progress, samples, explore, photo, loss, scores, layers, checkpoints, params, times, more, webhook];
 
   fill(main,
     h("div", { class: "job-view" },
@@ -49,7 +51,7 @@ export function mountJobView(main, id, ctx) {
       banner.element,
       h("div", { class: "columns" },
         h("div", { class: "col-main" }, progress.element, samples.element, explore.element, photo.element),
-        h("div", { class: "col-side" }, more.element, loss.element, scores.element, layers.element, checkpoints.element, params.element, times.element))));
+        h("div", { class: "col-side" }, more.element, loss.element, scores.element, layers.element, checkpoints.element, webhook.element, params.element, times.element))));
   heading.focus();
 
   function render(job) {

@@ -100,6 +100,9 @@ class Job(Base):
     # A continuation (POST /jobs/{id}/continue): the finished job it trains on from. No
     # foreign key: deleting the parent leaves its children (and this id) as they are.
     parent_id: Mapped[str | None] = mapped_column(String(32))
+    # Where to POST this job's events (jobs/webhooks/), and which: start, progress, completed
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_events: Mapped[list[str] | None] = mapped_column(JSON)
     # Lease and fencing (issue #6).
     attempt: Mapped[int] = mapped_column(Integer, default=0)  # claims so far; fencing token
     worker_id: Mapped[str | None] = mapped_column(String(255))  # holder of the current lease
@@ -173,3 +176,59 @@ class SignInSession(Base):
         Index("ix_sessions_expires_at", "expires_at"),
         Index("ix_sessions_token_sha256", "token_sha256"),
     )
+
+
+class WebhookSecret(Base):
+    """An owner's signing secret (jobs/webhooks/signing.py); after a rotation the previous
+    one signs too for a while, so receivers can switch without losing messages."""
+
+    __tablename__ = "webhook_secrets"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(80))
+    previous_secret: Mapped[str | None] = mapped_column(String(80))
+    rotated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookDelivery(Base):
+    """One event of a job to deliver to its webhook: pending until a 2xx (delivered), or
+    until the retries are spent (failed). `id` is the message id receivers de-duplicate by."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # 'evt_' + uuid4 hex
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(16))  # start, progress, completed
+    url: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column("attempt_count", Integer, default=0)  # made so far
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a dispatcher holds it
+    body: Mapped[str | None] = mapped_column(Text)  # fixed at the first attempt
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_job", "job_id", "created_at"),
+    )
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: what the receiver answered and how long it took."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2, ...
+    status: Mapped[int | None] = mapped_column(Integer)  # HTTP status; None: no answer
+    latency_ms: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id", "number"),)

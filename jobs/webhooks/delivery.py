@@ -26,7 +26,7 @@ USER_AGENT = "stylegan-nada-webhooks/1"
 
 # Seconds to wait before retry n (after attempt n failed): about an hour in all, then the
 # delivery is given up and recorded as such.
-RETRY_DELAYS_S = (5, 30, 120, 300, 600, 1200, 1800)
+RETRY_DELAYS_S: tuple[float, ...] = (5, 30, 120, 300, 600, 1200, 1800)
 MAX_ATTEMPTS = len(RETRY_DELAYS_S) + 1
 
 
@@ -45,17 +45,40 @@ class AttemptResult:
         return self.error is None
 
 
+def parse_delays(text: str) -> tuple[float, ...]:
+    """'5,30,120' -> (5.0, 30.0, 120.0): the waits before each retry (an empty text: none).
+
+    Raises:
+        ValueError: an entry that is not a positive number of seconds.
+    """
+    delays: list[float] = []
+    for raw in text.split(","):
+        if not raw.strip():
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"not a number of seconds: {raw.strip()!r}") from None
+        if not 0 < value <= 86400 or value != value:
+            raise ValueError(f"a retry wait must be 0 < s <= 86400 (got {raw.strip()})")
+        delays.append(value)
+    return tuple(delays)
+
+
 def retry_delay(
-    attempt: int, *, jitter: float = 0.1, rng: random.Random | None = None
+    attempt: int,
+    *,
+    delays: tuple[float, ...] = RETRY_DELAYS_S,
+    jitter: float = 0.1,
+    rng: random.Random | None = None,
 ) -> float | None:
     """Seconds to wait after failed attempt number `attempt` (1-based), with +-`jitter`
     relative jitter so that many failed deliveries do not retry in lock step; None when
     no attempt is left."""
-    if attempt < 1 or attempt > len(RETRY_DELAYS_S):
+    if attempt < 1 or attempt > len(delays):
         return None
-    base = RETRY_DELAYS_S[attempt - 1]
     spread = (rng or random).uniform(-jitter, jitter)
-    return base * (1 + spread)
+    return delays[attempt - 1] * (1 + spread)
 
 
 class _Pinned(http.client.HTTPSConnection):

@@ -122,6 +122,7 @@ class Service:
     url: str  # ends with '/'
     data_dir: Path
     log: Path
+    pid: int = 0  # `nada serve`: the leader of its process group (its worker is in it)
 
     def api(self, path: str) -> str:
         return f"{self.url}api/v1/{path.lstrip('/')}"
@@ -158,7 +159,7 @@ def running_service(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    svc = Service(url=f"http://127.0.0.1:{port}/", data_dir=data_dir, log=log)
+    svc = Service(url=f"http://127.0.0.1:{port}/", data_dir=data_dir, log=log, pid=proc.pid)
     try:
         deadline = time.monotonic() + SERVICE_START_TIMEOUT
         while True:

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from backend.api.job_views import JobId, job_root, public_job
 from backend.api.submission import SubmissionDep, check_models, submission_responses
 from backend.api.upload_errors import disk_full, is_disk_full, unprocessable
 from backend.schemas.jobs import JobPublic, job_url
+from backend.schemas.webhooks import WEBHOOK_FIELDS, WebhookFields
 from jobs import store
 from jobs.db.models import JobStatus
 from jobs.generators import check_generator_name
@@ -30,7 +31,7 @@ from nada.errors import ParamError
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-class ContinueCreate(BaseModel):
+class ContinueCreate(WebhookFields):
     """How long to train on, and what to train differently (unset: as the parent did)."""
 
     model_config = ConfigDict(
@@ -56,7 +57,7 @@ class ContinueCreate(BaseModel):
     )
 
     def changes(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"steps"}, exclude_none=True)
+        return self.model_dump(exclude={"steps", *WEBHOOK_FIELDS}, exclude_none=True)
 
 
 # Why a job cannot be continued, by its status: "job X failed; only a job that succeeded ..."
@@ -110,8 +111,11 @@ def continue_job(job_id: JobId, body: ContinueCreate, sub: SubmissionDep) -> Job
         check_models(params, settings.data_dir)
     except ParamError as exc:
         raise unprocessable(exc.field, str(exc)) from None
+    webhook = sub.webhook(body)
     sub.admit()
-    child = store.create_job(session, params=params, owner=sub.who, parent_id=job_id)
+    child = store.create_job(
+        session, params=params, owner=sub.who, parent_id=job_id, webhook=webhook
+    )
     root = job_root(settings, child.id)
     try:
         _link_inputs(parent_root, root)

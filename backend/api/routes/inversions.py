@@ -100,14 +100,17 @@ def _create_inversion(sub: Submission, photo: Path, params_text: str | None) -> 
     except PhotoRejected as exc:
         raise unprocessable("file", f"refused: the photo {exc}") from None
     try:
-        params = parse_invert_params(params_text, photo_sha256=hashlib.sha256(png).hexdigest())
+        params, hook = parse_invert_params(
+            params_text, photo_sha256=hashlib.sha256(png).hexdigest()
+        )
         check_generator_name(params.generator, settings.data_dir)
         _check_encoder(params)
         check_models(params, settings.data_dir)
     except ParamError as exc:
         raise unprocessable(exc.field, str(exc)) from None
+    webhook = sub.webhook(hook)
     sub.admit()
-    job = store.create_job(session, params=params, kind=INVERT, owner=sub.who)
+    job = store.create_job(session, params=params, kind=INVERT, owner=sub.who, webhook=webhook)
     root = job_root(settings, job.id)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -331,7 +334,7 @@ def create_edit(job_id: JobId, body: EditCreate, sub: SubmissionDep) -> EditPubl
         )
     params = EditParams(inversion_id=inversion.id, job_id=job_id)
     key = edit_cache_key(inversion.id, job_id)
-    edit = sub.cached_or_new(EDIT, params, key, edit_url)
+    edit = sub.cached_or_new(EDIT, params, key, edit_url, sub.webhook(body))
     public = edit_public(public_job(session, settings, edit))
     session.close()
     return public

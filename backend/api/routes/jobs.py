@@ -119,11 +119,12 @@ def create_job(
         earlier = store.find_idempotent(session, owner=who, key=idempotency_key)
         if earlier is not None:
             return _replay(sub, earlier, digest)
+    webhook = sub.webhook(body)
     sub.admit()  # disk and per-token limits: a replay above needs neither
     try:
         job = store.create_job(
             session, params=params, owner=who, idempotency_key=idempotency_key,
-            request_sha256=digest,
+            request_sha256=digest, webhook=webhook,
         )  # fmt: skip
         with images_attached(settings, job.id, params, owner):  # its own copies
             session.commit()

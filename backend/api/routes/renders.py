@@ -28,6 +28,7 @@ from backend.schemas.renders import (
     render_public,
     render_url,
 )
+from backend.schemas.webhooks import WEBHOOK_FIELDS
 from jobs import store
 from jobs.db.models import JobStatus
 from jobs.generators import list_generators
@@ -101,14 +102,18 @@ def create_render(job_id: JobId, body: RenderCreate, sub: SubmissionDep) -> Rend
     job = store.get_job(session, job_id=job_id, owner=sub.owner, kind="adapt")
     try:
         params = RenderParams.from_dict(
-            {**body.model_dump(), "job_id": job.id, "generator": job.params.get("generator")}
+            {
+                **body.model_dump(exclude=set(WEBHOOK_FIELDS)),
+                "job_id": job.id,
+                "generator": job.params.get("generator"),
+            }
         )
         _check_crossover(params, settings)
     except ParamError as exc:
         raise unprocessable(exc.field, str(exc)) from None
     if job.status != JobStatus.succeeded:
         raise store.JobConflict(f"job {job_id} is {job.status}; renders need a finished job")
-    render = sub.cached_or_new(RENDER, params, params.cache_key(), render_url)
+    render = sub.cached_or_new(RENDER, params, params.cache_key(), render_url, sub.webhook(body))
     public = render_public(public_job(session, settings, render))
     session.close()
     return public

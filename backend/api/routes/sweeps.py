@@ -21,8 +21,10 @@ from backend.api.job_images import all_images_attached, check_images
 from backend.api.job_views import public_job, queue_stats
 from backend.api.responses import json_response
 from backend.api.submission import SubmissionDep, check_models, submission_responses
+from backend.api.upload_errors import unprocessable
 from backend.schemas import API_PREFIX
 from backend.schemas.jobs import JobCreate, JobPublic
+from backend.schemas.webhooks import WebhookFields
 from jobs import store
 from jobs.db.models import ACTIVE, Sweep
 from jobs.generators import check_generator_name
@@ -36,7 +38,7 @@ from nada.params import AdaptParams
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
 
-class SweepCreate(BaseModel):
+class SweepCreate(WebhookFields):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -145,6 +147,9 @@ def create_sweep(body: SweepCreate, sub: SubmissionDep) -> SweepPublic:
     """Queue one adaptation job per combination of `grid` over `base` (e.g. `{"layers":
     [3, 6, 9, 12], "steps": [150, 300]}`: eight jobs). All or nothing."""
     session, settings, owner = sub.session, sub.settings, sub.owner
+    for name in ("webhook", "webhook_events"):
+        if name in body.base or name in body.grid:
+            raise unprocessable(name, f"{name} belongs to the sweep, beside base and grid")
     try:
         combos = expand(
             body.base,
@@ -157,6 +162,7 @@ def create_sweep(body: SweepCreate, sub: SubmissionDep) -> SweepPublic:
         raise RequestValidationError(
             [{"type": "invalid_param", "loc": ("body", *where), "msg": str(exc), "input": None}]
         ) from None
+    webhook = sub.webhook(body)  # every job of the sweep sends its own events there
     sub.admit(count=len(combos))
     sweep, jobs = store.create_sweep(
         session,
@@ -164,6 +170,7 @@ def create_sweep(body: SweepCreate, sub: SubmissionDep) -> SweepPublic:
         grid=body.grid,
         params=[c.params for c in combos],
         owner=sub.who,
+        webhook=webhook,
     )
     made = [(job.id, combo.params) for job, combo in zip(jobs, combos, strict=True)]
     with all_images_attached(settings, made, owner):  # each job's own copies
