@@ -33,7 +33,7 @@ from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobs.db.models import FINISHED, Job, JobStatus, UTCDateTime
-from jobs.store import add_event, utcnow
+from jobs.store import add_event, seconds_left, stored_passes_left, utcnow
 
 WORKER_LOST = "worker_lost"
 
@@ -137,9 +137,12 @@ def record_progress(
     losses: dict[str, float] | None = None,
     selected_layers: list[str] | None = None,
     seconds_per_step: float | None = None,
+    seconds_per_sample: float | None = None,
     lease_seconds: float,
 ) -> bool:
-    """Record a stage change or a finished step (and renew the lease); False = lease lost."""
+    """Record a stage change or a finished step (and renew the lease); False = lease lost.
+    The event's eta_seconds counts the sample passes left at seconds_per_sample (this one or
+    the job's last), as store.estimate does."""
     now = _now(session)
     values: dict[str, Any] = {
         "stage": stage,
@@ -154,8 +157,13 @@ def record_progress(
         values["selected_layers"] = selected_layers
     if seconds_per_step is not None:
         values["seconds_per_step"] = seconds_per_step
+    if seconds_per_sample is not None:
+        values["seconds_per_sample"] = seconds_per_sample
     row = session.execute(
-        update(Job).where(_fence(job_id, attempt)).values(**values).returning(Job.id)
+        update(Job)
+        .where(_fence(job_id, attempt))
+        .values(**values)
+        .returning(Job.id, Job.params, Job.sample_steps, Job.seconds_per_sample)
     ).first()
     if row is None:
         return False
@@ -165,7 +173,16 @@ def record_progress(
     if selected_layers is not None:
         data["selected_layers"] = selected_layers
     if seconds_per_step is not None:
-        data["eta_seconds"] = round((total_steps - step) * seconds_per_step, 1)
+        data["eta_seconds"] = seconds_left(
+            steps_left=total_steps - step,
+            passes_left=stored_passes_left(
+                row.params, step=step, total_steps=total_steps, sample_steps=row.sample_steps
+            ),
+            seconds_per_step=seconds_per_step,
+            seconds_per_sample=row.seconds_per_sample,
+        )
+        if row.seconds_per_sample is not None:
+            data["seconds_per_sample"] = row.seconds_per_sample
     add_event(session, job_id=job_id, kind="progress", attempt=attempt, data=data)
     return True
 

@@ -43,6 +43,59 @@ class QueueStats:
     running: int  # jobs being worked on (~ busy workers)
     running_steps_left: int
     seconds_per_step: float | None  # recent average, None before any job reported one
+    running_passes_left: int = 0  # sample steps (progress image + scores) still ahead
+    seconds_per_sample: float | None = None  # recent average wall time of one sample pass
+
+
+def sample_passes_left(
+    *, step: int, total_steps: int, sample_every: int | None, sampled_yet: bool
+) -> int:
+    """Sample passes (a progress image and, with score_latents, the scores) an adaptation at
+    `step` of `total_steps` still makes: the engine samples every `sample_every` steps and
+    the last step, and once before its first step (`sampled_yet` False: not made yet).
+    A kind without sample steps (sample_every None) makes none."""
+    if not sample_every or sample_every < 1:
+        return 0
+    ahead = max(total_steps // sample_every - step // sample_every, 0)
+    if total_steps > step and total_steps % sample_every:
+        ahead += 1  # the last step always samples
+    return ahead + (0 if sampled_yet else 1)
+
+
+def seconds_left(
+    *,
+    steps_left: int,
+    passes_left: int,
+    seconds_per_step: float,
+    seconds_per_sample: float | None,
+) -> float:
+    """The ETA's one formula: the training steps at their speed plus the sample passes (a
+    scoring pass is about 30 s on a CPU with 32 latents: a short job's larger part), at
+    theirs when measured."""
+    return round(steps_left * seconds_per_step + passes_left * (seconds_per_sample or 0.0), 1)
+
+
+def stored_passes_left(
+    params: dict[str, Any] | None, *, step: int, total_steps: int, sample_steps: list[int] | None
+) -> int:
+    """sample_passes_left of a job as its row stores it (its params say sample_every, if
+    its kind samples; sample_steps, the samples made so far)."""
+    every = (params or {}).get("sample_every")
+    return sample_passes_left(
+        step=step,
+        total_steps=total_steps,
+        sample_every=every if isinstance(every, int) else None,
+        sampled_yet=bool(sample_steps),
+    )
+
+
+def job_passes_left(job: Job) -> int:
+    return stored_passes_left(
+        job.params,
+        step=job.step or 0,
+        total_steps=job.total_steps or 0,
+        sample_steps=job.sample_steps,
+    )
 
 
 def utcnow() -> datetime:
@@ -144,15 +197,20 @@ def mark_dispatched(session: Session, *, job_id: str) -> None:
 
 
 def get_job(
-    session: Session, *, job_id: str, owner: str | None = None, kind: str | None = None
+    session: Session,
+    *,
+    job_id: str,
+    owner: str | None = None,
+    kind: str | tuple[str, ...] | None = None,
 ) -> Job:
     """The job; JobNotFound also when `owner` is given and the job is someone else's (a
     token cannot even learn that another token's job exists), or `kind` is given and the
-    job is of another kind."""
+    job is of another kind (a tuple: of none of them)."""
     job = session.get(Job, job_id)
     if job is None or (owner is not None and job.owner != owner):
         raise JobNotFound(job_id)
-    if kind is not None and job.kind != kind:
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if kinds is not None and job.kind not in kinds:
         raise JobNotFound(job_id)
     return job
 
@@ -222,24 +280,61 @@ def list_jobs(
     return list(rows), count
 
 
+def _recent_average(session: Session, column: Any) -> float | None:
+    """The average of `column` over the last 20 succeeded jobs that reported it."""
+    recent = (
+        select(column.label("value"))
+        .where(Job.status == JobStatus.succeeded, column.is_not(None))
+        .order_by(Job.finished_at.desc())
+        .limit(20)
+        .subquery()
+    )
+    value = session.scalar(select(func.avg(recent.c.value)))
+    return float(value) if value is not None else None
+
+
 def queue_stats(session: Session) -> QueueStats:
-    running, steps_left, sps = session.execute(
+    running, steps_left, sps, per_sample = session.execute(
         select(
             func.count(),
             func.coalesce(func.sum(Job.total_steps - Job.step), 0),
             func.avg(Job.seconds_per_step),
+            func.avg(Job.seconds_per_sample),
         ).where(Job.status == JobStatus.running)
     ).one()
-    if sps is None:
-        recent = (
-            select(Job.seconds_per_step)
-            .where(Job.status == JobStatus.succeeded, Job.seconds_per_step.is_not(None))
-            .order_by(Job.finished_at.desc())
-            .limit(20)
-            .subquery()
+    # The running jobs are a few (one per busy worker): their passes are counted in Python.
+    passes = sum(
+        job_passes_left(job)
+        for job in session.scalars(select(Job).where(Job.status == JobStatus.running))
+    )
+    return QueueStats(
+        running=int(running),
+        running_steps_left=int(steps_left),
+        seconds_per_step=float(sps)
+        if sps is not None
+        else _recent_average(session, Job.seconds_per_step),
+        running_passes_left=passes,
+        seconds_per_sample=float(per_sample)
+        if per_sample is not None
+        else _recent_average(session, Job.seconds_per_sample),
+    )
+
+
+def _queued_passes_ahead(session: Session, *, job: Job) -> int:
+    """Sample passes of the queued jobs ahead of `job`, each about steps / sample_every + 2
+    (its first and last samples); a kind without sample_every counts none."""
+    every = Job.params["sample_every"].as_integer()
+    passes = session.scalar(
+        select(func.coalesce(func.sum(Job.total_steps // every + 2), 0)).where(
+            Job.status == JobStatus.queued,
+            every > 0,
+            or_(
+                Job.queued_at < job.queued_at,
+                and_(Job.queued_at == job.queued_at, Job.id < job.id),
+            ),
         )
-        sps = session.scalar(select(func.avg(recent.c.seconds_per_step)))
-    return QueueStats(int(running), int(steps_left), float(sps) if sps is not None else None)
+    )
+    return int(passes or 0)
 
 
 def queue_position(session: Session, *, job: Job) -> tuple[int, int]:
@@ -259,18 +354,36 @@ def queue_position(session: Session, *, job: Job) -> tuple[int, int]:
 def estimate(
     session: Session, *, job: Job, stats: QueueStats | None
 ) -> tuple[int | None, float | None]:
-    """(queue_position, eta_seconds) of a job; eta is a rough estimate from recent speed."""
+    """(queue_position, eta_seconds) of a job; eta is a rough estimate from recent speed:
+    the steps left and the sample passes left (seconds_left), of this job and, for a queued
+    one, of the running jobs and the queued ones ahead, shared by the busy workers."""
     if job.status == JobStatus.running:
         sps = job.seconds_per_step or (stats.seconds_per_step if stats else None)
-        return None, None if sps is None else round((job.total_steps - job.step) * sps, 1)
+        if sps is None:
+            return None, None
+        per_sample = job.seconds_per_sample or (stats.seconds_per_sample if stats else None)
+        return None, seconds_left(
+            steps_left=job.total_steps - job.step,
+            passes_left=job_passes_left(job),
+            seconds_per_step=sps,
+            seconds_per_sample=per_sample,
+        )
     if job.status != JobStatus.queued:
         return None, None
     position, steps_ahead = queue_position(session, job=job)
     if stats is None or stats.seconds_per_step is None:
         return position, None
     workers = max(stats.running, 1)
-    steps = stats.running_steps_left + steps_ahead + job.total_steps
-    return position, round(steps * stats.seconds_per_step / workers, 1)
+    passes = stats.running_passes_left + job_passes_left(job)
+    if stats.seconds_per_sample:
+        passes += _queued_passes_ahead(session, job=job)
+    total = seconds_left(
+        steps_left=stats.running_steps_left + steps_ahead + job.total_steps,
+        passes_left=passes,
+        seconds_per_step=stats.seconds_per_step,
+        seconds_per_sample=stats.seconds_per_sample,
+    )
+    return position, round(total / workers, 1)
 
 
 def request_cancel(session: Session, *, job_id: str) -> Job:

@@ -28,7 +28,7 @@ from jobs import disk, leases
 from jobs.db.session import session_scope
 from jobs.settings import Settings
 from nada import rundir
-from worker.events import Progress
+from worker.events import Progress, SamplePassTimer
 from worker.failures import JobFilesRemoved
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ class AttemptRecorder:
         # Records an outage kept from the database, oldest first: (leases function, kwargs).
         self.pending: deque[tuple[Callable[..., bool], dict[str, Any]]] = deque()
         self._pending_lock = threading.Lock()
+        self.sample_timer = SamplePassTimer()  # seconds_per_sample, for the ETA
 
     def _write(self, fn: Callable[..., bool], **kwargs: Any) -> Any:
         """Write the pending records, then this one. During an outage all of them stay
@@ -124,6 +125,7 @@ class AttemptRecorder:
             return
         ok: Any = True
         self.steps += event.kind == "step"
+        seconds_per_sample = self.sample_timer.observe(event)
         if event.kind in ("stage", "step"):
             ok = self._write(
                 leases.record_progress,
@@ -133,6 +135,7 @@ class AttemptRecorder:
                 losses=dict(event.losses) if event.kind == "step" else None,
                 selected_layers=list(event.selected_layers) if event.kind == "step" else None,
                 seconds_per_step=event.seconds_per_step,
+                seconds_per_sample=seconds_per_sample,
                 lease_seconds=self.settings.lease_seconds,
             )
         elif event.kind == "sample" and event.path is not None:

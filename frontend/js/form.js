@@ -10,7 +10,31 @@ import { OWNED_FIELDS, examplesBlock } from "./examples-field.js";
 import { h, setText, toast, uid } from "./dom.js";
 import { checkNumber, formatNumber, numberText, rangeText } from "./schema.js";
 
-// Prompt pairs people actually use with StyleGAN-NADA (from the paper and its demos).
+// The first job of a fresh install: everything it needs is made from a seed (a random
+// generator, random CLIP weights), so it downloads nothing and needs no GPU, and its few
+// steps, sample steps and scores on 8 latents end in seconds on a CPU. Random weights draw
+// noise-like images: it shows the mechanics (samples, scores, the result), not a domain.
+// README.md ("What a first job needs") gives the same as a `nada adapt` command.
+export const FIRST_JOB_PRESET = {
+  label: "Try it without downloads",
+  hint: "A demo of the mechanics: random generator and CLIP weights, nothing to download, "
+    + "under a minute on a CPU. Random weights draw noise-like images, not a real domain.",
+  source: "photo",
+  target: "sketch",
+  params: {
+    generator: "random-32",
+    clip_models: [{ name: "nada-tiny:random", weight: 1 }],
+    steps: 12,
+    layers: 3,
+    reselect_every: 4,
+    probe_batch: 4,
+    sample_every: 4,
+    score_latents: 8,
+  },
+};
+
+// Prompt pairs people actually use with StyleGAN-NADA (from the paper and its demos); they
+// keep the form's generator (ffhq-1024 by default).
 export const PRESETS = [
   { source: "photo", target: "sketch" },
   { source: "face", target: "Shrek" },
@@ -218,18 +242,27 @@ export function jobForm(ctx) {
   }
 
   // ---- assemble ----------------------------------------------------------------------
+  /** A preset's prompts, and its parameters over the form's (the rest keep their values). */
+  function applyPreset(p) {
+    controls.source_text.set(p.source);
+    controls.target_text.set(p.target);
+    controls.source_text.error("");
+    controls.target_text.error("");
+    for (const [name, v] of Object.entries(p.params || {})) {
+      if (!controls[name]) continue;
+      controls[name].set(v);
+      controls[name].error("");
+    }
+    controls.target_text.focus();
+  }
+  const firstHintId = uid("first-job-hint");
+  const firstJob = h("div", { class: "first-job" },
+    h("button", { type: "button", class: "button first-job-button", "data-preset": "first-job", "aria-describedby": firstHintId, onclick: () => applyPreset(FIRST_JOB_PRESET) }, FIRST_JOB_PRESET.label),
+    h("span", { class: "hint", id: firstHintId }, FIRST_JOB_PRESET.hint));
   const presets = h("div", { class: "presets", role: "group", "aria-label": "Presets" },
     h("span", { class: "presets-label muted" }, "Try"),
-    PRESETS.map((p) => h("button", {
-      type: "button", class: "chip",
-      onclick: () => {
-        controls.source_text.set(p.source);
-        controls.target_text.set(p.target);
-        controls.source_text.error("");
-        controls.target_text.error("");
-        controls.target_text.focus();
-      },
-    }, p.source, h("span", { class: "arrow", "aria-hidden": "true" }, " → "), h("span", { class: "visually-hidden" }, " to "), p.target)));
+    PRESETS.map((p) => h("button", { type: "button", class: "chip", onclick: () => applyPreset(p) },
+      p.source, h("span", { class: "arrow", "aria-hidden": "true" }, " → "), h("span", { class: "visually-hidden" }, " to "), p.target)));
 
   const swap = h("button", { type: "button", class: "button button-icon swap", title: "Swap source and target", "aria-label": "Swap source and target" }, "⇄");
   swap.addEventListener("click", () => {
@@ -365,7 +398,7 @@ export function jobForm(ctx) {
 
   const submit = h("button", { type: "submit", class: "button button-primary" }, "Start adaptation");
   const form = h("form", { class: "job-form", novalidate: true, "aria-label": "New adaptation job" },
-    presets, examples && h("h3", { class: "examples-title" }, "Describe it"), promptRow,
+    firstJob, presets, examples && h("h3", { class: "examples-title" }, "Describe it"), promptRow,
     examples && examples.element, generatorControl(), moreBasic, advanced, formError,
     h("div", { class: "form-actions" }, submit,
       h("span", { class: "muted small" }, "Runs on the service's worker (a GPU where it has one); samples appear as it trains.")));

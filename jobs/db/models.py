@@ -77,6 +77,8 @@ class Job(Base):
     losses: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     selected_layers: Mapped[list[str]] = mapped_column(JSON, default=list)
     seconds_per_step: Mapped[float | None] = mapped_column(Float)
+    # wall time of one sample pass (progress image + scores) beyond its step: the ETA's
+    seconds_per_sample: Mapped[float | None] = mapped_column(Float)
     sample_steps: Mapped[list[int]] = mapped_column(JSON, default=list)  # files in samples/
     # Objective scores (worker/scores.py) by measured step: {"50": {"direction": 0.21, ...}}.
     scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
