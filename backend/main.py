@@ -19,6 +19,7 @@ from backend.api.responses import QueueStatsCache
 from backend.api.routes import (
     clip_models,
     continuations,
+    domains,
     generators,
     health,
     images,
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         renders,
         images,
         generators,
+        domains,
         clip_models,
         weights,
         params,

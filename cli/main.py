@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "cli.export",  # export: a StyleGAN2 generator as a pickle NVIDIA's tools read
     "cli.invert",  # invert: a photo into a generator's W+
     "cli.weights",  # weights list|pull|add: the photo pipeline's model files
+    "cli.domains",  # domains list|pull|add: ready-made adapted generators
     "cli.worker",  # worker: a Celery worker taking jobs from the queues
     "cli.serve",  # serve: the API, the page and a local worker
 )

@@ -29,6 +29,7 @@ from nada.errors import ParamError
 from nada.params import AdaptParams
 from nada.photo_params import EditParams, InvertParams
 from nada.render_params import RenderParams
+from stylegan2 import domains
 from stylegan2.registry import RANDOM_SIZES, generator_names, get_generator_info, parse_random_name
 
 
@@ -191,3 +192,61 @@ RENDER = register_kind(
         lane_for=_render_lane,  # a video over FAST_RENDER_PIXELS: the train lane
     )
 )
+
+
+# -- a ready-made domain (stylegan2/domains.py), made a finished job without training ------
+
+
+@dataclass(frozen=True)
+class DomainParams:
+    """A ready-made domain to publish as a job's adapted generator. `generator` is the
+    entry's base, filled in from the table (never the client's), so that the follow-ups
+    of a finished job (photos, renders) read the base from the params as for an
+    adaptation."""
+
+    domain: str  # a name of stylegan2.domains
+    generator: str = ""  # the entry's base generator
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DomainParams:
+        unknown = sorted(set(data) - {"domain", "generator"})
+        if unknown:
+            raise ParamError(unknown[0], "is not a parameter of a ready-made domain job")
+        name = data.get("domain")
+        if not isinstance(name, str) or name not in domains.domain_names():
+            raise ParamError(
+                "domain", f"has unknown value {name!r}; known: {', '.join(domains.domain_names())}"
+            )
+        base = domains.get_domain_info(name).base
+        if data.get("generator", base) != base:
+            raise ParamError("generator", f"of {name} is {base!r} (got {data['generator']!r})")
+        return cls(domain=name, generator=base)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"domain": self.domain, "generator": self.generator}
+
+    def cache_key(self) -> str:
+        """One finished job per owner and domain: asking again answers that job."""
+        return f"domain:{self.domain}"
+
+
+def _domain_steps(params: DomainParams) -> int:
+    return 1
+
+
+# adapted.pt only: no resume.pt, so a continuation is refused (it needs an adaptation's
+# optimiser state), and no metrics.jsonl (nothing was trained here).
+DOMAIN = register_kind(
+    JobKind(
+        name="domain",
+        parse=DomainParams.from_dict,
+        total_steps=_domain_steps,
+        result_files=(rundir.ADAPTED,),
+        description="publish a ready-made adapted generator as a finished job (no training)",
+        lane=FAST,
+    )
+)
+
+# The kinds whose finished jobs hold an adapted generator (adapted.pt and the base's name
+# in params['generator']): what photos, renders and comparisons draw through.
+ADAPTED_KINDS = (ADAPT.name, DOMAIN.name)

@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 CACHE_ENV = "NADA_CACHE_DIR"
 
-Kind = Literal["generator", "auxiliary"]
+Kind = Literal["generator", "auxiliary", "domain"]
 Availability = Literal["cached", "downloadable", "manual"]
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -73,6 +73,10 @@ class UnknownGeneratorError(UnknownModelFileError):
 
 class UnknownWeightsError(UnknownModelFileError):
     """An auxiliary model file name that is not registered."""
+
+
+class UnknownDomainError(UnknownModelFileError):
+    """A ready-made domain name that is not registered (stylegan2/domains.py)."""
 
 
 class ManualDownloadError(DownloadError):
@@ -113,6 +117,13 @@ KINDS: dict[Kind, KindRules] = {
         noun="model file",
         command="nada weights",
         unknown=UnknownWeightsError,
+    ),
+    "domain": KindRules(
+        folder="domains",
+        env_prefix="NADA_DOMAIN_",
+        noun="ready-made domain",
+        command="nada domains",
+        unknown=UnknownDomainError,
     ),
 }
 

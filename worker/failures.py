@@ -26,7 +26,7 @@ from jobs import disk
 from jobs.settings import Settings
 from nada.catalog import RANDOM_TAG, split_clip_name
 from nada.errors import InputError, ParamError
-from stylegan2 import registry
+from stylegan2 import domains, registry
 from stylegan2.download import ChecksumError, DownloadError
 from stylegan2.model_files import cache_dir
 
@@ -127,6 +127,8 @@ def _what_and_instead(model: str | None) -> tuple[str, str]:
         return f"{weights.WHAT.get(model, 'model file')} ({model})", weights.INSTEAD.get(
             model, "ask the operator to install it"
         )
+    if model in domains.domain_names():
+        return f"ready-made domain {model!r}", f"pick another ready-made domain, {ask}"
     if ":" in model:
         arch, _ = split_clip_name(model)
         return (

@@ -129,11 +129,25 @@ def _render_inputs(params: Any, settings: Settings, root: Path) -> dict[str, Any
     return {"checkpoint_path": adapted, **base}
 
 
+# -- domain: a ready-made adapted generator published as the job's adapted.pt -------------
+
+
+def _ready_made_engine() -> EngineCall:
+    from worker.ready_made import run_ready_made
+
+    return run_ready_made
+
+
+def _no_inputs(params: Any, settings: Settings, root: Path) -> dict[str, Any]:
+    return {}
+
+
 RUNNERS: dict[str, Runner] = {
     "adapt": Runner(_adaptation_engine, _adaptation_inputs, _checkpoint_digest),
     "invert": Runner(_inversion_engine, _inversion_inputs, _latent_digest),
     "edit": Runner(_edit_engine, _edit_inputs, _image_digest),
     "render": Runner(_render_engine, _render_inputs, _image_digest),
+    "domain": Runner(_ready_made_engine, _no_inputs, _checkpoint_digest),
 }
 
 

@@ -20,6 +20,7 @@ from backend.schemas import API_PREFIX
 from backend.schemas.declared import checked, request_model
 from backend.schemas.webhooks import WEBHOOK_FIELDS, WebhookFields, WebhookPublic
 from jobs.db.models import Job, JobStatus
+from jobs.kinds import ADAPTED_KINDS
 from nada import params as P
 from nada.catalog import check_clip_name
 from nada.declare import spec_of
@@ -133,7 +134,10 @@ class JobPublic(BaseModel):
     step: int
     total_steps: int
     queue_position: int | None = Field(description="1 = next to start; null unless queued")
-    eta_seconds: float | None = Field(description="rough estimate from recent speed")
+    eta_seconds: float | None = Field(
+        description="rough estimate from recent speed: the steps left and the sample "
+        "passes left (progress images and scores), queued jobs' too"
+    )
     params: dict[str, Any]
     selected_layers: list[str]
     losses: dict[str, float | None] = Field(description="null: not a finite number")
@@ -250,7 +254,7 @@ def job_public(
         samples=[SamplePublic(step=s, url=sample_url(job.id, s)) for s in job.sample_steps or []],
         scores=_scores(job.scores),
         checkpoint_url=f"{job_url(job.id)}/checkpoint"
-        if succeeded and job.kind == "adapt"
+        if succeeded and job.kind in ADAPTED_KINDS
         else None,
         checkpoints=[
             SamplePublic(step=s, url=f"{job_url(job.id)}/checkpoints/{s}.pt")

@@ -5,6 +5,7 @@ import { api, listOf } from "./api.js";
 import { fill, h, setText } from "./dom.js";
 import { clipAvailability, clipNames } from "./clip-field.js";
 import { mountComparison } from "./compare.js";
+import { domainsPanel } from "./domains.js";
 import { jobForm } from "./form.js";
 import { mountJobView } from "./job.js";
 import { jobsList } from "./jobs.js";
@@ -42,7 +43,8 @@ function homeView() {
     h("p", { class: "lede muted" }, "Describe what the generator makes now and what it should make instead. CLIP steers a copy of the generator toward the target; you watch source and adapted images side by side as it trains."),
     h("p", { class: "loading muted" }, "Loading the service's generators and defaults…"));
   const jobs = jobsList({ compact: true });
-  fill(main, h("div", { class: "home" }, formSlot, jobs.element));
+  const domains = domainsPanel({ onCreated: (job) => { location.hash = `#/jobs/${encodeURIComponent(job.id)}`; } });
+  fill(main, h("div", { class: "home" }, formSlot, jobs.element, domains.element));
   let alive = true;
   loadFormData().then((data) => {
     if (!alive) return;

@@ -21,6 +21,7 @@ import { progressCard } from "./job/progress.js";
 import { samplesCard } from "./job/samples.js";
 import { webhookCard } from "./job/webhook.js";
 import { followJob } from "./live.js";
+import { readyMade } from "./domains.js";
 
 /**
  * Mount the view for job `id` into `main`. ctx.onRerun(params) opens the form prefilled.
@@ -57,6 +58,8 @@ export function mountJobView(main, id, ctx) {
   function render(job) {
     main.dataset.jobStatus = job.status;
     for (const section of sections) section.update(job);
+    // A ready-made domain trained nothing here: no samples, charts, layers or continuation.
+    if (readyMade(job)) for (const section of [examples, samples, loss, scores, layers, checkpoints, more]) section.element.hidden = true;
   }
 
   let seenJob = false;

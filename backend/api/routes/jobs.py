@@ -169,7 +169,7 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     kind: Annotated[
-        Literal["adapt", "invert", "edit", "render"],
+        Literal["adapt", "invert", "edit", "render", "domain"],
         Query(description="which kind of job: adaptations unless said (jobs/kinds.py)"),
     ] = "adapt",
 ) -> Response:
@@ -339,6 +339,8 @@ def _checkpoint_filename(job: Job) -> str:
         return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "x"
 
     p = job.params
+    if "domain" in p:  # a ready-made domain's job (jobs/kinds.py DOMAIN)
+        return f"nada-{slug(p['domain'])}-{job.id[:8]}.pt"
     return f"nada-{slug(p['source_text'])}-to-{slug(p['target_text'])}-{job.id[:8]}.pt"
 
 

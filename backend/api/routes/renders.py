@@ -32,7 +32,7 @@ from backend.schemas.webhooks import WEBHOOK_FIELDS
 from jobs import store
 from jobs.db.models import JobStatus
 from jobs.generators import list_generators
-from jobs.kinds import RENDER
+from jobs.kinds import ADAPTED_KINDS, RENDER
 from jobs.settings import Settings
 from nada import rundir
 from nada.declare import describe
@@ -99,7 +99,7 @@ def create_render(job_id: JobId, body: RenderCreate, sub: SubmissionDep) -> Rend
     side by side. Runs on the fast lane; the same request again answers 200 with the
     existing render."""
     session, settings = sub.session, sub.settings
-    job = store.get_job(session, job_id=job_id, owner=sub.owner, kind="adapt")
+    job = store.get_job(session, job_id=job_id, owner=sub.owner, kind=ADAPTED_KINDS)
     try:
         params = RenderParams.from_dict(
             {

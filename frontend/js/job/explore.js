@@ -138,7 +138,7 @@ export function exploreCard({ jobId }) {
 
   let sized = false; // the generator's size asked for (crossover's range follows its W+)
   function update(job) {
-    element.hidden = !((job.kind || "adapt") === "adapt" && job.status === "succeeded");
+    element.hidden = !(["adapt", "domain"].includes(job.kind || "adapt") && job.status === "succeeded");
     if (element.hidden || sized) return;
     sized = true;
     const name = job.params && job.params.generator;

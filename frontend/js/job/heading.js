@@ -5,6 +5,7 @@ import { fill, h, setText } from "../dom.js";
 import { STATUS_LABEL, fractionDone, promptText } from "../format.js";
 import { statusPill } from "../jobs.js";
 import { lineageLine } from "./lineage.js";
+import { readyMade, readyMadeText } from "../domains.js";
 
 /** Returns {element, update(job), fail(text), focus()}. */
 export function jobHeading() {
@@ -17,7 +18,7 @@ export function jobHeading() {
     h("div", { class: "title-row" }, title, pillSlot), sweepLink, lineage.element);
 
   function update(job) {
-    const { source, target } = promptText(job);
+    const { source, target } = readyMade(job) ? readyMadeText(job) : promptText(job);
     fill(title, h("span", { class: "prompt" }, source), h("span", { class: "arrow", "aria-hidden": "true" }, " → "),
       h("span", { class: "visually-hidden" }, " to "), h("span", { class: "prompt prompt-target" }, target));
     fill(pillSlot, statusPill(job.status));
