@@ -38,6 +38,7 @@ class GeneratorRejected(ValueError):
 class ValidatedGenerator:
     size: int  # image resolution in pixels
     sha256: str  # of the re-saved file
+    family: str = "stylegan2"  # 'stylegan2' or 'stylegan3'
 
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -112,7 +113,11 @@ def validate_generator_file(
         raise OSError(errno.ENOSPC, "no space left on the device while re-saving the upload")
     if not answer.get("ok"):
         raise GeneratorRejected(str(answer.get("error", "refused")))
-    return ValidatedGenerator(size=int(answer["size"]), sha256=str(answer["sha256"]))
+    return ValidatedGenerator(
+        size=int(answer["size"]),
+        sha256=str(answer["sha256"]),
+        family=str(answer.get("family") or "stylegan2"),
+    )
 
 
 def store_generator(
@@ -138,6 +143,7 @@ def store_generator(
             "name": name,
             "size": result.size,
             "sha256": result.sha256,
+            "family": result.family,
             "bytes": tmp_pt.stat().st_size,
             "uploaded_at": uploaded_at,
             "owner": owner,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from cli.declared import add_flags, flags_of, refusal
 from nada import rundir
 from nada.errors import CLIError, ParamError
-from nada.photo_params import InvertParams, check_encoder
+from nada.photo_params import InvertParams, check_encoder, check_photo_family
 
 if TYPE_CHECKING:
     from worker.model_cache import ModelCache
@@ -140,11 +140,18 @@ def cmd_invert(args: argparse.Namespace) -> int:
     models = ModelCache()  # the generators load once for the code and the --adapted renders
     base = _load(models, "--generator", params.generator, device)
     edits = [(source, _load(models, "--adapted", source, device)) for source in args.adapted]
+    for flag, source, loaded in [("--generator", params.generator, base)] + [
+        ("--adapted", source, loaded) for source, loaded in edits
+    ]:
+        try:
+            check_photo_family(loaded.family)
+        except ParamError as exc:
+            raise CLIError(f"argument {flag}: {source}: {exc.message}") from None
     for source, loaded in edits:
-        if loaded.generator.n_latent != base.generator.n_latent:
+        if loaded.num_ws != base.num_ws:
             raise CLIError(
-                f"argument --adapted: {source} is a {loaded.generator.size} px generator, but "
-                f"--generator {params.generator} is {base.generator.size} px: a code of one "
+                f"argument --adapted: {source} is a {loaded.resolution} px generator, but "
+                f"--generator {params.generator} is {base.resolution} px: a code of one "
                 "does not fit the other"
             )
 

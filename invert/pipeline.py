@@ -56,9 +56,8 @@ from invert.photos import load_photo
 from invert.refine import Perceptual, RefineResult, refine_w_plus
 from nada import __version__ as nada_version
 from nada import rundir
-from nada.errors import ParamError
 from nada.events import CancelCheck, Canceled, Progress, ProgressCallback
-from nada.photo_params import EditParams, InvertParams
+from nada.photo_params import EditParams, InvertParams, check_photo_family
 from stylegan2.device import prepare, resolve_device
 
 if TYPE_CHECKING:
@@ -359,18 +358,12 @@ def run_inversion(
 
 
 def require_stylegan2(loaded: Any) -> Any:
-    """The loaded generator if it is a StyleGAN2: the e4e encoder, the refinement and
-    latent.pt speak rosinality's W+ and noise maps, which StyleGAN3 does not have.
+    """The loaded generator if it is a StyleGAN2 (nada.photo_params.check_photo_family).
 
     Raises:
         ParamError: field 'generator', a StyleGAN3 (or any other family's) generator.
     """
-    if loaded.family != "stylegan2":
-        raise ParamError(
-            "generator",
-            f"photo inversion (e4e) works on StyleGAN2 generators only; this one is a "
-            f"{loaded.family}: adapt and explore it with seeds instead",
-        )
+    check_photo_family(loaded.family)
     return loaded
 
 

@@ -17,6 +17,7 @@ from nada.errors import ParamError
 from stylegan2 import registry
 
 RANDOM_SIZES = registry.RANDOM_SIZES
+FAMILIES = ("stylegan2", "stylegan3")
 UPLOAD_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
@@ -61,6 +62,7 @@ def list_uploaded(data_dir: Path) -> list[GeneratorEntry]:
         except (OSError, ValueError, KeyError, TypeError):
             continue
         owner = meta.get("owner")
+        family = meta.get("family") if meta.get("family") in FAMILIES else "stylegan2"
         found.append(
             GeneratorEntry(
                 name=name,
@@ -69,6 +71,7 @@ def list_uploaded(data_dir: Path) -> list[GeneratorEntry]:
                 url=None,
                 sha256=sha256,
                 source="upload",
+                family=family,  # sidecars before StyleGAN3 uploads have none: StyleGAN2
             )
         )
     return found
@@ -118,3 +121,12 @@ def check_generator_name(name: str, data_dir: Path) -> str:
         return name
     hint = ", ".join([*known, "random-<size>", "an uploaded name (GET /generators)"])
     raise ParamError("generator", f"has unknown name {name!r}; known: {hint}")
+
+
+def family_of(name: str, data_dir: Path) -> str:
+    """The family of generator `name` ('stylegan2' for random-<size> and unknown names:
+    those are refused elsewhere)."""
+    for entry in list_generators(data_dir):
+        if entry.name == name:
+            return entry.family
+    return "stylegan2"

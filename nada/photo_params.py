@@ -35,6 +35,21 @@ def _check_sha256(name: str, value: Any) -> None:
         raise ParamError(name, "must be 64 lower-case hex digits")
 
 
+def check_photo_family(family: str) -> None:
+    """Photos go into StyleGAN2 generators only: the e4e encoder, the refinement and
+    latent.pt speak rosinality's W+ and noise maps, which StyleGAN3 does not have.
+
+    Raises:
+        ParamError: field 'generator', for any other family.
+    """
+    if family != "stylegan2":
+        raise ParamError(
+            "generator",
+            f"photo inversion (e4e) works on StyleGAN2 generators only; this one is a "
+            f"{family}: adapt and explore it with seeds instead",
+        )
+
+
 def encoder_source(encoder: str, registered: str | None) -> str | None:
     """What `encoder` loads: 'auto' the generator's `registered` encoder (None where it has
     none), 'none' nothing (refinement starts from the mean latent), else the name or the

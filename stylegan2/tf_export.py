@@ -24,8 +24,8 @@ and numpy 2 both read, like the published TensorFlow files.
 
     >>> from stylegan2 import load_generator
     >>> from stylegan2.tf_export import export_tf_pickle
-    >>> loaded = load_generator("adapted.pt")
-    >>> export_tf_pickle(loaded, "adapted-nvidia.pkl")
+    >>> loaded = load_generator("dog2cat.pt")  # a job's adapted checkpoint
+    >>> export_tf_pickle(loaded, "dog2cat-nvidia.pkl")
 """
 
 from __future__ import annotations

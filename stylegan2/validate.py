@@ -9,7 +9,7 @@ of it is decompressed. Then SRC is loaded with `weights_only=True`
 (stylegan2.checkpoint.load_untrusted: a state dict with exactly the keys and shapes of a
 StyleGAN2 generator, float32/float16/bfloat16 weights, all finite), and the weights are
 re-saved with `save_generator` (plain tensors and builtins, nothing of the upload's pickle
-survives) to DST. It prints one JSON line: {"ok": true, "size": ..., "sha256": ...} or
+survives) to DST. It prints one JSON line: {"ok": true, "size": ..., "sha256": ..., "family": ...} or
 {"ok": false, "error": "why"}, plus "disk_full": true when writing DST ran out of space
 (exit 0 / 2).
 """
@@ -154,7 +154,7 @@ def validate(src: str, dst: str) -> dict[str, Any]:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         return {"ok": False, "error": "the disk is full", "disk_full": True}
-    return {"ok": True, "size": int(identity["size"]), "sha256": digest}
+    return {"ok": True, "size": int(identity["size"]), "sha256": digest, "family": loaded.family}
 
 
 def main(argv: list[str]) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -175,3 +176,17 @@ def test_without_the_face_detector_the_cli_suggests_no_align(files, tmp_path, ca
     err = _refused(capsys, args)
     assert "no-such-s3fd.pth" in err
     assert "--no-align" in err and "needs no face detector" in err
+
+
+def test_a_stylegan3_generator_is_refused_naming_the_flag(capsys, tmp_path: Path) -> None:
+    """Photos go into StyleGAN2 generators only: the CLI says so before loading an encoder."""
+    photo = tmp_path / "p.png"
+    PIL.Image.new("RGB", (64, 64), (90, 120, 200)).save(photo)
+    sg3 = Path(__file__).resolve().parents[1] / "data" / "nvidia" / "sg3_t_64.pkl"
+    try:
+        code = main(["invert", str(photo), "--generator", str(sg3), "--no-align",
+                     "--encoder", "none", "--out", str(tmp_path / "out")])  # fmt: skip
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and "argument --generator" in err and "StyleGAN2 generators only" in err

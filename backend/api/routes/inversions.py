@@ -63,14 +63,14 @@ from invert import weights
 from invert.photos import PhotoRejected, decode_photo, encode_png
 from jobs import store
 from jobs.db.models import ACTIVE, Job, JobStatus
-from jobs.generators import check_generator_name
-from jobs.kinds import EDIT, INVERT
+from jobs.generators import check_generator_name, family_of
+from jobs.kinds import ADAPTED_KINDS, EDIT, INVERT
 from jobs.settings import Settings
 from jobs.storage import incoming_dir
 from nada import rundir
 from nada.declare import describe
 from nada.errors import ParamError
-from nada.photo_params import EditParams, InvertParams, check_encoder
+from nada.photo_params import EditParams, InvertParams, check_encoder, check_photo_family
 
 router = APIRouter(tags=["photos"])
 
@@ -104,6 +104,7 @@ def _create_inversion(sub: Submission, photo: Path, params_text: str | None) -> 
             params_text, photo_sha256=hashlib.sha256(png).hexdigest()
         )
         check_generator_name(params.generator, settings.data_dir)
+        check_photo_family(family_of(params.generator, settings.data_dir))
         _check_encoder(params)
         check_models(params, settings.data_dir)
     except ParamError as exc:
@@ -318,7 +319,7 @@ def create_edit(job_id: JobId, body: EditCreate, sub: SubmissionDep) -> EditPubl
     photo in the new domain). Done once per photo and job: the same request again answers
     200 with the existing edit."""
     session, settings, owner = sub.session, sub.settings, sub.owner
-    job = store.get_job(session, job_id=job_id, owner=owner, kind="adapt")
+    job = store.get_job(session, job_id=job_id, owner=owner, kind=ADAPTED_KINDS)
     inversion = store.get_job(session, job_id=body.inversion_id, owner=owner, kind=INVERT.name)
     if job.status != JobStatus.succeeded:
         raise store.JobConflict(f"job {job_id} is {job.status}; edits need a finished job")

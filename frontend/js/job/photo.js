@@ -8,7 +8,7 @@
 // photo-list.js ("Your photos"), photo-memory.js (localStorage). This file runs one try at
 // a time: upload → follow the inversion → ask for the edit → follow it.
 
-import { api } from "../api.js";
+import { api, listOf } from "../api.js";
 import { h, setText } from "../dom.js";
 import { ACTIVE, FINISHED, STAGE_LABEL, duration, whereText } from "../format.js";
 import { progressBar } from "../jobs.js";
@@ -57,6 +57,8 @@ export function photoCard({ jobId }) {
   const list = photoList({ onUse: (entry) => startRemembered(entry) });
   const result = photoResult({ jobId });
   const generatorName = h("strong", {});
+  // Photos go into StyleGAN2 generators only (the e4e encoder and latent.pt speak its W+).
+  const familyNote = h("p", { class: "photo-family-note", "data-role": "photo-family", hidden: true });
   const status = h("p", { class: "photo-status", role: "status", "aria-live": "polite" });
   const steps = h("span", { class: "photo-steps muted small" });
   const bar = h("div", { class: "progress-slot" });
@@ -68,7 +70,7 @@ export function photoCard({ jobId }) {
     h("div", { class: "panel-head" }, h("h2", { id: "photo-heading" }, "Try it on a photo")),
     h("p", { class: "muted small photo-intro" }, "Your photo is put into the base generator ", generatorName,
       " once; then this job's adapted generator draws it. Other jobs adapted from the same generator can reuse it."),
-    form.element, list.element, run, failure, result.element);
+    familyNote, form.element, list.element, run, failure, result.element);
 
   function setBusy(value) {
     busy = value;
@@ -259,12 +261,22 @@ export function photoCard({ jobId }) {
   });
 
   function update(job) {
-    const show = (job.kind || "adapt") === "adapt" && job.status === "succeeded" && Boolean(job.params && job.params.generator);
+    const show = ["adapt", "domain"].includes(job.kind || "adapt") && job.status === "succeeded" && Boolean(job.params && job.params.generator);
     element.hidden = !show;
     if (!show || job.params.generator === generator) return;
     generator = job.params.generator;
     setText(generatorName, generator);
     list.show(generator);
+    const asked = generator;
+    api.generators().then((body) => {
+      const entry = listOf(body).find((g) => g.name === asked);
+      const family = entry && entry.family;
+      const other = asked === generator && family && family !== "stylegan2";
+      familyNote.hidden = !other;
+      form.element.hidden = Boolean(other);
+      list.element.hidden = Boolean(other);
+      if (other) setText(familyNote, `${asked} is a ${family} generator: photos go into StyleGAN2 generators only (the photo encoder speaks StyleGAN2's latent space). Explore it with seeds instead.`);
+    }, () => {});
   }
 
   /** The view is closing: stop following (the service finishes the work regardless). */

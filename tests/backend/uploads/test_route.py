@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from jobs.settings import Settings
 from stylegan2.checkpoint import load_generator
@@ -192,3 +193,19 @@ def test_nvidia_pickles_upload_as_generators(
     loaded = load_generator(stored)
     assert loaded.family == family and loaded.resolution == 64
     assert leftovers() == []
+    listed = {g["name"]: g for g in client.get("/api/v1/generators").json()["data"]}
+    assert listed["nvidia-gen"]["family"] == family
+    # photo inversion (e4e) is StyleGAN2's: a StyleGAN3 generator is refused at once
+    photo = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(photo, "PNG")
+    r = client.post(
+        "/api/v1/inversions",
+        files={"file": ("p.png", photo.getvalue(), "image/png")},
+        data={"params": json.dumps({"generator": "nvidia-gen", "align": False})},
+    )
+    if family == "stylegan3":
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == ["body", "generator"]
+        assert "StyleGAN2 generators only" in r.json()["detail"][0]["msg"]
+    else:
+        assert r.status_code != 422 or "StyleGAN2 generators only" not in r.text
