@@ -125,7 +125,8 @@ INVERT = register_kind(
 )
 
 
-def _one_step(params: EditParams) -> int:
+def _one_step(params: Any) -> int:
+    """Kinds done in one step (an edit, a ready-made domain)."""
     return 1
 
 
@@ -230,17 +231,13 @@ class DomainParams:
         return f"domain:{self.domain}"
 
 
-def _domain_steps(params: DomainParams) -> int:
-    return 1
-
-
 # adapted.pt only: no resume.pt, so a continuation is refused (it needs an adaptation's
 # optimiser state), and no metrics.jsonl (nothing was trained here).
 DOMAIN = register_kind(
     JobKind(
         name="domain",
         parse=DomainParams.from_dict,
-        total_steps=_domain_steps,
+        total_steps=_one_step,
         result_files=(rundir.ADAPTED,),
         description="publish a ready-made adapted generator as a finished job (no training)",
         lane=FAST,

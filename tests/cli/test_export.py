@@ -6,23 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
-from cli.main import main
 from stylegan2 import load_generator, save_generator
 from stylegan2.nvidia_pickle import read_nvidia_pickle
+from tests.cli.test_models import run
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "nvidia"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # parser.exit for CLIError and usage errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_a_checkpoint_exports_and_reads_back(capsys, tmp_path: Path) -> None:

@@ -21,15 +21,9 @@ from stylegan2.registry import GeneratorInfo
 
 from .conftest import serve_directory
 from .test_loaded_generator import NVIDIA, check_every_field
+from .test_registry import isolated  # noqa: F401 (autouse: a private cache and registry)
 
 BOX = (0, 8, 64, 56)  # a letterbox, as lsun-car-512's
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setenv("NADA_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(registry.GENERATORS, "_entries", dict(registry.GENERATORS._entries))
-    return tmp_path / "cache"
 
 
 @pytest.fixture
