@@ -54,6 +54,13 @@ export function availabilityBadge(item) {
   return state === "cached" ? "cached" : "";
 }
 
+/** The line under the generator select: what it draws, its family and license (GET
+ * /generators; NVIDIA's files are non-commercial), and its availability (with the size). */
+function generatorFacts(g) {
+  const family = g.family === "stylegan3" ? "StyleGAN3" : "";
+  return [g.description, g.domain, family, g.license, g.random ? "" : availabilityText(g)].filter(Boolean).join(" · ");
+}
+
 /** The sentence under the select: the badge's meaning, in the server's words. */
 function availabilityText(item) {
   if (!item || !item.availability) return "";
@@ -213,7 +220,7 @@ export function jobForm(ctx) {
     const update = () => {
       other.hidden = select.value !== "__other";
       const g = gens.find((x) => x.name === select.value);
-      setText(describe, g ? [g.description, g.domain, g.random ? "" : availabilityText(g)].filter(Boolean).join(" · ") : select.value === "__other" ? "Any generator the service can load; it answers with the known names if not." : "");
+      setText(describe, g ? generatorFacts(g) : select.value === "__other" ? "Any generator the service can load; it answers with the known names if not." : "");
     };
     select.addEventListener("change", () => { update(); if (!other.hidden) other.focus(); });
     const set = (v) => {

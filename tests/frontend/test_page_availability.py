@@ -20,12 +20,14 @@ class AvailabilityStub(StubApi):
             data = [
                 {"name": "ffhq-1024", "size": 1024, "description": "Faces", "url": "https://x",
                  "sha256": None, "availability": "downloadable",
-                 "availability_note": "downloaded on first use, about 380 MB"},
+                 "availability_note": "downloaded on first use, about 380 MB",
+                 "license": "NVIDIA Source Code License-NC (non-commercial use only)"},
                 {"name": "mine-256", "size": 256, "description": "Ours", "url": None,
                  "sha256": None, "availability": "manual",
                  "availability_note": "not on this server and not downloadable"},
                 {"name": "cached-512", "size": 512, "description": "Here", "url": None,
-                 "sha256": None, "availability": "cached", "availability_note": ""},
+                 "sha256": None, "availability": "cached", "availability_note": "",
+                 "family": "stylegan3"},
             ]  # fmt: skip
             return self._json(route, {"data": data, "count": 3, "random_sizes": [32]})
         if api == "clip-models":
@@ -55,7 +57,10 @@ def test_generator_and_clip_options_carry_their_availability(page):
     assert "cached" in options["cached-512"]["text"]
     assert "cached" not in options["random-32"]["text"]  # its group says: no download
     assert select.input_value() == "ffhq-1024"  # the default: downloadable, so usable
-    assert "about 380 MB" in page.locator(".generator-desc").inner_text()
+    desc = page.locator(".generator-desc")
+    assert "about 380 MB" in desc.inner_text() and "non-commercial" in desc.inner_text()
+    select.select_option("cached-512")
+    assert "StyleGAN3" in desc.inner_text()
     labels = page.locator("datalist option").evaluate_all(
         "os => Object.fromEntries(os.map(o => [o.value, o.label]))"
     )
