@@ -36,7 +36,8 @@ from stylegan2.model import Generator
 
 @dataclass(frozen=True)
 class LayerGroup:
-    """A trainable part of the synthesis network and the W+ entry it reads."""
+    """A trainable part of the synthesis network and the W+ entry it reads (group k of a
+    StyleGAN3's `layer_groups()` reads ws[:, k]: the input, then L0, L1, ...)."""
 
     name: str  # module path, the prefix of its parameters: 'convs.3', 'synthesis.L3_36_64'
     wplus_index: int  # the W+ entry whose change moves this group's input
@@ -225,9 +226,8 @@ class StyleGAN3Family(Family):
         return checkpoint_payload(module, metadata, latent_avg)
 
     def layer_groups(self, module: Any) -> tuple[LayerGroup, ...]:
-        return tuple(
-            LayerGroup(g.name, g.wplus_index, g.is_rgb, g.is_input) for g in module.layer_groups()
-        )
+        groups: tuple[LayerGroup, ...] = module.layer_groups()
+        return groups
 
     def group_parameters(self, module: nn.Module, names: Iterable[str]) -> list[nn.Parameter]:
         prefixes = tuple(f"{name}." for name in names)

@@ -8,33 +8,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from stylegan2.family import LayerGroup
 from stylegan2.stylegan3.layout import GeneratorConfig, synthesis_layout
 from stylegan2.stylegan3.mapping import MappingNetwork
 from stylegan2.stylegan3.synthesis import SynthesisLayer, SynthesisNetwork
-
-
-@dataclass(frozen=True)
-class LayerGroup:
-    """A trainable part of the synthesis network and the W+ entry it reads.
-
-    `name` is the module path, also the prefix of the group's parameters in the state dict
-    ('synthesis.input', 'synthesis.L3_52_512'). The input reads ws[:, 0], layer L{i} reads
-    ws[:, i + 1]: group k of `layer_groups()` reads ws[:, k], one group per W+ entry.
-    A group's parameters include its `affine` (the map from w to the layer's styles, for
-    the input the rotation and translation); StyleGAN-NADA's own StyleGAN3 code freezes
-    the affines, which a caller does by skipping names containing '.affine.'.
-    """
-
-    name: str
-    wplus_index: int
-    is_input: bool  # the Fourier features (its affine sets the image's rotation/translation)
-    is_rgb: bool  # the ToRGB layer
 
 
 class StyleGAN3Generator(nn.Module):
@@ -87,10 +69,10 @@ class StyleGAN3Generator(nn.Module):
         the input (ws[:, 0]), then L0 .. L{num_layers} (ws[:, 1] .. ws[:, num_ws - 1]), the
         last one being ToRGB. The mapping network is not a group (it is frozen in
         adaptation, as in the StyleGAN2 engine)."""
-        groups = [LayerGroup("synthesis.input", 0, is_input=True, is_rgb=False)]
+        groups = [LayerGroup("synthesis.input", 0, is_rgb=False, is_input=True)]
         for i, name in enumerate(self.synthesis.layer_names):
             layer = getattr(self.synthesis, name)
-            groups.append(LayerGroup(f"synthesis.{name}", i + 1, False, layer.is_torgb))
+            groups.append(LayerGroup(f"synthesis.{name}", i + 1, is_rgb=layer.is_torgb))
         return tuple(groups)
 
     def set_reference_ops(self, enabled: bool = True) -> StyleGAN3Generator:
