@@ -139,10 +139,20 @@ def to_clip_input(images: Tensor, size: tuple[int, int], mean: Tensor, std: Tens
     The reference (the NADA code's clip_preprocess) maps [-1, 1] to [0, 1], resizes with
     bicubic interpolation and normalises with CLIP's mean/std. Antialiasing matters when a
     1024-px image shrinks to 224: without it the loss sees aliased high frequencies that the
-    generator learns to game. Generator images are square, so the center crop is a no-op.
+    generator learns to game. A non-square image (a letterboxed generator's content box, LSUN
+    car's 512x384) is treated as CLIP's own preprocessing does: the short side resized to
+    the input size, then the centre cropped; a square one is simply resized.
     """
     x = (images + 1) * 0.5  # [N, 3, H, W] in [0, 1]
-    if tuple(x.shape[-2:]) != tuple(size):
+    h, w = x.shape[-2:]
+    out_h, out_w = size
+    if h != w and out_h == out_w:  # Resize(short side) then CenterCrop, as clip_preprocess
+        scale = out_h / min(h, w)
+        resized = (max(out_h, round(h * scale)), max(out_w, round(w * scale)))
+        x = F.interpolate(x, size=resized, mode="bicubic", align_corners=False, antialias=True)
+        top, left = (resized[0] - out_h) // 2, (resized[1] - out_w) // 2
+        x = x[..., top : top + out_h, left : left + out_w]
+    elif (h, w) != (out_h, out_w):
         x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
     return (x - mean) / std
 

@@ -68,6 +68,20 @@ def test_to_clip_input_maps_range_resizes_and_normalises_differentiably():
     assert small.sub(0.5).abs().max() < 0.05
 
 
+def test_a_non_square_image_is_resized_by_its_short_side_and_centre_cropped():
+    """CLIP's own preprocessing (Resize(short side), CenterCrop), which the original
+    StyleGAN-NADA applies to LSUN car's 512x384 content: the bars of a stretch never reach
+    CLIP, and the middle of the picture keeps its aspect ratio."""
+    zero, one = torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1)
+    wide = torch.full((1, 3, 48, 64), -1.0)  # 64 wide, 48 high: 8 columns cut on each side
+    wide[..., :, 8:56] = 1.0  # the middle 48 columns white, the sides black
+    x = to_clip_input(wide, (24, 24), zero, one)
+    assert x.shape == (1, 3, 24, 24)
+    assert x.min() > 0.9  # only the white middle survives (bicubic rings a little at the cut)
+    stretched = torch.nn.functional.interpolate((wide + 1) / 2, size=(24, 24), mode="bicubic")
+    assert stretched.min() < 0.01  # a plain resize would have kept the black sides
+
+
 def test_encode_images_has_a_gradient_and_texts_match_open_clip():
     clip = load_clip(f"{TINY_CLIP}:random")
     images = (torch.rand(2, 3, 48, 48) * 2 - 1).requires_grad_(True)
