@@ -78,12 +78,17 @@ def new_job(srv: Server) -> str:
 
 
 async def follow(
-    srv: Server, job_id: str, *, last_event_id: int | None = None, stop_after: int | None = None
+    srv: Server,
+    job_id: str,
+    *,
+    last_event_id: int | None = None,
+    stop_after: int | None = None,
+    into: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """A stream's events (heartbeats left out) until the server ends it, or `stop_after`
-    events, when the client hangs up."""
+    events, when the client hangs up; `into` receives them as they come."""
     headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
-    events: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = [] if into is None else into
     current: dict[str, Any] = {}
     url = f"{API}/jobs/{job_id}/events"
     async with (
@@ -242,11 +247,16 @@ def test_the_stream_of_a_deleted_job_ends(server: Server, settings: Settings) ->
         async with anyio.create_task_group() as tasks:
             result: list[list[dict[str, Any]]] = []
 
+            seen: list[dict[str, Any]] = []
+
             async def read() -> None:
-                result.append(await follow(server, job_id))
+                result.append(await follow(server, job_id, into=seen))
 
             tasks.start_soon(read)
             await anyio.to_thread.run_sync(server.wait_for_subscribers, 1)
+            with anyio.fail_after(10):  # its replay is done: the stream is live
+                while not seen:
+                    await anyio.sleep(0.02)
             with session_scope(settings.db_url) as s:  # an operator's clean-up, say
                 s.execute(delete(JobEvent).where(JobEvent.job_id == job_id))
                 s.execute(delete(Job).where(Job.id == job_id))

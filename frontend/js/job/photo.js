@@ -274,7 +274,7 @@ export function photoCard({ jobId }) {
       const other = asked === generator && family && family !== "stylegan2";
       familyNote.hidden = !other;
       form.element.hidden = Boolean(other);
-      list.element.hidden = Boolean(other);
+      if (other) list.element.hidden = true; // else the list shows itself when it has photos
       if (other) setText(familyNote, `${asked} is a ${family} generator: photos go into StyleGAN2 generators only (the photo encoder speaks StyleGAN2's latent space). Explore it with seeds instead.`);
     }, () => {});
   }
