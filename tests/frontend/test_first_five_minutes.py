@@ -96,7 +96,9 @@ def test_a_new_user_offline_trains_tries_a_photo_and_sweeps(page, tmp_path):
         note = section.locator("[data-role=align-note]")
         note.wait_for()
         assert "face detector" in note.inner_text() and "Already aligned" in note.inner_text()
-        assert section.get_by_label("Already aligned").is_checked()
+        assert api_get(svc, "weights")["photo"]["align"] is False
+        box = section.get_by_label("Already aligned")
+        assert box.is_checked() and box.is_disabled()  # kept on: aligning would be refused
         section.locator("input[type=file]").set_input_files(face_png(tmp_path / "face.png"))
         section.get_by_label("Refinement steps").fill("2")
         section.get_by_role("button", name="Start").click()
