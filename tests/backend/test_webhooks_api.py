@@ -2,7 +2,8 @@
 refused at submission (SSRF), the secret and its rotation, and a job's deliveries made from
 its events, sent by the dispatcher to a real receiver on loopback, retried, signed.
 
-The same through real worker and API processes, with a killed API: test_webhooks_e2e.py."""
+The same through real worker and API processes, with a killed API, and in the page:
+tests/frontend/test_page_webhook.py."""
 
 from __future__ import annotations
 
