@@ -9,6 +9,8 @@ worker publishes the engine's files there, the API serves them) share one layout
     samples/step_000050.png       progress images, one per sampled step
     checkpoints/step_000100.pt    intermediate checkpoints (resume after a lost worker)
     checkpoints/metrics.jsonl     metrics as of the newest intermediate checkpoint (jobs)
+    snapshots/step_000100.pt      the generator kept at every snapshot_every step, with what
+                                  a continuation from that step needs (kept after the run)
     attempts/<n>/                 the engine's working directory of claim n (jobs, temporary)
 
 An inversion (a photo put into a generator's W+, invert/) and an edit (that code rendered
@@ -55,6 +57,7 @@ METRICS = "metrics.jsonl"
 PARAMS = "params.json"
 SAMPLES_DIR = "samples"
 CHECKPOINTS_DIR = "checkpoints"
+SNAPSHOTS_DIR = "snapshots"
 ATTEMPTS_DIR = "attempts"
 PHOTO = "photo.png"
 LATENT = "latent.pt"
@@ -113,6 +116,22 @@ def intermediate_checkpoint_path(root: Path, step: int) -> Path:
 def resume_metrics_path(root: Path) -> Path:
     """metrics.jsonl as of the newest intermediate checkpoint (a resumed run continues it)."""
     return checkpoints_dir(root) / METRICS
+
+
+def snapshots_dir(root: Path) -> Path:
+    return Path(root) / SNAPSHOTS_DIR
+
+
+def snapshot_path(root: Path, step: int) -> Path:
+    """snapshots/step_000100.pt: the run's generator after `step` steps (snapshot_every),
+    in the intermediate checkpoint's layout (a generator file with a resume point)."""
+    return snapshots_dir(root) / _step_name(step, "pt")
+
+
+def snapshot_steps(root: Path) -> list[int]:
+    """Steps of the snapshots present now, oldest first."""
+    found = (step_of(p) for p in snapshots_dir(root).glob("step_*.pt"))
+    return sorted(s for s in found if s is not None)
 
 
 def attempts_dir(root: Path) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -80,6 +81,8 @@ class Job(Base):
     # wall time of one sample pass (progress image + scores) beyond its step: the ETA's
     seconds_per_sample: Mapped[float | None] = mapped_column(Float)
     sample_steps: Mapped[list[int]] = mapped_column(JSON, default=list)  # files in samples/
+    # Steps whose generator was kept (snapshot_every): files in snapshots/ (nada/rundir.py)
+    snapshot_steps: Mapped[list[int] | None] = mapped_column(JSON, default=list)
     # Objective scores (worker/scores.py) by measured step: {"50": {"direction": 0.21, ...}}.
     scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))  # set when adapted.pt is
@@ -105,6 +108,14 @@ class Job(Base):
     # Where to POST this job's events (jobs/webhooks/), and which: start, progress, completed
     webhook_url: Mapped[str | None] = mapped_column(Text)
     webhook_events: Mapped[list[str] | None] = mapped_column(JSON)
+    # Queue order: a higher priority is claimed first, then the oldest queued_at (issue 24).
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Retention (jobs/retention.py): when the resumable state (resume.pt, checkpoints/,
+    # snapshots/) and when the results went; the row stays and says so. disk_bytes: what the
+    # run directory holds (measured when the job finishes and after each removal): quotas.
+    resumable_expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    files_expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disk_bytes: Mapped[int | None] = mapped_column(BigInteger)
     # Lease and fencing (issue #6).
     attempt: Mapped[int] = mapped_column(Integer, default=0)  # claims so far; fencing token
     worker_id: Mapped[str | None] = mapped_column(String(255))  # holder of the current lease
@@ -121,6 +132,7 @@ class Job(Base):
         Index("ix_jobs_created_at", "created_at"),
         Index("ix_jobs_status_created_at", "status", "created_at"),
         Index("ix_jobs_status_queued_at", "status", "queued_at"),
+        Index("ix_jobs_status_priority_queued_at", "status", "priority", "queued_at"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         Index("ix_jobs_status_dispatched_at", "status", "dispatched_at"),
         Index("ix_jobs_owner_created_at", "owner", "created_at"),
