@@ -127,8 +127,11 @@ def test_a_new_user_offline_trains_tries_a_photo_and_sweeps(page, tmp_path):
             "layers=2 · lr=0.002",
             "layers=2 · lr=0.01",
         ]
+        # What the service made: the grid as typed over the form's other values.
         sweep = api_get(svc, f"sweeps/{sweep_id}")
+        assert sweep["grid"] == {"layers": [1, 2], "lr": [0.002, 0.01]}
         assert sweep["base"]["generator"] == "random-32" and sweep["base"]["steps"] == 2
+        assert sweep["base"]["clip_models"] == [{"name": "nada-tiny:random", "weight": 1.0}]
         # Nothing was downloaded on the way: the model cache holds no model file (a lock
         # file is left where a file was looked for: docs/models.md).
         cache = tmp_path / "cache"

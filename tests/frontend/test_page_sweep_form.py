@@ -4,15 +4,11 @@ values, the job count before anything is sent, POST /sweeps with the form's othe
 comparison's short labels for example images, the nav following the view, the sweeps list's
 empty state and the phone header.
 
-Against the stub API (stub_api.py records the POST /sweeps body) and, once, the real
-`nada serve` (a 2x2 sweep of random-32 / nada-tiny:random / 2 steps; its jobs may still be
-queued when the comparison opens).
+Against the stub API (stub_api.py records the POST /sweeps body). The same 2x2 sweep on the
+real `nada serve` and worker is made once, offline, by test_first_five_minutes.py.
 """
 
 from __future__ import annotations
-
-import json
-import urllib.request
 
 import pytest
 from stub_api import StubApi, make_job
@@ -168,34 +164,5 @@ def test_the_phone_header_does_not_overlap(make_page, width):
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
 
 
-def test_a_2x2_sweep_on_the_real_service(page, service):
-    page.goto(service.url)
-    page.locator("form.job-form").wait_for()
-    page.locator("input[name=source_text]").fill("photo")
-    page.locator("input[name=target_text]").fill("sketch")
-    page.get_by_label("Base generator").select_option("random-32")
-    page.locator("details.advanced summary").click()
-    page.get_by_label("Training steps").fill("2")
-    page.get_by_label("Score latents").fill("4")
-    page.get_by_label("CLIP model 1 name").fill("nada-tiny:random")
-    page.get_by_label("Remove CLIP model 2").click()
-    _vary(page, "Layers per step (k)", "1, 2")
-    _vary(page, "Learning rate", "0.002, 0.01")
-    start = page.locator(".sweep-actions button", has_text="Start")
-    assert start.inner_text() == "Start 4 jobs"
-    start.click()
-    page.wait_for_url("**#/sweeps/*")
-    sweep_id = page.url.rsplit("/", 1)[-1]
-    page.locator(".compare-rows .compare-row").nth(3).wait_for(timeout=30000)
-    labels = page.locator(".compare-rows .compare-name").all_inner_texts()
-    assert labels == [
-        "layers=1 · lr=0.002",
-        "layers=1 · lr=0.01",
-        "layers=2 · lr=0.002",
-        "layers=2 · lr=0.01",
-    ]
-    # What the service made: the grid as typed over the form's other values.
-    sweep = json.loads(urllib.request.urlopen(service.api(f"sweeps/{sweep_id}")).read())
-    assert sweep["grid"] == {"layers": [1, 2], "lr": [0.002, 0.01]}
-    assert sweep["base"]["generator"] == "random-32" and sweep["base"]["steps"] == 2
-    assert sweep["base"]["clip_models"] == [{"name": "nada-tiny:random", "weight": 1.0}]
+# The same 2x2 sweep on a real service and worker is made by
+# tests/frontend/test_first_five_minutes.py (offline, from the preset): one real run of it.
