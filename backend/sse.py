@@ -29,7 +29,7 @@ import anyio
 from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from backend.schemas.jobs import sample_url
+from backend.schemas.jobs import sample_url, snapshot_url
 from jobs import store
 from jobs.db.models import ACTIVE, FINISHED, Job, JobEvent
 from jobs.db.session import get_sessionmaker
@@ -54,6 +54,8 @@ def format_event(event: JobEvent) -> str:
     data = {"job_id": event.job_id, "attempt": event.attempt, **event.data}
     if event.kind == "sample":
         data["url"] = sample_url(event.job_id, int(event.data["step"]))
+    elif event.kind == "snapshot":  # snapshot_every: the kept step's download
+        data["url"] = snapshot_url(event.job_id, int(event.data["step"]))
     data["time"] = event.created_at.isoformat()
     return f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(data)}\n\n"
 

@@ -28,9 +28,13 @@ def register(subparsers: Any) -> None:
     )
     add_param_arguments(p)
     p.add_argument("--resume", type=Path, default=None, help="an OUT/checkpoints/*.pt to continue")
-    from cli import continue_run  # --resume-from-result: train a finished run on
+    from cli import (
+        continue_run,  # --resume-from-result: train a finished run on
+        snapshots,  # --min-content, --min-diversity: the recommended step
+    )
 
     continue_run.add_arguments(p)
+    snapshots.add_arguments(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (%(default)s)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -146,6 +150,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         from cli.continue_run import cmd_continue
 
         return cmd_continue(args)
+    if getattr(args, "from_step", None) is not None:
+        raise CLIError("argument --from-step: needs --resume-from-result DIR")
     from worker.example_files import read_examples, store_examples
 
     examples = {name: read_examples(flag_of(name), getattr(args, name)) for name in IMAGE_FIELDS}
@@ -191,5 +197,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise _run_refusal(exc) from None
     finally:
         bar.close()
-    print_summary(result)
+    from cli.snapshots import report
+
+    print_summary(result, **report(args.out, result.steps, args))
     return 0

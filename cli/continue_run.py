@@ -35,6 +35,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="continue the finished run in DIR (its resume.pt) for --steps more steps, "
         "into --out; DIR's parameters are the new run's",
     )
+    p.add_argument(
+        "--from-step",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"with {FLAG}: continue from DIR's snapshot of step N (DIR/snapshots/) instead "
+        "of its last step; the new run's steps are N plus --steps",
+    )
 
 
 def parent_params(run_dir: Path) -> dict[str, Any]:
@@ -112,6 +120,16 @@ def continuation_params(args: argparse.Namespace) -> tuple[AdaptParams, Path]:
     if getattr(args, "resume", None) is not None:
         raise CLIError(f"argument --resume: cannot be combined with {FLAG}")
     parent = parent_params(run_dir)
+    from_step = getattr(args, "from_step", None)
+    if from_step is not None and from_step != parent.get("steps"):
+        start = rundir.snapshot_path(run_dir, from_step)
+        if not start.is_file():
+            kept = ", ".join(map(str, rundir.snapshot_steps(run_dir))) or "none"
+            raise CLIError(
+                f"argument --from-step: {run_dir} has no snapshot at step {from_step} "
+                f"(kept: {kept})"
+            )
+        parent = {**parent, "steps": from_step}
     changes = changes_from_args(args, parent)
     try:
         params = continued_params(parent, args.steps, changes)
@@ -157,5 +175,7 @@ def cmd_continue(args: argparse.Namespace) -> int:
         raise CLIError(f"argument --generator: {exc}") from None
     finally:
         bar.close()
-    print_summary(result, continued_from=str(run_dir))
+    from cli.snapshots import report
+
+    print_summary(result, continued_from=str(run_dir), **report(args.out, result.steps, args))
     return 0

@@ -34,7 +34,7 @@ def training_bar(
     return bar, on_progress
 
 
-def print_summary(result: Any, **extra: str) -> None:
+def print_summary(result: Any, **extra: Any) -> None:
     """The finished run as JSON: checkpoint and its sha256, samples, metrics, steps, time."""
     from nada import rundir
 

@@ -22,6 +22,7 @@ CONTINUE_CHANGES = frozenset(
         "steps",  # the total: the parent's steps plus the continuation's
         "sample_every",
         "checkpoint_every",
+        "snapshot_every",
         "lr",
         "layers",
         "lambda_direction",

@@ -20,6 +20,7 @@ class Progress:
     kind: 'stage' (a new stage began: for an adaptation loading, selecting, training,
         saving, in that order), 'step' (a training/refinement step finished),
         'sample' (a progress image was written), 'checkpoint' (an intermediate .pt was written),
+        'snapshot' (snapshots/step_N.pt was written: snapshot_every),
         'scores' (the objective scores at this step were measured: worker/scores.py).
     step: training steps completed so far (0 before the first).
     losses: loss terms of the last step, by name ('total', 'direction', 'global',

@@ -153,6 +153,11 @@ class AdaptParams(Params):
         0, help="steps between intermediate (resumable) checkpoints; 0 = none",
         label="Checkpoint every", group="output", range=(0, 5000), unit="steps",
     )  # fmt: skip
+    snapshot_every: int = param(
+        0, help="steps between snapshots: the generator (with its scores) kept after the "
+        "run at those steps, each downloadable and continuable from; 0 = none",
+        label="Snapshot every", group="output", range=(0, 5000), unit="steps",
+    )  # fmt: skip
     mixing: float = param(
         0.0, help="probability of style mixing in the training latents",
         label="Style mixing", group="training", range=(0.0, 1.0),

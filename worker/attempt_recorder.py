@@ -142,6 +142,8 @@ class AttemptRecorder:
             ok = self.publish_sample(event.step, Path(event.path))
         elif event.kind == "checkpoint" and event.path is not None:
             self.publish_checkpoint(event.step, Path(event.path))
+        elif event.kind == "snapshot" and event.path is not None:
+            ok = self.publish_snapshot(event.step, Path(event.path))
         elif event.kind == "scores" and event.scores:
             ok = self._write(leases.record_scores, step=event.step, scores=dict(event.scores))
         if ok is False:
@@ -172,6 +174,13 @@ class AttemptRecorder:
         for older in published.parent.glob("step_*.pt"):
             if older != published and (rundir.step_of(older) or 0) < step:
                 older.unlink(missing_ok=True)
+
+    def publish_snapshot(self, step: int, path: Path) -> Any:
+        """Keep snapshots/step_N.pt for good (unlike checkpoints/, nothing older is removed:
+        every snapshot stays downloadable and continuable after the job) and list its step."""
+        self.require_folder()
+        rundir.publish(path, rundir.snapshot_path(self.root, step))
+        return self._write(leases.record_snapshot, step=step)
 
     def should_cancel(self) -> bool:
         """Polled by the engine before every step: stop on a lost lease, a cancel, or the

@@ -31,7 +31,7 @@ from stylegan2.family import family_of
 
 # Parameters that may differ between a run and the run it resumes: they change neither the
 # training steps already taken nor the ones to come.
-RESUMABLE_CHANGES = frozenset({"steps", "sample_every", "checkpoint_every"})
+RESUMABLE_CHANGES = frozenset({"steps", "sample_every", "checkpoint_every", "snapshot_every"})
 # A continuation of a finished run (`start_from`, OUT/resume.pt) may change these and how the
 # steps to come train: nada/continuation.py.
 assert RESUMABLE_CHANGES <= CONTINUE_CHANGES

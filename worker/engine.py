@@ -420,9 +420,12 @@ def run_adaptation(
         params: the job (validated on construction).
         out_dir: receives adapted.pt, resume.pt (what a continuation starts from),
             samples/step_XXXXXX.png, metrics.jsonl, params.json and, with checkpoint_every,
-            checkpoints/step_XXXXXX.pt.
+            checkpoints/step_XXXXXX.pt; with snapshot_every, snapshots/step_XXXXXX.pt (the
+            same layout; every snapshot step is sampled and scored too, the final step is
+            adapted.pt + resume.pt).
         device: 'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...
-        on_progress: receives Progress events (stages, every step, samples, checkpoints).
+        on_progress: receives Progress events (stages, every step, samples, checkpoints,
+            snapshots).
         should_cancel: polled before every step and before saving; True raises Canceled and
             leaves no adapted.pt.
         resume_from: an intermediate checkpoint of the same job to continue from.
@@ -588,7 +591,8 @@ def _train(run: _Adaptation, metrics: Path, event: _Events, cancel: CancelCheck)
             done = run.state.step = step + 1
             if "total" in losses:
                 run.loss_average.update(losses["total"])
-            sampled = done % p.sample_every == 0 or done == p.steps
+            snapshot = bool(p.snapshot_every) and done % p.snapshot_every == 0 and done < p.steps
+            sampled = snapshot or done % p.sample_every == 0 or done == p.steps
             scores = run.scores(done) if sampled else {}
             log_file.write(_metrics_line(run, losses, seconds, selection_seconds, scores))
             log_file.flush()
@@ -605,6 +609,9 @@ def _train(run: _Adaptation, metrics: Path, event: _Events, cancel: CancelCheck)
             if p.checkpoint_every and done % p.checkpoint_every == 0 and done < p.steps:
                 path = run.write_checkpoint(rundir.intermediate_checkpoint_path(run.out_dir, done))
                 event("checkpoint", "training", done, path=path)
+            if snapshot:  # the final step's snapshot is adapted.pt + resume.pt
+                path = run.write_checkpoint(rundir.snapshot_path(run.out_dir, done))
+                event("snapshot", "training", done, path=path)
 
 
 def _metrics_line(

@@ -46,7 +46,7 @@ function mountComparisonOf(main, { load, title, fileStem, back }) {
   const slider = h("input", { type: "range", min: 0, max: 0, step: 1, value: 0, class: "scrubber compare-slider", "aria-label": "Training step of every job", disabled: true });
   const stepText = h("output", { class: "compare-step-text" }, "No samples yet");
   const grid = compareGrid();
-  const table = compareTable({ onSort: sortBy });
+  const table = compareTable({ onSort: sortBy, onStep: showStep });
   const csvButton = h("button", { type: "button", class: "button button-small", disabled: true, onclick: saveCsv }, "Download CSV");
   const sheetButton = h("button", { type: "button", class: "button button-small", disabled: true, onclick: saveSheet }, "Download contact sheet (PNG)");
 
@@ -103,6 +103,15 @@ function mountComparisonOf(main, { load, title, fileStem, back }) {
       ? (state.sort.direction === "ascending" ? "descending" : "ascending")
       : firstDirection(key.split(":")[1]);
     state.sort = { key, direction };
+    render();
+  }
+
+  /** The shared slider to `step` (a job's recommended one), or the last sampled step before it. */
+  function showStep(target) {
+    const index = state.steps.findLastIndex((s) => s <= target);
+    if (index < 0) return;
+    state.stepIndex = index;
+    state.followLast = index === state.steps.length - 1;
     render();
   }
 

@@ -32,7 +32,7 @@ export function mountJobView(main, id, ctx) {
   const examples = examplesCard({ id });
   const banner = statusBanner();
   const progress = progressCard({ id, onJob: (job) => render(job), onRerun: ctx.onRerun });
-  const samples = samplesCard({ id });
+  const samples = samplesCard({ id, onContinueFrom: (step) => more.fromStep(step) });
   const loss = lossCard();
   const scores = scoresCard();
   const layers = layersCard();

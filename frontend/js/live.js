@@ -6,7 +6,7 @@
 
 import { api } from "./api.js";
 
-const EVENT_TYPES = ["queued", "started", "progress", "sample", "checkpoint", "succeeded", "failed", "canceled", "heartbeat", "message"];
+const EVENT_TYPES = ["queued", "started", "progress", "sample", "checkpoint", "snapshot", "succeeded", "failed", "canceled", "heartbeat", "message"];
 const TERMINAL_EVENTS = new Set(["succeeded", "failed", "canceled"]);
 
 /**

@@ -86,3 +86,37 @@ def test_a_run_without_a_resume_point_is_refused(tmp_path, capsys):
         )
     err = capsys.readouterr().err
     assert "argument --resume-from-result" in err and "has no resume.pt" in err
+
+
+def test_snapshots_their_table_and_continuing_from_one(tmp_path, capsys):
+    """--snapshot-every keeps OUT/snapshots/, the run prints them with the recommended
+    step, and --from-step continues from one (equal to a run that stopped there, continued:
+    tests/worker/test_snapshots.py checks the weights)."""
+    out = tmp_path / "snapped"
+    flags = [f for f in TINY if f not in ("--score-latents", "0")] + ["--score-latents", "2"]
+    argv = ["adapt", *flags, "--steps", "3", "--snapshot-every", "1", "--out", str(out)]
+    capsys.readouterr()
+    assert main([*argv, "--min-content", "-1", "--min-diversity", "0"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert [s["step"] for s in summary["snapshots"]] == [1, 2, 3]
+    assert summary["snapshots"][-1]["file"] == str(out / "adapted.pt")
+    assert summary["recommended"]["step"] in (1, 2, 3)  # every step passes these thresholds
+    assert "content >= -1" in summary["recommended"]["reason"]
+    assert "direction" in captured.err and "<- recommended" in captured.err
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == [
+        "step_000001.pt",
+        "step_000002.pt",
+    ]
+
+    more = tmp_path / "from1"
+    argv = ["adapt", "--resume-from-result", str(out), "--from-step", "1", "--steps", "1"]
+    assert main([*argv, "--device", "cpu", "--no-progress", "--out", str(more)]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 2
+    meta = stylegan2.load_generator(str(more / "adapted.pt")).metadata
+    assert meta["continued_from"]["step"] == 1 and meta["steps_done"] == 2
+
+    with pytest.raises(SystemExit) as refused:
+        main([*argv[:4], "7", *argv[5:], "--out", str(tmp_path / "x")])
+    assert refused.value.code == 2
+    assert "argument --from-step: " in capsys.readouterr().err

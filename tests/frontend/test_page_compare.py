@@ -298,6 +298,7 @@ def test_a_sweep_compares_in_the_page_as_it_runs(page, service):
         "source_text": "photo", "target_text": "sketch", "generator": "random-32",
         "clip_models": [{"name": "nada-tiny:random", "weight": 1.0}],
         "steps": 2, "sample_every": 1, "batch_size": 1, "probe_batch": 2, "score_latents": 4,
+        "snapshot_every": 1,
     }  # fmt: skip
     sweep = _post(service, "sweeps", {"base": base, "grid": {"layers": [2, 4]}})
     # Opened at once: the view re-reads the sweep while its jobs are queued or running, and
@@ -337,6 +338,21 @@ def test_a_sweep_compares_in_the_page_as_it_runs(page, service):
     final = {j["id"]: j["scores"][-1]["values"]["diversity"] for j in sweep["jobs"]}
     expected = sorted(final, key=lambda i: -final[i])
     assert list(row_srcs(page)) == expected
+    # Each job's recommended step (its snapshot at 1 or its final step): the table shows
+    # the job JSON's, and its button moves the shared slider there.
+    recommended = {j["id"]: j["recommended_step"] for j in sweep["jobs"]}
+    for job_id, step in recommended.items():
+        cell = page.locator(
+            f".compare-table tr[data-job-id='{job_id}'] [data-role=recommended-step]"
+        )
+        assert cell.inner_text() == ("—" if step is None else f"{step} ★")
+    job_id, step = next((i, s) for i, s in recommended.items() if s is not None)
+    slider.focus()
+    page.keyboard.press("Home" if step == steps[-1] else "End")
+    page.locator(
+        f".compare-table tr[data-job-id='{job_id}'] [data-role=recommended-step] button"
+    ).click()
+    assert page.locator(".compare-step-text").inner_text().startswith(f"Step {step}")
     wait_for_images(page)
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)

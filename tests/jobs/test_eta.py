@@ -36,6 +36,19 @@ def test_sample_passes_left(step: int, total: int, every: int | None, sampled_ye
     assert got == passes
 
 
+def test_snapshot_steps_are_sample_passes_too() -> None:
+    def passes(step: int, total: int, every: int, snapshots: int) -> int:
+        return store.sample_passes_left(
+            step=step, total_steps=total, sample_every=every, sampled_yet=True,
+            snapshot_every=snapshots,
+        )  # fmt: skip
+
+    assert passes(0, 10, 4, 3) == 6  # 3, 4, 6, 8, 9, 10
+    assert passes(0, 12, 4, 6) == 4  # 4, 6, 8, 12 (12 is both, and the last)
+    assert passes(0, 9, 5, 3) == 4  # 3, 5, 6, 9 (the last, a multiple of 3)
+    assert passes(5, 10, 100, 0) == 1  # no snapshots: the last step only
+
+
 def test_seconds_left_adds_the_passes_when_measured() -> None:
     assert store.seconds_left(
         steps_left=6, passes_left=2, seconds_per_step=0.5, seconds_per_sample=30.0

@@ -1,5 +1,7 @@
 // The comparison's numbers: the parameters that differ, the status, and the five scores
-// per job, at the shared step when the job measured there, else its final ones (marked).
+// per job, at the shared step when the job measured there, else its final ones (marked),
+// and its recommended step (snapshot_every; the rule is in docs/api.md) as a button that
+// moves the shared slider there.
 // A column header is a button: it sorts this table and the grid together.
 
 import { h } from "../dom.js";
@@ -9,8 +11,11 @@ import { jobLabel, paramText, scoresAt } from "./model.js";
 
 const ARROW = { ascending: " ▲", descending: " ▼", none: "" };
 
-/** Returns {element, update({jobs, differing, step, sort})}; onSort(key) on a header click. */
-export function compareTable({ onSort }) {
+/**
+ * Returns {element, update({jobs, differing, step, sort})}; onSort(key) on a header click,
+ * onStep(step) on a recommended step's button.
+ */
+export function compareTable({ onSort, onStep }) {
   const table = h("table", { class: "compare-table" });
   const element = h("div", { class: "table-scroll" }, table);
 
@@ -29,6 +34,7 @@ export function compareTable({ onSort }) {
       h("th", { scope: "col" }, "Job"),
       columns.filter((c) => c.key.startsWith("param:")).map(th),
       h("th", { scope: "col" }, "Status"),
+      h("th", { scope: "col", class: "num", title: "the best direction among the job's snapshots that keep content and diversity (docs/api.md)" }, "Recommended step"),
       columns.filter((c) => c.key.startsWith("score:")).map(th));
     const body = jobs.map((job) => {
       const scores = scoresAt(job, step);
@@ -36,6 +42,9 @@ export function compareTable({ onSort }) {
         h("th", { scope: "row" }, h("a", { href: `#/jobs/${encodeURIComponent(job.id)}` }, jobLabel(job, differing))),
         differing.map((name) => h("td", {}, paramText(name, (job.params || {})[name]))),
         h("td", {}, statusPill(job.status)),
+        h("td", { class: "num", "data-role": "recommended-step" }, Number.isInteger(job.recommended_step)
+          ? h("button", { type: "button", class: "sort-button", title: `show step ${job.recommended_step}`, onclick: () => onStep(job.recommended_step) }, `${job.recommended_step} ★`)
+          : "—"),
         SCORES.map(({ name }) => {
           const v = scores ? scores.values[name] : undefined;
           const shown = typeof v === "number" && Number.isFinite(v);
