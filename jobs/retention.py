@@ -27,9 +27,26 @@ from pathlib import Path
 
 from nada import rundir
 
-RESUMABLE = (rundir.RESUME, rundir.START, rundir.CHECKPOINTS_DIR, rundir.ATTEMPTS_DIR)
+RESUMABLE = (
+    rundir.RESUME, rundir.START, rundir.CHECKPOINTS_DIR, rundir.SNAPSHOTS_DIR, rundir.ATTEMPTS_DIR,
+)  # fmt: skip
 KEPT_RECORDS = (rundir.PARAMS, rundir.METRICS, rundir.INVERSION_INFO)
 FINISHED = ("succeeded", "failed", "canceled")
+
+
+class FilesExpired(LookupError):
+    """A job's results (`what` 'results') or resumable state ('resumable') went by
+    retention: the API answers 410 with `code`, not 404, and the row still says so."""
+
+    def __init__(self, job_id: str, what: str = "results", since: datetime | None = None):
+        self.job_id, self.what = job_id, what
+        self.code = "files_expired" if what == "results" else "resumable_expired"
+        noun = "files" if what == "results" else "resumable state (resume.pt, checkpoints)"
+        when = f" on {since:%Y-%m-%d %H:%M} UTC" if since else ""
+        super().__init__(
+            f"job {job_id}'s {noun} expired{when} under the service's retention and were "
+            "removed; the job's record stays"
+        )
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,7 @@ class JobRecord:
     finished_at: datetime | None
     needs: tuple[str, ...] = ()  # ids of the jobs whose files this one reads when it runs
     files_expired: bool = False  # its results went already
+    resumable_expired: bool = False  # its resumable state went already
 
 
 @dataclass(frozen=True)
@@ -93,7 +111,7 @@ def plan(jobs: Iterable[JobRecord], policy: RetentionPolicy, now: datetime) -> l
         age = now - job.finished_at
         if policy.results is not None and age >= policy.results and not job.files_expired:
             out.append(Expiry(job.id, "results"))
-        elif policy.resumable is not None and age >= policy.resumable:
+        elif policy.resumable is not None and age >= policy.resumable and not job.resumable_expired:
             out.append(Expiry(job.id, "resumable"))
     return out
 
@@ -120,6 +138,16 @@ def size_of(path: Path) -> int:
         for name in files + [d for d in dirs if (Path(root) / d).is_symlink()]:
             total += (Path(root) / name).lstat().st_size
     return total
+
+
+def disk_bytes(job_dir: Path) -> int:
+    """What a job's run directory holds (0 when it has none): jobs.disk_bytes, the quota's
+    measure, taken when the job finishes and after each removal. A hard link (a
+    continuation's start.pt) counts in each folder that has it."""
+    try:
+        return size_of(job_dir)
+    except FileNotFoundError:
+        return 0
 
 
 def remove(job_dir: Path, what: str, *, dry_run: bool = False) -> int:

@@ -5,8 +5,9 @@ names them). Their routes differ only in which file, of which kind of job, sent 
 order of the checks is the same for all: the job exists and is this token's (404), it has
 succeeded if the file only exists then (409 saying so), the job names the file where it
 lists its files (a sample's step, an example image: else 404), and the file is there (404
-saying it is missing, not a 500). Starlette's FileResponse then sends it with its
-Last-Modified / ETag.
+saying it is missing, not a 500). A job whose files retention removed answers 410 with the
+code `files_expired` (`resumable_expired` for a checkpoint or snapshot that went: jobs/gc.py).
+Starlette's FileResponse then sends it with its Last-Modified / ETag.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from backend.api.job_views import job_root
 from jobs import store
 from jobs.db.models import Job, JobStatus
+from jobs.retention import FilesExpired
 from jobs.settings import Settings
 
 PNG = "image/png"
@@ -58,6 +60,9 @@ def job_file(
     `inline`: shown by the page rather than downloaded.
     """
     job = store.get_job(session, job_id=job_id, owner=owner, kind=kind)
+    if job.files_expired_at is not None:
+        raise FilesExpired(job_id, "results", job.files_expired_at)
+    resumable_expired = job.resumable_expired_at
     if after_success is not None and job.status != JobStatus.succeeded:
         noun = _NOUN.get(kind or "", "job")
         raise store.JobConflict(
@@ -70,6 +75,8 @@ def job_file(
     download = filename(job) if callable(filename) else filename
     session.close()  # nothing more to ask the database; the file may take a while to send
     if not path.is_file():
+        if resumable_expired is not None:  # an intermediate checkpoint or a snapshot
+            raise FilesExpired(job_id, "resumable", resumable_expired)
         raise HTTPException(status.HTTP_404_NOT_FOUND, missing)
     return FileResponse(
         path,

@@ -163,6 +163,7 @@ def test_a_full_data_dir_is_reported_refuses_jobs_with_507_and_recovers(
         "version": health.json()["version"],
         "data_dir": "full",
         "reason": "the data directory is full",
+        "retention": {"resumable_hours": None, "results_hours": None, "disk_quota_mb": None},
     }
     r = disk_client.post(f"{API}/jobs", json=JOB)
     assert r.status_code == 507, r.text

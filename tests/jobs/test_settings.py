@@ -61,3 +61,19 @@ def test_the_commands_exit_2_without_echoing_tokens(tmp_path: Path, command: lis
     assert result.returncode == 2, result.stderr[-2000:]
     assert "NADA_API_TOKENS" in result.stderr
     assert BOB not in result.stdout + result.stderr
+
+
+def test_retention_settings_are_checked_by_name(environ: pytest.MonkeyPatch) -> None:
+    for variable, bad in [("NADA_RETAIN_RESULTS_HOURS", "-1"), ("NADA_RETAIN_RESUMABLE_HOURS", "inf"),
+                          ("NADA_DISK_QUOTA_MB", "lots"), ("NADA_GC_INTERVAL_SECONDS", "0")]:  # fmt: skip
+        environ.setenv(variable, bad)
+        get_settings.cache_clear()
+        with pytest.raises(SettingsError, match=variable):
+            get_settings()
+        environ.delenv(variable)
+    environ.setenv("NADA_RETAIN_RESULTS_HOURS", "0")  # 0 and empty: kept for ever
+    environ.setenv("NADA_RETAIN_RESUMABLE_HOURS", "")
+    environ.setenv("NADA_DISK_QUOTA_MB", "500")
+    get_settings.cache_clear()
+    settings = get_settings()
+    assert settings.retention.keeps_everything and settings.disk_quota_bytes == 500 * 10**6

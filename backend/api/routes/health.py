@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import text
 
 from backend.api.deps import QueueDep, SessionDep, SettingsDep
-from backend.schemas.health import HealthPublic
+from backend.schemas.health import HealthPublic, RetentionPublic
 from jobs import disk
 from nada import __version__
 
@@ -42,7 +42,8 @@ def healthz(
 ) -> HealthPublic:
     """200 while the database answers; 'degraded' if the broker does not (jobs still queue
     and are dispatched once it is back), or if the data directory is full or not writable
-    (`data_dir` and `reason` say which; new jobs are refused with 507 meanwhile)."""
+    (`data_dir` and `reason` say which; new jobs are refused with 507 meanwhile).
+    `retention` states what the operator keeps (nulls: everything, for ever)."""
     try:
         session.execute(text("SELECT 1"))
         database: Literal["ok", "unavailable"] = "ok"
@@ -59,4 +60,9 @@ def healthz(
         version=__version__,
         data_dir=None if data_dir == "ok" else data_dir,
         reason=disk.REASONS.get(data_dir),
+        retention=RetentionPublic(
+            resumable_hours=settings.retain_resumable_hours or None,
+            results_hours=settings.retain_results_hours or None,
+            disk_quota_mb=settings.disk_quota_mb or None,
+        ),
     )

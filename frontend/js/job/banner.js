@@ -1,5 +1,6 @@
 // The banner under the heading: why a job failed, that it was canceled, that it is done,
-// or that its worker went silent (`stalled`: running, no heartbeat for over a lease).
+// or that its worker went silent (`stalled`: running, no heartbeat for over a lease), or
+// that retention removed its files (`files_expired`: the downloads and pictures are gone).
 // Hidden while the job is queued or running as it should.
 
 import { fill, h } from "../dom.js";
@@ -37,6 +38,9 @@ export function statusBanner() {
     } else if (job.status === "canceled") {
       show("canceled", "status", h("strong", {}, "Canceled. "),
         job.step ? `Stopped after step ${job.step} of ${job.total_steps || "?"}; no final checkpoint was written.` : "It never started training.");
+    } else if (job.files_expired) {
+      show("expired", "status", h("strong", {}, "Files expired. "),
+        "The service's retention removed this job's files (checkpoint, pictures); its record, parameters and scores stay.");
     } else if (job.status === "succeeded") {
       const took = tookSeconds(job);
       show("succeeded", "status", h("strong", {}, "Done. "), `The adapted generator is ready${took !== null ? ` (trained in ${duration(took)})` : ""}.`);
