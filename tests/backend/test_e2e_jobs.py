@@ -339,14 +339,26 @@ def test_job_runs_to_success_with_samples_checkpoint_and_events(deployment: Depl
     )
 
 
-def test_cancel_a_queued_and_a_running_job(deployment: Deployment) -> None:
+def test_cancel_a_queued_and_a_running_job_and_priority_goes_first(
+    deployment: Deployment,
+) -> None:
+    """Cancel a queued and a running job; meanwhile three normal jobs and then one of
+    priority 5 queued behind the running one: the priority one starts next, then the three
+    in their order (jobs/leases.py claim_job: the embedded transport has no message
+    priorities and Redis's are not used, a message is a place in its lane's queue)."""
     d = deployment
     running = d.submit(seed=1, **LONG)
     queued = d.submit(steps=4, seed=2)
     d.wait_status(running, "running")
     assert d.job(queued)["status"] == "queued" and d.job(queued)["queue_position"] == 1
+    normal = [d.submit(steps=1, seed=10 + i) for i in range(3)]
+    r = d.http.post(f"{API}/jobs", json={**TINY, "steps": 1, "seed": 20, "priority": 5})
+    assert r.status_code == 202 and r.json()["priority"] == 5, r.text
+    high = r.json()["id"]
+    assert [d.job(j)["queue_position"] for j in (high, queued, *normal)] == [1, 2, 3, 4, 5]
     r = d.http.post(f"{API}/jobs/{queued}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "canceled"
+    assert [d.job(j)["queue_position"] for j in (high, *normal)] == [1, 2, 3, 4]
     events = EventRecorder(d.base, running)
     r = d.http.post(f"{API}/jobs/{running}/cancel")
     assert r.status_code == 202 and r.json()["cancel_requested"]
@@ -355,7 +367,9 @@ def test_cancel_a_queued_and_a_running_job(deployment: Deployment) -> None:
     events.join(30)
     assert events.kinds()[-1] == "canceled"
     assert d.http.post(f"{API}/jobs/{running}/cancel").status_code == 409
-    assert d.job(queued)["started_at"] is None  # its message, when delivered, did nothing
+    started = {j: d.wait_status(j, "succeeded")["started_at"] for j in (high, *normal)}
+    assert sorted(started, key=started.__getitem__) == [high, *normal], started
+    assert d.job(queued)["started_at"] is None  # canceled before any message reached it
     assert d.http.delete(f"{API}/jobs/{queued}").status_code == 204
 
 

@@ -148,7 +148,7 @@ def test_reaper_fails_a_job_after_max_attempts(db_url: str) -> None:
 
 
 def test_cancel_queued_running_and_finished(db_url: str) -> None:
-    queued, running = _new_job(db_url), _new_job(db_url)
+    running, queued = _new_job(db_url), _new_job(db_url)  # a message takes the oldest
     claim = _claim(db_url, running)
     with session_scope(db_url) as s:
         assert store.request_cancel(s, job_id=queued).status == "canceled"
