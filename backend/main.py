@@ -28,6 +28,7 @@ from backend.api.routes import (
     params,
     renders,
     session,
+    snapshots,
     sweeps,
     webhooks,
     weights,
@@ -39,7 +40,9 @@ from backend.security import SubmissionLimiter
 from backend.sse import EventHub
 from backend.webhook_dispatcher import WebhookDispatcher
 from jobs.db.session import migrate
+from jobs.gc import QuotaExceeded
 from jobs.queue import JobQueue, Reaper
+from jobs.retention import FilesExpired
 from jobs.settings import Settings, get_settings
 from jobs.store import JobConflict, JobNotFound
 from nada import __version__
@@ -122,10 +125,20 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     async def _conflict(_: Request, exc: JobConflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
+    @app.exception_handler(QuotaExceeded)
+    async def _over_quota(_: Request, exc: QuotaExceeded) -> JSONResponse:
+        body = {"detail": str(exc), "code": exc.code, "used_bytes": exc.used}
+        return JSONResponse({**body, "quota_bytes": exc.quota}, status_code=403)
+
+    @app.exception_handler(FilesExpired)  # retention removed them: gone, not unknown
+    async def _gone(_: Request, exc: FilesExpired) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "code": exc.code}, status_code=410)
+
     # Every /api/v1 route needs a token when NADA_API_TOKENS is set; /healthz stays open.
     for module in (
         jobs,
         continuations,
+        snapshots,
         sweeps,
         inversions,
         renders,

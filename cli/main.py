@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "cli.domains",  # domains list|pull|add: ready-made adapted generators
     "cli.worker",  # worker: a Celery worker taking jobs from the queues
     "cli.serve",  # serve: the API, the page and a local worker
+    "cli.gc",  # gc: finished jobs' files past the retention removed
 )
 
 

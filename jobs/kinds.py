@@ -84,6 +84,12 @@ def lane_of(kind: str, params: dict[str, Any] | None = None) -> str:
         return TRAIN
 
 
+def kinds_never_on(lane: str) -> list[str]:
+    """The kinds none of whose jobs go to `lane` (a kind that decides per job may go to
+    either); for narrowing a query before lane_of decides."""
+    return [k.name for k in _KINDS.values() if k.lane_for is None and k.lane != lane]
+
+
 def get_kind(name: str) -> JobKind:
     try:
         return _KINDS[name]

@@ -33,6 +33,7 @@ from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobs.db.models import FINISHED, Job, JobStatus, UTCDateTime
+from jobs.kinds import kinds_never_on, lane_of
 from jobs.store import add_event, seconds_left, stored_passes_left, utcnow
 
 WORKER_LOST = "worker_lost"
@@ -62,20 +63,99 @@ def _sql_time(now: Any) -> Any:
     return literal(now, UTCDateTime()) if isinstance(now, datetime) else now
 
 
+_CANDIDATES = 50  # queued jobs read per claim, in start order (then the lane decides)
+
+
 def claim_job(
     session: Session, *, job_id: str, worker_id: str, lease_seconds: float, max_attempts: int
 ) -> Claim | None:
-    """Take the job for this worker, or None if it is not claimable (done, canceled, held by
-    a live worker, or out of attempts: the reaper fails those)."""
+    """Take a job for this worker on the broker message of `job_id`, or None if there is
+    nothing for it to take.
+
+    Priority (jobs/priority.py) is honoured here, the same on both transports (the embedded
+    SQLite one has no message priorities): a message is a place in its lane's queue, not a
+    ticket for one job. Whatever job it names, the worker takes the first claimable queued
+    job of that job's lane in start order (the highest priority, then the oldest), the
+    order store.queue_position counts in; when that is another job, its 'started' event
+    says whose message it came on (`in_place_of`). Each queued job still has a message of
+    its lane in the broker (every take uses up one message and one queued job of the lane;
+    a message that finds its lane empty goes unused), so nothing waits for the reaper, and
+    the start order does not depend on the order the broker delivers in. Every take is one
+    conditional UPDATE: of two workers racing for a job one wins, the other tries the next.
+
+    The message's own job is taken, too, when it is running with an expired lease (its
+    worker vanished: a re-delivered message). None: the lane has nothing claimable (a
+    duplicate message, or one of a done or canceled job), or the job's row is gone.
+    """
+    own = session.execute(select(Job.status, Job.kind, Job.params).where(Job.id == job_id)).first()
+    if own is None:
+        return None
+    if own.status == JobStatus.running:
+        claim = _take(
+            session, job_id=job_id, worker_id=worker_id, lease_seconds=lease_seconds,
+            max_attempts=max_attempts,
+        )  # fmt: skip
+        if claim is not None:  # a running job whose lease expired: its worker vanished
+            return claim
+    lane = lane_of(own.kind, own.params)
+    for _ in range(3):  # every candidate lost to racing workers: read the queue again
+        candidates = _start_order(session, lane=lane, max_attempts=max_attempts)
+        if own.status == JobStatus.queued and job_id not in candidates:
+            candidates.append(job_id)  # past the candidates read: its own place still holds
+        if not candidates:
+            return None
+        for candidate in candidates:
+            claim = _take(
+                session, job_id=candidate, worker_id=worker_id, lease_seconds=lease_seconds,
+                max_attempts=max_attempts, in_place_of=None if candidate == job_id else job_id,
+            )  # fmt: skip
+            if claim is not None:
+                return claim
+    return None
+
+
+def _start_order(session: Session, *, lane: str, max_attempts: int) -> list[str]:
+    """The first claimable queued jobs of `lane`, in the order they start (priority, then
+    queue time, then id: the index on status, priority, queued_at)."""
+    rows = session.execute(
+        select(Job.id, Job.kind, Job.params)
+        .where(
+            Job.status == JobStatus.queued,
+            Job.cancel_requested.is_(False),
+            Job.attempt < max_attempts,
+            Job.kind.not_in(kinds_never_on(lane)),
+        )
+        .order_by(Job.priority.desc(), Job.queued_at, Job.id)
+        .limit(_CANDIDATES)
+    ).all()
+    return [row.id for row in rows if lane_of(row.kind, row.params) == lane]
+
+
+def _take(
+    session: Session,
+    *,
+    job_id: str,
+    worker_id: str,
+    lease_seconds: float,
+    max_attempts: int,
+    in_place_of: str | None = None,
+) -> Claim | None:
+    """The one conditional claim of one job: queued, or running with an expired lease
+    (unless it is taken `in_place_of` another job: queued only)."""
     now = _now(session)
     expired = and_(Job.status == JobStatus.running, Job.lease_expires_at < now)
+    claimable = (
+        Job.status == JobStatus.queued
+        if in_place_of
+        else or_(Job.status == JobStatus.queued, expired)
+    )
     row = session.execute(
         update(Job)
         .where(
             Job.id == job_id,
             Job.cancel_requested.is_(False),
             Job.attempt < max_attempts,
-            or_(Job.status == JobStatus.queued, expired),
+            claimable,
         )
         .values(
             status=JobStatus.running,
@@ -90,13 +170,10 @@ def claim_job(
     ).first()
     if row is None:
         return None
-    add_event(
-        session,
-        job_id=job_id,
-        kind="started",
-        attempt=row.attempt,
-        data={"status": "running", "attempt": row.attempt, "worker": worker_id},
-    )
+    data: dict[str, Any] = {"status": "running", "attempt": row.attempt, "worker": worker_id}
+    if in_place_of:
+        data["in_place_of"] = in_place_of
+    add_event(session, job_id=job_id, kind="started", attempt=row.attempt, data=data)
     return Claim(
         job_id=job_id, attempt=row.attempt, params=row.params, kind=row.kind, step=row.step
     )
@@ -200,6 +277,23 @@ def record_sample(session: Session, *, job_id: str, attempt: int, step: int) -> 
     steps = sorted({*row.sample_steps, step})  # a resumed attempt may sample a step again
     session.execute(update(Job).where(Job.id == job_id).values(sample_steps=steps))
     add_event(session, job_id=job_id, kind="sample", attempt=attempt, data={"step": step})
+    return True
+
+
+def record_snapshot(session: Session, *, job_id: str, attempt: int, step: int) -> bool:
+    """Record that snapshots/step_<step>.pt was published (worker/attempt_recorder.py);
+    False = lease lost. A resumed attempt keeps the earlier attempts' steps."""
+    row = session.execute(
+        update(Job)
+        .where(_fence(job_id, attempt))
+        .values(heartbeat_at=utcnow())
+        .returning(Job.snapshot_steps)
+    ).first()
+    if row is None:
+        return False
+    steps = sorted({*(row.snapshot_steps or []), step})
+    session.execute(update(Job).where(Job.id == job_id).values(snapshot_steps=steps))
+    add_event(session, job_id=job_id, kind="snapshot", attempt=attempt, data={"step": step})
     return True
 
 

@@ -18,7 +18,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 from sqlalchemy.exc import SQLAlchemyError
 
-from jobs import image_pool, leases, sessions, store, temp_files
+from jobs import gc, image_pool, leases, sessions, store, temp_files
 from jobs.db.session import session_scope
 from jobs.kinds import TRAIN
 from jobs.settings import Settings
@@ -263,7 +263,8 @@ def housekeeping(settings: Settings) -> None:
 
 
 class Reaper(threading.Thread):
-    """Runs `sweep` every settings.reap_every seconds until stop() (daemon thread)."""
+    """Runs `sweep` every settings.reap_every seconds until stop() (daemon thread), and
+    the retention pass (jobs/gc.py) every NADA_GC_INTERVAL_SECONDS when one is set."""
 
     def __init__(self, settings: Settings, queue: JobQueue):
         super().__init__(name="nada-reaper", daemon=True)
@@ -273,12 +274,19 @@ class Reaper(threading.Thread):
 
     def run(self) -> None:
         last_prune = float("-inf")  # the first pass, at start-up, does the housekeeping too
+        last_gc = float("-inf")  # and the retention pass, when a retention is set
         while not self._stop_event.wait(self.settings.reap_every):
             try:
                 sweep(self.settings, self.queue)
                 if time.monotonic() - last_prune > _PRUNE_EVERY_S:
                     last_prune = time.monotonic()
                     housekeeping(self.settings)
+                policy = self.settings.retention
+                if not policy.keeps_everything and (
+                    time.monotonic() - last_gc > self.settings.gc_interval_seconds
+                ):
+                    last_gc = time.monotonic()
+                    gc.collect(self.settings.db_url, self.settings.jobs_dir, policy)
             except Exception:  # a database hiccup must not end the reaper
                 log.exception("reaper pass failed")
 

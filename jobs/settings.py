@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobs import priority
+from jobs.retention import RetentionPolicy
 from jobs.tokens import ApiToken, parse_tokens
 from jobs.webhooks.delivery import RETRY_DELAYS_S, parse_delays
 from jobs.webhooks.targets import Allowance
@@ -59,6 +62,32 @@ class Settings(BaseSettings):
     min_free_disk_mb: float = Field(64.0, ge=0, description="free MiB below which it is full")
     disk_check_seconds: float = Field(5.0, ge=0, description="cache of the write probe, s")
 
+    # Retention and quotas (jobs/retention.py, jobs/gc.py, docs/deploy.md): unset or 0 keeps
+    # everything for ever, as the embedded single-user service always did.
+    retain_resumable_hours: float | None = Field(
+        None,
+        ge=0,
+        le=10**6,
+        allow_inf_nan=False,
+        description="hours a finished job keeps resume.pt, checkpoints/, snapshots/",
+    )
+    retain_results_hours: float | None = Field(
+        None,
+        ge=0,
+        le=10**6,
+        allow_inf_nan=False,
+        description="hours a finished job keeps its results (the row stays)",
+    )
+    disk_quota_mb: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="MB of job files per token; over it submissions are refused",
+    )
+    gc_interval_seconds: float = Field(
+        3600.0, gt=0, description="seconds between the reaper's retention passes"
+    )
+
     # Server-Sent Events.
     sse_poll_seconds: float = Field(0.5, gt=0)
     sse_heartbeat_seconds: float = Field(15.0, gt=0)
@@ -85,6 +114,16 @@ class Settings(BaseSettings):
         40_000_000, ge=1, description="pixels of uploaded images decoded at once, per process"
     )
     max_sweep_jobs: int = Field(32, ge=1, le=1024, description="jobs one sweep may create")
+    # Queue priority (jobs/priority.py): what a token may ask for, 0 (normal) to the cap.
+    max_priority: int = Field(
+        priority.MAX_PRIORITY,
+        ge=priority.MIN_PRIORITY,
+        le=priority.MAX_PRIORITY,
+        description="the highest priority any token may give a job",
+    )
+    token_max_priority: str = Field(
+        "", description="per-token caps by token name, 'alice:9,bob:2' (else max_priority)"
+    )
     max_photo_mb: float = Field(
         20, gt=0, description="largest uploaded photo (POST /inversions), MiB"
     )
@@ -116,6 +155,17 @@ class Settings(BaseSettings):
         Allowance.parse(value)  # raises ValueError naming the entry
         return value
 
+    @field_validator("token_max_priority")
+    @classmethod
+    def _priority_caps_parse(cls, value: str) -> str:
+        priority.parse_caps(value)  # raises ValueError naming the entry
+        return value
+
+    def priority_cap(self, owner: str | None) -> int:
+        """The highest priority `owner` (a token's name) may give a job."""
+        caps = priority.parse_caps(self.token_max_priority)
+        return priority.cap_of(owner, default_cap=self.max_priority, caps=caps)
+
     @field_validator("webhook_retry_seconds")
     @classmethod
     def _webhook_retries_parse(cls, value: str) -> str:
@@ -144,8 +194,9 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "frontend_dir", "database_url", "broker_url", "api_tokens", "cors_origins", mode="before"
-    )
+        "frontend_dir", "database_url", "broker_url", "api_tokens", "cors_origins",
+        "retain_resumable_hours", "retain_results_hours", "disk_quota_mb", mode="before",
+    )  # fmt: skip
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value  # NADA_FRONTEND_DIR= turns the page off
@@ -196,6 +247,23 @@ class Settings(BaseSettings):
     @property
     def jobs_dir(self) -> Path:
         return self.data_dir / "jobs"
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        """NADA_RETAIN_*_HOURS as a policy (0 or unset: kept for ever)."""
+
+        def hours(value: float | None) -> timedelta | None:
+            return timedelta(hours=value) if value else None
+
+        return RetentionPolicy(
+            resumable=hours(self.retain_resumable_hours),
+            results=hours(self.retain_results_hours),
+        )
+
+    @property
+    def disk_quota_bytes(self) -> int | None:
+        """NADA_DISK_QUOTA_MB in bytes (MB = 10**6); None: no quota."""
+        return int(self.disk_quota_mb * 1_000_000) if self.disk_quota_mb else None
 
     @property
     def reap_every(self) -> float:

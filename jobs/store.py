@@ -8,6 +8,7 @@ both win. What workers do (claims, leases, fenced progress, the reaper) is jobs/
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from jobs.db.models import ACTIVE, FINISHED, Job, JobEvent, JobStatus, Sweep
-from jobs.kinds import ADAPT, EDIT, RENDER, JobKind, KindParams, lane_of
+from jobs.kinds import ADAPT, EDIT, RENDER, JobKind, KindParams, kinds_never_on, lane_of
 from jobs.webhooks import outbox
 from nada.ids import new_id
 
@@ -48,16 +49,34 @@ class QueueStats:
 
 
 def sample_passes_left(
-    *, step: int, total_steps: int, sample_every: int | None, sampled_yet: bool
+    *,
+    step: int,
+    total_steps: int,
+    sample_every: int | None,
+    sampled_yet: bool,
+    snapshot_every: int = 0,
 ) -> int:
     """Sample passes (a progress image and, with score_latents, the scores) an adaptation at
-    `step` of `total_steps` still makes: the engine samples every `sample_every` steps and
-    the last step, and once before its first step (`sampled_yet` False: not made yet).
-    A kind without sample steps (sample_every None) makes none."""
+    `step` of `total_steps` still makes: the engine samples every `sample_every` steps, every
+    `snapshot_every` step (a snapshot is scored too) and the last step, and once before its
+    first step (`sampled_yet` False: not made yet). A kind without sample steps
+    (sample_every None) makes none."""
     if not sample_every or sample_every < 1:
         return 0
-    ahead = max(total_steps // sample_every - step // sample_every, 0)
-    if total_steps > step and total_steps % sample_every:
+
+    def multiples(every: int) -> int:  # multiples of `every` in (step, total_steps]
+        return max(total_steps // every - step // every, 0)
+
+    ahead = multiples(sample_every)
+    on_either = sample_every
+    if snapshot_every > 0:
+        on_either = math.lcm(sample_every, snapshot_every)
+        ahead += multiples(snapshot_every) - multiples(on_either)
+    if (
+        total_steps > step
+        and total_steps % sample_every
+        and (snapshot_every < 1 or total_steps % snapshot_every)
+    ):
         ahead += 1  # the last step always samples
     return ahead + (0 if sampled_yet else 1)
 
@@ -81,11 +100,13 @@ def stored_passes_left(
     """sample_passes_left of a job as its row stores it (its params say sample_every, if
     its kind samples; sample_steps, the samples made so far)."""
     every = (params or {}).get("sample_every")
+    snapshots = (params or {}).get("snapshot_every")
     return sample_passes_left(
         step=step,
         total_steps=total_steps,
         sample_every=every if isinstance(every, int) else None,
         sampled_yet=bool(sample_steps),
+        snapshot_every=snapshots if isinstance(snapshots, int) else 0,
     )
 
 
@@ -134,9 +155,11 @@ def create_job(
     sweep_index: int | None = None,
     parent_id: str | None = None,
     webhook: Webhook | None = None,
+    priority: int = 0,
 ) -> Job:
-    """A queued job of `kind` (adaptation unless said). With an idempotency key, a concurrent twin raises IntegrityError at
-    flush (unique owner+key); the caller rolls back and reads the winner. `webhook`: where
+    """A queued job of `kind` (adaptation unless said) of queue `priority` (jobs/priority.py,
+    checked by the caller). With an idempotency key, a concurrent twin raises IntegrityError
+    at flush (unique owner+key); the caller rolls back and reads the winner. `webhook`: where
     its events go (checked by the caller: jobs/webhooks/targets.py)."""
     now = utcnow()
     job = Job(
@@ -153,6 +176,7 @@ def create_job(
         parent_id=parent_id,
         webhook_url=webhook.url if webhook else None,
         webhook_events=list(webhook.events) if webhook else None,
+        priority=priority,
         stage=None,
         step=0,
         total_steps=kind.total_steps(params),
@@ -320,32 +344,45 @@ def queue_stats(session: Session) -> QueueStats:
     )
 
 
+def _queued_ahead_of(job: Job) -> ColumnElement[bool]:
+    """The queued jobs that start before `job`: those of its lane (jobs/kinds.py; a kind
+    that decides per job counts on both) with a higher priority, then those of its
+    priority queued before it: the order jobs.leases.claim_job takes them in."""
+    priority = job.priority or 0
+    return and_(
+        Job.status == JobStatus.queued,
+        Job.kind.not_in(kinds_never_on(lane_of(job.kind, job.params))),
+        or_(
+            Job.priority > priority,
+            and_(
+                Job.priority == priority,
+                or_(
+                    Job.queued_at < job.queued_at,
+                    and_(Job.queued_at == job.queued_at, Job.id < job.id),
+                ),
+            ),
+        ),
+    )
+
+
 def _queued_passes_ahead(session: Session, *, job: Job) -> int:
     """Sample passes of the queued jobs ahead of `job`, each about steps / sample_every + 2
     (its first and last samples); a kind without sample_every counts none."""
     every = Job.params["sample_every"].as_integer()
     passes = session.scalar(
         select(func.coalesce(func.sum(Job.total_steps // every + 2), 0)).where(
-            Job.status == JobStatus.queued,
-            every > 0,
-            or_(
-                Job.queued_at < job.queued_at,
-                and_(Job.queued_at == job.queued_at, Job.id < job.id),
-            ),
+            _queued_ahead_of(job), every > 0
         )
     )
     return int(passes or 0)
 
 
 def queue_position(session: Session, *, job: Job) -> tuple[int, int]:
-    """(1-based place among queued jobs in dispatch order, steps of the queued jobs ahead)."""
+    """(1-based place among the queued jobs of its lane in the order they start: priority,
+    then queue time; steps of the queued jobs ahead)."""
     ahead, steps = session.execute(
         select(func.count(), func.coalesce(func.sum(Job.total_steps), 0)).where(
-            Job.status == JobStatus.queued,
-            or_(
-                Job.queued_at < job.queued_at,
-                and_(Job.queued_at == job.queued_at, Job.id < job.id),
-            ),
+            _queued_ahead_of(job)
         )
     ).one()
     return int(ahead) + 1, int(steps)
@@ -519,6 +556,7 @@ def create_sweep(
     params: list[KindParams],
     owner: str = "",
     webhook: Webhook | None = None,
+    priority: int = 0,
 ) -> tuple[Sweep, list[Job]]:
     """A sweep and its queued adaptation jobs, one per combination, in grid order (the
     caller validated them: jobs.sweeps.expand)."""
@@ -528,8 +566,14 @@ def create_sweep(
     session.add(sweep)
     jobs = [
         create_job(
-            session, params=p, owner=owner, sweep_id=sweep.id, sweep_index=i, webhook=webhook
-        )
+            session,
+            params=p,
+            owner=owner,
+            sweep_id=sweep.id,
+            sweep_index=i,
+            webhook=webhook,
+            priority=priority,
+        )  # fmt: skip
         for i, p in enumerate(params)
     ]
     return sweep, jobs

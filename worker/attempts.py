@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs import disk, leases, storage
+from jobs import disk, gc, leases, storage
 from jobs.db.models import JobStatus
 from jobs.db.session import session_scope
 from jobs.kinds import get_kind
@@ -286,7 +286,17 @@ class Attempt:
         # A continuation's copy of its parent's resume.pt: needed by every attempt until the
         # final state is written (a re-queued attempt starts from it again), then never.
         (self.root / rundir.START).unlink(missing_ok=True)
+        self._record_size()
         return outcome
+
+    def _record_size(self) -> None:
+        """jobs.disk_bytes of the finished job's folder (the quota's measure, jobs/gc.py);
+        best effort: a missed measure only leaves the job uncounted until the next gc."""
+        try:
+            with session_scope(self.settings.db_url) as session:
+                gc.measure(session, self.settings.jobs_dir, self.claim.job_id)
+        except Exception:
+            log.warning("job %s: its disk use was not recorded", self.claim.job_id)
 
     def _write_final(self, status: JobStatus, values: dict[str, Any]) -> bool | None:
         """leases.finish_job, tried again after a database error; None if it never went in.
@@ -381,11 +391,13 @@ def run_job(
     if claim is None:
         log.info("job %s: not claimable, skipping this message", job_id)
         return Outcome.skipped
-    log.info("job %s (%s): attempt %d on %s", job_id, claim.kind, claim.attempt, worker_id)
+    if claim.job_id != job_id:  # a job of a higher priority went ahead (leases.claim_job)
+        log.info("job %s: its message runs job %s, of a higher priority", job_id, claim.job_id)
+    log.info("job %s (%s): attempt %d on %s", claim.job_id, claim.kind, claim.attempt, worker_id)
     attempt = Attempt(settings, claim, engine=engine, models=models)
     try:
         outcome = attempt.run()
     finally:
         attempt.close()
-    log.info("job %s: %s", job_id, outcome)
+    log.info("job %s: %s", claim.job_id, outcome)
     return outcome

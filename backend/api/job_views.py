@@ -19,8 +19,9 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from backend.api.job_snapshots import job_snapshots
 from backend.api.responses import QueueStatsCache, json_response
-from backend.schemas.jobs import JobPublic, job_public
+from backend.schemas.jobs import JobPublic, SamplePublic, job_public
 from jobs import disk, storage, store
 from jobs.db.models import ACTIVE, Job
 from jobs.settings import Settings
@@ -93,6 +94,12 @@ def public_job(
     public.samples = [
         sample for sample in public.samples if rundir.sample_path(root, sample.step).is_file()
     ]
+    if job.snapshot_steps:  # without snapshots, the final step is the only choice
+        kept = job_snapshots(job, root)
+        public.snapshots = [
+            SamplePublic(step=s.step, url=s.url) for s in kept.snapshots if not s.final
+        ]
+        public.recommended_step = kept.recommended.step
     return public
 
 

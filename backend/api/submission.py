@@ -17,23 +17,26 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, Depends, Request, Response, status
+from fastapi import BackgroundTasks, Depends, HTTPException, Request, Response, status
 
 from backend.api.deps import CurrentOwner, QueueDep, SessionDep, SettingsDep
 from backend.api.job_views import admit, check_disk
 from backend.api.upload_errors import unprocessable
+from backend.schemas.priority import PriorityFields
 from backend.schemas.webhooks import WebhookFields
 from invert import weights
-from jobs import availability, store
+from jobs import availability, gc, store
 from jobs.availability import ModelAvailability, ModelUnavailable, unavailable
 from jobs.db.models import Job
 from jobs.kinds import JobKind
+from jobs.retention import FilesExpired
 from jobs.webhooks import outbox, targets
 from nada.params import AdaptParams
 from nada.photo_params import InvertParams, encoder_source
 
 TOO_MANY = "Too many active jobs or submissions; see Retry-After"
 DISK_FULL = "The data directory is full or not writable; try again later"
+OVER_QUOTA = "This token's jobs use its disk quota (code quota_exceeded, with the figures)"
 
 
 def submission_responses(
@@ -50,7 +53,7 @@ def submission_responses(
     if again is not None:
         table[200] = {"description": again}
     table[202] = {"headers": {"Location": {"description": f"the {what}'s URL"}}}
-    for code, answer in {429: TOO_MANY, 507: DISK_FULL, **errors}.items():
+    for code, answer in {403: OVER_QUOTA, 429: TOO_MANY, 507: DISK_FULL, **errors}.items():
         table[code] = {"description": answer} if isinstance(answer, str) else answer
     return dict(sorted(table.items(), key=lambda item: str(item[0])))
 
@@ -138,10 +141,30 @@ class Submission:
         events = tuple(body.webhook_events or outbox.DEFAULT_EVENTS)
         return store.Webhook(body.webhook, events)
 
+    def priority(self, body: PriorityFields | int) -> int:
+        """The request's queue priority (its range checked by the schema: 422), or 403
+        naming `priority` and the cap when it is over what this token may ask for
+        (NADA_MAX_PRIORITY, NADA_TOKEN_MAX_PRIORITY: jobs/priority.py)."""
+        value = body if isinstance(body, int) else body.priority
+        cap = self.settings.priority_cap(self.owner)
+        if value > cap:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"priority {value} is over this token's cap of {cap} (set by the operator: "
+                "NADA_MAX_PRIORITY, NADA_TOKEN_MAX_PRIORITY)",
+            )
+        return value
+
+    def _refuse_expired(self, job_ids: tuple[str, ...]) -> None:
+        """410 (FilesExpired) if one of `job_ids` lost its files to retention."""
+        for job_id in gc.expired_inputs(self.session, job_ids):
+            raise FilesExpired(job_id, "results")
+
     def admit(self, count: int = 1) -> None:
-        """507 while the data directory cannot take new files, then 429 past this token's
-        limits on `count` new jobs (docs/security.md)."""
+        """507 while the data directory cannot take new files, 403 past this token's disk
+        quota, then 429 past its limits on `count` new jobs (docs/security.md)."""
         check_disk(self.settings)
+        gc.check_quota(self.session, self.who, self.settings.disk_quota_bytes)
         admit(self.request, self.session, self.settings, self.owner, count)
 
     def queued(
@@ -164,22 +187,33 @@ class Submission:
         cache_key: str,
         url: Callable[[str], str],
         webhook: store.Webhook | None = None,
+        priority: int = 0,
     ) -> Job:
         """The job of `kind` an identical earlier request made (answered 200), else a new
         one, admitted, committed and queued on its lane (renders, edits; jobs/kinds.py).
-        An earlier job answered from the cache sends no webhook: it has happened."""
+        An earlier job answered from the cache sends no webhook: it has happened; one whose
+        files expired is done again. 410 when a job it reads lost its files to retention,
+        checked again after the commit (the race with a gc pass: jobs/gc.py)."""
         earlier = store.find_cached(
             self.session, owner=self.who, kind=kind.name, cache_key=cache_key
         )
-        if earlier is not None:
+        if earlier is not None and earlier.files_expired_at is None:
             self.answered_before(url(earlier.id))
             return earlier
+        reads = gc.reads_of(None, params.to_dict())
+        self._refuse_expired(reads)
         self.admit()
         job = store.create_job(
             self.session, params=params, kind=kind, owner=self.who, cache_key=cache_key,
-            webhook=webhook,
+            webhook=webhook, priority=priority,
         )  # fmt: skip
         self.session.commit()
+        try:
+            self._refuse_expired(reads)
+        except FilesExpired:
+            store.request_cancel(self.session, job_id=job.id)
+            self.session.commit()
+            raise
         self.queued([job.id], kind, url(job.id), kind.job_lane(params))
         self.session.refresh(job)
         return job

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.clip_tokens import CONTEXT_TOKENS, longest_template_tokens
 from backend.schemas import API_PREFIX
 from backend.schemas.declared import checked, request_model
+from backend.schemas.priority import PRIORITY_FIELDS, PriorityFields
 from backend.schemas.webhooks import WEBHOOK_FIELDS, WebhookFields, WebhookPublic
 from jobs.db.models import Job, JobStatus
 from jobs.kinds import ADAPTED_KINDS
@@ -67,7 +68,7 @@ def _default_clip_models() -> list[ClipModel]:
     return [ClipModel(name=c.name, weight=c.weight) for c in default]
 
 
-class _JobCreateBase(WebhookFields):
+class _JobCreateBase(WebhookFields, PriorityFields):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"source_text": "photo", "target_text": "sketch"}]},
@@ -75,7 +76,7 @@ class _JobCreateBase(WebhookFields):
 
     def to_params(self) -> P.AdaptParams:
         """The engine's parameters; raises ParamError for what only the whole can tell."""
-        return P.AdaptParams.from_dict(self.model_dump(exclude=set(WEBHOOK_FIELDS)))
+        return P.AdaptParams.from_dict(self.model_dump(exclude={*WEBHOOK_FIELDS, *PRIORITY_FIELDS}))
 
 
 JobCreate = request_model(
@@ -133,7 +134,13 @@ class JobPublic(BaseModel):
     )
     step: int
     total_steps: int
-    queue_position: int | None = Field(description="1 = next to start; null unless queued")
+    priority: int = Field(
+        0, description="queue priority, 0 = normal: higher starts first (docs/api.md#priority)"
+    )
+    queue_position: int | None = Field(
+        description="1 = next to start (in priority order, then submission order, among "
+        "the queued jobs of its lane); null unless queued"
+    )
     eta_seconds: float | None = Field(
         description="rough estimate from recent speed: the steps left and the sample "
         "passes left (progress images and scores), queued jobs' too"
@@ -148,6 +155,16 @@ class JobPublic(BaseModel):
     checkpoint_url: str | None
     checkpoints: list[SamplePublic] = Field(
         default_factory=list, description="intermediate checkpoints present now ({step, url})"
+    )
+    snapshots: list[SamplePublic] = Field(
+        default_factory=list,
+        description="snapshots kept (snapshot_every; {step, url}); GET .../snapshots has "
+        "their scores and sizes",
+    )
+    recommended_step: int | None = Field(
+        None,
+        description="the recommended step with the default thresholds (GET .../snapshots "
+        "says why, and takes others); null: none passes, or no scores",
     )
     error: ErrorPublic | None
     attempt: int = Field(description="claims by a worker so far (> 1 after a lost worker)")
@@ -176,6 +193,16 @@ class JobPublic(BaseModel):
     webhook: WebhookPublic | None = Field(
         None, description="where its events go (GET /jobs/{id}/deliveries: each delivery)"
     )
+    files_expired: bool = Field(
+        False,
+        description="its files went under the service's retention (docs/deploy.md): the "
+        "record stays, its file routes answer 410 with code files_expired",
+    )
+    resumable_expired: bool = Field(
+        False,
+        description="its resumable state (resume.pt, intermediate checkpoints, snapshots) "
+        "went: it cannot be continued (410 resumable_expired)",
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -192,6 +219,10 @@ def job_url(job_id: str) -> str:
 
 def sample_url(job_id: str, step: int) -> str:
     return f"{job_url(job_id)}/samples/{step}.png"
+
+
+def snapshot_url(job_id: str, step: int) -> str:
+    return f"{job_url(job_id)}/snapshots/{step}.pt"
 
 
 def jsonable(value: Any) -> Any:
@@ -246,6 +277,7 @@ def job_public(
         stage=job.stage,
         step=job.step,
         total_steps=job.total_steps,
+        priority=job.priority or 0,
         queue_position=queue_position,
         eta_seconds=eta_seconds,
         params=jsonable(job.params),
@@ -254,7 +286,7 @@ def job_public(
         samples=[SamplePublic(step=s, url=sample_url(job.id, s)) for s in job.sample_steps or []],
         scores=_scores(job.scores),
         checkpoint_url=f"{job_url(job.id)}/checkpoint"
-        if succeeded and job.kind in ADAPTED_KINDS
+        if succeeded and job.kind in ADAPTED_KINDS and job.files_expired_at is None
         else None,
         checkpoints=[
             SamplePublic(step=s, url=f"{job_url(job.id)}/checkpoints/{s}.pt")
@@ -278,6 +310,8 @@ def job_public(
         webhook=WebhookPublic(url=job.webhook_url, events=list(job.webhook_events or []))
         if job.webhook_url
         else None,
+        files_expired=job.files_expired_at is not None,
+        resumable_expired=job.resumable_expired_at is not None,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

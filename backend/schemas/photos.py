@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from backend.schemas import API_PREFIX
 from backend.schemas.declared import request_model
 from backend.schemas.jobs import JobPublic
+from backend.schemas.priority import PRIORITY_FIELDS, PriorityFields
 from backend.schemas.webhooks import WEBHOOK_FIELDS, WebhookFields
 from jobs.db.models import JobStatus
 from nada.errors import ParamError
@@ -70,11 +71,16 @@ def parse_form_json(text: str, field: str) -> Any:
         raise ParamError(field, "nests too deeply") from None
 
 
+class PhotoSubmission(WebhookFields, PriorityFields):
+    """What an inversion's `params` object says besides its parameters."""
+
+
 def parse_invert_params(
     text: str | None, *, photo_sha256: str
-) -> tuple[InvertParams, WebhookFields]:
+) -> tuple[InvertParams, PhotoSubmission]:
     """The `params` form field (a JSON object, optional) -> validated InvertParams, and the
-    webhook it names (`webhook`, `webhook_events` in the same object).
+    webhook and priority it names (`webhook`, `webhook_events`, `priority` in the same
+    object).
 
     Raises ParamError naming the field ('params' for JSON that is not an object)."""
     data: Any = {}
@@ -85,9 +91,9 @@ def parse_invert_params(
     for name in SERVER_SET:
         if name in data:
             raise ParamError(name, "is set by the server from the uploaded file")
-    hook = {k: data.pop(k) for k in list(data) if k in WEBHOOK_FIELDS}
+    hook = {k: data.pop(k) for k in list(data) if k in WEBHOOK_FIELDS | PRIORITY_FIELDS}
     try:
-        webhook = WebhookFields.model_validate(hook)
+        webhook = PhotoSubmission.model_validate(hook)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else "webhook"
@@ -169,7 +175,7 @@ class InversionsPublic(BaseModel):
     count: int
 
 
-class _EditCreateBase(WebhookFields):
+class _EditCreateBase(WebhookFields, PriorityFields):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 

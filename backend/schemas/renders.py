@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.schemas import API_PREFIX
 from backend.schemas.declared import request_model
 from backend.schemas.jobs import JobPublic
+from backend.schemas.priority import PriorityFields
 from backend.schemas.webhooks import WebhookFields
 from jobs.db.models import JobStatus
 from nada import rundir
@@ -28,7 +29,7 @@ def render_url(render_id: str) -> str:
     return f"{API_PREFIX}/renders/{render_id}"
 
 
-class _RenderCreateBase(WebhookFields):
+class _RenderCreateBase(WebhookFields, PriorityFields):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 

@@ -14,6 +14,7 @@ from backend.main import create_app
 from jobs import storage, store
 from jobs.db.models import Job
 from jobs.db.session import session_scope
+from jobs.retention import disk_bytes
 from jobs.settings import Settings
 from nada import rundir
 from nada.params import AdaptParams, ClipSpec
@@ -156,6 +157,9 @@ def test_continuing_twice_makes_a_chain(
     assert [s["step"] for s in done["samples"]] == [2, 3]  # its start, then its own step
     root = storage.job_dir(settings.jobs_dir, child["id"])
     assert (root / rundir.RESUME).is_file() and not (root / rundir.START).exists()
+    with session_scope(settings.db_url) as session:
+        measured = session.get(Job, child["id"]).disk_bytes  # type: ignore[union-attr]
+    assert measured == disk_bytes(root) > 0  # the quota's measure, taken as it finished
     assert client.get(f"{API}/jobs/{parent}").json()["children"] == [child["id"]]
 
     # The child continues too: a chain of three, visible from every end.

@@ -255,6 +255,7 @@ def test_broker_down_still_accepts_and_redispatches_later(client, queue, setting
         "database": "ok",
         "broker": "unavailable",
         "version": "0.1.0",
+        "retention": {"resumable_hours": None, "results_hours": None, "disk_quota_mb": None},
     }
     queue.refuse = False
     from jobs.queue import sweep

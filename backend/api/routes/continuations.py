@@ -19,11 +19,13 @@ from backend.api.job_views import JobId, job_root, public_job
 from backend.api.submission import SubmissionDep, check_models, submission_responses
 from backend.api.upload_errors import disk_full, is_disk_full, unprocessable
 from backend.schemas.jobs import JobPublic, job_url
+from backend.schemas.priority import PRIORITY_FIELDS, PriorityFields
 from backend.schemas.webhooks import WEBHOOK_FIELDS, WebhookFields
 from jobs import store
 from jobs.db.models import JobStatus
 from jobs.generators import check_generator_name
 from jobs.kinds import ADAPT
+from jobs.retention import FilesExpired
 from nada import rundir
 from nada.continuation import continued_params
 from nada.errors import ParamError
@@ -31,7 +33,7 @@ from nada.errors import ParamError
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-class ContinueCreate(WebhookFields):
+class ContinueCreate(WebhookFields, PriorityFields):
     """How long to train on, and what to train differently (unset: as the parent did)."""
 
     model_config = ConfigDict(
@@ -49,6 +51,12 @@ class ContinueCreate(WebhookFields):
         None, strict=True, allow_inf_nan=False, description="a new learning rate"
     )
     layers: int | None = Field(None, strict=True, description="a new k (layers trained per step)")
+    from_step: int | None = Field(
+        None,
+        strict=True,
+        description="continue from this snapshot step of the job (GET .../snapshots) "
+        "instead of its last step; the new job's steps are from_step plus `steps`",
+    )
     lambda_direction: float | None = Field(
         None, strict=True, allow_inf_nan=False, description="a new directional loss weight"
     )
@@ -57,7 +65,8 @@ class ContinueCreate(WebhookFields):
     )
 
     def changes(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"steps", *WEBHOOK_FIELDS}, exclude_none=True)
+        skip = {"steps", "from_step", *WEBHOOK_FIELDS, *PRIORITY_FIELDS}
+        return self.model_dump(exclude=skip, exclude_none=True)
 
 
 # Why a job cannot be continued, by its status: "job X failed; only a job that succeeded ..."
@@ -78,6 +87,7 @@ _NOT_YET: dict[str, str] = {
         {
             404: "No job with this id (or not this token's), or not an adaptation",
             409: "The job has not succeeded, or was made before continuations",
+            410: "The job's resumable state expired (code resumable_expired)",
             422: "Invalid steps or parameters (the field is named)",
         },
     ),
@@ -92,15 +102,21 @@ def continue_job(job_id: JobId, body: ContinueCreate, sub: SubmissionDep) -> Job
         raise store.JobConflict(
             f"job {job_id} {_NOT_YET[parent.status]}; only a job that succeeded can be continued"
         )
+    if parent.resumable_expired_at is not None:
+        raise FilesExpired(job_id, "resumable", parent.resumable_expired_at)
     parent_root = job_root(settings, job_id)
     start = parent_root / rundir.RESUME
+    parent_params = parent.params
+    if body.from_step is not None and body.from_step != parent.total_steps:
+        start = _snapshot_start(parent_root, parent.snapshot_steps or [], body.from_step)
+        parent_params = {**parent.params, "steps": body.from_step}
     if not start.is_file():
         raise store.JobConflict(
             f"job {job_id} has no optimiser state to continue from (it finished before "
             "continuations were kept); start a new job instead"
         )
     try:
-        params = continued_params(parent.params, body.steps, body.changes())
+        params = continued_params(parent_params, body.steps, body.changes())
     except ParamError as exc:
         raise unprocessable(exc.field, str(exc)) from None
     try:
@@ -111,18 +127,21 @@ def continue_job(job_id: JobId, body: ContinueCreate, sub: SubmissionDep) -> Job
         check_models(params, settings.data_dir)
     except ParamError as exc:
         raise unprocessable(exc.field, str(exc)) from None
-    webhook = sub.webhook(body)
+    webhook, priority = sub.webhook(body), sub.priority(body)
     sub.admit()
     child = store.create_job(
-        session, params=params, owner=sub.who, parent_id=job_id, webhook=webhook
-    )
+        session, params=params, owner=sub.who, parent_id=job_id, webhook=webhook,
+        priority=priority,
+    )  # fmt: skip
     root = job_root(settings, child.id)
     try:
-        _link_inputs(parent_root, root)
+        _link_inputs(parent_root, root, start)
         session.commit()
     except BaseException as exc:
         session.rollback()
         rundir.remove_tree(root)
+        if isinstance(exc, FileNotFoundError):  # a retention pass took it meanwhile
+            raise FilesExpired(job_id, "resumable") from None
         if is_disk_full(exc):
             raise disk_full("the job was not created") from None
         raise
@@ -133,12 +152,24 @@ def continue_job(job_id: JobId, body: ContinueCreate, sub: SubmissionDep) -> Job
     return public
 
 
-def _link_inputs(parent_root: Path, root: Path) -> None:
-    """The child's own links to what it starts from: the parent's resume.pt (as start.pt)
-    and the example images of an image-guided parent (hard links: no copy, and they
-    outlive the parent's folder)."""
+def _snapshot_start(parent_root: Path, steps: list[int], step: int) -> Path:
+    """The parent's snapshot a continuation `from_step` starts from (same layout as
+    resume.pt: worker.checkpoints.read_start_point reads both), or 422 naming from_step."""
+    path = rundir.snapshot_path(parent_root, step)
+    if step not in steps or not path.is_file():
+        kept = ", ".join(map(str, sorted(steps))) or "none"
+        raise unprocessable(
+            "from_step", f"must be a snapshot step of the job or its last step (kept: {kept})"
+        )
+    return path
+
+
+def _link_inputs(parent_root: Path, root: Path, start: Path) -> None:
+    """The child's own links to what it starts from: the parent's resume.pt or snapshot
+    (as start.pt) and the example images of an image-guided parent (hard links: no copy,
+    and they outlive the parent's folder)."""
     root.mkdir(parents=True, exist_ok=True)
-    rundir.publish(parent_root / rundir.RESUME, root / rundir.START)
+    rundir.publish(start, root / rundir.START)
     images = parent_root / rundir.DOMAIN_IMAGES_DIR
     if images.is_dir():
         for image in images.iterdir():

@@ -10,7 +10,7 @@ answers the existing job (a failed one does not count).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, status
 
 from backend.api.deps import SettingsDep
 from backend.api.job_views import public_job
@@ -18,8 +18,10 @@ from backend.api.submission import SubmissionDep, submission_responses
 from backend.api.upload_errors import unprocessable
 from backend.schemas.domains import DomainPublic, DomainsPublic
 from backend.schemas.jobs import JobPublic, job_url
+from backend.schemas.priority import PRIORITY_DESCRIPTION
 from jobs import availability
 from jobs.kinds import DOMAIN, DomainParams
+from jobs.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 from jobs.settings import Settings
 from stylegan2 import domains
 
@@ -83,7 +85,16 @@ def read_domains(settings: SettingsDep) -> DomainsPublic:
         again="This domain was asked for before: that job",
     ),
 )
-def create_domain_job(name: str, sub: SubmissionDep) -> JobPublic:
+def create_domain_job(
+    name: str,
+    sub: SubmissionDep,
+    priority: int = Query(
+        DEFAULT_PRIORITY,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        description=PRIORITY_DESCRIPTION,
+    ),
+) -> JobPublic:
     """A job that publishes the ready-made domain `name` as its adapted generator (no
     training; seconds once the file is here). When it has succeeded, use it like a
     finished adaptation: photos, renders, comparisons, its checkpoint."""
@@ -97,7 +108,9 @@ def create_domain_job(name: str, sub: SubmissionDep) -> JobPublic:
     if not state.usable:
         raise unprocessable("name", f"ready-made domain {name!r}: {state.note}")
     params = DomainParams.from_dict({"domain": name})
-    job = sub.cached_or_new(DOMAIN, params, params.cache_key(), job_url)
+    job = sub.cached_or_new(
+        DOMAIN, params, params.cache_key(), job_url, None, sub.priority(priority)
+    )
     public = public_job(sub.session, sub.settings, job)
     sub.session.close()
     return public

@@ -109,9 +109,11 @@ def _create_inversion(sub: Submission, photo: Path, params_text: str | None) -> 
         check_models(params, settings.data_dir)
     except ParamError as exc:
         raise unprocessable(exc.field, str(exc)) from None
-    webhook = sub.webhook(hook)
+    webhook, priority = sub.webhook(hook), sub.priority(hook)
     sub.admit()
-    job = store.create_job(session, params=params, kind=INVERT, owner=sub.who, webhook=webhook)
+    job = store.create_job(
+        session, params=params, kind=INVERT, owner=sub.who, webhook=webhook, priority=priority
+    )
     root = job_root(settings, job.id)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -335,7 +337,7 @@ def create_edit(job_id: JobId, body: EditCreate, sub: SubmissionDep) -> EditPubl
         )
     params = EditParams(inversion_id=inversion.id, job_id=job_id)
     key = edit_cache_key(inversion.id, job_id)
-    edit = sub.cached_or_new(EDIT, params, key, edit_url, sub.webhook(body))
+    edit = sub.cached_or_new(EDIT, params, key, edit_url, sub.webhook(body), sub.priority(body))
     public = edit_public(public_job(session, settings, edit))
     session.close()
     return public

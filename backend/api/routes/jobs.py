@@ -119,12 +119,12 @@ def create_job(
         earlier = store.find_idempotent(session, owner=who, key=idempotency_key)
         if earlier is not None:
             return _replay(sub, earlier, digest)
-    webhook = sub.webhook(body)
+    webhook, priority = sub.webhook(body), sub.priority(body)
     sub.admit()  # disk and per-token limits: a replay above needs neither
     try:
         job = store.create_job(
             session, params=params, owner=who, idempotency_key=idempotency_key,
-            request_sha256=digest, webhook=webhook,
+            request_sha256=digest, webhook=webhook, priority=priority,
         )  # fmt: skip
         with images_attached(settings, job.id, params, owner):  # its own copies
             session.commit()
@@ -334,7 +334,7 @@ def read_sample(
     )  # fmt: skip
 
 
-def _checkpoint_filename(job: Job) -> str:
+def checkpoint_filename(job: Job) -> str:
     def slug(text: str) -> str:
         return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "x"
 
@@ -357,7 +357,7 @@ def read_checkpoint(
         session, settings, owner, job_id, rundir.adapted_path,
         after_success="the checkpoint",
         missing=f"the checkpoint file of job {job_id} is missing",
-        media_type=OCTET, filename=_checkpoint_filename,
+        media_type=OCTET, filename=checkpoint_filename,
     )  # fmt: skip
 
 
@@ -380,5 +380,5 @@ def read_intermediate_checkpoint(
         lambda root: rundir.intermediate_checkpoint_path(root, step),
         missing=f"job {job_id} has no checkpoint at step {step}",
         media_type=OCTET,
-        filename=lambda job: _checkpoint_filename(job).removesuffix(".pt") + f"-step{step}.pt",
+        filename=lambda job: checkpoint_filename(job).removesuffix(".pt") + f"-step{step}.pt",
     )  # fmt: skip

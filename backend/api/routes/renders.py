@@ -21,6 +21,7 @@ from backend.api.job_files import job_file
 from backend.api.job_views import JobId, public_job, read_job_view
 from backend.api.submission import SubmissionDep, submission_responses
 from backend.api.upload_errors import unprocessable
+from backend.schemas.priority import PRIORITY_FIELDS
 from backend.schemas.renders import (
     RenderCreate,
     RenderParamsPublic,
@@ -103,7 +104,7 @@ def create_render(job_id: JobId, body: RenderCreate, sub: SubmissionDep) -> Rend
     try:
         params = RenderParams.from_dict(
             {
-                **body.model_dump(exclude=set(WEBHOOK_FIELDS)),
+                **body.model_dump(exclude={*WEBHOOK_FIELDS, *PRIORITY_FIELDS}),
                 "job_id": job.id,
                 "generator": job.params.get("generator"),
             }
@@ -113,7 +114,9 @@ def create_render(job_id: JobId, body: RenderCreate, sub: SubmissionDep) -> Rend
         raise unprocessable(exc.field, str(exc)) from None
     if job.status != JobStatus.succeeded:
         raise store.JobConflict(f"job {job_id} is {job.status}; renders need a finished job")
-    render = sub.cached_or_new(RENDER, params, params.cache_key(), render_url, sub.webhook(body))
+    render = sub.cached_or_new(
+        RENDER, params, params.cache_key(), render_url, sub.webhook(body), sub.priority(body)
+    )
     public = render_public(public_job(session, settings, render))
     session.close()
     return public

@@ -24,6 +24,7 @@ from backend.api.submission import SubmissionDep, check_models, submission_respo
 from backend.api.upload_errors import unprocessable
 from backend.schemas import API_PREFIX
 from backend.schemas.jobs import JobCreate, JobPublic
+from backend.schemas.priority import PriorityFields
 from backend.schemas.webhooks import WebhookFields
 from jobs import store
 from jobs.db.models import ACTIVE, Sweep
@@ -38,7 +39,7 @@ from nada.params import AdaptParams
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
 
-class SweepCreate(WebhookFields):
+class SweepCreate(WebhookFields, PriorityFields):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -147,7 +148,7 @@ def create_sweep(body: SweepCreate, sub: SubmissionDep) -> SweepPublic:
     """Queue one adaptation job per combination of `grid` over `base` (e.g. `{"layers":
     [3, 6, 9, 12], "steps": [150, 300]}`: eight jobs). All or nothing."""
     session, settings, owner = sub.session, sub.settings, sub.owner
-    for name in ("webhook", "webhook_events"):
+    for name in ("webhook", "webhook_events", "priority"):
         if name in body.base or name in body.grid:
             raise unprocessable(name, f"{name} belongs to the sweep, beside base and grid")
     try:
@@ -163,6 +164,7 @@ def create_sweep(body: SweepCreate, sub: SubmissionDep) -> SweepPublic:
             [{"type": "invalid_param", "loc": ("body", *where), "msg": str(exc), "input": None}]
         ) from None
     webhook = sub.webhook(body)  # every job of the sweep sends its own events there
+    priority = sub.priority(body)  # and is queued at this priority
     sub.admit(count=len(combos))
     sweep, jobs = store.create_sweep(
         session,
@@ -171,6 +173,7 @@ def create_sweep(body: SweepCreate, sub: SubmissionDep) -> SweepPublic:
         params=[c.params for c in combos],
         owner=sub.who,
         webhook=webhook,
+        priority=priority,
     )
     made = [(job.id, combo.params) for job, combo in zip(jobs, combos, strict=True)]
     with all_images_attached(settings, made, owner):  # each job's own copies
