@@ -223,7 +223,7 @@ def test_failed_job_reports_its_error(client, settings) -> None:  # type: ignore
 
 
 def test_cancel_queued_running_and_finished(client, settings) -> None:  # type: ignore[no-untyped-def]
-    queued, running = _submit(client)["id"], _submit(client)["id"]
+    running, queued = _submit(client)["id"], _submit(client)["id"]  # a message takes the oldest
     with session_scope(settings.db_url) as s:
         leases.claim_job(s, job_id=running, worker_id="t", lease_seconds=30, max_attempts=3)
     r = client.post(f"{API}/jobs/{queued}/cancel")
