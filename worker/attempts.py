@@ -391,8 +391,8 @@ def run_job(
     if claim is None:
         log.info("job %s: not claimable, skipping this message", job_id)
         return Outcome.skipped
-    if claim.job_id != job_id:  # a job of a higher priority went ahead (leases.claim_job)
-        log.info("job %s: its message runs job %s, of a higher priority", job_id, claim.job_id)
+    if claim.job_id != job_id:  # a message is a place in its lane's queue (leases.claim_job)
+        log.info("job %s: its message runs job %s, first in its lane's queue", job_id, claim.job_id)
     log.info("job %s (%s): attempt %d on %s", claim.job_id, claim.kind, claim.attempt, worker_id)
     attempt = Attempt(settings, claim, engine=engine, models=models)
     try:
