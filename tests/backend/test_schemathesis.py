@@ -24,8 +24,9 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 
 TOKEN = "schemathesis-token-0001"
 # Cases per operation and mode. With tokens the same handlers run behind one more check (the
-# bearer token), so fewer cases there cover what differs.
-EXAMPLES = {"open": 25, "tokens": 10}
+# bearer token), so fewer cases there cover what differs. Bounded for the suite's time: every
+# new route adds its cases to both runs.
+EXAMPLES = {"open": 15, "tokens": 6}
 
 
 @pytest.fixture(scope="module", params=["open", "tokens"])
