@@ -30,6 +30,16 @@ on CUDA also torch.cuda.max_memory_allocated/reserved. Configurations and sides 
 interleaved (with --repeats, the side that goes first alternates), so a load change on a
 shared machine hits both. Ratios are ours / original for each configuration.
 
+Parametrizations (`--parametrizations weights,modulation`): ours trains the layers' weights
+(StyleGAN-NADA) or one style vector per layer on the frozen weights (HyperDomainNet's domain
+modulation, worker/modulation.py); each is its own child, and "modulation / weights" gives
+the ratios of a modulation step to a weights step (time, CPU time, peak RSS; on CUDA peak
+allocated memory) with the domain file's size:
+
+    .venv/bin/python bench/adapt_step.py --size 256 --steps 3 --sides ours \
+        --parametrizations weights,modulation
+    .venv/bin/python bench/adapt_step.py --smoke     # seconds: 16 px, the tiny random CLIP
+
 Memory guard: while a child runs, this process watches MemAvailable; below --min-free-gb it
 kills the child (its own child, nothing else) instead of letting the kernel's OOM killer pick
 a process. The child's figures then say "stopped" with the peak RSS it had reached, a lower
@@ -59,6 +69,12 @@ CONFIGS = {
 }
 BASELINE_OF = {"latent": "latent", "gradient": "latent", "none": "none"}
 SIDES = ("ours", "original")
+PARAMETRIZATIONS = ("weights", "modulation")
+# --smoke: the smallest run of every path of the parametrization comparison (tests)
+SMOKE = {
+    "size": 8, "clip": "nada-tiny:random", "steps": 2, "threads": 1, "configs": "latent",
+    "sides": "ours", "parametrizations": "weights,modulation", "json": True,
+}  # fmt: skip
 TARGETS = {"time": 0.6, "memory": 0.5}  # ours / original, at most
 GB = 2**30
 
@@ -93,6 +109,8 @@ def child_ours(args: argparse.Namespace) -> dict:
     clips = tuple(ClipSpec(name.strip(), 1.0) for name in args.clip.split(","))
     config = dict(CONFIGS[args.child])
     config.setdefault("layers", layers_k(args.size))
+    if args.parametrization != "weights":  # (a field older engines do not have)
+        config["parametrization"] = args.parametrization
     if "score_latents" in {f.name for f in dataclasses.fields(AdaptParams)}:
         # Objective scores are evaluation at sample steps, not training: the original has
         # none, and ours would add their renders to the last step's CPU time and to the peak.
@@ -126,6 +144,8 @@ def child_ours(args: argparse.Namespace) -> dict:
         )
         total = time.perf_counter() - started
         lines = [json.loads(line) for line in result.metrics.read_text().splitlines()]
+        domain = getattr(result, "domain", None)
+        domain_kb = round(domain.stat().st_size / 1024, 1) if domain is not None else None
     seconds = [line["seconds"] for line in lines]
     cpu = [b - a for a, b in zip(cpu_marks, cpu_marks[1:], strict=False)]
     figures = {
@@ -139,6 +159,8 @@ def child_ours(args: argparse.Namespace) -> dict:
         "step_s": [round(s, 3) for s in seconds],
         "run_s": round(total, 1),
     }
+    if domain_kb is not None:
+        figures["domain_kb"] = domain_kb
     if device.type == "cuda":
         figures.update(_cuda_figures(torch, device))
     return figures
@@ -195,6 +217,8 @@ def child(args: argparse.Namespace) -> dict:
         "threads": torch.get_num_threads(),
         "steps": args.steps,
     }
+    if args.side == "ours":
+        figures["parametrization"] = args.parametrization
     figures.update(child_ours(args) if args.side == "ours" else child_original(args))
     return figures
 
@@ -225,10 +249,13 @@ def _peak_rss_gb(pid: int) -> float | None:
     return None
 
 
-def run_child(args: argparse.Namespace, config: str, side: str) -> dict:
+def run_child(
+    args: argparse.Namespace, config: str, side: str, parametrization: str = "weights"
+) -> dict:
     """One configuration of one side in a fresh process; its figures plus the peak RSS the
     kernel recorded for it (ru_maxrss from wait4)."""
     cmd = [sys.executable, __file__, "--child", config, "--side", side]
+    cmd += ["--parametrization", parametrization]
     for flag in ("size", "clip", "device", "steps", "batch_size", "threads"):
         cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     if args.clip_bf16:
@@ -256,6 +283,8 @@ def run_child(args: argparse.Namespace, config: str, side: str) -> dict:
         stdout, stderr = out.read(), err.read()
     rss = usage.ru_maxrss * 1024 / GB  # kilobytes on Linux
     base = {"config": config, "side": side, "load_start": round(load_start, 2)}
+    if side == "ours":
+        base["parametrization"] = parametrization
     base["load_end"] = round(os.getloadavg()[0], 2)
     if stopped_at is not None:
         return {
@@ -275,7 +304,13 @@ def ratios(results: list[dict], configs: list[str]) -> dict[str, dict]:
     original did not finish; memory then an upper bound, flagged 'memory_bound')."""
 
     def pooled(side: str, config: str) -> list[dict]:
-        return [r for r in results if r["side"] == side and r["config"] == config]
+        return [
+            r
+            for r in results
+            if r["side"] == side
+            and r["config"] == config
+            and r.get("parametrization", "weights") == "weights"
+        ]
 
     out: dict[str, dict] = {}
     for config in configs:
@@ -300,6 +335,38 @@ def ratios(results: list[dict], configs: list[str]) -> dict[str, dict]:
     return out
 
 
+def modulation_ratios(results: list[dict], configs: list[str]) -> dict[str, dict]:
+    """A modulation step / a weights step of ours per configuration (medians over the
+    repeats; peak memory the largest), and the domain file's size in KB."""
+
+    def pooled(config: str, parametrization: str) -> list[dict]:
+        return [
+            r
+            for r in results
+            if r["side"] == "ours"
+            and r["config"] == config
+            and r.get("parametrization", "weights") == parametrization
+            and "stopped" not in r
+        ]
+
+    out: dict[str, dict] = {}
+    for config in configs:
+        mod, weights = pooled(config, "modulation"), pooled(config, "weights")
+        if not mod or not weights:
+            continue
+        entry: dict = {"domain_kb": max(r.get("domain_kb") or 0.0 for r in mod)}
+        keys = [("s_per_step", "time"), ("cpu_s_per_step", "cpu_time"),
+                ("peak_rss_gb", "memory"), ("peak_gpu_allocated_gb", "gpu_memory")]  # fmt: skip
+        for key, name in keys:
+            a = [r[key] for r in mod if r.get(key)]
+            b = [r[key] for r in weights if r.get(key)]
+            if a and b:
+                pick = max if name.endswith("memory") else statistics.median
+                entry[name] = round(pick(a) / pick(b), 3)
+        out[config] = entry
+    return out
+
+
 def print_report(results: list[dict], table: dict[str, dict]) -> None:
     print(
         f"{'config':<9} {'side':<9} {'s/step':>8} {'cpu s/step':>11} {'1st step':>9} "
@@ -307,6 +374,8 @@ def print_report(results: list[dict], table: dict[str, dict]) -> None:
     )
     for r in results:
         load = f"{r['load_start']:.1f}-{r['load_end']:.1f}"
+        if r.get("parametrization") == "modulation":
+            r = {**r, "side": "ours mod"}
         if "stopped" in r:
             print(
                 f"{r['config']:<9} {r['side']:<9} {'stopped':>8} {'':>11} {'':>9} "
@@ -357,10 +426,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--min-free-gb", type=float, default=1.5, help="memory guard: stop a child below this"
     )
+    p.add_argument(
+        "--parametrizations", default="weights",
+        help=f"ours: of {', '.join(PARAMETRIZATIONS)} (both: the modulation / weights ratios)",
+    )  # fmt: skip
+    p.add_argument("--smoke", action="store_true", help=f"a seconds-long run: {SMOKE}")
     p.add_argument("--json", action="store_true", help="print only the final JSON line")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--parametrization", default="weights", choices=PARAMETRIZATIONS, help=argparse.SUPPRESS
+    )
     p.add_argument("--side", default="ours", choices=SIDES, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.smoke:
+        for key, value in SMOKE.items():
+            setattr(args, key, value)
     if args.steps < 2:
         p.error(f"--steps must be at least 2: the first is warm-up (got {args.steps})")
     return args
@@ -387,36 +467,47 @@ def main(argv: list[str] | None = None) -> int:
     sides = [side.strip() for side in args.sides.split(",") if side.strip()]
     if not sides or any(side not in SIDES for side in sides):
         raise SystemExit(f"--sides: got {args.sides!r}; known: {', '.join(SIDES)}")
-    plan: list[tuple[str, str]] = []  # (config, side), interleaved
+    kinds = [k.strip() for k in args.parametrizations.split(",") if k.strip()]
+    if not kinds or any(k not in PARAMETRIZATIONS for k in kinds):
+        raise SystemExit(
+            f"--parametrizations: got {args.parametrizations!r}; known: {', '.join(PARAMETRIZATIONS)}"
+        )
+    plan: list[tuple[str, str, str]] = []  # (config, side, parametrization), interleaved
     for config in configs:
         for side in sides:
             run = config if side == "ours" else BASELINE_OF[config]
-            if (run, side) not in plan:
-                plan.append((run, side))
+            for kind in kinds if side == "ours" else ["weights"]:
+                if (run, side, kind) not in plan:
+                    plan.append((run, side, kind))
     results = []
     for repeat in range(args.repeats):
-        for config, side in plan if repeat % 2 == 0 else _swap_sides(plan):
-            figures = run_child(args, config, side)
+        for config, side, kind in plan if repeat % 2 == 0 else _swap_sides(plan):
+            figures = run_child(args, config, side, kind)
             figures["repeat"] = repeat
             results.append(figures)
             say(json.dumps(figures), flush=True)
     load_after = os.getloadavg()
     say(f"load average after: {load_after[0]:.2f} (1 min), {load_after[1]:.2f} (5 min)")
     table = ratios(results, configs) if len(sides) == len(SIDES) else {}
+    modulation = modulation_ratios(results, configs)
     if not args.json:
         print_report(results, table)
+        for config, entry in modulation.items():
+            figures = "  ".join(f"{k} {v}" for k, v in entry.items())
+            print(f"  {config:<9} modulation / weights: {figures}")
     summary = {
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in load_after],
         "cpus": os.cpu_count(),
         "ratios": table,
+        "modulation_vs_weights": modulation,
         "results": results,
     }
     print(json.dumps(summary))
     return 0
 
 
-def _swap_sides(plan: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def _swap_sides(plan: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
     """The same children with the original first within each configuration."""
     swapped = list(plan)
     for i in range(0, len(swapped) - 1, 2):

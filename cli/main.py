@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "cli.invert",  # invert: a photo into a generator's W+
     "cli.weights",  # weights list|pull|add: the photo pipeline's model files
     "cli.domains",  # domains list|pull|add: ready-made adapted generators
+    "cli.directions",  # directions list|pull|add: latent edit directions (--edit age=2)
     "cli.worker",  # worker: a Celery worker taking jobs from the queues
     "cli.serve",  # serve: the API, the page and a local worker
     "cli.gc",  # gc: finished jobs' files past the retention removed

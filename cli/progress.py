@@ -41,6 +41,8 @@ def print_summary(result: Any, **extra: Any) -> None:
     summary = {
         "checkpoint": str(result.checkpoint),
         "sha256": result.checkpoint_sha256,
+        # a modulation run's domain.pt (--parametrization modulation)
+        **({"domain": str(result.domain)} if getattr(result, "domain", None) else {}),
         **extra,
         "samples": str(rundir.samples_dir(result.checkpoint.parent)),
         "metrics": str(result.metrics),

@@ -381,6 +381,7 @@ def run_edit(
     should_cancel: CancelCheck | None = None,
     resume_from: Path | None = None,
     models: PhotoModels | None = None,
+    edit_w_plus: Callable[[Tensor], Tensor] | None = None,
 ) -> EditResult:
     """Render an inversion's latent.pt (w_plus, and its noise maps when saved) through an
     adapted generator (an adapted.pt, or anything stylegan2.load_generator reads) to edit.png.
@@ -388,6 +389,8 @@ def run_edit(
     `params` names the two jobs (for the record); the files come from the caller. Events
     (total_steps 1, as jobs/kinds.py counts an edit): stages loading, rendering, a 'step'
     once the image is rendered, saving. `resume_from` is ignored (one forward pass).
+    `edit_w_plus` moves the code before it is drawn (the latent edits of `params.edits`,
+    worker/latent_edits.py, which the worker hands in).
 
     Raises:
         LatentError: latent.pt unreadable, or its code does not fit the generator.
@@ -412,7 +415,8 @@ def run_edit(
     if cancel():
         raise Canceled("canceled before rendering")
     emit("stage", "rendering", 0)
-    image = render_latent(loaded.generator, code.w_plus, code.noise)
+    w_plus = code.w_plus if edit_w_plus is None else edit_w_plus(code.w_plus)
+    image = render_latent(loaded.generator, w_plus, code.noise)
     emit("step", "rendering", 1)
     if cancel():
         raise Canceled("canceled before saving")

@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 
 # Where a job names the jobs whose files it reads when it runs (jobs/kinds.py): a
 # continuation its parent (parent_id), a render or an edit its adaptation, an edit its
-# inversion (params).
+# inversion (params), a render the jobs it blends in (params['blend'], [{job_id, ...}]).
 _READ_PARAMS = ("job_id", "inversion_id")
+_READ_LISTS = ("blend",)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,12 @@ class GcReport:
 
 def reads_of(parent_id: str | None, params: dict[str, Any] | None) -> tuple[str, ...]:
     """The ids of the jobs a job reads the files of when it runs."""
-    ids = [parent_id] + [(params or {}).get(key) for key in _READ_PARAMS]
+    params = params or {}
+    ids = [parent_id] + [params.get(key) for key in _READ_PARAMS]
+    for key in _READ_LISTS:
+        entries = params.get(key)
+        if isinstance(entries, list):
+            ids += [e.get("job_id") for e in entries if isinstance(e, dict)]
     return tuple(i for i in ids if isinstance(i, str) and i)
 
 
@@ -70,6 +76,8 @@ def _read_by_active(job_id: str) -> ColumnElement[bool]:
         or_(
             Job.parent_id == job_id,
             *(Job.params[key].as_string() == job_id for key in _READ_PARAMS),
+            # The list as JSON text: an id (32 hex digits in quotes) matches only itself.
+            *(Job.params[key].as_string().contains(f'"{job_id}"') for key in _READ_LISTS),
         ),
     )
 

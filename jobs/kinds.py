@@ -109,7 +109,8 @@ ADAPT = register_kind(
         parse=AdaptParams.from_dict,
         total_steps=_adapt_steps,
         # resume.pt: what a continuation of the job starts from (POST /jobs/{id}/continue)
-        result_files=(rundir.ADAPTED, rundir.METRICS, rundir.RESUME),
+        # domain.pt: a modulation run's domain (parametrization), beside its export
+        result_files=(rundir.ADAPTED, rundir.METRICS, rundir.RESUME, rundir.DOMAIN),
         description="fine-tune a generator toward a text (StyleGAN-NADA)",
     )
 )

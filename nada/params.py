@@ -25,6 +25,10 @@ from nada.errors import ParamError
 
 MAX_PROMPT_CHARS = 300  # CLIP's context is 77 tokens; the tokenizer check is the engine's.
 SELECTION_METHODS = ("latent", "gradient")
+# What training changes: the generator's weights (StyleGAN-NADA), or one vector per
+# modulated layer multiplying its style (HyperDomainNet's domain modulation; a domain.pt of
+# a few tens of KB). worker/modulation.py, docs/engine.md.
+PARAMETRIZATIONS = ("weights", "modulation")
 MAX_CLIP_MODELS = 4
 MAX_EXAMPLE_IMAGES = 16  # per side of an image-guided job; a style is a handful of pictures
 IMAGE_FIELDS = ("target_images", "source_images")  # lists of example image names
@@ -136,6 +140,12 @@ class AdaptParams(Params):
     reselect_every: int = param(
         1, help="steps between layer selections (1 = every step, as the paper)",
         label="Reselect every", group="selection", range=(1, 5000), unit="steps",
+    )  # fmt: skip
+    parametrization: str = param(
+        "weights", help="what training changes: 'weights' (the layers' weights, "
+        "StyleGAN-NADA) or 'modulation' (one vector per layer scaling its style, all "
+        "weights frozen: the result is a domain file of a few tens of KB; StyleGAN2 only)",
+        label="Parametrization", group="training", choices=PARAMETRIZATIONS,
     )  # fmt: skip
     batch_size: int = param(
         2, help="latents per training step", label="Batch size", group="training",

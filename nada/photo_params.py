@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from nada.declare import Params, check_fields, check_job_id, param, specs
+from nada.edits import MAX_EDITS, MAX_STRENGTH, canonical_edits, check_edits
 from nada.errors import ParamError
 from nada.ids import ID_PATTERN
 
@@ -161,10 +162,12 @@ SERVER_SET = tuple(spec.name for spec in specs(InvertParams) if spec.decl.server
 
 @dataclass(frozen=True)
 class EditParams(Params):
-    """A finished inversion's code rendered through a finished job's adapted generator.
+    """A finished inversion's code rendered through a finished job's adapted generator,
+    moved along latent edit directions first ("me, older, as a Pixar character").
 
-    Both fields are job ids the service checks against its jobs; there is no command line
-    of its own (`nada invert --adapted PT` renders a photo's code through adapted.pt files).
+    The two ids are jobs the service checks against its jobs; `edits` names registry
+    directions (nada/edits.py). There is no command line of its own (`nada generate
+    --latent PT --checkpoint adapted.pt --edit age=2` does it from files).
     """
 
     WHAT: ClassVar[str] = "an edit"
@@ -179,6 +182,14 @@ class EditParams(Params):
         label="Adaptation job", group="edit", flag={}, server=True, pattern=ID_PATTERN,
         check=check_job_id,
     )  # fmt: skip
+    edits: str = param(
+        "", help=f"latent edits applied to the photo's code before it is drawn: "
+        f"'age=2,smile=-1', each a direction's name (GET /api/v1/directions) and its "
+        f"strength, -{MAX_STRENGTH:g}..{MAX_STRENGTH:g}; at most {MAX_EDITS}",
+        label="Edits", group="edit", flag={}, check=check_edits,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         check_fields(self)
+        # One text per set of edits: the same edit asked for again finds the first.
+        object.__setattr__(self, "edits", canonical_edits(self.edits, paths=True))

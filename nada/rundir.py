@@ -4,6 +4,8 @@
 worker publishes the engine's files there, the API serves them) share one layout:
 
     adapted.pt                    the adapted generator: the result
+    domain.pt                     a modulation run's domain (its style vectors, the base's
+                                  identity; stylegan2/domain_file.py), beside adapted.pt
     metrics.jsonl                 one JSON object per training step
     params.json                   the run's parameters
     samples/step_000050.png       progress images, one per sampled step
@@ -53,6 +55,7 @@ from pathlib import Path
 from typing import IO, Any
 
 ADAPTED = "adapted.pt"
+DOMAIN = "domain.pt"
 METRICS = "metrics.jsonl"
 PARAMS = "params.json"
 SAMPLES_DIR = "samples"
@@ -81,6 +84,11 @@ def _step_name(step: int, suffix: str) -> str:
 
 def adapted_path(root: Path) -> Path:
     return Path(root) / ADAPTED
+
+
+def domain_path(root: Path) -> Path:
+    """A modulation run's domain file (parametrization 'modulation')."""
+    return Path(root) / DOMAIN
 
 
 def domain_image_path(root: Path, sha256: str) -> Path:

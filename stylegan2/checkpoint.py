@@ -316,6 +316,15 @@ def _load_file(
         return load_nvidia(path, device, name=name, expected_size=expected_size,
                            check_values=check_values)  # fmt: skip
     ckpt = read_checkpoint(path)
+    from stylegan2 import domain_file  # here: it imports this module
+
+    if isinstance(ckpt, dict) and ckpt.get("format") == domain_file.FORMAT:
+        if check_values:  # an upload: a domain has no weights of its own
+            raise CheckpointError(
+                f"{where} is a domain file (a modulation run's domain.pt), not a generator; "
+                "upload the generator `nada export` bakes from it"
+            )
+        return domain_file.load_baked(path, device)
     if _stylegan3().is_stylegan3_checkpoint(ckpt):  # our StyleGAN3 layout (its metadata says)
         return _load_stylegan3(ckpt, path, device, name, expected_size, check_values)
     state, latent_avg, metadata, args = _unpack(ckpt, where)

@@ -1,8 +1,9 @@
 """The one registry of downloadable model files: base generators and auxiliary weights alike.
 
-Two tables use it: the base generators (`stylegan2.registry`, kind 'generator') and the
-photo pipeline's auxiliary files (`invert.weights`, kind 'auxiliary': e4e, the face
-detector, VGG for LPIPS). Every rule below is written once, here, for both:
+Tables use it: the base generators (`stylegan2.registry`, kind 'generator'), the photo
+pipeline's auxiliary files (`invert.weights`, kind 'auxiliary': e4e, the face detector,
+VGG for LPIPS), the ready-made domains (`stylegan2.domains`) and the latent edit directions
+(`stylegan2.directions`). Every rule below is written once, here, for all of them:
 
 - **Cache path.** `<cache>/<folder>/<filename>`, where `<cache>` is $NADA_CACHE_DIR (else
   the user's cache directory / 'stylegan-nada') and `<folder>` is `generators` or
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 
 CACHE_ENV = "NADA_CACHE_DIR"
 
-Kind = Literal["generator", "auxiliary", "domain"]
+Kind = Literal["generator", "auxiliary", "domain", "direction"]
 Availability = Literal["cached", "downloadable", "manual"]
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -77,6 +78,10 @@ class UnknownWeightsError(UnknownModelFileError):
 
 class UnknownDomainError(UnknownModelFileError):
     """A ready-made domain name that is not registered (stylegan2/domains.py)."""
+
+
+class UnknownDirectionError(UnknownModelFileError):
+    """A latent edit direction name that is not registered (stylegan2/directions.py)."""
 
 
 class ManualDownloadError(DownloadError):
@@ -124,6 +129,13 @@ KINDS: dict[Kind, KindRules] = {
         noun="ready-made domain",
         command="nada domains",
         unknown=UnknownDomainError,
+    ),
+    "direction": KindRules(
+        folder="directions",
+        env_prefix="NADA_DIRECTION_",
+        noun="edit direction",
+        command="nada directions",
+        unknown=UnknownDirectionError,
     ),
 }
 

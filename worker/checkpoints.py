@@ -55,6 +55,8 @@ class ResumePoint:
     # metadata['continued_from'] of the run (a continuation's parent), None for a fresh run
     continued_from: dict[str, Any] | None = None
     checkpoint_sha256: str | None = None  # a finished run's adapted.pt (OUT/resume.pt only)
+    # a modulation run's vectors (layer -> d), what it trains; None for a weights run
+    modulation: dict[str, Tensor] | None = None
 
 
 def write_intermediate_checkpoint(
@@ -67,9 +69,11 @@ def write_intermediate_checkpoint(
     selected: tuple[str, ...],  # layers trained in the last step
     optimizer: torch.optim.Optimizer,
     checkpoint_sha256: str | None = None,  # the finished run's adapted.pt (OUT/resume.pt)
+    modulation: dict[str, Tensor] | None = None,  # a modulation run's vectors (resumed)
 ) -> Path:
     """Write the adapted checkpoint's layout (the generator family's: StyleGAN2's or
-    StyleGAN3's) plus 'resume' to `path`, atomically."""
+    StyleGAN3's) plus 'resume' to `path`, atomically. A modulation run passes its baked
+    generator (so the file loads as any generator) and its vectors (what it resumes)."""
     payload = family_of(generator).checkpoint_payload(generator, latent_avg, metadata)
     resume: dict[str, Any] = {
         "step": step,
@@ -78,6 +82,8 @@ def write_intermediate_checkpoint(
     }
     if checkpoint_sha256 is not None:
         resume["checkpoint_sha256"] = checkpoint_sha256
+    if modulation is not None:
+        resume["modulation"] = {k: v.detach().cpu().clone() for k, v in modulation.items()}
     payload["resume"] = resume
     return atomic_torch_save(payload, path)
 
@@ -152,6 +158,7 @@ def _read_point(
         params=dict(old),
         continued_from=meta.get("continued_from"),
         checkpoint_sha256=resume.get("checkpoint_sha256"),
+        modulation=resume.get("modulation"),
     )
 
 

@@ -6,7 +6,9 @@ One step (sec. 3 of the paper, defaults from appendix I):
   2. map a batch of z through the frozen mapping network to W+ (optionally style-mixed);
   3. render it with the frozen generator (no graph) and the trainable one, same noise;
   4. CLIP loss (`worker.clip_loss`) on what CLIP may see of them (a letterboxed generator's
-     content box), backward, Adam (lr 0.002, betas (0, 0.99)) over the selected layers only.
+     content box), backward, Adam (lr 0.002, betas (0, 0.99)) over the selected layers only
+     -- their weights, or with parametrization 'modulation' their style vectors on the
+     frozen weights (HyperDomainNet; worker/modulation.py, the result a domain.pt too).
 
 Every family (StyleGAN2, StyleGAN3) goes through its contract, stylegan2/family.py: mapping,
 synthesis, noise, trainable groups and checkpoint layout; nothing here branches on it.
@@ -46,6 +48,7 @@ from nada import rundir
 from nada.errors import ParamError
 from nada.params import AdaptParams
 from stylegan2.device import prepare, resolve_device, retain_freed_memory
+from stylegan2.domain_file import save_domain
 from stylegan2.family import crop_to_content, family_of
 from worker.checkpoints import (
     ResumeError,
@@ -60,6 +63,7 @@ from worker.domain_embeddings import check_domain_images, domain_guidance, domai
 from worker.events import AdaptResult, CancelCheck, Canceled, Progress, ProgressCallback
 from worker.layers import candidate_layers, layer_parameters, select_layers, set_trainable
 from worker.model_cache import ModelCache
+from worker.modulation import StyleModulation, select_modulated_layers
 from worker.samples import image_grid, noise_shapes, random_noise, render, write_png
 from worker.scores import LossAverage, ScoreEvaluator
 
@@ -153,11 +157,18 @@ class _Adaptation:
         self.family = family_of(self.frozen)  # the same contract for the trainable copy
         # A letterboxed generator's content (LoadedGenerator.content_box): CLIP sees it only.
         self.content_box = getattr(base, "content_box", None)
-        self.trainable = copy.deepcopy(self.frozen)
-        self.candidates = candidate_layers(self.trainable, params.include_torgb)
-        self.optimizer = torch.optim.Adam(
-            layer_parameters(self.trainable, self.candidates), lr=params.lr, betas=ADAM_BETAS
-        )
+        self.candidates = candidate_layers(self.frozen, params.include_torgb)
+        # 'modulation' trains one style vector per candidate layer on the frozen weights
+        # (worker/modulation.py): the trainable generator is a view of them, no copy.
+        self.modulation: StyleModulation | None = None
+        if params.parametrization == "modulation":
+            self.modulation = StyleModulation(self.frozen, self.candidates)
+            self.trainable: nn.Module = self.modulation.view
+            trained = self.modulation.parameters()
+        else:
+            self.trainable = copy.deepcopy(self.frozen)
+            trained = layer_parameters(self.trainable, self.candidates)
+        self.optimizer = torch.optim.Adam(trained, lr=params.lr, betas=ADAM_BETAS)
         clips = [
             (models.clip(spec.name, device, seed=params.seed), spec.weight)
             for spec in params.clip_models
@@ -233,6 +244,12 @@ class _Adaptation:
             return self.candidates
         rng = step_rng(p.seed, step, "probe")
         wplus = sample_wplus(self.frozen, p.probe_batch, 0.0, rng)
+        if self.modulation is not None:  # the k layers whose vectors train
+            return select_modulated_layers(
+                p.selection, self.modulation, p.layers, wplus, self._probe_loss,
+                probe_steps=p.probe_steps, noise=self._noise(p.probe_batch, rng),
+                chunk=p.batch_size,
+            )  # fmt: skip
         selection = select_layers(
             p.selection,
             self.trainable,
@@ -251,7 +268,10 @@ class _Adaptation:
         rng = step_rng(p.seed, step, "train")
         wplus = sample_wplus(self.frozen, p.batch_size, p.mixing, rng)
         noise = self._noise(p.batch_size, rng)
-        set_trainable(self.trainable, self.state.selected)
+        if self.modulation is not None:
+            self.modulation.set_trainable(self.state.selected)
+        else:
+            set_trainable(self.trainable, self.state.selected)
         with torch.no_grad():
             frozen_images = self.family.synthesize(self.frozen, wplus, noise)
         adapted_images = self.family.synthesize(self.trainable, wplus, noise)
@@ -345,16 +365,32 @@ class _Adaptation:
             },
         }
 
+    def weights(self) -> nn.Module:
+        """The adapted generator as full weights: the trainable copy, or a modulation run's
+        vectors baked into the base's affines (stylegan2/domain_modulation.py)."""
+        return self.modulation.baked() if self.modulation is not None else self.trainable
+
+    def _vectors(self) -> dict[str, Tensor] | None:
+        return self.modulation.state() if self.modulation is not None else None
+
+    def write_domain(self, path: Path) -> Path:
+        """OUT/domain.pt of a modulation run: its vectors, the base's identity, the run's
+        metadata (stylegan2/domain_file.py)."""
+        assert self.modulation is not None
+        save_domain(path, self.modulation.domain(self.identity, self.metadata()))
+        return path
+
     def write_checkpoint(self, path: Path) -> Path:
         """An intermediate checkpoint of this run (worker.checkpoints)."""
         return write_intermediate_checkpoint(
             path,
-            self.trainable,
+            self.weights(),
             self.latent_avg,
             self.metadata(),
             step=self.state.step,
             selected=self.state.selected,
             optimizer=self.optimizer,
+            modulation=self._vectors(),
         )
 
     def write_resume_point(self, path: Path, checkpoint_sha256: str) -> Path:
@@ -362,13 +398,14 @@ class _Adaptation:
         again, so that it stands alone, with Adam's moments and the step)."""
         return write_intermediate_checkpoint(
             path,
-            self.trainable,
+            self.weights(),
             self.latent_avg,
             self.metadata(),
             step=self.state.step,
             selected=self.state.selected,
             optimizer=self.optimizer,
             checkpoint_sha256=checkpoint_sha256,
+            modulation=self._vectors(),
         )
 
     def restore(self, path: Path, *, continuation: bool = False) -> None:
@@ -380,7 +417,12 @@ class _Adaptation:
             point = read_start_point(path, self.params, self.identity)
         else:
             point = read_resume_point(path, self.params, self.identity)
-        self.trainable.load_state_dict(point.generator_state, strict=True)
+        if self.modulation is None:
+            self.trainable.load_state_dict(point.generator_state, strict=True)
+        elif point.modulation is None:  # (the parametrization is a parameter: checked)
+            raise ResumeError(f"{path} holds no modulation vectors")
+        else:  # the view shares the frozen weights: only the vectors are the run's
+            self.modulation.load_state(point.modulation)
         self.optimizer.load_state_dict(point.optimizer_state)
         self.state.step = point.step
         self.state.selected = point.selected
@@ -506,7 +548,7 @@ def _remove_previous_results(out_dir: Path, start_from: Path | None) -> None:
     resume_point = out_dir / rundir.RESUME
     if start_from is not None and Path(start_from).resolve() == resume_point.resolve():
         raise ResumeError(f"{start_from} would be overwritten: continue into another directory")
-    for previous in (rundir.adapted_path(out_dir), resume_point):
+    for previous in (rundir.adapted_path(out_dir), resume_point, rundir.domain_path(out_dir)):
         if previous.exists():
             log.info("removing the previous run's %s", previous)
             previous.unlink()
@@ -548,10 +590,16 @@ def _first_sample(run: _Adaptation, event: _Events) -> None:
 
 
 def _save(run: _Adaptation, metrics: Path, event: _Events, started: float) -> AdaptResult:
-    """OUT/adapted.pt, then OUT/resume.pt (which records adapted.pt's sha256)."""
+    """OUT/domain.pt (a modulation run), OUT/adapted.pt, then OUT/resume.pt (which records
+    adapted.pt's sha256)."""
     event("stage", "saving", run.state.step)
+    domain = None
+    if run.modulation is not None:
+        domain = run.write_domain(rundir.domain_path(run.out_dir))
+        numbers = sum(d.numel() for d in run.modulation.vectors.values())
+        log.info("wrote %s (%d numbers)", domain, numbers)
     final = rundir.adapted_path(run.out_dir)
-    digest = stylegan2.save_generator(final, run.trainable, run.latent_avg, run.metadata())
+    digest = stylegan2.save_generator(final, run.weights(), run.latent_avg, run.metadata())
     log.info("wrote %s (sha256 %s)", final, digest)
     run.write_resume_point(run.out_dir / rundir.RESUME, digest)
     return AdaptResult(
@@ -561,6 +609,7 @@ def _save(run: _Adaptation, metrics: Path, event: _Events, started: float) -> Ad
         checkpoint_sha256=digest,
         steps=run.state.step,
         seconds=time.perf_counter() - started,
+        domain=domain,
     )
 
 

@@ -30,6 +30,7 @@ class AdaptResult:
     checkpoint_sha256: str
     steps: int
     seconds: float
+    domain: Path | None = None  # domain.pt of a modulation run (parametrization), else None
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The models a worker keeps between jobs: `ModelCache`, one typed shelf per kind of model
-(CLIP models, base generators, and the photo jobs' encoders, face detectors and perceptual
-losses).
+(CLIP models, base generators, the renders' blended generators, and the photo jobs'
+encoders, face detectors and perceptual losses).
 
 No training here: cached models are frozen, and the engine trains a copy. A cache is what
 `run_adaptation` takes as `models`, and what `invert.pipeline.PhotoModels` describes for
@@ -10,7 +10,7 @@ the photo engine calls and `worker.renders.run_render`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -72,6 +72,8 @@ class ModelCache:
     def __init__(self, max_items: int = 4):  # entries kept per kind of model
         self._clips: _Shelf[ClipModel] = _Shelf(max_items)
         self._generators: _Shelf[LoadedGenerator] = _Shelf(max_items)
+        # Blends are whole generators too: half as many (a 1024 px one is 120 MB).
+        self._blends: _Shelf[LoadedGenerator] = _Shelf(max(1, max_items // 2))
         self._encoders: _Shelf[E4E] = _Shelf(max_items)
         self._detectors: _Shelf[LandmarkDetector] = _Shelf(max_items)
         self._perceptual: _Shelf[PerceptualLoss] = _Shelf(max_items)
@@ -93,6 +95,19 @@ class ModelCache:
             return loaded
 
         return self._generators.get((*_file_key(name_or_path), _device_key(device)), load)
+
+    def blend(
+        self,
+        sources: Sequence[str],
+        mix: Hashable,
+        device: torch.device | str,
+        make: Callable[[], LoadedGenerator],
+    ) -> LoadedGenerator:
+        """A generator blended from `sources` (the base, then each domain: names or paths)
+        by `mix` (worker/blends.py's Mix.key), made by `make` once per files, mix and device:
+        the same render parameters asked again draw at once."""
+        key = (tuple(_file_key(s) for s in sources), mix, _device_key(device))
+        return self._blends.get(key, make)
 
     def encoder(self, source: str | Path, device: torch.device | str) -> E4E:
         """An invert.e4e.E4E (a registered name or a file), frozen."""
@@ -121,8 +136,8 @@ class ModelCache:
         return loss
 
     def clear(self) -> None:
-        for shelf in (self._clips, self._generators, self._encoders, self._detectors,
-                      self._perceptual):  # fmt: skip
+        for shelf in (self._clips, self._generators, self._blends, self._encoders,
+                      self._detectors, self._perceptual):  # fmt: skip
             shelf.clear()
 
 

@@ -10,6 +10,17 @@ generator and the adapted one drawing the same latents side by side (docs/explor
     mode 'video'  render.mp4 or render.gif: a walk through the keyframe seeds, linear in W
                   (after truncation), each frame source | adapted; render.png: the keyframes,
                   source over adapted (the poster)
+    mode 'domains' render.mp4 or render.gif: fixed seeds, a row per frame, through weights
+                  that move from the base generator through this job's domain and then each
+                  blend job's (the original demo's style video); render.png: a row per stop
+
+The adapted side is the job's adapted generator as it is, or, with `strength`, the layer
+groups' shares or `blend`, the generator worker/blends.py makes from the base's and the
+domains' weights (cached per files and strengths: worker/model_cache.py).
+
+Latent edits ("age=2", nada/edits.py) are added to every W+ both generators draw, each in
+its own W (worker/latent_edits.py); a video's `edit_sweep` moves one edit's strength from
+its first frame to its last.
 
 Both generators get the same z and the same noise maps for a seed (worker/samples.py:
 seeded_inputs), each maps z through its own mapping network and truncates toward its own
@@ -22,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +44,10 @@ from torch import Tensor
 from nada import rundir
 from nada.errors import InputError, ParamError
 from nada.events import CancelCheck, Canceled, Progress, ProgressCallback
-from nada.render_params import RenderParams
+from nada.render_params import VIDEO_MODES, RenderParams
 from stylegan2.device import prepare, resolve_device
+from worker.blends import Mix, between, blended_generator
+from worker.latent_edits import LatentEdits, load_edits
 from worker.model_cache import ModelCache
 from worker.samples import image_grid, seeded_inputs, truncate, write_png
 from worker.video import VideoWriter, open_video
@@ -112,8 +125,9 @@ class _Run:
     """One render: the two generators, the progress counter, the cancel check."""
 
     def __init__(self, params: RenderParams, base: Any, adapted: Any, emit: ProgressCallback,
-                 cancel: CancelCheck):  # fmt: skip
+                 cancel: CancelCheck, edits: LatentEdits | None = None):  # fmt: skip
         self.params, self.base, self.adapted = params, base, adapted
+        self.edits = edits or LatentEdits()  # latent edits, added to every W+ drawn
         self.emit_to, self.cancel = emit, cancel
         self.done = 0
 
@@ -133,7 +147,7 @@ class _Run:
         `w_of(loaded)` gives the W+ [N, num_ws, D] in that generator's W space."""
         images = []
         for loaded in (self.base, self.adapted):
-            w_plus = w_of(loaded)
+            w_plus = self.edits.apply(w_of(loaded))
             parts = [
                 synthesize(loaded, w_plus[part], [n[part] for n in noise])
                 for part in _batches(w_plus.shape[0])
@@ -198,10 +212,12 @@ class _Run:
             index = t.floor().long().clamp(max=len(p.keyframes) - 2)  # the transition
             frac = (t - index).float()
 
-            def lerp(g: Any, index: Tensor = index, frac: Tensor = frac) -> Tensor:
+            def lerp(g: Any, index: Tensor = index, frac: Tensor = frac,
+                     frames: range = range(part.start, part.stop)) -> Tensor:  # fmt: skip
                 w = key_w[id(g)]
                 f = frac.to(w.device).unsqueeze(1)
-                return self._repeat(g, torch.lerp(w[index], w[index + 1], f))
+                w_plus = self._repeat(g, torch.lerp(w[index], w[index + 1], f))
+                return self.edits.apply_sweep(w_plus, frames, p.total_frames)
 
             source, adapted = self.draw(lerp, [n.expand(len(t), -1, -1, -1) for n in still])
             for i, frame in enumerate(range(part.start, part.stop)):
@@ -211,6 +227,34 @@ class _Run:
                     keys[0].append(source[i : i + 1])
                     keys[1].append(adapted[i : i + 1])
         return [torch.cat(row) for row in keys]
+
+    def domains(self, writer: VideoWriter, domains: Sequence[Any]) -> list[Tensor]:
+        """Mode 'domains': every frame the seeds (their own noise, fixed) through one
+        generator whose strengths move linearly from stop to stop: the base (every strength
+        0), this job's domain at `strength`, each blend job's at its own; return a row per
+        stop (the poster)."""
+        p = self.params
+        z, noise = seeded_inputs(p.domain_seeds, self.base.generator)
+        strengths = (p.strength, *(part.strength for part in p.blend))
+        n = len(domains)
+        stops = [(0.0,) * n] + [tuple(s if i == k else 0.0 for i in range(n))
+                                for k, s in enumerate(strengths)]  # fmt: skip
+        work: Any = None  # one module, overwritten frame by frame
+        rows: list[Tensor] = []
+        for frame in range(p.total_frames):
+            index = min(frame // p.frames, len(stops) - 2)  # the transition
+            t = frame / p.frames - index  # exactly 0 at a stop, 1 at the last frame
+            mix = _mix(p, between(stops[index], stops[index + 1], t))
+            g = blended_generator(self.base, domains, mix, into=work)
+            work = g
+            w_plus = self.edits.apply(self._own(z)(g))
+            images = torch.cat([synthesize(g, w_plus[part], [m[part] for m in noise])
+                                for part in _batches(len(p.domain_seeds))])  # fmt: skip
+            writer.append(image_grid([images], max_tile=p.max_tile))
+            if frame % p.frames == 0:
+                rows.append(images)
+            self.advance(len(p.domain_seeds))
+        return rows
 
     def _own(self, z: Tensor) -> Callable[[Any], Tensor]:
         """g -> the W+ of z's own pictures in generator g (every entry the same w)."""
@@ -226,6 +270,25 @@ class _Run:
         return w.unsqueeze(1).expand(-1, loaded.num_ws, -1)
 
 
+def _mix(params: RenderParams, strengths: Sequence[float]) -> Mix:
+    return Mix(tuple(strengths), params.strength_coarse, params.strength_medium,
+               params.strength_fine)  # fmt: skip
+
+
+def _adapted_side(params: RenderParams, base: Any, domains: Sequence[Any], models: ModelCache,
+                  sources: Sequence[str], device: torch.device) -> Any:  # fmt: skip
+    """What draws the adapted row: the job's adapted generator itself at strength 1 with no
+    blend (and the base itself at strength 0), else their blend, made once per files and
+    strengths (worker/blends.py). A domain video blends frame by frame instead."""
+    if not params.reweighted or params.mode == "domains":
+        return domains[0]
+    mix = _mix(params, (params.strength, *(part.strength for part in params.blend)))
+    if not any(mix.strengths):
+        return base
+    return models.blend(sources, mix.key, device,
+                        lambda: blended_generator(base, domains, mix))  # fmt: skip
+
+
 def run_render(
     params: RenderParams,
     out_dir: Path,
@@ -237,6 +300,8 @@ def run_render(
     should_cancel: CancelCheck | None = None,
     resume_from: Path | None = None,
     models: ModelCache | None = None,
+    direction_files: Mapping[str, Path] | None = None,
+    blend_paths: Sequence[Path | str] = (),
 ) -> RenderResult:
     """Draw `params` through the base generator and the adapted one (`checkpoint_path`, a
     job's adapted.pt or any generator) into out_dir/render.png (+ the video).
@@ -244,10 +309,14 @@ def run_render(
     The base generator is `generator_path` (an uploaded file), else `params.generator`, else
     the one the adapted checkpoint's metadata names. Events: stage loading, a 'step' per
     picture pair (video frame), stage saving. `resume_from` is ignored (seconds of work).
+    `params.edits` (and a video's `edit_sweep`) move every W+ before both generators draw
+    (worker/latent_edits.py); `direction_files` maps an edit's name to the caller's own
+    file (the CLI's paths), every other name is a registry direction. `blend_paths` are the
+    adapted generators of `params.blend`, in its order (worker/blends.py).
 
     Raises:
         ParamError: crossover past the generator's W+ entries; no base generator known.
-        InputError: the two generators differ in size.
+        InputError: the generators (base, adapted, blended) are not the same model.
         Canceled: should_cancel returned True; nothing final was written.
         stylegan2.CheckpointError: a bad checkpoint file.
     """
@@ -276,15 +345,32 @@ def run_render(
             f"the base generator is a {base.family} and the adapted one a {adapted.family}: "
             "they are not the same model"
         )
-    run = _Run(params, base, adapted, emit, cancel)
+    if len(blend_paths) != len(params.blend):
+        raise ParamError("blend", f"names {len(params.blend)} jobs; {len(blend_paths)} files came")
+    domains = [adapted, *(models.generator(str(path), dev) for path in blend_paths)]
+    for path, other in zip(blend_paths, domains[1:], strict=True):
+        if (other.family, other.resolution) != (base.family, base.resolution):
+            raise ParamError("blend", f"{path} is a {other.family} of {other.resolution} px, "
+                             f"the base a {base.family} of {base.resolution} px: not its model")  # fmt: skip
+    sources = [str(source), str(checkpoint_path), *map(str, blend_paths)]
+    adapted = _adapted_side(params, base, domains, models, sources, dev)
+    edits = load_edits(
+        params.edits,
+        params.edit_sweep if params.mode == "video" else "",
+        generator=params.generator or str(source),
+        w_dim=base.w_dim,
+        num_ws=base.num_ws,
+        files=direction_files,
+    )
+    run = _Run(params, base, adapted, emit, cancel, edits)
     if cancel():
         raise Canceled("canceled before rendering")
     run.event("stage", "rendering")
     video: Path | None = None
-    if params.mode == "video":
+    if params.mode in VIDEO_MODES:
         video = out_dir / params.file_name
         with open_video(video, params.fps, params.format) as writer:
-            rows = run.video(writer)
+            rows = run.video(writer) if params.mode == "video" else run.domains(writer, domains)
             run.event("stage", "saving")  # the block's end finishes the file
     else:
         rows = run.seeds() if params.mode == "seeds" else run.mix()

@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from jobs import storage
+from jobs.directions import direction_files
 from jobs.generators import uploaded_path
 from jobs.settings import Settings
 from nada import rundir
+from nada.edits import direction_names
 from nada.errors import InputError
 from stylegan2 import registry
 
@@ -103,7 +105,13 @@ def _edit_inputs(params: Any, settings: Settings, root: Path) -> dict[str, Any]:
         raise InputError(f"inversion {params.inversion_id} has no code (deleted, or not finished)")
     if not adapted.is_file():
         raise InputError(f"job {params.job_id} has no adapted generator (deleted, or not finished)")
-    return {"latent_path": latent, "checkpoint_path": adapted}
+    inputs: dict[str, Any] = {"latent_path": latent, "checkpoint_path": adapted}
+    if params.edits:  # the API checked the names and the base (backend/api/routes/directions.py)
+        from worker.latent_edits import w_plus_editor
+
+        files = direction_files(direction_names(params.edits), settings.data_dir)
+        inputs["edit_w_plus"] = w_plus_editor(params.edits, files=files)
+    return inputs
 
 
 def _image_digest(result: Any) -> str:
@@ -126,7 +134,15 @@ def _render_inputs(params: Any, settings: Settings, root: Path) -> dict[str, Any
     if not adapted.is_file():
         raise InputError(f"job {params.job_id} has no adapted generator (deleted, or not finished)")
     base = _generator_inputs(params.generator, settings) if params.generator else {}
-    return {"checkpoint_path": adapted, **base}
+    blend = []  # the blended jobs' adapted.pt, in the params' order (the route checked them)
+    for part in params.blend:
+        path = storage.job_dir(settings.jobs_dir, part.job_id) / rundir.ADAPTED
+        if not path.is_file():
+            raise InputError(f"blend job {part.job_id} has no adapted generator (deleted?)")
+        blend.append(path)
+    sweep = params.edit_sweep if params.mode == "video" else ""
+    uploaded = direction_files(direction_names(params.edits, sweep), settings.data_dir)
+    return {"checkpoint_path": adapted, **base, "blend_paths": blend, "direction_files": uploaded}
 
 
 # -- domain: a ready-made adapted generator published as the job's adapted.pt -------------

@@ -43,7 +43,7 @@ def validators_busy(exc: ValidatorsBusy, message: str | None = None) -> HTTPExce
 
 def check_upload_rate(request: Request, settings: Settings, owner: str | None) -> None:
     """429 with Retry-After past NADA_UPLOADS_PER_MINUTE uploads of this token in a minute
-    (all three upload routes together, counted when the request arrives, refused or not;
+    (every upload route together, counted when the request arrives, refused or not;
     backend/security.py's limiter, per API process). Without tokens, no limit."""
     if owner is None:
         return

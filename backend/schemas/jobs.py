@@ -21,7 +21,7 @@ from backend.schemas.declared import checked, request_model
 from backend.schemas.priority import PRIORITY_FIELDS, PriorityFields
 from backend.schemas.webhooks import WEBHOOK_FIELDS, WebhookFields, WebhookPublic
 from jobs.db.models import Job, JobStatus
-from jobs.kinds import ADAPTED_KINDS
+from jobs.kinds import ADAPT, ADAPTED_KINDS
 from nada import params as P
 from nada.catalog import check_clip_name
 from nada.declare import spec_of
@@ -153,6 +153,11 @@ class JobPublic(BaseModel):
         default_factory=list, description="objective scores by measured step, in step order"
     )
     checkpoint_url: str | None
+    domain_url: str | None = Field(
+        default=None,
+        description="a finished modulation job's domain file (parametrization 'modulation'); "
+        "null for a weights job",
+    )
     checkpoints: list[SamplePublic] = Field(
         default_factory=list, description="intermediate checkpoints present now ({step, url})"
     )
@@ -287,6 +292,12 @@ def job_public(
         scores=_scores(job.scores),
         checkpoint_url=f"{job_url(job.id)}/checkpoint"
         if succeeded and job.kind in ADAPTED_KINDS and job.files_expired_at is None
+        else None,
+        domain_url=f"{job_url(job.id)}/domain"
+        if succeeded
+        and job.kind == ADAPT.name
+        and (job.params or {}).get("parametrization") == "modulation"
+        and job.files_expired_at is None
         else None,
         checkpoints=[
             SamplePublic(step=s, url=f"{job_url(job.id)}/checkpoints/{s}.pt")

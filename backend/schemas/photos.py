@@ -183,7 +183,8 @@ EditCreate = request_model(
     "EditCreate",
     EditParams,
     base=_EditCreateBase,
-    doc="An edit of this job (the path's): which finished inversion it draws.",
+    doc="An edit of this job (the path's): which finished inversion it draws, and the "
+    "latent edits (age, smile, ...) applied to its code first.",
 )
 
 
@@ -192,6 +193,7 @@ class EditPublic(JobPublic):
 
     job_id: str = Field(description="the adaptation job whose generator renders")
     inversion_id: str
+    edits: str = Field("", description="the latent edits applied, canonical ('age=2')")
     image_url: str | None = Field(description="the edited photo (once succeeded)")
 
 
@@ -216,6 +218,7 @@ def edit_public(job: JobPublic) -> EditPublic:
         **job.model_dump(),
         job_id=str(job.params.get("job_id", "")),
         inversion_id=str(job.params.get("inversion_id", "")),
+        edits=str(job.params.get("edits", "")),
         image_url=f"{edit_url(job.id)}/image.png" if done else None,
     )
 

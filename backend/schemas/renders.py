@@ -19,7 +19,14 @@ from backend.schemas.priority import PriorityFields
 from backend.schemas.webhooks import WebhookFields
 from jobs.db.models import JobStatus
 from nada import rundir
-from nada.render_params import MODES, VIDEO_FORMATS, RenderParams
+from nada.ids import ID_PATTERN
+from nada.render_params import (
+    MAX_DOMAIN_STRENGTH,
+    MODES,
+    VIDEO_FORMATS,
+    VIDEO_MODES,
+    RenderParams,
+)
 
 Mode = Literal[MODES]  # type: ignore[valid-type]
 Format = Literal[VIDEO_FORMATS]  # type: ignore[valid-type]
@@ -33,11 +40,25 @@ class _RenderCreateBase(WebhookFields, PriorityFields):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class BlendJob(BaseModel):
+    """Another finished job of this token on the same base generator, blended in."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    job_id: str = Field(pattern=f"^{ID_PATTERN}$", description="the finished job (its id)")
+    strength: float = Field(
+        1.0, ge=0, le=MAX_DOMAIN_STRENGTH, allow_inf_nan=False,
+        description="its domain's strength: the share of its difference from the base",
+    )  # fmt: skip
+
+
 RenderCreate = request_model(
     "RenderCreate",
     RenderParams,
     base=_RenderCreateBase,
     doc="What to draw through the job's base and adapted generators (docs/explore.md).",
+    annotations={"blend": list[BlendJob]},
+    checks={"blend": []},  # each entry is checked by BlendJob, the list by RenderParams
 )
 
 
@@ -49,7 +70,9 @@ class RenderPublic(JobPublic):
     image_url: str | None = Field(
         description="render.png: the grid, or a video's keyframes (source over adapted)"
     )
-    video_url: str | None = Field(description="render.mp4 or render.gif (mode 'video')")
+    video_url: str | None = Field(
+        description="render.mp4 or render.gif (modes 'video' and 'domains')"
+    )
 
 
 class RenderParamsPublic(BaseModel):
@@ -67,7 +90,7 @@ def render_public(job: JobPublic) -> RenderPublic:
     done = job.status == JobStatus.succeeded
     base = render_url(job.id)
     params = RenderParams.from_dict(job.params)
-    video = f"{base}/{params.file_name}" if params.mode == "video" else None
+    video = f"{base}/{params.file_name}" if params.mode in VIDEO_MODES else None
     return RenderPublic(
         **job.model_dump(),
         job_id=params.job_id or "",

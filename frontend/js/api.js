@@ -187,8 +187,11 @@ export const api = {
   /** The fields of an inversion's params and the service's photo limits. */
   inversionParams: () => request("GET", "inversions/params"),
   getInversion: (id) => request("GET", `inversions/${encodeURIComponent(id)}`),
-  /** That inversion rendered through job `jobId`'s adapted generator (200: asked before). */
-  createEdit: (jobId, inversionId) => request("POST", `jobs/${encodeURIComponent(jobId)}/edits`, { body: { inversion_id: inversionId }, timeout: 30000 }),
+  /** That inversion rendered through job `jobId`'s adapted generator (200: asked before),
+   *  its code moved first by `edits` ("age=2,smile=-1"; "" or absent: none). */
+  createEdit: (jobId, inversionId, edits = "") => request("POST", `jobs/${encodeURIComponent(jobId)}/edits`, { body: edits ? { inversion_id: inversionId, edits } : { inversion_id: inversionId }, timeout: 30000 }),
+  /** The latent edit directions (age, smile, …) with their base generators and limits. */
+  directions: () => request("GET", "directions"),
   getEdit: (id) => request("GET", `edits/${encodeURIComponent(id)}`),
   /** Seeds, style mixing or a video through job `jobId`'s two generators (200: asked before). */
   createRender: (jobId, body) => request("POST", `jobs/${encodeURIComponent(jobId)}/renders`, { body, timeout: 30000 }),

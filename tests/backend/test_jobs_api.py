@@ -192,6 +192,27 @@ def test_finished_job_has_samples_checkpoint_and_filename(client, settings) -> N
         f'filename="nada-a-photo-to-pencil-sketch-{job_id[:8]}.pt"'
         in ckpt.headers["content-disposition"]
     )
+    assert client.get(f"{API}/jobs/{job_id}/domain").status_code == 404  # a weights job
+    assert job["domain_url"] is None
+    root = storage.job_dir(settings.jobs_dir, job_id)
+    rundir.write_bytes(rundir.domain_path(root), b"vectors")  # what a modulation job adds
+    domain = client.get(f"{API}/jobs/{job_id}/domain")
+    assert domain.status_code == 200 and domain.content == b"vectors"
+    assert f"pencil-sketch-{job_id[:8]}-domain.pt" in domain.headers["content-disposition"]
+
+
+def test_a_modulation_job_links_its_domain_file(client, settings) -> None:  # type: ignore[no-untyped-def]
+    job_id = _submit(client, parametrization="modulation")["id"]
+    assert client.get(f"{API}/jobs/{job_id}/domain").status_code == 409  # not finished
+    root = storage.job_dir(settings.jobs_dir, job_id)
+    rundir.write_bytes(rundir.domain_path(root), b"vectors")
+    _run_to_end(settings, job_id)
+    job = client.get(f"{API}/jobs/{job_id}").json()
+    assert job["params"]["parametrization"] == "modulation"
+    assert job["domain_url"] == f"{API}/jobs/{job_id}/domain"
+    assert client.get(job["domain_url"]).content == b"vectors"
+    bad = client.post(f"{API}/jobs", json={**SMALL, "parametrization": "vectors"})
+    assert bad.status_code == 422 and "parametrization" in bad.text
 
 
 def test_intermediate_checkpoints_are_listed_and_downloadable(client, settings) -> None:  # type: ignore[no-untyped-def]

@@ -87,6 +87,7 @@ def test_a_token_sees_only_its_own_jobs(secured, settings) -> None:  # type: ign
         ("get", f"/jobs/{job_id}/events"),
         ("get", f"/jobs/{job_id}/samples/2.png"),
         ("get", f"/jobs/{job_id}/checkpoint"),
+        ("get", f"/jobs/{job_id}/domain"),
         ("post", f"/jobs/{job_id}/cancel"),
         ("delete", f"/jobs/{job_id}"),
     ]:

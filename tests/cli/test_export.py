@@ -46,3 +46,42 @@ def test_refusals_name_the_argument(capsys, tmp_path: Path) -> None:
     assert code == 2 and "--force" in err and out.read_bytes() == b"keep"
     code, _, _ = run(capsys, "export", str(DATA / "ada_sg2_64.pkl"), "--out", str(out), "--force")
     assert code == 0 and read_nvidia_pickle(out).framework == "tensorflow"
+
+
+def test_a_domain_exports_onto_its_base_as_a_full_generator(capsys, tmp_path: Path) -> None:
+    """A domain.pt (stylegan2/domain_file.py) out as a rosinality-layout .pt that loads
+    strictly and draws what the domain on its base draws; refused on another base."""
+    from stylegan2.domain_file import Domain, load_onto, read_domain, save_domain
+    from stylegan2.domain_modulation import modulated_layers
+
+    base = load_generator("random-16", seed=2, style_dim=32, n_mlp=2)
+    widths = modulated_layers(base.generator)
+    torch.manual_seed(0)
+    vectors = {name: 1 + 0.2 * torch.randn(c) for name, c in widths.items()}
+    domain = tmp_path / "domain.pt"
+    saved = tmp_path / "base.pt"  # a file base: the domain records its path and sha256
+    save_generator(saved, base.generator, base.latent_avg, {})
+    base = load_generator(str(saved))
+    save_domain(domain, Domain(vectors=vectors, base=base.identity, metadata={"kind": "test"}))
+
+    full = tmp_path / "full.pt"
+    code, stdout, err = run(capsys, "export", str(domain), "--out", str(full))
+    assert code == 0, err
+    assert "rosinality" in stdout
+    back = load_generator(str(full))  # strict: every key and shape of the layout
+    assert back.generator.state_dict().keys() == base.generator.state_dict().keys()
+    want = load_onto(read_domain(domain), base)
+    ws = base.to_wplus(torch.randn(2, 32), truncation=0.7)
+    with torch.no_grad():
+        torch.testing.assert_close(back.render_wplus(ws), want.render_wplus(ws), atol=1e-5, rtol=0)
+    pkl = tmp_path / "full.pkl"  # NVIDIA's layout too
+    assert run(capsys, "export", str(domain), "--out", str(pkl), "--base", str(saved))[0] == 0
+    assert sorted(read_nvidia_pickle(pkl).networks) == ["D", "G", "Gs"]
+
+    other = tmp_path / "other.pt"
+    code, _, err = run(capsys, "export", str(domain), "--out", str(other), "--base", "random-16")
+    assert code == 2 and "trained on generator" in err and not other.exists()
+    code, _, err = run(capsys, "export", str(saved), "--out", str(other))
+    assert code == 2 and "argument --out" in err
+    code, _, err = run(capsys, "export", str(saved), "--out", str(pkl), "--force", "--base", "x")
+    assert code == 2 and "argument --base" in err

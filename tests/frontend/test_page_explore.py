@@ -1,14 +1,16 @@
 """The job view's "Explore" against the real service (`nada serve`, local workers, random-32
 generator, nada-tiny:random): seeds drawn at a truncation chosen with the keyboard and shown
-as the source/adapted grid; the same seeds again answered at once by the earlier render; a
+as the source/adapted grid; the same seeds again answered at once by the earlier render; at
+strength 0 (the slider's Home) the adapted row is the base generator's own; a
 style mixing grid; a video that plays in the page; a refusal of the service shown under its
-field. Headless Debian Chromium.
+field; a video through domains (base to this job's, on a fixed seed). Headless Debian Chromium.
 
 NADA_SCREENSHOTS=<dir> also saves the section with a grid (explore-section.png).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -16,7 +18,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 pytestmark = pytest.mark.browser
 
@@ -122,6 +126,21 @@ def test_render_seeds_at_a_truncation_and_see_the_grid(page, service, finished_j
     wait_for_media(page, section, "img", "el.complete && el.naturalWidth > 0")
     assert api_get(service, "jobs?kind=render")["count"] == count
 
+    # Strength 0 (Home on the slider): the adapted row is the base generator's own, exactly.
+    strength = section.get_by_label(re.compile(r"^Strength"))
+    assert strength.input_value() == "1"  # the service's default
+    strength.focus()
+    page.keyboard.press("Home")
+    assert "0.00" in section.locator(".explore-strength-value").inner_text()
+    section.get_by_role("button", name="Render").click()
+    section.get_by_role("status").filter(has_text="Done").wait_for()
+    section.locator(".explore-caption").filter(has_text="at strength 0.00").wait_for()
+    render = latest_render(service, finished_job)
+    assert render["params"]["strength"] == 0 and render["status"] == "succeeded"
+    with urllib.request.urlopen(service.api(f"renders/{render['id']}/render.png")) as res:
+        grid = np.asarray(Image.open(io.BytesIO(res.read())).convert("RGB"))
+    assert np.array_equal(grid[:SIZE], grid[SIZE + 2 :]), "strength 0 draws the base twice"
+
     # Style mixing: two grids (source, adapted), each with a header row and column.
     section.get_by_label("Style mixing").check()
     # random-32 has 8 W+ entries: crossover 1..7 (not 1024 px's 1..17, whatever the generator)
@@ -161,3 +180,13 @@ def test_a_video_plays_in_the_page(page, service, finished_job):
     assert (render["params"]["keyframes"], render["total_steps"]) == ([1, 2], 3)
     href = section.locator("[data-role=download-mp4]").evaluate("a => a.href")
     assert href == service.api(f"renders/{render['id']}/render.mp4")
+
+    # Through domains: seed 1 fixed while the weights move from the base to this job's domain.
+    section.get_by_label("Through domains").check()
+    assert not section.get_by_label("Keyframe seeds").is_visible()
+    section.get_by_label("Video seeds").fill("1")
+    section.get_by_role("button", name="Make the video").click()
+    wait_for_media(page, section, "video", f"el.readyState >= 1 && el.videoWidth === {SIZE}")
+    render = latest_render(service, finished_job)
+    assert (render["params"]["mode"], render["total_steps"]) == ("domains", 3)  # 3 frames, 1 seed
+    section.locator(".explore-caption").filter(has_text="3 frames at 4 fps").wait_for()

@@ -50,6 +50,19 @@ def api_post(service, path: str, body: dict) -> dict:
         return json.load(res)
 
 
+def store_direction(service, name: str, base: str) -> None:
+    """A latent edit direction of `base` as POST /directions stores it (jobs/directions.py's
+    layout), placed in the service's data dir: the upload's check in its child process has
+    its own test (tests/backend/test_edits_api.py)."""
+    import torch
+
+    folder = service.data_dir / "directions"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(torch.linspace(-2, 2, 512), folder / f"{name}.pt")
+    meta = {"name": name, "base": base, "shape": [512], "sha256": "0" * 64}
+    (folder / f"{name}.json").write_text(json.dumps(meta))
+
+
 def face_png(path: Path, size: int = 96) -> Path:
     """A cartoon face, already a centred square crop (what "already aligned" means)."""
     from PIL import Image, ImageDraw
@@ -127,6 +140,8 @@ def href(section, role: str) -> str:
 def test_try_a_photo_then_reuse_it_on_another_job(page, service, finished_jobs, tmp_path):
     first, second = finished_jobs
     before = api_get(service, "inversions")["count"]
+    # A latent edit direction of this base (the registry's are FFHQ's): the edit sliders.
+    store_direction(service, "tilt", GENERATOR)
     # Playwright subscribes to file choosers without waiting for the browser's answer: a
     # listener from the start makes sure the one below is not missed.
     page.on("filechooser", lambda chooser: None)
@@ -192,6 +207,29 @@ def test_try_a_photo_then_reuse_it_on_another_job(page, service, finished_jobs, 
         page.add_style_tag(content=".topbar { position: static; }")  # not over the section
         section.screenshot(path=str(Path(SCREENSHOTS) / "photo-section.png"))
     first_edit = match[1]
+
+    # The edit sliders: the photo's code moved along the direction, only the adapted picture
+    # drawn again.
+    edits = section.get_by_role("group", name="Edit the photo")
+    edits.wait_for()
+    edits.get_by_label("tilt").focus()
+    for _ in range(4):  # 0 -> 2 in steps of 0.5, from the keyboard
+        page.keyboard.press("ArrowRight")
+    assert "tilt=2" in edits.locator("[data-role=edits-summary]").inner_text()
+    edits.get_by_role("button", name="Apply edits").click()
+    section.get_by_role("status").filter(has_text="with tilt=2").wait_for(
+        timeout=JOB_TIMEOUT_S * 1000
+    )
+    wait_for_result(page, section)
+    match = re.fullmatch(re.escape(service.api("edits/")) + r"([0-9a-f]{32})/image\.png",
+                         href(section, "download-adapted"))  # fmt: skip
+    assert match and match[1] != first_edit
+    edited = api_get(service, f"edits/{match[1]}")
+    assert (edited["edits"], edited["inversion_id"], edited["status"]) == (
+        "tilt=2",
+        inv["id"],
+        "succeeded",
+    )
 
     # Another job adapted from the same generator offers the photo: only the edit is new.
     section = photo_section(page, service, second)

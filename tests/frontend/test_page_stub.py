@@ -50,6 +50,7 @@ def _jobs() -> list[dict]:
             step=300,
             total=300,
             minutes_ago=30,
+            domain_url="/api/v1/jobs/done1/domain",  # a modulation job's domain file
             scores=[
                 {
                     "step": s,
@@ -204,7 +205,14 @@ def test_the_scores_card_draws_one_chart_per_score(page):
     assert (
         label.startswith("Diversity chart: diversity over 4 steps") and "0.7 at step 300" in label
     )
-    # a job without scores has no card
+    # a modulation job links its domain file beside the generator
+    domain = page.locator("a[data-role=domain]")
+    assert (
+        domain.is_visible() and domain.get_attribute("href") == f"{ORIGIN}/api/v1/jobs/done1/domain"
+    )
+    assert domain.get_attribute("download").endswith("-domain.pt")
+    # a job without scores has no card (and a weights job no domain link)
     page.goto(f"{ORIGIN}/#/jobs/run1")
     page.locator(".sample-frame img").wait_for()
     assert page.locator(".scores-card").is_hidden()
+    assert page.locator("a[data-role=domain]").is_hidden()

@@ -69,7 +69,9 @@ def test_a_pass_expires_old_jobs_and_spares_what_is_needed(
     parent = _job(db_url, jobs, "succeeded", old)
     child = _job(db_url, jobs, "queued", parent_id=parent)
     adaptation = _job(db_url, jobs, "succeeded", old)
-    render = _job(db_url, jobs, "queued", kind="render", params={"job_id": adaptation})
+    blended = _job(db_url, jobs, "succeeded", old)  # a queued render blends it in
+    render = _job(db_url, jobs, "queued", kind="render",
+                  params={"job_id": adaptation, "blend": [{"job_id": blended, "strength": 0.5}]})  # fmt: skip
     inversion = _job(db_url, jobs, "succeeded", old, kind="invert")
     edit = _job(db_url, jobs, "running", kind="edit",
                 params={"job_id": parent, "inversion_id": inversion})  # fmt: skip
@@ -115,7 +117,8 @@ def test_a_pass_expires_old_jobs_and_spares_what_is_needed(
     row = _row(db_url, mid)
     assert row.resumable_expired_at == NOW and row.files_expired_at is None
     assert row.disk_bytes == 1060
-    for needed in (recent, parent, child, adaptation, render, inversion, edit, running, late):
+    for needed in (recent, parent, child, adaptation, blended, render, inversion, edit, running,
+                   late):  # fmt: skip
         assert _names(jobs, needed) == everything, needed
         assert _row(db_url, needed).files_expired_at is None, needed
         assert _row(db_url, needed).resumable_expired_at is None, needed
@@ -131,7 +134,7 @@ def test_a_pass_expires_old_jobs_and_spares_what_is_needed(
         )  # fmt: skip
     later = gc.collect(db_url, jobs, POLICY, now=NOW + 8 * DAY)
     gone = {r.job_id for r in later.removals if r.what == "results"}
-    assert {adaptation, late, render, child, mid, recent} <= gone
+    assert {adaptation, blended, late, render, child, mid, recent} <= gone
     assert parent not in gone and inversion not in gone  # the edit still runs
     assert _names(jobs, adaptation) == kept_records
     assert _names(jobs, parent) == everything

@@ -98,14 +98,18 @@ KINDS = {"invert": InvertParams, "edit": EditParams, "render": RenderParams}
 COMMANDS = {"invert": ("invert",), "edit": (), "render": ("video", "generate")}
 # Fields no flag sets: the service's own, or what the command decides (`nada video` is mode
 # 'video', `nada generate --mix` mode 'mix').
-NO_FLAG = {"invert": {"photo_sha256"}, "edit": {"inversion_id", "job_id"},
+NO_FLAG = {"invert": {"photo_sha256"}, "edit": {"inversion_id", "job_id", "edits"},
            "render": {"job_id", "mode"}}  # fmt: skip
 # Flags a command spells itself, for what a declaration cannot say: a path or a name where
 # the service takes a job's generator, a file's suffix, ROWS:COLS, and plain `nada
-# generate`'s own --seeds and --truncation (from any generator, not only a render's).
+# generate`'s own --seeds and --truncation (from any generator, not only a render's), and
+# --edit, given once per edit.
 SPELLED_BY_THE_COMMAND = {
     ("video", "--generator"), ("video", "--out"), ("generate", "--base"),
     ("generate", "--mix"), ("generate", "--seeds"), ("generate", "--truncation"),
+    ("video", "--edit"), ("generate", "--edit"),  # repeatable: one edit each, joined
+    ("video", "--blend"), ("generate", "--blend"),  # repeatable: RUN|PT=STRENGTH each
+    ("video", "--domains"),  # a seed list that also picks mode 'domains'
 }  # fmt: skip
 # Each kind's request body in OpenAPI (the inversion's: its multipart `params` field).
 BODIES = {"invert": "InversionParams", "edit": "EditCreate", "render": "RenderCreate"}

@@ -6,7 +6,7 @@ import pytest
 
 from nada.declare import describe, specs
 from nada.errors import ParamError
-from nada.render_params import MODE_FIELDS, RenderParams
+from nada.render_params import MAX_BLEND, MODE_FIELDS, BlendPart, RenderParams
 
 JOB = "a" * 32
 
@@ -65,5 +65,36 @@ def test_describe_lists_every_field_with_its_range():
     assert fields["seeds"]["items"] == {"min": 0, "max": 2**31 - 1}
     assert fields["seeds"]["type"] == "seeds" and fields["frames"]["type"] == "integer"
     assert fields["truncation"]["type"] == "number" and fields["mode"]["choices"] == [
-        "seeds", "mix", "video",
+        "seeds", "mix", "video", "domains",
     ]  # fmt: skip
+
+
+def test_strengths_and_blends_are_checked_stored_and_keyed():
+    other = "b" * 32
+    params = RenderParams.from_dict({"job_id": JOB, "strength": 0.5,
+                                     "blend": [{"job_id": other, "strength": 0.25}]})  # fmt: skip
+    assert params.blend == (BlendPart(other, 0.25),) and params.reweighted
+    assert params.to_dict()["blend"] == [{"job_id": other, "strength": 0.25}]
+    assert RenderParams.from_dict(params.to_dict()) == params
+    assert not RenderParams(job_id=JOB).reweighted
+    plain = RenderParams(job_id=JOB)
+    for changed in ({"strength": 0.5}, {"strength_coarse": 0.0}, {"blend": (BlendPart(other),)}):
+        assert plain.replace(**changed).cache_key() != plain.cache_key(), changed
+    for data in ({"strength": 1.51}, {"strength_medium": 1.1}, {"blend": "x"},
+                 {"blend": [{"job_id": other, "strength": -0.5}]},
+                 {"blend": [{"job_id": other, "weight": 1}]},
+                 {"blend": [{"job_id": other}, {"job_id": other}]},
+                 {"blend": [{"job_id": f"{i:032x}"} for i in range(MAX_BLEND + 1)]}):  # fmt: skip
+        with pytest.raises(ParamError) as info:
+            RenderParams.from_dict(data)
+        assert info.value.field == next(iter(data)), data
+
+
+def test_a_domain_video_passes_through_every_domain():
+    params = RenderParams(job_id=JOB, mode="domains", frames=5, domain_seeds=(1, 2, 3),
+                          strength=0.8, blend=(BlendPart("b" * 32, 1.2),))  # fmt: skip
+    assert params.stops == (None, BlendPart(JOB, 0.8), BlendPart("b" * 32, 1.2))
+    assert params.total_frames == 2 * 5 + 1 and params.images == 11 * 3
+    assert params.file_name == "render.mp4"
+    assert params.cache_key() != params.replace(fps=12).cache_key()
+    assert params.cache_key() == params.replace(keyframes=(7, 8)).cache_key()

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_layout(tmp_path: Path) -> None:
     r = tmp_path
     assert rundir.adapted_path(r) == r / "adapted.pt"
+    assert rundir.domain_path(r) == r / "domain.pt"
     assert rundir.metrics_path(r) == r / "metrics.jsonl"
     assert rundir.params_path(r) == r / "params.json"
     assert rundir.sample_path(r, 50) == r / "samples" / "step_000050.png"
@@ -42,7 +43,7 @@ def test_no_other_module_spells_the_layout() -> None:
     """Every writer and reader goes through nada.rundir: no file name of the layout is
     spelled as a literal anywhere else in the packages."""
     spelled = re.compile(
-        r"""["'](adapted\.pt|resume\.pt|start\.pt|metrics\.jsonl|params\.json|checkpoints|"""
+        r"""["'](adapted\.pt|domain\.pt|resume\.pt|start\.pt|metrics\.jsonl|params\.json|checkpoints|"""
         r"""attempts)["']|step_\{"""
     )
     offenders = []

@@ -126,3 +126,20 @@ def test_generator_bench_measures_stylegan3_paths_each_in_its_own_process() -> N
     r = bench.stylegan3_init_kwargs(256, "r", 16384)
     assert (r["conv_kernel"], r["use_radial_filters"]) == (1, True)
     assert (r["channel_base"], r["channel_max"]) == (32768, 1024)
+
+
+def test_adapt_bench_smoke_compares_a_modulation_step_with_a_weights_step() -> None:
+    """`bench/adapt_step.py --smoke`: ours in both parametrizations, each in its own process,
+    with the modulation / weights ratios and the domain file's size."""
+    cmd = [sys.executable, "bench/adapt_step.py", "--smoke"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    runs = {r["parametrization"]: r for r in report["results"]}
+    assert set(runs) == {"weights", "modulation"} and report["ratios"] == {}
+    assert 0 < runs["modulation"]["domain_kb"] < 100 and "domain_kb" not in runs["weights"]
+    entry = report["modulation_vs_weights"]["latent"]
+    assert entry["domain_kb"] == runs["modulation"]["domain_kb"]
+    time_ratio = runs["modulation"]["s_per_step"] / runs["weights"]["s_per_step"]
+    assert entry["time"] == round(time_ratio, 3)
+    assert entry["memory"] > 0 and entry["cpu_time"] > 0

@@ -30,6 +30,7 @@ from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
 from backend.api.job_files import OCTET, job_file
 from backend.api.job_views import JobId, job_root, public_job, queue_stats, read_job_view
 from backend.api.responses import json_response
+from backend.api.routes.directions import check_edits
 from backend.api.submission import (
     Submission,
     SubmissionDep,
@@ -302,8 +303,11 @@ def read_latent(
 # -- edits ---------------------------------------------------------------------------------
 
 
-def edit_cache_key(inversion_id: str, job_id: str) -> str:
-    return hashlib.sha256(f"edit:{inversion_id}:{job_id}".encode()).hexdigest()
+def edit_cache_key(inversion_id: str, job_id: str, edits: str = "") -> str:
+    """The same photo through the same job with the same (canonical) edits is one edit; no
+    edits keep the key edits had before they existed."""
+    text = f"edit:{inversion_id}:{job_id}" + (f":{edits}" if edits else "")
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @router.post(
@@ -335,8 +339,12 @@ def create_edit(job_id: JobId, body: EditCreate, sub: SubmissionDep) -> EditPubl
             f"inversion {inversion.id} is a code for generator {made_for!r}, but job {job_id} "
             f"adapted {adapted_from!r}; invert the photo for {adapted_from!r}"
         )
-    params = EditParams(inversion_id=inversion.id, job_id=job_id)
-    key = edit_cache_key(inversion.id, job_id)
+    try:
+        params = EditParams(inversion_id=inversion.id, job_id=job_id, edits=body.edits)
+        check_edits(params.edits, "", adapted_from, settings.data_dir)
+    except ParamError as exc:
+        raise unprocessable(exc.field, str(exc)) from None
+    key = edit_cache_key(inversion.id, job_id, params.edits)
     edit = sub.cached_or_new(EDIT, params, key, edit_url, sub.webhook(body), sub.priority(body))
     public = edit_public(public_job(session, settings, edit))
     session.close()

@@ -5,7 +5,9 @@ A render is a job on the fast lane (jobs/kinds.py): it queues on a queue of its 
 `nada serve`'s second worker and every `nada worker --lanes ...,fast` take, so it never
 waits behind a long adaptation (docs/deploy.md). It is canceled, followed (GET
 /jobs/{id}/events) and deleted like any job. The same parameters for the same job are drawn
-once: asking again answers 200 with the existing render (jobs.cache_key).
+once: asking again answers 200 with the existing render (jobs.cache_key). A render may blend
+in other finished jobs of the same token on the same base (`blend`): each is checked here,
+and each is a job the render reads (jobs/gc.py keeps its files while the render waits).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
 from backend.api.job_files import job_file
 from backend.api.job_views import JobId, public_job, read_job_view
+from backend.api.routes.directions import check_edits
 from backend.api.submission import SubmissionDep, submission_responses
 from backend.api.upload_errors import unprocessable
 from backend.schemas.priority import PRIORITY_FIELDS
@@ -31,7 +34,7 @@ from backend.schemas.renders import (
 )
 from backend.schemas.webhooks import WEBHOOK_FIELDS
 from jobs import store
-from jobs.db.models import JobStatus
+from jobs.db.models import Job, JobStatus
 from jobs.generators import list_generators
 from jobs.kinds import ADAPTED_KINDS, RENDER
 from jobs.settings import Settings
@@ -77,6 +80,30 @@ def _check_crossover(params: RenderParams, settings: Settings) -> None:
         )
 
 
+def _check_blend(session: Session, owner: str | None, job: Job, params: RenderParams) -> None:
+    """Every blended job is this token's, finished, another than `job`, on its base."""
+    base = job.params.get("generator")
+    for part in params.blend:
+        if part.job_id is None:
+            raise ParamError("blend", "each entry needs a job_id")
+        if part.job_id == job.id:
+            raise ParamError("blend", f"names job {job.id} itself; set its strength instead")
+        try:
+            other = store.get_job(session, job_id=part.job_id, owner=owner, kind=ADAPTED_KINDS)
+        except store.JobNotFound:
+            raise ParamError("blend", f"names job {part.job_id}: no such adaptation") from None
+        if other.status != JobStatus.succeeded:
+            raise ParamError(
+                "blend", f"names job {other.id}, which is {other.status}; blends need finished jobs"
+            )
+        if other.params.get("generator") != base:
+            raise ParamError(
+                "blend",
+                f"names job {other.id}, which adapted {other.params.get('generator')!r}; this "
+                f"job adapted {base!r}: a blend needs jobs on the same base generator",
+            )
+
+
 @router.get("/renders/params", response_model=RenderParamsPublic)
 def read_render_params() -> RenderParamsPublic:
     """The fields of POST /jobs/{id}/renders with their ranges (the page's form reads them)."""
@@ -97,8 +124,9 @@ def read_render_params() -> RenderParamsPublic:
 def create_render(job_id: JobId, body: RenderCreate, sub: SubmissionDep) -> RenderPublic:
     """Draw seeds (mode 'seeds'), style mixing grids ('mix') or an interpolation video
     ('video', MP4 or GIF) through this finished job's base generator and its adapted one,
-    side by side. Runs on the fast lane; the same request again answers 200 with the
-    existing render."""
+    side by side, or a video on fixed seeds through the domains ('domains'). `strength`
+    dials the domain, `blend` adds other finished jobs on the same base. Runs on the fast
+    lane; the same request again answers 200 with the existing render."""
     session, settings = sub.session, sub.settings
     job = store.get_job(session, job_id=job_id, owner=sub.owner, kind=ADAPTED_KINDS)
     try:
@@ -110,6 +138,9 @@ def create_render(job_id: JobId, body: RenderCreate, sub: SubmissionDep) -> Rend
             }
         )
         _check_crossover(params, settings)
+        _check_blend(session, sub.owner, job, params)
+        sweep = params.edit_sweep if params.mode == "video" else ""
+        check_edits(params.edits, sweep, params.generator, settings.data_dir)
     except ParamError as exc:
         raise unprocessable(exc.field, str(exc)) from None
     if job.status != JobStatus.succeeded:

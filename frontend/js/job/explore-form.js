@@ -1,5 +1,5 @@
-// The form of "Explore": what to draw (seeds, style mixing, a video), the truncation slider,
-// and each mode's fields. Ranges and defaults come from GET /renders/params (setFields); the
+// The form of "Explore": what to draw (seeds, style mixing, a video), the truncation and
+// domain strength sliders, and each mode's fields. Ranges and defaults come from GET /renders/params (setFields); the
 // page checks the seed lists' syntax, the service everything (its 422s are shown under
 // their fields: showErrors).
 
@@ -9,10 +9,12 @@ export const MODES = [
   { value: "seeds", label: "Seeds side by side" },
   { value: "mix", label: "Style mixing" },
   { value: "video", label: "Video" },
+  { value: "domains", label: "Through domains" },
 ];
+const VIDEO_MODES = ["video", "domains"]; // the modes that make a video (frames, fps, format)
 
 // The service's defaults until GET /renders/params answers (nada/render_params.py).
-const DEFAULTS = { truncation: 0.7, crossover: 4, frames: 24, fps: 24 };
+const DEFAULTS = { truncation: 0.7, strength: 1, crossover: 4, frames: 24, fps: 24 };
 const MAX_SEED = 2 ** 31 - 1;
 
 /** "0-3, 9" -> [0, 1, 2, 3, 9]; throws Error naming what is wrong. */
@@ -66,7 +68,7 @@ function numberInput(name, value) {
 /**
  * onSubmit(body) is called with the request body of POST /jobs/{id}/renders once the page's
  * checks pass. Returns {element, setBusy(bool), showErrors([{field, message}]), setFields(params),
- * setGeneratorSize(px)}.
+ * setGeneratorSize(px), setBlendChoices([{id, label}])}.
  */
 export function exploreForm({ onSubmit }) {
   const name = uid("explore-mode");
@@ -79,6 +81,7 @@ export function exploreForm({ onSubmit }) {
   const cols = field("column_seeds", "Column seeds", textInput("column_seeds", "3-6"), "Fine styles: colours, texture.");
   const crossover = field("crossover", "Crossover", numberInput("crossover", DEFAULTS.crossover), "");
   const keyframes = field("keyframes", "Keyframe seeds", textInput("keyframes", "0-2"), "The video passes through them in order.");
+  const domainSeeds = field("domain_seeds", "Video seeds", textInput("domain_seeds", "0-2"), "Fixed while the weights move: the base generator, this job's domain, then the blended job's.");
   const frames = field("frames", "Frames per transition", numberInput("frames", DEFAULTS.frames), "");
   const fps = field("fps", "Frames per second", numberInput("fps", DEFAULTS.fps), "");
   const formatSelect = h("select", { id: uid("explore-format"), name: "format" },
@@ -89,22 +92,38 @@ export function exploreForm({ onSubmit }) {
   const truncation = field("truncation", "Truncation", truncInput, "Lower: more typical pictures; 1: the whole range; above 1: wilder.");
   truncation.element.querySelector("label").append(" ", truncValue);
   truncInput.addEventListener("input", () => setText(truncValue, Number(truncInput.value).toFixed(2)));
+  // The domain's strength: the adapted row's weights, base (0) → adapted (1) and beyond.
+  const strengthInput = h("input", { type: "range", id: uid("explore-strength"), name: "strength", min: "0", max: "1.5", step: "0.05", value: String(DEFAULTS.strength) });
+  const strengthValue = h("output", { class: "explore-strength-value", for: strengthInput.id }, DEFAULTS.strength.toFixed(2));
+  const strength = field("strength", "Strength", strengthInput, "The adapted row's domain: 0 draws the base generator, 1 this job's, more exaggerates it.");
+  strength.element.querySelector("label").append(" ", strengthValue);
+  strengthInput.addEventListener("input", () => setText(strengthValue, Number(strengthInput.value).toFixed(2)));
 
-  const all = [seeds, rows, cols, crossover, keyframes, frames, fps, format, truncation];
+  // Blend: another finished job of this token on the same base generator, its domain added.
+  const blendSelect = h("select", { id: uid("explore-blend"), name: "blend" }, h("option", { value: "" }, "None"));
+  const blend = field("blend", "Blend with", blendSelect, "Another finished job on the same base generator: its domain is added to this one's.");
+  const blendStrengthInput = h("input", { type: "number", id: uid("explore-blend-strength"), name: "blend_strength", value: "1", min: "0", max: "1.5", step: "0.05" });
+  const blendStrength = field("blend_strength", "Its strength", blendStrengthInput, "");
+  const blendBox = h("div", { class: "explore-fields explore-blend", hidden: true }, blend.element, blendStrength.element);
+
+  const all = [seeds, rows, cols, crossover, keyframes, domainSeeds, frames, fps, format, truncation, strength, blend, blendStrength];
   const groups = {
     seeds: h("div", { class: "explore-fields", "data-mode": "seeds" }, seeds.element),
     mix: h("div", { class: "explore-fields", "data-mode": "mix", hidden: true }, rows.element, cols.element, crossover.element),
-    video: h("div", { class: "explore-fields", "data-mode": "video", hidden: true }, keyframes.element, frames.element, fps.element, format.element),
+    video: h("div", { class: "explore-fields", "data-mode": "video", hidden: true }, keyframes.element),
+    domains: h("div", { class: "explore-fields", "data-mode": "domains", hidden: true }, domainSeeds.element),
   };
+  const clip = h("div", { class: "explore-fields", "data-mode": VIDEO_MODES.join(" "), hidden: true }, frames.element, fps.element, format.element);
   const button = h("button", { type: "submit", class: "button button-primary" }, "Render");
   const formError = h("div", { class: "form-error", role: "alert", hidden: true });
   const element = h("form", { class: "explore-form", novalidate: true, "aria-label": "What to draw" },
-    modeBox, truncation.element, Object.values(groups), formError, h("div", { class: "form-actions" }, button));
+    modeBox, truncation.element, strength.element, blendBox, Object.values(groups), clip, formError, h("div", { class: "form-actions" }, button));
 
   const mode = () => radios.find((r) => r.checked).value;
   function showMode() {
     for (const [key, group] of Object.entries(groups)) group.hidden = key !== mode();
-    setText(button, mode() === "video" ? "Make the video" : "Render");
+    clip.hidden = !VIDEO_MODES.includes(mode());
+    setText(button, VIDEO_MODES.includes(mode()) ? "Make the video" : "Render");
   }
   radios.forEach((r) => r.addEventListener("change", showMode));
 
@@ -148,11 +167,12 @@ export function exploreForm({ onSubmit }) {
   element.addEventListener("submit", (event) => {
     event.preventDefault();
     clearErrors();
-    const body = { mode: mode(), truncation: Number(truncInput.value) };
-    const lists = { seeds: [seeds], mix: [rows, cols], video: [keyframes] }[body.mode];
+    const body = { mode: mode(), truncation: Number(truncInput.value), strength: Number(strengthInput.value) };
+    const lists = { seeds: [seeds], mix: [rows, cols], video: [keyframes], domains: [domainSeeds] }[body.mode];
     for (const f of lists) body[f.name] = seedList(f);
     if (body.mode === "mix") body.crossover = Number(crossover.input.value);
-    if (body.mode === "video") Object.assign(body, { frames: Number(frames.input.value), fps: Number(fps.input.value), format: formatSelect.value });
+    if (VIDEO_MODES.includes(body.mode)) Object.assign(body, { frames: Number(frames.input.value), fps: Number(fps.input.value), format: formatSelect.value });
+    if (blendSelect.value) body.blend = [{ job_id: blendSelect.value, strength: Number(blendStrengthInput.value) }];
     const bad = all.find((f) => f.error.textContent);
     if (bad) { bad.input.focus(); return; }
     onSubmit(body);
@@ -169,6 +189,7 @@ export function exploreForm({ onSubmit }) {
 
   function showRanges() {
     for (const spec of specs) {
+      if (spec.name === "strength") Object.assign(blendStrengthInput, { min: String(spec.min), max: String(spec.max) }); // a blend job's too
       const f = all.find((x) => x.name === spec.name);
       if (!f) continue;
       if (spec.type === "seeds") setText(f.hintEl, `${f.hint} ${spec.min}–${spec.max} seeds.`);
@@ -200,6 +221,12 @@ export function exploreForm({ onSubmit }) {
     button.disabled = busy;
   }
 
+  /** The jobs this one may be blended with ([{id, label}]: finished, same base); none hides the picker. */
+  function setBlendChoices(choices) {
+    blendSelect.replaceChildren(h("option", { value: "" }, "None"), ...choices.map((c) => h("option", { value: c.id }, c.label)));
+    blendBox.hidden = !choices.length;
+  }
+
   showMode();
-  return { element, setBusy, showErrors, setFields, setGeneratorSize };
+  return { element, setBusy, showErrors, setFields, setGeneratorSize, setBlendChoices };
 }

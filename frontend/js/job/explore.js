@@ -14,14 +14,14 @@ import { progressBar } from "../jobs.js";
 import { followJob } from "../live.js";
 import { exploreForm, generatorSize } from "./explore-form.js";
 
-const WHAT = { seeds: "Drawing the seeds", mix: "Mixing styles", video: "Making the video" };
+const WHAT = { seeds: "Drawing the seeds", mix: "Mixing styles", video: "Making the video", domains: "Making the video through domains" };
 
 function statusText(render) {
   const what = WHAT[render.mode] || "Drawing";
   if (render.status === "queued") return `${what}: queued (${whereText(render).toLowerCase()}).`;
   if (render.status === "running") {
     const stage = (STAGE_LABEL[render.stage] || "starting").toLowerCase();
-    return `${what}: ${stage}… ${render.step || 0} / ${render.total_steps || 0} ${render.mode === "video" ? "frames" : "pictures"}`;
+    return `${what}: ${stage}… ${render.step || 0} / ${render.total_steps || 0} ${render.mode === "video" ? "frames" : "pictures"}`; // domains: a step is a picture
   }
   return `${what}…`;
 }
@@ -61,24 +61,33 @@ export function exploreCard({ jobId }) {
     result.hidden = false;
     const video = render.video_url && serviceHref(render.video_url);
     let shown;
+    const domains = render.mode === "domains";
+    const label = domains ? "Video through domains: the seeds while the weights move from the base generator to this job's domain and on"
+      : "Interpolation video: base generator left, adapted right";
     if (video && render.params.format === "mp4") {
       shown = h("video", { src: video, controls: true, loop: true, muted: true, autoplay: true, playsinline: true,
-        poster: serviceHref(render.image_url), "aria-label": "Interpolation video: base generator left, adapted right" });
+        poster: serviceHref(render.image_url), "aria-label": label });
     } else if (video) {
-      shown = h("img", { src: video, alt: "Interpolation video (GIF): base generator left, adapted right" });
+      shown = h("img", { src: video, alt: `${label} (GIF)` });
     } else {
       const alt = render.mode === "mix" ? "Style mixing grids: the base generator's above, the adapted one's below"
         : "Each seed drawn by the base generator (top row) and the adapted one (bottom row)";
       shown = h("img", { src: serviceHref(render.image_url), alt });
     }
     media.replaceChildren(shown);
-    setText(caption, render.mode === "video"
+    const dialed = render.params.strength != null && render.params.strength !== 1
+      ? ` The adapted side at strength ${Number(render.params.strength).toFixed(2)}.` : "";
+    const frames = domains ? render.total_steps / render.params.domain_seeds.length : render.total_steps;
+    const blended = (render.params.blend || []).length ? ", then the blended job's" : "";
+    setText(caption, (domains
+      ? `${frames} frames at ${render.params.fps} fps: the base generator, this job's domain${blended}.`
+      : render.mode === "video"
       ? `${render.total_steps} frames at ${render.params.fps} fps; base generator left, adapted right.`
       : render.mode === "mix"
         ? "Rows: coarse styles from the row seed; columns: fine styles from the column seed. Base generator above, adapted below."
-        : "Top: the base generator; bottom: this job's adapted generator.");
+        : "Top: the base generator; bottom: this job's adapted generator.") + dialed);
     links.replaceChildren(...[video ? download(render.video_url, `Download ${render.params.format.toUpperCase()}`) : null,
-      download(render.image_url, video ? "Download keyframes (PNG)" : "Download PNG")].filter(Boolean));
+      download(render.image_url, domains ? "Download the stops (PNG)" : video ? "Download keyframes (PNG)" : "Download PNG")].filter(Boolean));
   }
 
   function finish(render, attempt) {
@@ -142,9 +151,20 @@ export function exploreCard({ jobId }) {
     if (element.hidden || sized) return;
     sized = true;
     const name = job.params && job.params.generator;
+    blendChoices(job.id, name);
     const size = generatorSize(name, null);
     if (size) form.setGeneratorSize(size);
     else api.generators().then((catalogue) => form.setGeneratorSize(generatorSize(name, catalogue)), () => {});
+  }
+
+  /** The finished jobs (adaptations, ready-made domains) on base `generator` but `id`: what
+   *  this job may be blended with (the service checks again: 422 naming `blend`). */
+  function blendChoices(id, generator) {
+    const kinds = ["adapt", "domain"].map((kind) => api.listJobs({ kind, status: "succeeded", limit: 100 }).then((r) => r.data, () => []));
+    Promise.all(kinds).then((lists) => {
+      const jobs = lists.flat().filter((j) => j.id !== id && j.params && j.params.generator === generator);
+      form.setBlendChoices(jobs.map((j) => ({ id: j.id, label: `${j.params.target_text || j.params.domain || "job"} (${j.id.slice(0, 8)})` })));
+    });
   }
 
   /** The view is closing: stop following (the service finishes the render regardless). */

@@ -5,8 +5,9 @@
 // "Your photos" and only need the edit.
 //
 // Parts: photo-form.js (drop zone, options), photo-result.js (the pictures side by side),
-// photo-list.js ("Your photos"), photo-memory.js (localStorage). This file runs one try at
-// a time: upload → follow the inversion → ask for the edit → follow it.
+// photo-edits.js (the latent edit sliders: age, smile, …), photo-list.js ("Your photos"),
+// photo-memory.js (localStorage). This file runs one try at a time: upload → follow the
+// inversion → ask for the edit → follow it; the sliders then ask for more edits of that code.
 
 import { api, listOf } from "../api.js";
 import { h, setText } from "../dom.js";
@@ -14,6 +15,7 @@ import { ACTIVE, FINISHED, STAGE_LABEL, duration, whereText } from "../format.js
 import { progressBar } from "../jobs.js";
 import { followJob } from "../live.js";
 import { failureDetails } from "./banner.js";
+import { photoEdits } from "./photo-edits.js";
 import { photoForm } from "./photo-form.js";
 import { photoList } from "./photo-list.js";
 import { forgetPhoto, rememberPhoto } from "./photo-memory.js";
@@ -56,6 +58,8 @@ export function photoCard({ jobId }) {
   }, () => {});
   const list = photoList({ onUse: (entry) => startRemembered(entry) });
   const result = photoResult({ jobId });
+  const edits = photoEdits({ onApply: (text) => startEdits(text) });
+  let drawn = null; // the last inversion drawn here: what the sliders edit
   const generatorName = h("strong", {});
   // Photos go into StyleGAN2 generators only (the e4e encoder and latent.pt speak its W+).
   const familyNote = h("p", { class: "photo-family-note", "data-role": "photo-family", hidden: true });
@@ -70,12 +74,13 @@ export function photoCard({ jobId }) {
     h("div", { class: "panel-head" }, h("h2", { id: "photo-heading" }, "Try it on a photo")),
     h("p", { class: "muted small photo-intro" }, "Your photo is put into the base generator ", generatorName,
       " once; then this job's adapted generator draws it. Other jobs adapted from the same generator can reuse it."),
-    familyNote, form.element, list.element, run, failure, result.element);
+    familyNote, form.element, list.element, run, failure, result.element, edits.element);
 
   function setBusy(value) {
     busy = value;
     form.setBusy(value);
     list.setBusy(value);
+    edits.setBusy(value);
   }
 
   function showProgress(job, kind) {
@@ -152,9 +157,16 @@ export function photoCard({ jobId }) {
     }
     rememberPhoto({ id: inv.id, generator: inv.params.generator, thumb_url: inv.aligned_url, name, created_at: inv.created_at });
     list.show(generator);
+    drawn = inv;
+    edits.reset();
+    await drawEdit(inv, "", attempt);
+  }
 
+  /** Ask for the edit of `inv` through this job with `editText` ("" : none), follow it. */
+  async function drawEdit(inv, editText, attempt) {
+    const current = () => attempt === tries;
     result.showEdit(null, "Drawing…");
-    let edit = await api.createEdit(jobId, inv.id);
+    let edit = await api.createEdit(jobId, inv.id, editText);
     if (!current()) return;
     if (!FINISHED.has(edit.status)) {
       showProgress(edit, "edit");
@@ -166,7 +178,8 @@ export function photoCard({ jobId }) {
     }
     if (!current()) return;
     result.showEdit(edit);
-    if (edit.status === "succeeded") return finish("Done: your photo through this job's generator is below.");
+    edits.setReady(true);
+    if (edit.status === "succeeded") return finish(editText ? `Done: your photo with ${editText} through this job's generator is below.` : "Done: your photo through this job's generator is below.");
     if (edit.status === "canceled") return finish("Drawing the photo was canceled.");
     const err = edit.error || {};
     showFailure("This job's generator could not draw the photo.", err.message, err.code, null, err);
@@ -187,6 +200,8 @@ export function photoCard({ jobId }) {
     if (following) following.stop();
     failure.hidden = true;
     result.clear();
+    drawn = null;
+    edits.setReady(false);
     setBusy(true);
     run.hidden = false;
     bar.replaceChildren();
@@ -229,6 +244,30 @@ export function photoCard({ jobId }) {
     }
   }
 
+  /** The sliders' edits of the photo drawn last: only the adapted picture is new. */
+  async function startEdits(text) {
+    if (busy || !drawn) return;
+    tries += 1;
+    const attempt = tries;
+    if (following) following.stop();
+    failure.hidden = true;
+    setBusy(true);
+    run.hidden = false;
+    bar.replaceChildren();
+    runFoot.hidden = true;
+    setText(status, text ? `Drawing your photo with ${text}…` : "Drawing your photo without edits…");
+    try {
+      await drawEdit(drawn, text, attempt);
+    } catch (err) {
+      if (err.fieldErrors && err.fieldErrors.length) {
+        showFailure("The edits were refused.", err.fieldErrors.map((e) => e.message).join(" "), `HTTP ${err.status}`);
+        finish("Stopped.");
+        return;
+      }
+      failed(err, attempt);
+    }
+  }
+
   async function startRemembered(entry) {
     if (busy) return;
     const attempt = begin(`Drawing ${entry.name || "your photo"} with this job's generator…`);
@@ -266,6 +305,7 @@ export function photoCard({ jobId }) {
     if (!show || job.params.generator === generator) return;
     generator = job.params.generator;
     setText(generatorName, generator);
+    edits.setGenerator(generator);
     list.show(generator);
     const asked = generator;
     api.generators().then((body) => {

@@ -36,11 +36,13 @@ export function progressCard({ id, onJob, onRerun }) {
   const whereLine = h("div", { class: "where-line muted" });
   const cancelButton = h("button", { type: "button", class: "button button-danger", hidden: true }, "Cancel job");
   const downloadLink = h("a", { class: "button button-primary", hidden: true, "data-role": "checkpoint" }, "Download adapted generator (.pt)");
+  // a modulation job's compact domain (docs/explore.md, "Domain files")
+  const domainLink = h("a", { class: "button button-quiet", hidden: true, "data-role": "domain" }, "Download domain (domain.pt)");
   const rerunButton = h("button", { type: "button", class: "button button-quiet" }, "New job with these settings");
   const deleteButton = h("button", { type: "button", class: "button button-quiet button-danger-text", hidden: true }, "Delete");
   const element = h("section", { class: "panel progress-card", "aria-label": "Progress" },
     h("div", { class: "progress-head" }, stepLine, modeBadge), bar, whereLine,
-    h("div", { class: "actions" }, cancelButton, downloadLink, rerunButton, deleteButton));
+    h("div", { class: "actions" }, cancelButton, downloadLink, domainLink, rerunButton, deleteButton));
 
   function update(job) {
     current = job;
@@ -61,6 +63,13 @@ export function progressCard({ id, onJob, onRerun }) {
       const { source, target } = promptText(job);
       downloadLink.setAttribute("download", `nada-${fileSafe(source)}-to-${fileSafe(target)}-${shortId(job.id)}.pt`);
     } else downloadLink.removeAttribute("href");
+    const domainUrl = serviceHref(job.domain_url);
+    domainLink.hidden = !domainUrl;
+    if (domainUrl) {
+      domainLink.href = domainUrl;
+      const { source, target } = promptText(job);
+      domainLink.setAttribute("download", `nada-${fileSafe(source)}-to-${fileSafe(target)}-${shortId(job.id)}-domain.pt`);
+    } else domainLink.removeAttribute("href");
   }
 
   function setMode(mode) {
