@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +20,7 @@ from backend.api.responses import QueueStatsCache
 from backend.api.routes import (
     clip_models,
     continuations,
+    directions,
     domains,
     generators,
     health,
@@ -60,6 +62,21 @@ def _streamed_upload(method: str, path: str) -> bool:
     return method == "POST" and path.rstrip("/") in _STREAMED
 
 
+_frozen = False
+
+
+def _freeze_startup_heap() -> None:
+    """Move what start-up made (modules, the app, ~160k objects) out of the collector's
+    reach, once per process: a full collection otherwise walks all of it, a pause of
+    0.2-1 s on this 2-core machine that every request in flight waits out (the API's p99;
+    docs/performance.md). Later objects are collected as usual."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 def create_app(settings: Settings | None = None, *, queue: JobQueue | None = None) -> FastAPI:
     """The API (under /api/v1), its docs (/docs) and the page (/, if frontend/ exists)."""
     settings = settings or get_settings()
@@ -79,6 +96,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         app.state.event_hub = EventHub(settings.db_url, poll_seconds=settings.sse_poll_seconds)
         # Webhook deliveries (backend/webhook_dispatcher.py): sent from here, never a worker.
         app.state.webhooks = WebhookDispatcher(settings)
+        _freeze_startup_heap()
         try:
             async with app.state.event_hub.running(), app.state.webhooks.running():
                 yield
@@ -145,6 +163,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         images,
         generators,
         domains,
+        directions,
         clip_models,
         weights,
         params,

@@ -12,6 +12,10 @@ streams of its job. A stream subscribes first, then replays its job's events aft
 Last-Event-ID from the table, then takes the hub's, dropping ids it already sent: nothing
 falls between the two and nothing comes twice. So the database sees the same few queries
 per interval however many streams are open.
+
+The same reads keep this process's cache of finished jobs' views true (`EventHub.views`,
+backend/api/view_cache.py): a job with new events loses its entry, and every cached job's
+row and children are compared with its entry's, so polls of finished jobs need no query.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import anyio
 from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from backend.api.view_cache import STAMP_COLUMNS, ViewCache, stamp_of
 from backend.schemas.jobs import sample_url, snapshot_url
 from jobs import store
 from jobs.db.models import ACTIVE, FINISHED, Job, JobEvent
@@ -122,10 +127,25 @@ class Subscription:
             await self._wake.wait()
 
 
+@dataclass
+class _Read:
+    """What one poll of the hub read."""
+
+    events: list[JobEvent]
+    statuses: dict[str, str]  # followed job -> its status (absent: deleted)
+    stamps: dict[str, str]  # cached job -> view_cache.stamp_of its row (absent: deleted)
+    children: dict[str, tuple[str, ...]]  # cached job -> its children's ids, oldest first
+
+
 def _read_new(
-    db_url: str, after_id: int, holes: tuple[int, ...], job_ids: tuple[str, ...]
-) -> tuple[list[JobEvent], dict[str, str]]:
-    """(In a worker thread.) The hub's query, and the status of the followed jobs."""
+    db_url: str,
+    after_id: int,
+    holes: tuple[int, ...],
+    job_ids: tuple[str, ...],
+    cached: tuple[str, ...] = (),
+) -> _Read:
+    """(In a worker thread.) The hub's query, the status of the followed jobs, and the
+    rows and children of the jobs whose views are cached (backend/api/view_cache.py)."""
     with get_sessionmaker(db_url)() as session:
         events = store.events_since(session, after_id=after_id, also_ids=holes, limit=_HUB_PAGE)
         statuses: dict[str, str] = {}
@@ -133,7 +153,15 @@ def _read_new(
             chunk = job_ids[start : start + _STATUS_CHUNK]
             rows = session.execute(select(Job.id, Job.status).where(Job.id.in_(chunk)))
             statuses.update({row.id: row.status for row in rows})
-        return events, statuses
+        stamps: dict[str, str] = {}
+        children: dict[str, tuple[str, ...]] = {}
+        for start in range(0, len(cached), _STATUS_CHUNK):
+            chunk = cached[start : start + _STATUS_CHUNK]
+            rows = session.execute(select(Job.id, *STAMP_COLUMNS).where(Job.id.in_(chunk)))
+            stamps.update({row[0]: stamp_of(row[1:]) for row in rows})
+            found = store.children_of(session, job_ids=list(chunk))
+            children.update({job_id: tuple(ids) for job_id, ids in found.items() if ids})
+        return _Read(events, statuses, stamps, children)
 
 
 class EventHub:
@@ -155,6 +183,9 @@ class EventHub:
         # Its own thread, so its reads never queue behind the request threads' (and take
         # one of theirs); created in running(), on the event loop.
         self._thread: anyio.CapacityLimiter | None = None
+        # Finished jobs' views, kept true by this hub's reads: an answer shows the database
+        # as it was at most 1.5 polling intervals ago (backend/api/view_cache.py).
+        self.views = ViewCache(max_age=1.5 * poll_seconds)
 
     @property
     def subscribers(self) -> int:
@@ -210,19 +241,25 @@ class EventHub:
     async def poll_once(self) -> bool:
         """One read of the table and its fan-out; True when a full page says there is more."""
         if self._high is None:  # start a little below the newest event (see _START_BACKFILL)
-            newest, _ = await self._read(_INT32_MAX, (), ())
+            newest = (await self._read(_INT32_MAX, (), ())).events
             self._high = max(0, newest[-1].id - _START_BACKFILL) if newest else 0
         job_ids = tuple(self._subscribers)
         # The event at _high comes back too when its job is known: if it is gone, the newest
         # events were deleted, and SQLite gives their ids to the next rows.
         after = self._high - 1 if self._top_job is not None else self._high
-        events, statuses = await self._read(after, tuple(self._holes), job_ids)
+        started = time.monotonic()
+        read = await self._read(after, tuple(self._holes), job_ids, self.views.job_ids())
+        events, statuses = read.events, read.statuses
         fresh, reused = self._absorb(events)
         if reused:
             log.info("event hub: the newest events were deleted; streams re-read their job's")
+            self.views.clear()
             for subs in self._subscribers.values():
                 for sub in subs:
                     sub.resync()
+        if fresh:
+            self.views.invalidate({event.job_id for event in fresh})
+        self.views.confirm(started, read.stamps, read.children)
         ended = set()
         for event in fresh:
             terminal = event.kind in store.TERMINAL_EVENTS
@@ -243,10 +280,14 @@ class EventHub:
         return len(events) >= _HUB_PAGE
 
     async def _read(
-        self, after_id: int, holes: tuple[int, ...], job_ids: tuple[str, ...]
-    ) -> tuple[list[JobEvent], dict[str, str]]:
+        self,
+        after_id: int,
+        holes: tuple[int, ...],
+        job_ids: tuple[str, ...],
+        cached: tuple[str, ...] = (),
+    ) -> _Read:
         return await anyio.to_thread.run_sync(
-            _read_new, self.db_url, after_id, holes, job_ids,
+            _read_new, self.db_url, after_id, holes, job_ids, cached,
             limiter=self._thread, abandon_on_cancel=True,
         )  # fmt: skip
 

@@ -7,10 +7,12 @@ N concurrent clients on loopback.
     .venv/bin/python bench/api.py --wrk --compare a626fc8 --training   # wrk, side by side
 
 With --wrk the load comes from wrk (a compiled load generator: apt-get install wrk), so the
-client does not take the server's CPU; each scenario runs for --seconds: 50 and 200
-pollers of one job, 50 submitters, 50 pollers beside 200 open event streams; with
---training also while `nada serve`'s local worker trains a job. --compare REF runs the same
-scenarios against a git checkout of REF (the previous release) in the same run.
+client does not take the server's CPU; each scenario runs for --seconds: a bare FastAPI
+"hello" app under the same uvicorn first and last (the ceiling; every figure is also given
+as a fraction of the mean of the two), then 50 and 200 pollers of a finished job, 50 of a queued one, 50 list
+readers, 50 submitters, 50 pollers beside 200 open event streams; with --training also
+while `nada serve`'s local worker trains a job. --compare REF runs the same scenarios
+against a git checkout of REF (the previous release) in the same run.
 
 Unless --url is given it starts `uvicorn backend.main:create_app` on a free loopback port
 with a temporary data directory (and, with --postgres, a temporary database that is
@@ -300,29 +302,96 @@ TRAINING_JOB = {
 }
 
 
+_BARE_APP = """
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/hello")
+async def hello() -> dict[str, str]:
+    return {"hello": "world"}
+"""
+
+
+class BareApp:
+    """A bare FastAPI "hello" app under the same uvicorn command line as the API: the
+    ceiling one process of this framework reaches on this machine, measured in the same
+    run so that the API's figures can be read as a fraction of it."""
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="nada-bench-bare-"))
+        (self.tmp / "bare_app.py").write_text(_BARE_APP)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hello"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "bare_app:app", "--app-dir", str(self.tmp),
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+             "--timeout-keep-alive", "30"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url, timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        self.stop()
+        raise SystemExit("the bare FastAPI app did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(20)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def bare_suite(
+    seconds: float, connections: tuple[int, ...] = (50, 200)
+) -> dict[str, dict[str, float]]:
+    app = BareApp()
+    try:
+        return {f"hello-{n}": wrk(app.url, connections=n, seconds=seconds) for n in connections}
+    finally:
+        app.stop()
+
+
 def wrk_suite(
     root: Path, *, postgres: bool, redis: bool, seconds: float, training: bool
 ) -> dict[str, dict[str, float]]:
-    """The scenarios of issue #13 against one source tree."""
+    """The scenarios of issues #13 and #26 against one source tree: polls of a finished
+    job (canceled: the view a script or page polls most, answered from the view cache) and
+    of a queued one (read from the database at every poll), lists, submissions, and polls
+    beside open event streams."""
     results: dict[str, dict[str, float]] = {}
     server = Server(postgres, redis, root=root, worker=training)
     try:
         base = server.base
-        finished = _submit_one(base)  # a job that stays queued (no worker) or runs
+        queued = _submit_one(base)  # a job that stays queued (no worker) or runs
+        finished = _submit_one(base, seed=1)
+        httpx.post(f"{base}{API}/jobs/{finished}/cancel", timeout=30).raise_for_status()
         if training:
             busy = _submit_one(base, **TRAINING_JOB)
             _wait_training(base, busy)
-            finished = busy
+            queued = busy
+        else:
+            time.sleep(3)  # the canceled job's folder settles (backend/api/view_cache.py)
         for n in (50, 200):
-            results[f"poll-{n}"] = wrk(
+            results[f"poll-finished-{n}"] = wrk(
                 f"{base}{API}/jobs/{finished}", connections=n, seconds=seconds
             )
+        active = "running" if training else "queued"
+        results[f"poll-{active}-50"] = wrk(
+            f"{base}{API}/jobs/{queued}", connections=50, seconds=seconds
+        )
         if not training:
+            results["list-50"] = wrk(f"{base}{API}/jobs?limit=20", connections=50,
+                                     seconds=seconds)  # fmt: skip
             results["submit-50"] = wrk(f"{base}{API}/jobs", connections=50, seconds=seconds,
                                        submit=True)  # fmt: skip
-            streams = SseStreams(f"{base}{API}/jobs/{finished}/events", 200)
+            streams = SseStreams(f"{base}{API}/jobs/{queued}/events", 200)
             try:
-                results["poll-50+sse-200"] = wrk(
+                results["poll-finished-50+sse-200"] = wrk(
                     f"{base}{API}/jobs/{finished}", connections=50, seconds=seconds
                 )
             finally:
@@ -342,9 +411,16 @@ def _worktree(ref: str) -> Path:
 
 def main_wrk(args: argparse.Namespace) -> int:
     trees = {"this tree": ROOT}
+    made: list[Path] = []  # worktrees to remove afterwards
     if args.compare:
-        trees = {f"{args.compare}": _worktree(args.compare), "this tree": ROOT}
+        given = Path(args.compare)
+        if given.is_dir():  # a source tree already there (e.g. `git archive REF | tar -x`)
+            trees = {given.name: given.resolve(), "this tree": ROOT}
+        else:
+            made.append(_worktree(args.compare))
+            trees = {args.compare: made[0], "this tree": ROOT}
     report: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    report["bare FastAPI"] = {"-": bare_suite(args.seconds)}  # first: the ceiling, same run
     try:
         for label, root in trees.items():
             report[label] = {}
@@ -355,10 +431,12 @@ def main_wrk(args: argparse.Namespace) -> int:
                     training=training,
                 )  # fmt: skip
     finally:
-        for root in trees.values():
-            if root != ROOT:
-                subprocess.run(["git", "worktree", "remove", "--force", str(root)], cwd=ROOT,
-                               capture_output=True)  # fmt: skip
+        for root in made:
+            subprocess.run(["git", "worktree", "remove", "--force", str(root)], cwd=ROOT,
+                           capture_output=True)  # fmt: skip
+    # Again at the end: the machine's load may have changed meanwhile; "x bare" divides by
+    # the mean of the two.
+    report["bare FastAPI, after"] = {"-": bare_suite(args.seconds, (50,))}
     setup = {
         "database": "postgresql" if args.postgres else "sqlite",
         "broker": "redis" if args.redis else "embedded sqlite",
@@ -369,14 +447,19 @@ def main_wrk(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"setup": setup, "results": report}, indent=2))
         return 0
+    bare = (
+        report["bare FastAPI"]["-"]["hello-50"]["rps"]
+        + report["bare FastAPI, after"]["-"]["hello-50"]["rps"]
+    ) / 2
     print(f"setup: {setup}")
-    print(f"{'code':<12}{'worker':<10}{'scenario':<18}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'max ms':>9}{'errors':>8}")  # fmt: skip
+    print(f"{'code':<20}{'worker':<10}{'scenario':<26}{'req/s':>8}{'x bare':>8}{'p50 ms':>9}"
+          f"{'p99 ms':>9}{'max ms':>9}{'errors':>8}")  # fmt: skip
     for label, modes in report.items():
         for mode, scenarios in modes.items():
             for name, r in scenarios.items():
-                print(f"{label:<12}{mode:<10}{name:<18}{r['rps']:>8.0f}{r['p50_ms']:>9.1f}"
-                      f"{r['p99_ms']:>9.1f}{r['max_ms']:>9.1f}{r['errors']:>8.0f}")  # fmt: skip
+                print(f"{label:<20}{mode:<10}{name:<26}{r['rps']:>8.0f}{r['rps'] / bare:>8.2f}"
+                      f"{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['max_ms']:>9.1f}"
+                      f"{r['errors']:>8.0f}")  # fmt: skip
     return 0
 
 
@@ -394,7 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=10, help="--wrk: seconds per scenario")
     parser.add_argument(
-        "--compare", metavar="REF", help="--wrk: run a git REF's code too, side by side"
+        "--compare",
+        metavar="REF",
+        help="--wrk: run a git REF's code (or a source tree's, given its folder) too, side by side",
     )
     parser.add_argument(
         "--training", action="store_true", help="--wrk: also measure while a local worker trains"

@@ -1,6 +1,7 @@
 """What every kind of job's routes share: the id check, the public view with its queue
-estimate and its GET (`read_job_view`), and admission (the disk, the per-token limits) of
-a new job. Their files are served by backend/api/job_files.py.
+estimate and its GET (`read_job_view`; `read_cached_job_view` for GET /jobs/{id}, from
+backend/api/view_cache.py's cache of finished jobs), and admission (the disk, the
+per-token limits) of a new job. Their files are served by backend/api/job_files.py.
 
 Adaptations (/jobs), inversions (/inversions) and edits (/jobs/{id}/edits, /edits) are all
 rows of the jobs table (jobs/kinds.py); their routes differ only in what they accept and
@@ -14,16 +15,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from backend.api.job_snapshots import job_snapshots
-from backend.api.responses import QueueStatsCache, json_response
+from backend.api.responses import QueueStatsCache, encoded, encoded_response, json_response
+from backend.api.view_cache import CachedView, ViewCache, fingerprint, job_stamp
 from backend.schemas.jobs import JobPublic, SamplePublic, job_public
 from jobs import disk, storage, store
 from jobs.db.models import ACTIVE, Job
+from jobs.db.session import get_sessionmaker
 from jobs.settings import Settings
 from nada import rundir
 from nada.ids import is_id
@@ -120,6 +125,72 @@ def read_job_view(
     public = view(session, settings, job, stats)
     session.close()  # in this thread, not on the event loop
     return json_response(request, public)
+
+
+DETAIL = "detail"  # GET /jobs/{id}'s view (public_job of a job of any kind) in the cache
+
+
+def view_cache(request: Request) -> ViewCache | None:
+    """This process's cache of finished jobs' views, kept by its event hub (None before
+    the app's lifespan started it)."""
+    hub = getattr(request.app.state, "event_hub", None)
+    return hub.views if hub is not None else None
+
+
+async def read_cached_job_view(
+    request: Request, settings: Settings, owner: str | None, job_id: str
+) -> Response:
+    """read_job_view of public_job, answered from this process's cache of finished jobs'
+    views when it has the job (on the event loop: no thread, no query; see
+    backend/api/view_cache.py for what keeps it true), else read in a thread and kept."""
+    views = view_cache(request)
+    if views is None:
+        return await run_in_threadpool(_read_and_keep, request, settings, owner, job_id, None)
+    hit = views.lookup(DETAIL, job_id, owner)
+    if hit is not None:
+        return encoded_response(request, hit.body, hit.etag)
+    key = (DETAIL, job_id)
+    if views.holds(*key):
+        # An entry aged out (the hub was late): one request reads the job again, the polls
+        # that come meanwhile wait for its entry instead of all taking the thread pool
+        # (on this loop only: `reading` needs no lock).
+        reading = views.reading.get(key)
+        if reading is None:
+            views.reading[key] = reading = anyio.Event()
+            try:
+                return await run_in_threadpool(
+                    _read_and_keep, request, settings, owner, job_id, views
+                )
+            finally:
+                del views.reading[key]
+                reading.set()
+        with anyio.move_on_after(views.max_age):
+            await reading.wait()
+        hit = views.lookup(DETAIL, job_id, owner)
+        if hit is not None:
+            return encoded_response(request, hit.body, hit.etag)
+    return await run_in_threadpool(_read_and_keep, request, settings, owner, job_id, views)
+
+
+def _read_and_keep(
+    request: Request, settings: Settings, owner: str | None, job_id: str, views: ViewCache | None
+) -> Response:
+    ticket = views.begin() if views is not None else None
+    root = job_root(settings, job_id)
+    files, settled = fingerprint(root)  # before the view looks at the files
+    with get_sessionmaker(settings.db_url)() as session:
+        job = store.get_job(session, job_id=job_id, owner=owner)
+        stats = queue_stats(request, session) if job.status in ACTIVE else None
+        public = public_job(session, settings, job, stats)
+        body, etag = encoded(public)
+        if views is not None and ticket is not None and settled and views.cacheable(job):
+            entry = CachedView(
+                body=body, etag=etag, owner=job.owner, kind=job.kind, stamp=job_stamp(job),
+                children=tuple(public.children), root=root, files=files,
+                confirmed_at=ticket.started,
+            )  # fmt: skip
+            views.store(ticket, DETAIL, job_id, entry)
+    return encoded_response(request, body, etag)
 
 
 def check_disk(settings: Settings) -> None:

@@ -29,11 +29,23 @@ def _matches(if_none_match: str, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
+def encoded(model: BaseModel) -> tuple[bytes, str]:
+    """`model`'s JSON and its ETag (backend/api/view_cache.py keeps both)."""
+    body = model.model_dump_json().encode()
+    return body, etag_of(body)
+
+
 def json_response(request: Request, model: BaseModel, *, status_code: int = 200) -> Response:
     """`model` as JSON with an ETag; 304 (no body) when the client already has it. Only a
     200 GET or HEAD is conditional: other answers are never cached by the client."""
-    body = model.model_dump_json().encode()
-    etag = etag_of(body)
+    body, etag = encoded(model)
+    return encoded_response(request, body, etag, status_code=status_code)
+
+
+def encoded_response(
+    request: Request, body: bytes, etag: str, *, status_code: int = 200
+) -> Response:
+    """json_response of a body already encoded (with its etag_of)."""
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     conditional = request.method in ("GET", "HEAD") and status_code == 200
     if conditional and _matches(request.headers.get("if-none-match", ""), etag):

@@ -33,7 +33,8 @@ from backend.api.job_views import (
     job_root,
     public_job,
     queue_stats,
-    read_job_view,
+    read_cached_job_view,
+    view_cache,
 )
 from backend.api.responses import json_response
 from backend.api.submission import (
@@ -136,7 +137,9 @@ def create_job(
         return _replay(sub, earlier, digest)
     sub.queued([job.id], ADAPT, job_url(job.id))
     session.refresh(job)
-    public = public_job(session, settings, job)
+    # The queue's statistics as polls share them (a second old at most), not read again
+    # per submission (four aggregate queries over the jobs table).
+    public = public_job(session, settings, job, queue_stats(sub.request, session))
     session.close()  # give the connection back before the dispatch needs one
     return public
 
@@ -193,13 +196,13 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={404: _ERRORS[404]})
-def read_job(
-    job_id: JobId, request: Request, session: SessionDep, settings: SettingsDep,
-    owner: CurrentOwner,
-) -> Response:  # fmt: skip
+async def read_job(
+    job_id: JobId, request: Request, settings: SettingsDep, owner: CurrentOwner
+) -> Response:
     """The job. With the ETag of an earlier answer in If-None-Match: 304 while nothing
     changed (a poll that finds nothing new costs no body)."""
-    return read_job_view(request, session, settings, owner, job_id)
+    # async: a finished job's view comes from this process's cache without a thread hop
+    return await read_cached_job_view(request, settings, owner, job_id)
 
 
 @router.get(
@@ -250,6 +253,7 @@ def job_events(
 )
 def cancel_job(
     job_id: JobId,
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     owner: CurrentOwner,
@@ -260,6 +264,7 @@ def cancel_job(
     store.get_job(session, job_id=job_id, owner=owner)  # 404 for another token's job
     job = store.request_cancel(session, job_id=job_id)
     session.commit()
+    _changed(request, job_id)
     if job.status == JobStatus.canceled:
         response.status_code = status.HTTP_200_OK
     return public_job(session, settings, job)
@@ -275,8 +280,9 @@ def cancel_job(
     },
 )
 def delete_job(
-    job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
-) -> Response:
+    job_id: JobId, request: Request, session: SessionDep, settings: SettingsDep,
+    owner: CurrentOwner,
+) -> Response:  # fmt: skip
     """Remove a finished job, its files and its queued renders and edits (canceled: they
     would need its files). 409 while it is queued or running, or while one of its renders
     or edits runs.
@@ -284,7 +290,7 @@ def delete_job(
     The files go first: on a full disk (SQLite beside them) they are the room the
     database's write needs, so deleting works when it is needed most."""
     root = job_root(settings, job_id)
-    store.get_job(session, job_id=job_id, owner=owner)
+    parent_id = store.get_job(session, job_id=job_id, owner=owner).parent_id
     store.check_deletable(session, job_id=job_id)
     session.rollback()  # end the read before the files go (SQLite: no lock held meanwhile)
     had_files = root.exists()
@@ -292,6 +298,7 @@ def delete_job(
     try:
         store.delete_job(session, job_id=job_id)
         session.commit()
+        _changed(request, job_id, parent_id)  # gone, and no longer its parent's child
     except OperationalError as exc:
         session.rollback()
         if not _disk_full(exc):
@@ -303,6 +310,14 @@ def delete_job(
             "space and delete it again",
         ) from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _changed(request: Request, *job_ids: str | None) -> None:
+    """This process's cached views of `job_ids` are out of date (its own write: at once;
+    other processes' caches notice within their hub's interval)."""
+    views = view_cache(request)
+    if views is not None:
+        views.invalidate(job_id for job_id in job_ids if job_id)
 
 
 def _disk_full(exc: OperationalError) -> bool:
@@ -358,6 +373,26 @@ def read_checkpoint(
         after_success="the checkpoint",
         missing=f"the checkpoint file of job {job_id} is missing",
         media_type=OCTET, filename=checkpoint_filename,
+    )  # fmt: skip
+
+
+@router.get(
+    "/{job_id}/domain",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, **_ERRORS},
+)
+def read_domain_file(
+    job_id: JobId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
+) -> Response:
+    """A modulation job's domain (parametrization 'modulation'): its style vectors and its
+    base generator's identity, a few tens of KB (docs/engine.md, "Compact domains"); the
+    full generator is /checkpoint."""
+    return job_file(
+        session, settings, owner, job_id, rundir.domain_path,
+        after_success="the domain file",
+        missing=f"job {job_id} has no domain file (only a modulation job has one)",
+        media_type=OCTET,
+        filename=lambda job: checkpoint_filename(job).removesuffix(".pt") + "-domain.pt",
     )  # fmt: skip
 
 
