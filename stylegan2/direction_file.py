@@ -106,7 +106,12 @@ def check_upload(src: Path, dst: Path, w_dim: int, num_ws: int) -> dict[str, obj
     try:
         direction = read_direction(src, w_dim=w_dim, num_ws=num_ws, name="")
     except DirectionError as exc:
-        return {"ok": False, "error": str(exc).replace(str(src), "the upload")}
+        return {
+            "ok": False,
+            "error": str(exc)
+            .replace(f"direction file {src}", "the uploaded direction file")
+            .replace(str(src), "the upload"),
+        }
     try:
         torch.save(direction, dst)
     except OSError as exc:

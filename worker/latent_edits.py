@@ -115,7 +115,7 @@ def _direction(
             return read_direction(Path(files[name]), w_dim=w_dim, num_ws=num_ws, name=name)
         if name not in registry.direction_names():
             known = ", ".join(registry.direction_names())
-            raise ParamError(field, f"unknown edit direction {name!r}; known: {known}")
+            raise ParamError(field, f"name an unknown edit direction {name!r}; known: {known}")
         _check_base(name, generator, field)
         try:
             path = registry.resolve(name)

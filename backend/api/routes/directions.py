@@ -143,7 +143,7 @@ def _check_name(name: str, field: str, generator: str | None, data_dir: Path) ->
     if name not in known and upload is None:
         raise ParamError(
             field,
-            f"unknown edit direction {name!r}; known: {', '.join(known)}, or an uploaded "
+            f"name an unknown edit direction {name!r}; known: {', '.join(known)}, or an uploaded "
             "name (GET /directions)",
         )
     base = upload.base if upload is not None else directions.get_direction_info(name).base
