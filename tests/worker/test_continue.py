@@ -11,32 +11,16 @@ import pytest
 import torch
 
 import stylegan2
-from nada.params import AdaptParams, ClipSpec
+from nada.params import AdaptParams
 from nada.rundir import RESUME
+from tests.worker.conftest import tiny_params
 from worker.checkpoints import ResumeError
 from worker.engine import ModelCache, run_adaptation
 from worker.events import Progress
 
-TINY = (ClipSpec("nada-tiny:random", 1.0),)
 
-
-def make_params(**changes) -> AdaptParams:
-    base = dict(
-        source_text="photo",
-        target_text="sketch",
-        generator="random-8",
-        clip_models=TINY,
-        steps=4,
-        layers=1,
-        batch_size=2,
-        probe_batch=2,
-        sample_every=2,
-        n_samples=2,
-        score_latents=2,
-        seed=3,
-    )
-    base.update(changes)
-    return AdaptParams(**base)
+def make_params(**changes: object) -> AdaptParams:
+    return tiny_params(**{"score_latents": 2, **changes})
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 import stylegan2
-from nada.params import AdaptParams, ClipSpec, ParamError
+from nada.params import ParamError
 from nada.rundir import intermediate_checkpoint_path
+from tests.worker.conftest import tiny_params
 from worker.engine import (
     ModelCache,
     retain_freed_memory,
@@ -22,25 +23,7 @@ from worker.engine import (
 from worker.events import Canceled, Progress
 from worker.layers import candidate_layers, layer_parameters
 
-TINY = (ClipSpec("nada-tiny:random", 1.0),)
-
-
-def make_params(**changes) -> AdaptParams:
-    base = dict(
-        source_text="photo",
-        target_text="sketch",
-        generator="random-8",
-        clip_models=TINY,
-        steps=4,
-        layers=1,
-        batch_size=2,
-        probe_batch=2,
-        sample_every=2,
-        n_samples=2,
-        seed=3,
-    )
-    base.update(changes)
-    return AdaptParams(**base)
+make_params = tiny_params
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from PIL import Image
 
 import stylegan2
 from nada import rundir
-from nada.params import AdaptParams, ClipSpec, ParamError
+from nada.params import AdaptParams, ParamError
 from stylegan2.domain_file import (
     MAX_DOMAIN_BYTES,
     Domain,
@@ -28,32 +28,18 @@ from stylegan2.domain_file import (
 )
 from stylegan2.domain_modulation import bake, combine_domains, modulated_layers, modulated_view
 from stylegan2.download import sha256_file
+from tests.worker.conftest import tiny_params
 from worker.engine import ModelCache, run_adaptation, step_rng
 from worker.samples import image_grid, noise_shapes, random_noise, render
 
-TINY = (ClipSpec("nada-tiny:random", 1.0),)
 NVIDIA = Path(__file__).resolve().parents[1] / "data" / "nvidia"
 
 
-def make_params(**changes) -> AdaptParams:
-    base = dict(
-        source_text="photo",
-        target_text="sketch",
-        generator="random-8",
-        clip_models=TINY,
-        steps=4,
-        layers=1,
-        batch_size=2,
-        probe_batch=2,
-        sample_every=2,
-        n_samples=2,
-        score_latents=2,
-        lr=0.05,  # big steps: a few of them visibly move the selected vectors
-        seed=3,
-        parametrization="modulation",
+def make_params(**changes: object) -> AdaptParams:
+    # big steps (lr): a few of them visibly move the selected vectors
+    return tiny_params(
+        **{"score_latents": 2, "lr": 0.05, "parametrization": "modulation", **changes}
     )
-    base.update(changes)
-    return AdaptParams(**base)
 
 
 @pytest.fixture(scope="module")
