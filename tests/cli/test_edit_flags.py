@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-import stylegan2
 from cli.main import main
 from nada import rundir
+from tests.stand_ins import save_stand_in_adapted
 from worker.video import count_frames
 
 SIZE = 16
@@ -21,11 +21,8 @@ SIZE = 16
 
 @pytest.fixture(scope="module")
 def adapted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    other = stylegan2.load_generator(f"random-{SIZE}", seed=3)
-    path = tmp_path_factory.mktemp("job") / rundir.ADAPTED
-    stylegan2.save_generator(path, other.generator, other.latent_avg,
-                             {"params": {"generator": f"random-{SIZE}"}})  # fmt: skip
-    return path
+    return save_stand_in_adapted(tmp_path_factory.mktemp("job") / rundir.ADAPTED,
+                                 f"random-{SIZE}", seed=3)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import stylegan2
 from cli.main import main
 from nada import rundir
+from tests.stand_ins import save_stand_in_adapted
 from worker.video import count_frames
 
 SIZE = 16
@@ -20,11 +20,8 @@ SIZE = 16
 @pytest.fixture(scope="module")
 def adapted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another random generator, saved as an adapted.pt whose run adapted random-16."""
-    other = stylegan2.load_generator(f"random-{SIZE}", seed=3)
-    path = tmp_path_factory.mktemp("job") / rundir.ADAPTED
-    meta = {"params": {"generator": f"random-{SIZE}"}}
-    stylegan2.save_generator(path, other.generator, other.latent_avg, meta)
-    return path
+    return save_stand_in_adapted(tmp_path_factory.mktemp("job") / rundir.ADAPTED,
+                                 f"random-{SIZE}", seed=3)  # fmt: skip
 
 
 @pytest.mark.parametrize("suffix", ["mp4", "gif"])

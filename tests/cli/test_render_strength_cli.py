@@ -12,6 +12,7 @@ from PIL import Image
 import stylegan2
 from cli.main import main
 from nada import rundir
+from tests.stand_ins import save_stand_in_adapted
 from worker.video import count_frames
 
 SIZE = 16
@@ -23,10 +24,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two run directories holding another random generator each, as adapted.pt of random-16."""
     out = []
     for seed in (3, 4):
-        other = stylegan2.load_generator(BASE, seed=seed)
         run = tmp_path_factory.mktemp(f"run{seed}")
-        meta = {"params": {"generator": BASE}}
-        stylegan2.save_generator(run / rundir.ADAPTED, other.generator, other.latent_avg, meta)
+        save_stand_in_adapted(run / rundir.ADAPTED, BASE, seed)
         out.append(run)
     return out[0], out[1]
 

@@ -17,7 +17,6 @@ import pytest
 import torch
 from PIL import Image
 
-import stylegan2
 from invert.latent import latent_bytes, render_latent
 from invert.pipeline import run_edit
 from nada import rundir
@@ -25,6 +24,7 @@ from nada.errors import InputError, ParamError
 from nada.photo_params import EditParams
 from nada.render_params import RenderParams
 from stylegan2.direction_file import check_upload
+from tests.stand_ins import save_stand_in_adapted
 from worker.latent_edits import (
     MAX_FILE_BYTES,
     apply_edits,
@@ -54,11 +54,8 @@ def models() -> ModelCache:
 
 @pytest.fixture(scope="module")
 def adapted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    other = stylegan2.load_generator(f"random-{SIZE}", seed=7)
-    path = tmp_path_factory.mktemp("job") / rundir.ADAPTED
-    stylegan2.save_generator(path, other.generator, other.latent_avg,
-                             {"params": {"generator": f"random-{SIZE}"}})  # fmt: skip
-    return path
+    return save_stand_in_adapted(tmp_path_factory.mktemp("job") / rundir.ADAPTED,
+                                 f"random-{SIZE}", seed=7)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

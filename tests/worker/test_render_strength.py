@@ -18,6 +18,7 @@ import stylegan2
 from nada import rundir
 from nada.errors import InputError, ParamError
 from nada.render_params import BlendPart, RenderParams
+from tests.stand_ins import save_stand_in_adapted
 from worker.blends import LATENT_AVG, Mix, blended_generator, combine, layer_group_of, state_of
 from worker.model_cache import ModelCache
 from worker.renders import run_render
@@ -34,13 +35,7 @@ def models() -> ModelCache:
 
 
 def _adapted(root: Path, seed: int) -> Path:
-    other = stylegan2.load_generator(BASE, seed=seed)
-    path = root / f"job{seed}" / rundir.ADAPTED
-    path.parent.mkdir()
-    stylegan2.save_generator(
-        path, other.generator, other.latent_avg, {"params": {"generator": BASE}}
-    )
-    return path
+    return save_stand_in_adapted(root / f"job{seed}" / rundir.ADAPTED, BASE, seed)
 
 
 @pytest.fixture(scope="module")

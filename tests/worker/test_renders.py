@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import stylegan2
 from nada import rundir
 from nada.errors import ParamError
 from nada.events import Canceled, Progress
 from nada.render_params import RenderParams
+from tests.stand_ins import save_stand_in_adapted
 from worker.model_cache import ModelCache
 from worker.renders import run_render
 from worker.samples import image_grid, render, seeded_inputs
@@ -33,11 +33,8 @@ def models() -> ModelCache:
 
 @pytest.fixture(scope="module")
 def adapted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    other = stylegan2.load_generator(f"random-{SIZE}", seed=7)
-    path = tmp_path_factory.mktemp("job") / rundir.ADAPTED
-    meta = {"params": {"generator": f"random-{SIZE}"}}
-    stylegan2.save_generator(path, other.generator, other.latent_avg, meta)
-    return path
+    return save_stand_in_adapted(tmp_path_factory.mktemp("job") / rundir.ADAPTED,
+                                 f"random-{SIZE}", seed=7)  # fmt: skip
 
 
 def _run(tmp_path: Path, adapted: Path, models: ModelCache, **params: object):
