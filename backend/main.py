@@ -53,12 +53,14 @@ REQUEST_THREADS = 12
 MAX_JSON_BYTES = 64 << 10  # a job request is well under 2 KiB; the upload has its own cap
 
 
-_STREAMED = (f"{API_PREFIX}/generators", f"{API_PREFIX}/inversions", f"{API_PREFIX}/images")
+_STREAMED = tuple(
+    f"{API_PREFIX}/{name}" for name in ("generators", "inversions", "images", "directions")
+)
 
 
 def _streamed_upload(method: str, path: str) -> bool:
-    """POST /generators, /inversions and /images stream files and enforce their own caps
-    (NADA_MAX_UPLOAD_MB, NADA_MAX_PHOTO_MB)."""
+    """POST /generators, /inversions, /images and /directions stream files and enforce their
+    own caps (NADA_MAX_UPLOAD_MB, NADA_MAX_PHOTO_MB, a direction's 4 MiB)."""
     return method == "POST" and path.rstrip("/") in _STREAMED
 
 

@@ -65,6 +65,11 @@ def test_directions_are_listed_and_uploads_are_checked_in_the_child(
     assert json.loads((stored / "mine.json").read_text())["base"] == "random-64"
     r = _upload(client, "junk", "random-64", b"not a tensor")  # refused before any child
     assert r.status_code == 422 and _fields(r) == ["file"]
+    # Streamed under the direction's own cap (4 MiB), not the 64 KiB of a JSON body.
+    r = _upload(client, "huge", "random-64", b"x" * (5 << 20))
+    assert r.status_code == 413 and "direction" in r.text and "JSON" not in r.text, r.text
+    r = _upload(client, "padded", "random-64", b"x" * (100 << 10))  # over 64 KiB, under 4 MiB
+    assert r.status_code == 422 and _fields(r) == ["file"]
     assert _upload(client, "mine", "random-64", _tensor(torch.ones(512))).status_code == 409
     r = _upload(client, "age", "random-64", _tensor(torch.ones(512)))
     assert r.status_code == 422 and _fields(r) == ["name"]
