@@ -18,7 +18,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 from sqlalchemy.exc import SQLAlchemyError
 
-from jobs import gc, image_pool, leases, sessions, store, temp_files
+from jobs import broker, gc, image_pool, leases, sessions, store, temp_files
 from jobs.db.session import session_scope
 from jobs.kinds import TRAIN
 from jobs.settings import Settings
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 TASK_NAME = "nada.run_job"
 LEGACY_TASK_NAMES = ("nada.adapt",)
 _PRUNE_EVERY_S = 600.0  # how often a reaper clears delivered embedded-broker messages
+_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -49,7 +50,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         if settings.broker_prefix:
             transport_options["global_keyprefix"] = settings.broker_prefix
     return {
-        "broker_url": settings.broker,
+        # The embedded broker's URL goes without kombu's 'sqla+' prefix, which would pick
+        # kombu's transport class over ours (jobs/broker.py: a batch is one transaction).
+        "broker_url": settings.broker.removeprefix("sqla+")
+        if settings.embedded_broker
+        else settings.broker,
+        "broker_transport": broker.TRANSPORT if settings.embedded_broker else None,
         "broker_transport_options": transport_options,
         "broker_connection_retry_on_startup": True,
         "task_default_queue": settings.queue,
@@ -134,23 +140,15 @@ class JobQueue:
     def send(self, job_id: str, lane: str = TRAIN) -> bool:
         """Publish one task message to its lane's queue; False (logged) if the broker
         refused."""
-        try:
-            self.app.send_task(
-                TASK_NAME,
-                args=[job_id],
-                queue=self.settings.queue_of(lane),
-                task_id=f"{job_id}-{uuid.uuid4().hex[:8]}",
-                retry=True,
-                retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-            )
-        except Exception as exc:  # the broker is down: the reaper re-dispatches later
-            log.warning("could not enqueue job %s: %s", job_id, exc)
-            return False
-        return True
+        return bool(self.publish([job_id], {job_id: lane}))
 
-    def dispatch(self, job_ids: Iterable[str], lane: str | None = None) -> list[str]:
+    def dispatch(
+        self, job_ids: Iterable[str], lane: str | None = None, *, marked: bool = False
+    ) -> list[str]:
         """Send each job to its lane's queue and record it as dispatched; return the ids
-        sent. `lane`: what the caller knows all of them are (else looked up by kind)."""
+        sent. `lane`: what the caller knows all of them are (else looked up by kind).
+        `marked`: their rows say dispatched already (store.create_job(dispatched=True), the
+        API's submissions: no second write); those the broker refused are unmarked."""
         job_ids = list(job_ids)
         if lane is not None:
             lanes = dict.fromkeys(job_ids, lane)
@@ -158,12 +156,51 @@ class JobQueue:
             with session_scope(self.settings.db_url) as session:
                 lanes = store.lanes_of(session, job_ids=job_ids)
             lanes = {job_id: lanes.get(job_id, TRAIN) for job_id in job_ids}
-        sent = [job_id for job_id in job_ids if self.send(job_id, lanes[job_id])]
-        if sent:
+        sent = self.publish(job_ids, lanes)
+        if marked:
+            refused = [job_id for job_id in job_ids if job_id not in set(sent)]
+            if refused:
+                with session_scope(self.settings.db_url) as session:
+                    store.clear_dispatched(session, job_ids=refused)
+        elif sent:
             with session_scope(self.settings.db_url) as session:
-                for job_id in sent:
-                    store.mark_dispatched(session, job_id=job_id)
+                store.mark_dispatched(session, job_ids=sent)
         return sent
+
+    def publish(self, job_ids: list[str], lanes: dict[str, str]) -> list[str]:
+        """The broker's part of `send` and `dispatch` (what a test's queue replaces): the
+        jobs' messages through one producer taken from the pool once; returns the ids the
+        broker took. On the embedded broker they are one transaction of its file
+        (jobs/broker.py), so a failure sends none; on Redis each message is pushed (with
+        Celery's retries) as it goes, and a failure stops the rest. Either way the jobs not
+        sent keep dispatched_at unset and the reaper sends them later."""
+        if not job_ids:
+            return []
+        published: list[str] = []
+        batched = False
+        try:
+            with (
+                self.app.producer_or_acquire() as producer,
+                broker.publishing(producer) as batched,
+            ):
+                for job_id in job_ids:
+                    # Not retried within a batch: a retry revives the producer on a new
+                    # channel, outside the batch's transaction. The reaper retries.
+                    self.app.send_task(
+                        TASK_NAME,
+                        args=[job_id],
+                        queue=self.settings.queue_of(lanes[job_id]),
+                        task_id=f"{job_id}-{uuid.uuid4().hex[:8]}",
+                        producer=producer,
+                        retry=not batched,
+                        retry_policy=_RETRY_POLICY,
+                    )
+                    published.append(job_id)
+        except Exception as exc:  # the broker is down: the reaper re-dispatches later
+            lost = job_ids if batched else job_ids[len(published) :]
+            log.warning("could not enqueue %d job(s) (%s): %s", len(lost), ", ".join(lost[:5]), exc)
+            return [] if batched else published
+        return published
 
     def pending_messages(self) -> int | None:
         """Messages waiting in both lanes' queues (not those held by workers), or None if

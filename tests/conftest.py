@@ -114,12 +114,12 @@ class RecordingQueue(JobQueue):
         self.lanes: dict[str, str] = {}  # job id -> the lane it was sent to
         self.refuse = False
 
-    def send(self, job_id: str, lane: str = "train") -> bool:
+    def publish(self, job_ids: list[str], lanes: dict[str, str]) -> list[str]:
         if self.refuse:
-            return False
-        self.sent.append(job_id)
-        self.lanes[job_id] = lane
-        return True
+            return []
+        self.sent.extend(job_ids)
+        self.lanes.update({job_id: lanes[job_id] for job_id in job_ids})
+        return list(job_ids)
 
     def broker_ok(self, timeout: float = 2.0) -> bool:
         return not self.refuse
