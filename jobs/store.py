@@ -11,13 +11,14 @@ import contextlib
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Integer, Select, String, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from jobs.db.models import ACTIVE, FINISHED, Job, JobEvent, JobStatus, Sweep
+from jobs.db.models import ACTIVE, FINISHED, Job, JobEvent, JobStatus, Sweep, UTCDateTime
 from jobs.kinds import ADAPT, EDIT, RENDER, JobKind, KindParams, kinds_never_on, lane_of
 from jobs.webhooks import outbox
 from nada.ids import new_id
@@ -156,11 +157,20 @@ def create_job(
     parent_id: str | None = None,
     webhook: Webhook | None = None,
     priority: int = 0,
+    dispatched: bool = False,
 ) -> Job:
     """A queued job of `kind` (adaptation unless said) of queue `priority` (jobs/priority.py,
     checked by the caller). With an idempotency key, a concurrent twin raises IntegrityError
     at flush (unique owner+key); the caller rolls back and reads the winner. `webhook`: where
-    its events go (checked by the caller: jobs/webhooks/targets.py)."""
+    its events go (checked by the caller: jobs/webhooks/targets.py).
+
+    `dispatched`: the caller publishes the job's message right after the commit
+    (JobQueue.dispatch with marked=True), so the row says so in the same transaction
+    instead of a second write afterwards. A publish that fails clears the mark
+    (`clear_dispatched`: the reaper then re-sends after its grace); a process that dies
+    between the commit and the publish leaves the mark with no message, which the reaper's
+    lost-message check finds (jobs/queue.py lost_messages: fewer messages than dispatched
+    queued jobs) and re-sends."""
     now = utcnow()
     job = Job(
         id=new_id(),
@@ -188,6 +198,7 @@ def create_job(
         attempt=0,
         created_at=now,
         queued_at=now,
+        dispatched_at=now if dispatched else None,
     )
     session.add(job)
     session.flush()
@@ -211,13 +222,29 @@ def children_of(session: Session, *, job_ids: list[str]) -> dict[str, list[str]]
     return children
 
 
-def mark_dispatched(session: Session, *, job_id: str) -> None:
-    """Record that the broker accepted a task message for the job."""
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.queued)
-        .values(dispatched_at=utcnow())
-    )
+def clear_dispatched(session: Session, *, job_ids: list[str]) -> None:
+    """The broker refused these jobs' messages after create_job(dispatched=True) marked
+    them: unmarked, the reaper sends them after its grace period."""
+    if job_ids:
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.status == JobStatus.queued)
+            .values(dispatched_at=None)
+        )
+
+
+def mark_dispatched(
+    session: Session, *, job_id: str | None = None, job_ids: list[str] | None = None
+) -> None:
+    """Record that the broker accepted a task message for the job (or each of `job_ids`:
+    one UPDATE for a batch)."""
+    ids = [*(job_ids or ()), *([job_id] if job_id else [])]
+    if ids:
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(ids), Job.status == JobStatus.queued)
+            .values(dispatched_at=utcnow())
+        )
 
 
 def get_job(
@@ -344,47 +371,70 @@ def queue_stats(session: Session) -> QueueStats:
     )
 
 
-def _queued_ahead_of(job: Job) -> ColumnElement[bool]:
-    """The queued jobs that start before `job`: those of its lane (jobs/kinds.py; a kind
-    that decides per job counts on both) with a higher priority, then those of its
+def _queued_ahead_of(never: tuple[str, ...]) -> ColumnElement[bool]:
+    """The queued jobs that start before a job (given as the bound parameters
+    `_ahead_params`): those of its lane (jobs/kinds.py; `never`: the kinds never on it; a
+    kind that decides per job counts on both) with a higher priority, then those of its
     priority queued before it: the order jobs.leases.claim_job takes them in."""
-    priority = job.priority or 0
+    priority = bindparam("ahead_priority", type_=Integer)
+    queued_at = bindparam("ahead_queued_at", type_=UTCDateTime)
+    job_id = bindparam("ahead_id", type_=String)
     return and_(
         Job.status == JobStatus.queued,
-        Job.kind.not_in(kinds_never_on(lane_of(job.kind, job.params))),
+        Job.kind.not_in(never),
         or_(
             Job.priority > priority,
             and_(
                 Job.priority == priority,
                 or_(
-                    Job.queued_at < job.queued_at,
-                    and_(Job.queued_at == job.queued_at, Job.id < job.id),
+                    Job.queued_at < queued_at,
+                    and_(Job.queued_at == queued_at, Job.id < job_id),
                 ),
             ),
         ),
     )
 
 
+def _ahead_params(job: Job) -> tuple[tuple[str, ...], dict[str, Any]]:
+    never = tuple(kinds_never_on(lane_of(job.kind, job.params)))
+    return never, {
+        "ahead_priority": job.priority or 0,
+        "ahead_queued_at": job.queued_at,
+        "ahead_id": job.id,
+    }
+
+
+# Built once per lane (kinds excluded) and run with the job's values bound: every poll of a
+# queued job and every submission asks for its place, and building the statement cost as
+# much as running it.
+@lru_cache(maxsize=16)
+def _position_query(never: tuple[str, ...]) -> Select[tuple[int, int]]:
+    return select(func.count(), func.coalesce(func.sum(Job.total_steps), 0)).where(
+        _queued_ahead_of(never)
+    )
+
+
+@lru_cache(maxsize=16)
+def _passes_query(never: tuple[str, ...]) -> Select[tuple[int]]:
+    every = Job.params["sample_every"].as_integer()
+    return select(func.coalesce(func.sum(Job.total_steps // every + 2), 0)).where(
+        _queued_ahead_of(never), every > 0
+    )
+
+
 def _queued_passes_ahead(session: Session, *, job: Job) -> int:
     """Sample passes of the queued jobs ahead of `job`, each about steps / sample_every + 2
     (its first and last samples); a kind without sample_every counts none."""
-    every = Job.params["sample_every"].as_integer()
-    passes = session.scalar(
-        select(func.coalesce(func.sum(Job.total_steps // every + 2), 0)).where(
-            _queued_ahead_of(job), every > 0
-        )
-    )
+    never, params = _ahead_params(job)
+    passes = session.scalar(_passes_query(never), params)
     return int(passes or 0)
 
 
 def queue_position(session: Session, *, job: Job) -> tuple[int, int]:
     """(1-based place among the queued jobs of its lane in the order they start: priority,
     then queue time; steps of the queued jobs ahead)."""
-    ahead, steps = session.execute(
-        select(func.count(), func.coalesce(func.sum(Job.total_steps), 0)).where(
-            _queued_ahead_of(job)
-        )
-    ).one()
+    never, params = _ahead_params(job)
+    ahead, steps = session.execute(_position_query(never), params).one()
     return int(ahead) + 1, int(steps)
 
 
@@ -557,9 +607,10 @@ def create_sweep(
     owner: str = "",
     webhook: Webhook | None = None,
     priority: int = 0,
+    dispatched: bool = False,
 ) -> tuple[Sweep, list[Job]]:
     """A sweep and its queued adaptation jobs, one per combination, in grid order (the
-    caller validated them: jobs.sweeps.expand)."""
+    caller validated them: jobs.sweeps.expand); `dispatched` as create_job's."""
     sweep = Sweep(
         id=new_id(), owner=owner, base=base, grid=grid, count=len(params), created_at=utcnow()
     )
@@ -573,6 +624,7 @@ def create_sweep(
             sweep_index=i,
             webhook=webhook,
             priority=priority,
+            dispatched=dispatched,
         )  # fmt: skip
         for i, p in enumerate(params)
     ]

@@ -9,12 +9,13 @@ answered before (the same render or edit, a repeated Idempotency-Key) gets 200 a
 earlier job's Location instead. A job whose models this server can neither find nor
 download is refused at once with 422 naming the field (`check_models`), not queued to fail.
 
-No `from __future__ import annotations` here: FastAPI reads Submission's parameter
-annotations to build the dependency, and it cannot resolve them from strings on a class.
+No `from __future__ import annotations` here: FastAPI reads the dependency's parameter
+annotations (`_submission`'s) to build it.
 """
 
+import contextlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +30,7 @@ from invert import weights
 from jobs import availability, gc, store
 from jobs.availability import ModelAvailability, ModelUnavailable, unavailable
 from jobs.db.models import Job
+from jobs.db.session import one_writer
 from jobs.kinds import JobKind
 from jobs.queue import JobQueue
 from jobs.retention import FilesExpired
@@ -105,48 +107,48 @@ def check_models(params: AdaptParams | InvertParams, data_dir: Path) -> None:
 
 
 class GroupDispatch:
-    """Dispatches of concurrent submissions, made together (group commit): the first
-    caller sends what is waiting, its own and what arrives meanwhile, and records them
-    dispatched in one transaction (JobQueue.dispatch, per lane); the others wait for it.
+    """Dispatches of concurrent submissions, made together (group commit): a caller that
+    finds no dispatch running becomes the leader and sends what is waiting, its own and
+    whatever arrives while it sends, batch after batch, until nothing is left (per lane,
+    JobQueue.dispatch: one broker transaction on the embedded broker, jobs/broker.py);
+    a caller that finds a leader leaves its jobs to it and returns at once.
 
-    Each caller still returns once its jobs are sent (a submission's background task ends
-    when its job is on the broker, as before), but fifty concurrent submissions cost a
-    few dispatch-mark transactions instead of fifty, which on SQLite all queue for the one
-    writer that the submissions' own inserts need. A job whose dispatch is lost (a crash,
-    a broker down) keeps dispatched_at unset and the reaper sends it (jobs/queue.py sweep).
-    """
+    So fifty concurrent submissions cost a few publishes instead of fifty, and their
+    background tasks do not hold request threads waiting for the leader (with 12 threads,
+    waiting followers had starved the routes). The rows already say dispatched
+    (store.create_job(dispatched=True)); a job the broker refuses is unmarked and the
+    reaper sends it after its grace period, and one lost with the process (a crash between
+    the commit and the publish) is found by the reaper's lost-message check
+    (jobs/queue.py lost_messages)."""
 
     def __init__(self, queue: JobQueue):
         self._queue = queue
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._waiting: list[tuple[list[str], str, list[bool]]] = []  # ids, lane, [sent?]
+        self._waiting: list[tuple[list[str], str]] = []  # (job ids, lane)
         self._leading = False
 
     def dispatch(self, job_ids: list[str], lane: str) -> None:
-        mine: tuple[list[str], str, list[bool]] = (job_ids, lane, [False])
         with self._lock:
-            self._waiting.append(mine)
-            while not mine[2][0]:
-                if not self._leading:
-                    self._leading = True
-                    batch, self._waiting = self._waiting, []
-                    break
-                self._changed.wait()
-            else:
-                return  # a leader sent it
+            self._waiting.append((job_ids, lane))
+            if self._leading:
+                return  # the leader sends it with its next batch
+            self._leading = True
         try:
-            lanes: dict[str, list[str]] = {}
-            for ids, lane_of, _ in batch:
-                lanes.setdefault(lane_of, []).extend(ids)
-            for lane_of, ids in lanes.items():
-                self._queue.dispatch(ids, lane_of)
-        finally:
-            with self._lock:
-                for _, _, done in batch:
-                    done[0] = True
+            while True:
+                with self._lock:
+                    batch, self._waiting = self._waiting, []
+                    if not batch:
+                        self._leading = False
+                        return
+                lanes: dict[str, list[str]] = {}
+                for ids, lane_of in batch:
+                    lanes.setdefault(lane_of, []).extend(ids)
+                for lane_of, ids in lanes.items():  # their rows say dispatched (Submission)
+                    self._queue.dispatch(ids, lane_of, marked=True)
+        except BaseException:
+            with self._lock:  # the next submission leads (the reaper covers this batch)
                 self._leading = False
-                self._changed.notify_all()
+            raise
 
 
 _GROUPS_LOCK = threading.Lock()
@@ -165,7 +167,7 @@ def group_dispatch(request: Request, queue: JobQueue) -> GroupDispatch:
 
 
 class Submission:
-    """The request-scoped parts of a submission, as one FastAPI dependency."""
+    """The request-scoped parts of a submission (one FastAPI dependency: SubmissionDep)."""
 
     def __init__(
         self,
@@ -222,6 +224,15 @@ class Submission:
         for job_id in gc.expired_inputs(self.session, job_ids):
             raise FilesExpired(job_id, "results")
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around the submission's one write transaction, from its rows' INSERTs to the
+        commit: this process's writers take turns (jobs/db/session.py one_writer). Its jobs
+        are made with store.create_job(dispatched=True): the row, its `queued` event and the
+        dispatch mark are that one transaction, and `queued` publishes after the response."""
+        with one_writer(self.settings.db_url):
+            yield
+
     def admit(self, count: int = 1) -> None:
         """507 while the data directory cannot take new files, 403 past this token's disk
         quota, then 429 past its limits on `count` new jobs (docs/security.md)."""
@@ -234,7 +245,8 @@ class Submission:
     ) -> None:
         """Call after the commit: dispatch `job_ids` (jobs of `kind`) to `lane` (default:
         the kind's) once the response is sent, and name what was made in Location. A
-        continuation's parent has a new child: this process's cached view of it goes."""
+        continuation's parent has a new child: this process's cached view of it goes, with
+        the lists and the live views a new job changes (backend/api/view_cache.py)."""
         group = group_dispatch(self.request, self.queue)
         self.background.add_task(group.dispatch, list(job_ids), lane or kind.lane)
         self.response.headers["Location"] = location
@@ -245,7 +257,7 @@ class Submission:
             if isinstance(job, Job) and job.id in new and job.parent_id
         ]
         views = view_cache(self.request)
-        if parents and views is not None:
+        if views is not None:  # and every list and queued job's view: positions moved
             views.invalidate(parents)
 
     def answered_before(self, location: str) -> None:
@@ -276,11 +288,12 @@ class Submission:
         reads = gc.reads_of(None, params.to_dict())
         self._refuse_expired(reads)
         self.admit()
-        job = store.create_job(
-            self.session, params=params, kind=kind, owner=self.who, cache_key=cache_key,
-            webhook=webhook, priority=priority,
-        )  # fmt: skip
-        self.session.commit()
+        with self.writing():
+            job = store.create_job(
+                self.session, params=params, kind=kind, owner=self.who, cache_key=cache_key,
+                webhook=webhook, priority=priority, dispatched=True,
+            )  # fmt: skip
+            self.session.commit()
         try:
             self._refuse_expired(reads)
         except FilesExpired:
@@ -292,4 +305,18 @@ class Submission:
         return job
 
 
-SubmissionDep = Annotated[Submission, Depends()]
+async def _submission(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    queue: QueueDep,
+    owner: CurrentOwner,
+    response: Response,
+    background: BackgroundTasks,
+) -> Submission:
+    """The dependency: a coroutine, so that FastAPI makes it on the event loop (a class
+    as the dependency would be built in the thread pool: one more hop per submission)."""
+    return Submission(request, session, settings, queue, owner, response, background)
+
+
+SubmissionDep = Annotated[Submission, Depends(_submission)]

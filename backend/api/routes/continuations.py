@@ -129,22 +129,23 @@ def continue_job(job_id: JobId, body: ContinueCreate, sub: SubmissionDep) -> Job
         raise unprocessable(exc.field, str(exc)) from None
     webhook, priority = sub.webhook(body), sub.priority(body)
     sub.admit()
-    child = store.create_job(
-        session, params=params, owner=sub.who, parent_id=job_id, webhook=webhook,
-        priority=priority,
-    )  # fmt: skip
-    root = job_root(settings, child.id)
-    try:
-        _link_inputs(parent_root, root, start)
-        session.commit()
-    except BaseException as exc:
-        session.rollback()
-        rundir.remove_tree(root)
-        if isinstance(exc, FileNotFoundError):  # a retention pass took it meanwhile
-            raise FilesExpired(job_id, "resumable") from None
-        if is_disk_full(exc):
-            raise disk_full("the job was not created") from None
-        raise
+    with sub.writing():  # the row, its event and its dispatch mark: one transaction
+        child = store.create_job(
+            session, params=params, owner=sub.who, parent_id=job_id, webhook=webhook,
+            priority=priority, dispatched=True,
+        )  # fmt: skip
+        root = job_root(settings, child.id)
+        try:
+            _link_inputs(parent_root, root, start)
+            session.commit()
+        except BaseException as exc:
+            session.rollback()
+            rundir.remove_tree(root)
+            if isinstance(exc, FileNotFoundError):  # a retention pass took it meanwhile
+                raise FilesExpired(job_id, "resumable") from None
+            if is_disk_full(exc):
+                raise disk_full("the job was not created") from None
+            raise
     sub.queued([child.id], ADAPT, job_url(child.id))
     session.refresh(child)
     public = public_job(session, settings, child)

@@ -112,18 +112,20 @@ def _create_inversion(sub: Submission, photo: Path, params_text: str | None) -> 
         raise unprocessable(exc.field, str(exc)) from None
     webhook, priority = sub.webhook(hook), sub.priority(hook)
     sub.admit()
-    job = store.create_job(
-        session, params=params, kind=INVERT, owner=sub.who, webhook=webhook, priority=priority
-    )
-    root = job_root(settings, job.id)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        rundir.write_bytes(root / rundir.PHOTO, png)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        rundir.remove_tree(root)
-        raise
+    with sub.writing():  # the row, its event and its dispatch mark: one transaction
+        job = store.create_job(
+            session, params=params, kind=INVERT, owner=sub.who, webhook=webhook,
+            priority=priority, dispatched=True,
+        )  # fmt: skip
+        root = job_root(settings, job.id)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            rundir.write_bytes(root / rundir.PHOTO, png)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            rundir.remove_tree(root)
+            raise
     session.refresh(job)
     return job
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
 from backend.api.job_images import all_images_attached, check_images
-from backend.api.job_views import public_job, queue_stats
+from backend.api.job_views import changed, public_job, queue_stats
 from backend.api.responses import json_response
 from backend.api.submission import SubmissionDep, check_models, submission_responses
 from backend.api.upload_errors import unprocessable
@@ -166,18 +166,20 @@ def create_sweep(body: SweepCreate, sub: SubmissionDep) -> SweepPublic:
     webhook = sub.webhook(body)  # every job of the sweep sends its own events there
     priority = sub.priority(body)  # and is queued at this priority
     sub.admit(count=len(combos))
-    sweep, jobs = store.create_sweep(
-        session,
-        base=body.base,
-        grid=body.grid,
-        params=[c.params for c in combos],
-        owner=sub.who,
-        webhook=webhook,
-        priority=priority,
-    )
-    made = [(job.id, combo.params) for job, combo in zip(jobs, combos, strict=True)]
-    with all_images_attached(settings, made, owner):  # each job's own copies
-        session.commit()
+    with sub.writing():
+        sweep, jobs = store.create_sweep(
+            session,
+            base=body.base,
+            grid=body.grid,
+            params=[c.params for c in combos],
+            owner=sub.who,
+            webhook=webhook,
+            priority=priority,
+            dispatched=True,
+        )
+        made = [(job.id, combo.params) for job, combo in zip(jobs, combos, strict=True)]
+        with all_images_attached(settings, made, owner):  # each job's own copies
+            session.commit()
     sub.queued([j.id for j in jobs], ADAPT, sweep_url(sweep.id))
     public = _public(session, settings, sweep)
     session.close()
@@ -221,13 +223,18 @@ def read_sweep(
     responses={404: {"description": "No such sweep"}},
 )
 def cancel_sweep(
-    sweep_id: SweepId, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
+    sweep_id: SweepId,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: CurrentOwner,
 ) -> SweepPublic:
     """Cancel every queued or running job of the sweep (running ones stop at their next
     step); finished jobs stay as they are."""
     sweep = store.get_sweep(session, sweep_id=sweep_id, owner=owner)
     store.cancel_sweep(session, sweep_id=sweep.id)
     session.commit()
+    changed(request)  # the jobs it canceled were queued or running: live views
     public = _public(session, settings, sweep)
     session.close()
     return public
