@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from backend.api.cached_reads import CachedReads
 from backend.api.db_errors import install_db_error_handlers
 from backend.api.deps import get_owner
 from backend.api.middleware import BodyLimitMiddleware, HeadMiddleware
@@ -136,6 +137,8 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         BodyLimitMiddleware, max_bytes=MAX_JSON_BYTES, exempt=_streamed_upload
     )  # fmt: skip
     app.add_middleware(HeadMiddleware)
+    # Outermost of all: polls the view cache holds are answered before any of the above.
+    app.add_middleware(CachedReads)
 
     @app.exception_handler(JobNotFound)
     async def _not_found(_: Request, exc: JobNotFound) -> JSONResponse:

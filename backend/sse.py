@@ -37,7 +37,7 @@ from backend.api.view_cache import STAMP_COLUMNS, ViewCache, stamp_of
 from backend.schemas.jobs import sample_url, snapshot_url
 from jobs import store
 from jobs.db.models import ACTIVE, FINISHED, Job, JobEvent
-from jobs.db.session import get_sessionmaker
+from jobs.db.session import get_engine, get_sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +183,10 @@ class EventHub:
         # Its own thread, so its reads never queue behind the request threads' (and take
         # one of theirs); created in running(), on the event loop.
         self._thread: anyio.CapacityLimiter | None = None
-        # Finished jobs' views, kept true by this hub's reads: an answer shows the database
-        # as it was at most 1.5 polling intervals ago (backend/api/view_cache.py).
-        self.views = ViewCache(max_age=1.5 * poll_seconds)
+        # Job views and lists, kept true by this hub's reads: an answer shows the database
+        # as it was at most 1.5 polling intervals ago (a finished job's), one interval ago
+        # (a queued or running job's, a list) (backend/api/view_cache.py).
+        self.views = ViewCache(max_age=1.5 * poll_seconds, live_age=poll_seconds)
 
     @property
     def subscribers(self) -> int:
@@ -211,6 +212,12 @@ class EventHub:
         """Poll in the background while the block runs; at its end, close every stream."""
         self._stopped = False
         self._thread = anyio.CapacityLimiter(1)
+        with self.views.dropping_live_on_writes(get_engine(self.db_url)):
+            async with self._polling():
+                yield
+
+    @asynccontextmanager
+    async def _polling(self) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self._run)
             try:

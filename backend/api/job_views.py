@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -24,10 +25,10 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.api.job_snapshots import job_snapshots
 from backend.api.responses import QueueStatsCache, encoded, encoded_response, json_response
-from backend.api.view_cache import CachedView, ViewCache, fingerprint, job_stamp
+from backend.api.view_cache import DETAIL, CachedView, ViewCache, fingerprint, job_stamp
 from backend.schemas.jobs import JobPublic, SamplePublic, job_public
 from jobs import disk, storage, store
-from jobs.db.models import ACTIVE, Job
+from jobs.db.models import ACTIVE, FINISHED, Job
 from jobs.db.session import get_sessionmaker
 from jobs.settings import Settings
 from nada import rundir
@@ -127,49 +128,68 @@ def read_job_view(
     return json_response(request, public)
 
 
-DETAIL = "detail"  # GET /jobs/{id}'s view (public_job of a job of any kind) in the cache
-
-
 def view_cache(request: Request) -> ViewCache | None:
-    """This process's cache of finished jobs' views, kept by its event hub (None before
-    the app's lifespan started it)."""
+    """This process's cache of job views and lists, kept by its event hub (None before the
+    app's lifespan started it)."""
     hub = getattr(request.app.state, "event_hub", None)
     return hub.views if hub is not None else None
+
+
+def changed(request: Request, *job_ids: str | None) -> None:
+    """This process's cached views of `job_ids`, and its live ones, are out of date (its
+    own write: at once; other processes' caches notice within their hub's interval)."""
+    views = view_cache(request)
+    if views is not None:
+        views.invalidate(job_id for job_id in job_ids if job_id)
+
+
+async def answer_cached(
+    request: Request,
+    view: str,
+    key: str,
+    owner: str | None,
+    read: Callable[[ViewCache | None], Response],
+) -> Response:
+    """The answer `views` holds for (`view`, `key`) when it is fresh and `owner` may see it
+    (on the event loop: no thread, no query; backend/api/view_cache.py says what keeps it
+    true), else `read(views)` in a thread, which reads the database and stores the entry.
+
+    backend/api/cached_reads.py answers most hits before FastAPI; this serves the rest (a
+    sign-in cookie's caller) and every miss."""
+    views = view_cache(request)
+    if views is None:
+        return await run_in_threadpool(read, None)
+    hit = views.lookup(view, key, owner)
+    if hit is not None:
+        return encoded_response(request, hit.body, hit.etag)
+    entry_key = (view, key)
+    if views.holds(*entry_key):
+        # An entry aged out (a live one's interval passed, or the hub was late): one request
+        # reads it again, the polls that come meanwhile wait for its entry instead of all
+        # taking the thread pool (on this loop only: `reading` needs no lock).
+        reading = views.reading.get(entry_key)
+        if reading is None:
+            views.reading[entry_key] = reading = anyio.Event()
+            try:
+                return await run_in_threadpool(read, views)
+            finally:
+                del views.reading[entry_key]
+                reading.set()
+        with anyio.move_on_after(views.max_age):
+            await reading.wait()
+        hit = views.lookup(view, key, owner)
+        if hit is not None:
+            return encoded_response(request, hit.body, hit.etag)
+    return await run_in_threadpool(read, views)
 
 
 async def read_cached_job_view(
     request: Request, settings: Settings, owner: str | None, job_id: str
 ) -> Response:
-    """read_job_view of public_job, answered from this process's cache of finished jobs'
-    views when it has the job (on the event loop: no thread, no query; see
-    backend/api/view_cache.py for what keeps it true), else read in a thread and kept."""
-    views = view_cache(request)
-    if views is None:
-        return await run_in_threadpool(_read_and_keep, request, settings, owner, job_id, None)
-    hit = views.lookup(DETAIL, job_id, owner)
-    if hit is not None:
-        return encoded_response(request, hit.body, hit.etag)
-    key = (DETAIL, job_id)
-    if views.holds(*key):
-        # An entry aged out (the hub was late): one request reads the job again, the polls
-        # that come meanwhile wait for its entry instead of all taking the thread pool
-        # (on this loop only: `reading` needs no lock).
-        reading = views.reading.get(key)
-        if reading is None:
-            views.reading[key] = reading = anyio.Event()
-            try:
-                return await run_in_threadpool(
-                    _read_and_keep, request, settings, owner, job_id, views
-                )
-            finally:
-                del views.reading[key]
-                reading.set()
-        with anyio.move_on_after(views.max_age):
-            await reading.wait()
-        hit = views.lookup(DETAIL, job_id, owner)
-        if hit is not None:
-            return encoded_response(request, hit.body, hit.etag)
-    return await run_in_threadpool(_read_and_keep, request, settings, owner, job_id, views)
+    """read_job_view of public_job, from this process's cache when it has the job."""
+    return await answer_cached(
+        request, DETAIL, job_id, owner, partial(_read_and_keep, request, settings, owner, job_id)
+    )
 
 
 def _read_and_keep(
@@ -183,11 +203,15 @@ def _read_and_keep(
         stats = queue_stats(request, session) if job.status in ACTIVE else None
         public = public_job(session, settings, job, stats)
         body, etag = encoded(public)
-        if views is not None and ticket is not None and settled and views.cacheable(job):
+        # A finished job's entry lives while the hub finds it true, once its folders
+        # settled; a queued or running one's for one hub interval, its folders checked at
+        # each hit all the same (backend/api/view_cache.py).
+        live = job.status not in FINISHED
+        if views is not None and ticket is not None and (live or settled):
             entry = CachedView(
                 body=body, etag=etag, owner=job.owner, kind=job.kind, stamp=job_stamp(job),
                 children=tuple(public.children), root=root, files=files,
-                confirmed_at=ticket.started,
+                confirmed_at=ticket.started, live=live,
             )  # fmt: skip
             views.store(ticket, DETAIL, job_id, entry)
     return encoded_response(request, body, etag)

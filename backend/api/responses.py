@@ -42,13 +42,24 @@ def json_response(request: Request, model: BaseModel, *, status_code: int = 200)
     return encoded_response(request, body, etag, status_code=status_code)
 
 
+def not_modified(if_none_match: str, etag: str) -> bool:
+    """Whether a GET with this If-None-Match already has the body of `etag` (304)."""
+    return _matches(if_none_match, etag)
+
+
+def view_headers(etag: str) -> dict[str, str]:
+    """The headers of a view's answer besides its length and type (also sent as raw ASGI
+    by backend/api/cached_reads.py: one list of them)."""
+    return {"ETag": etag, "Cache-Control": "no-cache"}
+
+
 def encoded_response(
     request: Request, body: bytes, etag: str, *, status_code: int = 200
 ) -> Response:
     """json_response of a body already encoded (with its etag_of)."""
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    headers = view_headers(etag)
     conditional = request.method in ("GET", "HEAD") and status_code == 200
-    if conditional and _matches(request.headers.get("if-none-match", ""), etag):
+    if conditional and not_modified(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return Response(body, status_code=status_code, media_type="application/json", headers=headers)
 

@@ -7,14 +7,17 @@ after the change shows the state before it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import create_engine, update
+from sqlalchemy.orm import Session
 
 from backend.api.job_views import DETAIL, public_job
 from backend.api.view_cache import ViewCache
@@ -74,10 +77,12 @@ def _cached(client: TestClient, url: str, headers: Any = None) -> Any:
         time.sleep(0.01)
 
 
-def _seen_within_bound(client: TestClient, url: str, changed_at: float, new: Any) -> None:
-    """Poll `url` until `new(view)`; every poll begun more than max_age after `changed_at`
-    must show it, and once seen, the old state never comes back."""
-    bound = _views(client).max_age
+def _seen_within_bound(
+    client: TestClient, url: str, changed_at: float, new: Any, bound: float | None = None
+) -> None:
+    """Poll `url` until `new(view)`; every poll begun more than `bound` (max_age unless
+    said) after `changed_at` must show it, and once seen, the old state never comes back."""
+    bound = _views(client).max_age if bound is None else bound
     deadline = changed_at + 10
     while True:
         began = time.monotonic()
@@ -124,12 +129,12 @@ def _answers_from_the_cache(
     assert again.status_code == 304 and again.headers["etag"] == first.headers["etag"]
     assert client.head(url).headers["etag"] == first.headers["etag"]
     monkeypatch.undo()
-    # Queued and running jobs are never cached (their queue position, ETA and stall change
-    # without an event of theirs).
+    # A queued job's view is a live entry (its queue position and ETA move with other
+    # jobs): answered for one hub interval after the read that made it, never extended.
     queued = client.post(f"{API}/jobs", json=SMALL).json()["id"]
-    for _ in range(3):
-        client.get(f"{API}/jobs/{queued}")
-    assert _views(client).lookup(DETAIL, queued, None) is None
+    assert _cached(client, f"{API}/jobs/{queued}").json()["status"] == "queued"
+    entry = _views(client).lookup(DETAIL, queued, None)
+    assert entry is not None and entry.live
 
 
 @pytest.mark.parametrize("change", ["event", "no event", "deleted", "child", "files"])
@@ -235,3 +240,109 @@ def test_a_read_that_raced_a_change_is_not_kept_and_entries_age_out() -> None:
     views.store(ticket, DETAIL, "b", _entry(confirmed_at=ticket.started))
     views.confirm(time.monotonic(), {}, {})  # deleted
     assert not views.holds(DETAIL, "b")
+
+
+@contextlib.contextmanager
+def _elsewhere(settings: Settings) -> Iterator[Session]:
+    """A session on an engine of its own: writes as another process makes them (this
+    process's own engine tells its cache of each write: dropping_live_on_writes)."""
+    engine = create_engine(settings.db_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _queued_job(client: TestClient, **overrides: Any) -> str:
+    return str(client.post(f"{API}/jobs", json={**SMALL, **overrides}).json()["id"])
+
+
+@pytest.mark.parametrize("change", ["position", "started", "heartbeat", "listed"])
+def test_a_live_view_shows_another_process_change_within_one_interval(
+    client: TestClient, settings: Settings, change: str
+) -> None:
+    """Queued and running jobs' views, and lists, are cached too, as live entries: a change
+    made through another session (another API process's submission, a worker's claim and
+    heartbeat, which has no event) shows within one hub interval (`live_age`), and a live
+    entry is answered from the cache meanwhile."""
+    views = _views(client)
+    queued = _queued_job(client)
+    url = f"{API}/jobs/{queued}"
+    if change == "heartbeat":
+        with session_scope(settings.db_url) as s:
+            claim = leases.claim_job(
+                s, job_id=queued, worker_id="t", lease_seconds=30, max_attempts=3
+            )
+        assert claim is not None
+    if change == "listed":
+        url = f"{API}/jobs?limit=5"
+    before = _cached(client, url).json()
+    with _elsewhere(settings) as s:  # another process's writes
+        if change == "position":  # a job of higher priority submitted elsewhere goes first
+            store.create_job(s, params=_params(before), priority=5)
+        elif change == "started":  # a worker claims it (its event is what the hub reads)
+            assert leases.claim_job(
+                s, job_id=queued, worker_id="t", lease_seconds=30, max_attempts=3
+            )
+        elif change == "heartbeat":  # a worker's beat: a row change without an event
+            beat = store.utcnow()
+            s.execute(update(Job).where(Job.id == queued).values(heartbeat_at=beat))
+        else:  # another API process's submission
+            other = store.create_job(s, params=_params(before["data"][0]))
+    changed_at = time.monotonic()
+    checks = {
+        "position": lambda r: r.json()["queue_position"] == before["queue_position"] + 1,
+        "started": lambda r: r.json()["status"] == "running",
+        "heartbeat": lambda r: r.json()["heartbeat_at"] != before["heartbeat_at"],
+        "listed": lambda r: r.json()["data"][0]["id"] == other.id,
+    }
+    _seen_within_bound(client, url, changed_at, checks[change], bound=views.live_age)
+    assert views.live_age < views.max_age
+
+
+def test_lists_are_cached_per_caller_and_dropped_by_own_writes(
+    settings: Settings, queue: Any
+) -> None:
+    """A list's entry is keyed by the caller and its query; this process's own submission
+    or delete shows on the next request (no interval to wait)."""
+    configured = settings.model_copy(update={"api_tokens": f"alice:{ALICE},bob:{BOB}"})
+    configured = Settings.model_validate({**configured.model_dump(), "sse_poll_seconds": 5.0})
+    alice = {"Authorization": f"Bearer {ALICE}"}
+    bob = {"Authorization": f"Bearer {BOB}"}
+    with TestClient(create_app(configured, queue=queue)) as client:
+        mine = client.post(f"{API}/jobs", json=SMALL, headers=alice).json()["id"]
+        url = f"{API}/jobs?limit=5"
+        assert [j["id"] for j in _cached(client, url, alice).json()["data"]] == [mine]
+        assert _cached(client, url, bob).json()["data"] == []  # bob's own entry
+        assert client.get(url, headers=bob).json()["data"] == []
+        assert client.get(f"{url}&offset=1", headers=alice).json()["data"] == []
+        newer = client.post(f"{API}/jobs", json=SMALL, headers=alice).json()["id"]
+        assert [j["id"] for j in client.get(url, headers=alice).json()["data"]] == [newer, mine]
+        assert client.post(f"{API}/jobs/{newer}/cancel", headers=alice).status_code == 200
+        assert client.get(url, headers=alice).json()["data"][0]["status"] == "canceled"
+        assert client.delete(f"{API}/jobs/{newer}", headers=alice).status_code == 204
+        assert [j["id"] for j in client.get(url, headers=alice).json()["data"]] == [mine]
+        assert client.get(url).status_code == 401
+
+
+def test_this_process_writes_drop_live_views_at_once(
+    client: TestClient, settings: Settings
+) -> None:
+    """A write through this process's engine (a route, the reaper, a test playing the
+    worker) drops the live entries as it commits: the next poll reads the database."""
+    queued = _queued_job(client)
+    url = f"{API}/jobs/{queued}"
+    _cached(client, url)
+    views = _views(client)
+    with session_scope(settings.db_url) as s:
+        assert leases.claim_job(s, job_id=queued, worker_id="t", lease_seconds=30, max_attempts=3)
+    assert views.lookup(DETAIL, queued, None) is None
+    assert client.get(url).json()["status"] == "running"
+    with session_scope(settings.db_url) as s:  # a read commits nothing that drops
+        s.get(Job, queued)
+    _cached(client, url)
+    with session_scope(settings.db_url) as s:
+        s.execute(update(Job).where(Job.id == queued).values(heartbeat_at=store.utcnow()))
+        s.rollback()  # rolled back: nothing changed
+    assert views.lookup(DETAIL, queued, None) is not None

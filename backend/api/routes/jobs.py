@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import sqlite3
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import (
@@ -30,25 +31,29 @@ from backend.api.job_files import OCTET, job_file
 from backend.api.job_images import check_images, images_attached
 from backend.api.job_views import (
     JobId,
+    answer_cached,
+    changed,
     job_root,
     public_job,
     queue_stats,
     read_cached_job_view,
-    view_cache,
 )
-from backend.api.responses import json_response
+from backend.api.responses import encoded, encoded_response
 from backend.api.submission import (
     Submission,
     SubmissionDep,
     check_models,
     submission_responses,
 )
+from backend.api.view_cache import LIST, CachedView, ViewCache, list_key
 from backend.schemas.jobs import JobCreate, JobPublic, JobsPublic, job_url
 from backend.sse import job_event_stream
 from jobs import store
 from jobs.db.models import ACTIVE, Job, JobStatus
+from jobs.db.session import get_sessionmaker
 from jobs.generators import check_generator_name
 from jobs.kinds import ADAPT
+from jobs.settings import Settings
 from nada import rundir
 from nada.errors import ParamError
 
@@ -123,12 +128,13 @@ def create_job(
     webhook, priority = sub.webhook(body), sub.priority(body)
     sub.admit()  # disk and per-token limits: a replay above needs neither
     try:
-        job = store.create_job(
-            session, params=params, owner=who, idempotency_key=idempotency_key,
-            request_sha256=digest, webhook=webhook, priority=priority,
-        )  # fmt: skip
-        with images_attached(settings, job.id, params, owner):  # its own copies
-            session.commit()
+        with sub.writing():  # the row, its event and its dispatch mark: one transaction
+            job = store.create_job(
+                session, params=params, owner=who, idempotency_key=idempotency_key,
+                request_sha256=digest, webhook=webhook, priority=priority, dispatched=True,
+            )  # fmt: skip
+            with images_attached(settings, job.id, params, owner):  # its own copies
+                session.commit()
     except IntegrityError:  # a concurrent request with the same key won the insert
         session.rollback()
         earlier = store.find_idempotent(session, owner=who, key=idempotency_key or "")
@@ -136,10 +142,10 @@ def create_job(
             raise
         return _replay(sub, earlier, digest)
     sub.queued([job.id], ADAPT, job_url(job.id))
-    session.refresh(job)
-    # The queue's statistics as polls share them (a second old at most), not read again
-    # per submission (four aggregate queries over the jobs table).
-    public = public_job(session, settings, job, queue_stats(sub.request, session))
+    # The row as committed is the object (expire_on_commit=False): no read back. The queue's
+    # statistics as polls share them (a second old at most), not four aggregate queries per
+    # submission; and a new job has no children.
+    public = public_job(session, settings, job, queue_stats(sub.request, session), children=[])
     session.close()  # give the connection back before the dispatch needs one
     return public
 
@@ -163,9 +169,8 @@ def _replay(sub: Submission, job: Job, digest: str) -> JobPublic:
 
 
 @router.get("", response_model=JobsPublic)
-def list_jobs(
+async def list_jobs(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     owner: CurrentOwner,
     status: Annotated[list[JobStatus] | None, Query(description="repeat to allow several")] = None,
@@ -178,21 +183,38 @@ def list_jobs(
 ) -> Response:
     """Jobs of one kind (adaptations unless said), newest first. With the ETag of an
     earlier answer in If-None-Match: 304 while nothing changed."""
-    rows, count = store.list_jobs(
-        session,
-        statuses=[str(s) for s in status] if status else None,
-        offset=offset,
-        limit=limit,
-        owner=owner,
-        kind=kind,
-    )
-    active = any(j.status in ACTIVE for j in rows)
-    stats = queue_stats(request, session) if active else None
-    children = store.children_of(session, job_ids=[j.id for j in rows])  # one query for all
-    data = [public_job(session, settings, j, stats, children[j.id]) for j in rows]
-    public = JobsPublic(data=data, count=count)
-    session.close()  # in this thread, not on the event loop
-    return json_response(request, public)
+    # async: an answer this process made less than a hub interval ago, with nothing changed
+    # since, comes from its cache without a thread hop (backend/api/view_cache.py)
+    statuses = [str(s) for s in status] if status else None
+    key = list_key(owner, request.scope["query_string"])
+    read = partial(_read_list, request, settings, owner, key, statuses, offset, limit, kind)
+    return await answer_cached(request, LIST, key, owner, read)
+
+
+def _read_list(
+    request: Request,
+    settings: Settings,
+    owner: str | None,
+    key: str,
+    statuses: list[str] | None,
+    offset: int,
+    limit: int,
+    kind: str,
+    views: ViewCache | None,
+) -> Response:
+    ticket = views.begin() if views is not None else None
+    with get_sessionmaker(settings.db_url)() as session:
+        rows, count = store.list_jobs(
+            session, statuses=statuses, offset=offset, limit=limit, owner=owner, kind=kind
+        )
+        active = any(j.status in ACTIVE for j in rows)
+        stats = queue_stats(request, session) if active else None
+        children = store.children_of(session, job_ids=[j.id for j in rows])  # one query
+        data = [public_job(session, settings, j, stats, children[j.id]) for j in rows]
+        body, etag = encoded(JobsPublic(data=data, count=count))
+    if views is not None and ticket is not None:
+        views.store(ticket, LIST, key, CachedView.of_list(body, etag, owner or "", ticket.started))
+    return encoded_response(request, body, etag)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={404: _ERRORS[404]})
@@ -264,7 +286,7 @@ def cancel_job(
     store.get_job(session, job_id=job_id, owner=owner)  # 404 for another token's job
     job = store.request_cancel(session, job_id=job_id)
     session.commit()
-    _changed(request, job_id)
+    changed(request, job_id)
     if job.status == JobStatus.canceled:
         response.status_code = status.HTTP_200_OK
     return public_job(session, settings, job)
@@ -298,7 +320,7 @@ def delete_job(
     try:
         store.delete_job(session, job_id=job_id)
         session.commit()
-        _changed(request, job_id, parent_id)  # gone, and no longer its parent's child
+        changed(request, job_id, parent_id)  # gone, and no longer its parent's child
     except OperationalError as exc:
         session.rollback()
         if not _disk_full(exc):
@@ -310,14 +332,6 @@ def delete_job(
             "space and delete it again",
         ) from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-def _changed(request: Request, *job_ids: str | None) -> None:
-    """This process's cached views of `job_ids` are out of date (its own write: at once;
-    other processes' caches notice within their hub's interval)."""
-    views = view_cache(request)
-    if views is not None:
-        views.invalidate(job_id for job_id in job_ids if job_id)
 
 
 def _disk_full(exc: OperationalError) -> bool:
