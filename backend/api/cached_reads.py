@@ -11,7 +11,8 @@ What is answered here is byte for byte what the route answers for a hit
 (backend/api/job_views.py answer_cached: the same stored body, ETag and headers; 304 for a
 matching If-None-Match; HEAD without the body). Everything else goes on to the app
 unchanged, and the route decides as before:
-- a miss (nothing cached, aged out, another owner's), any other path or method;
+- a miss (nothing cached, aged out, another owner's), any other path or method (a poll
+  of an entry the route is reading again waits for that read here, then is answered);
 - a caller the cache cannot identify without the database: a sign-in cookie (its session
   is a row), or with tokens configured, a missing or unknown Bearer token (the 401 is the
   route's);
@@ -23,6 +24,8 @@ unchanged, and the route decides as before:
 from __future__ import annotations
 
 from typing import Any
+
+import anyio
 
 from backend.api.middleware import ASGIApp, Receive, Scope, Send
 from backend.api.responses import not_modified, view_headers
@@ -46,14 +49,18 @@ class CachedReads:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             headers = _headers(scope)
-            hit = _lookup(scope, headers) if headers is not None else None
+            hit = await _lookup(scope, headers) if headers is not None else None
             if hit is not None and headers is not None:
                 await _answer(scope, send, hit, headers)
                 return
         await self.app(scope, receive, send)
 
 
-def _lookup(scope: Scope, headers: dict[bytes, bytes]) -> CachedView | None:
+async def _lookup(scope: Scope, headers: dict[bytes, bytes]) -> CachedView | None:
+    """The cache's answer for this request, if it has one the caller may see. An entry
+    that aged out while the route reads it again (a live one, every interval) is waited
+    for: the polls that come meanwhile take that read's answer instead of all going
+    through FastAPI to wait there (backend/api/job_views.py answer_cached)."""
     path: str = scope["path"]
     root = scope.get("root_path", "")
     if root and path.startswith(root):
@@ -77,7 +84,16 @@ def _lookup(scope: Scope, headers: dict[bytes, bytes]) -> CachedView | None:
         return None
     if key is None:
         key = list_key(owner, scope["query_string"])  # type: ignore[arg-type]
-    return views.lookup(view, key, owner)  # type: ignore[arg-type]
+    hit = views.lookup(view, key, owner)  # type: ignore[arg-type]
+    if hit is not None:
+        views.refresh_ahead(view, key, hit)  # type: ignore[arg-type]
+        return hit
+    reading = views.reading.get((view, key))  # type: ignore[arg-type]
+    if reading is not None:
+        with anyio.move_on_after(views.max_age):
+            await reading.wait()
+        hit = views.lookup(view, key, owner)  # type: ignore[arg-type]
+    return hit
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes] | None:

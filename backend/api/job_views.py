@@ -22,6 +22,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 
 from backend.api.job_snapshots import job_snapshots
 from backend.api.responses import QueueStatsCache, encoded, encoded_response, json_response
@@ -148,19 +149,21 @@ async def answer_cached(
     view: str,
     key: str,
     owner: str | None,
-    read: Callable[[ViewCache | None], Response],
+    read: Callable[[ViewCache | None], tuple[bytes, str]],
 ) -> Response:
     """The answer `views` holds for (`view`, `key`) when it is fresh and `owner` may see it
     (on the event loop: no thread, no query; backend/api/view_cache.py says what keeps it
-    true), else `read(views)` in a thread, which reads the database and stores the entry.
+    true), else `read(views)` in a thread, which reads the database, stores the entry and
+    gives its body and ETag.
 
     backend/api/cached_reads.py answers most hits before FastAPI; this serves the rest (a
     sign-in cookie's caller) and every miss."""
     views = view_cache(request)
     if views is None:
-        return await run_in_threadpool(read, None)
+        return encoded_response(request, *await run_in_threadpool(read, None))
     hit = views.lookup(view, key, owner)
     if hit is not None:
+        views.refresh_ahead(view, key, hit)
         return encoded_response(request, hit.body, hit.etag)
     entry_key = (view, key)
     if views.holds(*entry_key):
@@ -171,7 +174,7 @@ async def answer_cached(
         if reading is None:
             views.reading[entry_key] = reading = anyio.Event()
             try:
-                return await run_in_threadpool(read, views)
+                return encoded_response(request, *await run_in_threadpool(read, views))
             finally:
                 del views.reading[entry_key]
                 reading.set()
@@ -180,41 +183,42 @@ async def answer_cached(
         hit = views.lookup(view, key, owner)
         if hit is not None:
             return encoded_response(request, hit.body, hit.etag)
-    return await run_in_threadpool(read, views)
+    return encoded_response(request, *await run_in_threadpool(read, views))
 
 
 async def read_cached_job_view(
     request: Request, settings: Settings, owner: str | None, job_id: str
 ) -> Response:
     """read_job_view of public_job, from this process's cache when it has the job."""
-    return await answer_cached(
-        request, DETAIL, job_id, owner, partial(_read_and_keep, request, settings, owner, job_id)
-    )
+    read = partial(_read_view, request.app.state, settings, owner, job_id)
+    return await answer_cached(request, DETAIL, job_id, owner, read)
 
 
-def _read_and_keep(
-    request: Request, settings: Settings, owner: str | None, job_id: str, views: ViewCache | None
-) -> Response:
+def _read_view(
+    state: State, settings: Settings, owner: str | None, job_id: str, views: ViewCache | None
+) -> tuple[bytes, str]:
+    """(In a thread.) The job's view read from the database, kept in `views`."""
     ticket = views.begin() if views is not None else None
     root = job_root(settings, job_id)
     files, settled = fingerprint(root)  # before the view looks at the files
     with get_sessionmaker(settings.db_url)() as session:
         job = store.get_job(session, job_id=job_id, owner=owner)
-        stats = queue_stats(request, session) if job.status in ACTIVE else None
+        stats = state.queue_stats.get(session) if job.status in ACTIVE else None
         public = public_job(session, settings, job, stats)
         body, etag = encoded(public)
         # A finished job's entry lives while the hub finds it true, once its folders
         # settled; a queued or running one's for one hub interval, its folders checked at
-        # each hit all the same (backend/api/view_cache.py).
+        # each hit all the same, and renewed by this same read (backend/api/view_cache.py).
         live = job.status not in FINISHED
         if views is not None and ticket is not None and (live or settled):
             entry = CachedView(
                 body=body, etag=etag, owner=job.owner, kind=job.kind, stamp=job_stamp(job),
                 children=tuple(public.children), root=root, files=files,
                 confirmed_at=ticket.started, live=live,
+                refresh=partial(_read_view, state, settings, owner, job_id) if live else None,
             )  # fmt: skip
             views.store(ticket, DETAIL, job_id, entry)
-    return encoded_response(request, body, etag)
+    return body, etag
 
 
 def check_disk(settings: Settings) -> None:

@@ -26,7 +26,9 @@ JSON and its ETag, made once per state of the job. Two kinds of entries, with tw
   change this cache hears of (a new event of any job, this process's own writes) drops all
   live entries at once. A poll of a queued job then costs one database read per interval
   instead of one per request, and shows the database as it was at most one interval ago,
-  the bound the page's event streams already have.
+  the bound the page's event streams already have. A live entry past half its interval
+  is read again in the background by the poll that finds it so (`refresh_ahead`, the
+  same read that made it), so that the polls never queue behind that read.
 - **The files** (samples, checkpoints, snapshots are listed only while their file is
   there): the job folder's and its listed subfolders' (inode, mtime) are taken before the
   view is read and compared at every hit, a few `stat` calls, so a file a worker writes
@@ -48,19 +50,22 @@ outlive it. Memory is bounded by `max_bytes` (least recently answered entries go
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
+import logging
 import os
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from sqlalchemy import Engine, event
 
 from jobs.db.models import Job
@@ -80,6 +85,8 @@ STAMP_COLUMNS = (
 _RACY_SECONDS = 2.0  # a folder changed this recently may change again within its mtime's tick
 _MAX_ENTRIES = 2048  # least recently answered entries go first beyond this
 _MAX_BYTES = 64 << 20  # and beyond this many bytes of bodies (a 100-job list is ~250 KB)
+
+log = logging.getLogger(__name__)
 
 _LIST = "list"  # CachedView.kind of a list's entry
 
@@ -152,12 +159,21 @@ class CachedView:
     files: Fingerprint | None  # the folders' fingerprint, checked at each hit (None: a list)
     confirmed_at: float  # monotonic: when the newest read that showed this state began
     live: bool = False  # a queued or running job's view, or a list: see the module's rules
+    # The read that made it, to renew it (live entries): in a thread, with the cache.
+    refresh: Callable[[ViewCache], object] | None = None
 
     @classmethod
-    def of_list(cls, body: bytes, etag: str, owner: str, confirmed_at: float) -> CachedView:
+    def of_list(
+        cls,
+        body: bytes,
+        etag: str,
+        owner: str,
+        confirmed_at: float,
+        refresh: Callable[[ViewCache], object] | None = None,
+    ) -> CachedView:
         return cls(
             body=body, etag=etag, owner=owner, kind=_LIST, stamp="", children=(), root=None,
-            files=None, confirmed_at=confirmed_at, live=True,
+            files=None, confirmed_at=confirmed_at, live=True, refresh=refresh,
         )  # fmt: skip
 
     @property
@@ -205,6 +221,7 @@ class ViewCache:
         self.reading: dict[tuple[str, str], anyio.Event] = {}
         self.hits = 0
         self.misses = 0
+        self._renewing: set[asyncio.Task[None]] = set()  # refresh_ahead's, held till done
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -236,6 +253,34 @@ class ViewCache:
             return None
         self.hits += 1
         return entry
+
+    def refresh_ahead(self, view: str, key: str, entry: CachedView) -> None:
+        """(On the event loop, after answering `entry`.) A live entry past half its
+        interval is read again in the background, once, while it is still answered: the
+        polls of a queued job or a list never wait for that read (without it, all of them
+        waited for it once per interval: a p99 of 70-400 ms). What is answered is still
+        never older than `live_age`; a read that fails or loses a race is dropped, and the
+        entry ages out as before."""
+        entry_key = (view, key)
+        refresh = entry.refresh
+        if refresh is None or entry_key in self.reading or not entry.live:
+            return
+        if time.monotonic() - entry.confirmed_at <= self.live_age / 2:
+            return
+        done = self.reading[entry_key] = anyio.Event()
+
+        async def renew() -> None:
+            try:
+                await anyio.to_thread.run_sync(refresh, self)
+            except Exception as exc:  # the job went, the database is down: it ages out
+                log.debug("view cache: renewing %s failed: %s", entry_key, exc)
+            finally:
+                del self.reading[entry_key]
+                done.set()
+
+        task = asyncio.get_running_loop().create_task(renew())
+        self._renewing.add(task)
+        task.add_done_callback(self._renewing.discard)
 
     def holds(self, view: str, key: str) -> bool:
         """Whether there is an entry, fresh or aged out."""

@@ -6,14 +6,19 @@ a body) goes to the app."""
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import replace
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from backend.api import cached_reads
 from backend.api.routes import jobs as job_routes
+from backend.api.view_cache import DETAIL
 from backend.main import create_app
 from jobs.settings import Settings
 from tests.backend.test_view_cache import ALICE, API, BOB, SMALL, _cached, _succeeded_job
@@ -66,8 +71,12 @@ def test_a_hit_is_answered_before_fastapi_as_the_route_answers_it(
             ]
         assert calls.count == 0, "a hit went through FastAPI"
         assert [answers[1][0] for answers in front.values()] == [304] * 3
+
         # The same requests with this layer stepping aside: the route answers the same hits.
-        monkeypatch.setattr(cached_reads, "_lookup", lambda scope, headers: None)
+        async def step_aside(scope: Any, headers: Any) -> None:
+            return None
+
+        monkeypatch.setattr(cached_reads, "_lookup", step_aside)
         for url in urls:
             etag = client.get(url).headers["etag"]
             routed = [
@@ -110,3 +119,34 @@ def test_what_only_the_app_can_judge_goes_to_the_app(
         client.cookies.clear()
         assert client.get(url, headers=cookie).status_code == 200
         assert calls.count == 4
+
+
+def test_a_poll_of_an_entry_being_read_again_waits_for_that_read(
+    settings: Settings, queue: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the route reads an aged-out entry again, a poll of it waits here for that read
+    and takes its answer (it does not go through FastAPI to wait there)."""
+    with TestClient(create_app(_configured(settings), queue=queue)) as client:
+        job_id = client.post(f"{API}/jobs", json=SMALL).json()["id"]
+        url = f"{API}/jobs/{job_id}"
+        _cached(client, url)
+        views = client.app.state.event_hub.views  # type: ignore[attr-defined]
+        key = (DETAIL, job_id)
+        entry = views.lookup(*key, None)
+        entry.confirmed_at -= 60  # aged out, still held
+        reading = client.portal.call(anyio.Event)  # type: ignore[union-attr]
+        views.reading[key] = reading
+        fresh = replace(entry, body=entry.body.replace(b'"queued"', b'"queued" '))
+
+        def the_read_ends() -> None:
+            time.sleep(0.3)
+            ticket = views.begin()
+            assert views.store(ticket, *key, replace(fresh, confirmed_at=ticket.started))
+            client.portal.call(reading.set)  # type: ignore[union-attr]
+
+        calls = _RouteCalls(monkeypatch)
+        reader = threading.Thread(target=the_read_ends)
+        reader.start()
+        r = client.get(url)
+        reader.join()
+        assert r.status_code == 200 and r.content == fresh.body and calls.count == 0

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, update
 from sqlalchemy.orm import Session
 
 from backend.api.job_views import DETAIL, public_job
-from backend.api.view_cache import ViewCache
+from backend.api.view_cache import LIST, ViewCache
 from backend.main import create_app
 from jobs import leases, storage, store
 from jobs.db.models import Job, JobStatus
@@ -346,3 +346,41 @@ def test_this_process_writes_drop_live_views_at_once(
         s.execute(update(Job).where(Job.id == queued).values(heartbeat_at=store.utcnow()))
         s.rollback()  # rolled back: nothing changed
     assert views.lookup(DETAIL, queued, None) is not None
+
+
+def test_a_live_entry_is_renewed_ahead_by_a_poll_and_none_waits(
+    settings: Settings, queue: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past half its interval, the poll that finds a live entry still gets it, and the
+    entry is read again in the background: the next polls see the new state from the
+    cache, and no request reads the database itself (a list likewise)."""
+    slow = Settings.model_validate({**settings.model_dump(), "sse_poll_seconds": 4.0})
+    with TestClient(create_app(slow, queue=queue)) as client:
+        views = _views(client)
+        queued = _queued_job(client)
+        reads: list[int] = []
+        original = store.get_job
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            reads.append(1)
+            return original(*args, **kwargs)
+
+        for url, key in ((f"{API}/jobs/{queued}", queued), (f"{API}/jobs?limit=3", None)):
+            before = _cached(client, url).content
+            view, key = (DETAIL, queued) if key else (LIST, next(
+                k for (v, k) in views._entries if v == LIST
+            ))  # fmt: skip
+            views._entries[(view, key)].confirmed_at -= 2.5  # past half of live_age 4
+            with _elsewhere(settings) as s:  # another process: the hub would take 4 s
+                s.execute(update(Job).where(Job.id == queued).values(heartbeat_at=store.utcnow()))
+            reads.clear()
+            monkeypatch.setattr(store, "get_job", counted)
+            assert client.get(url).content == before  # still fresh: answered, renewal starts
+            deadline = time.monotonic() + 10
+            while client.get(url).content == before:
+                assert time.monotonic() < deadline, "never renewed"
+                time.sleep(0.02)
+            monkeypatch.undo()
+            assert views.lookup(view, key, None) is not None
+            if view == DETAIL:
+                assert len(reads) == 1  # the renewal's one read, in the background

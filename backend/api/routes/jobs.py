@@ -25,6 +25,7 @@ from fastapi import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.datastructures import State
 
 from backend.api.deps import CurrentOwner, SessionDep, SettingsDep
 from backend.api.job_files import OCTET, job_file
@@ -38,7 +39,7 @@ from backend.api.job_views import (
     queue_stats,
     read_cached_job_view,
 )
-from backend.api.responses import encoded, encoded_response
+from backend.api.responses import encoded
 from backend.api.submission import (
     Submission,
     SubmissionDep,
@@ -187,12 +188,14 @@ async def list_jobs(
     # since, comes from its cache without a thread hop (backend/api/view_cache.py)
     statuses = [str(s) for s in status] if status else None
     key = list_key(owner, request.scope["query_string"])
-    read = partial(_read_list, request, settings, owner, key, statuses, offset, limit, kind)
+    read = partial(
+        _read_list, request.app.state, settings, owner, key, statuses, offset, limit, kind
+    )
     return await answer_cached(request, LIST, key, owner, read)
 
 
 def _read_list(
-    request: Request,
+    state: State,
     settings: Settings,
     owner: str | None,
     key: str,
@@ -201,20 +204,24 @@ def _read_list(
     limit: int,
     kind: str,
     views: ViewCache | None,
-) -> Response:
+) -> tuple[bytes, str]:
+    """(In a thread.) The list read from the database, kept in `views` (a live entry,
+    renewed by this same read)."""
     ticket = views.begin() if views is not None else None
     with get_sessionmaker(settings.db_url)() as session:
         rows, count = store.list_jobs(
             session, statuses=statuses, offset=offset, limit=limit, owner=owner, kind=kind
         )
         active = any(j.status in ACTIVE for j in rows)
-        stats = queue_stats(request, session) if active else None
+        stats = state.queue_stats.get(session) if active else None
         children = store.children_of(session, job_ids=[j.id for j in rows])  # one query
         data = [public_job(session, settings, j, stats, children[j.id]) for j in rows]
         body, etag = encoded(JobsPublic(data=data, count=count))
     if views is not None and ticket is not None:
-        views.store(ticket, LIST, key, CachedView.of_list(body, etag, owner or "", ticket.started))
-    return encoded_response(request, body, etag)
+        again = partial(_read_list, state, settings, owner, key, statuses, offset, limit, kind)
+        entry = CachedView.of_list(body, etag, owner or "", ticket.started, refresh=again)
+        views.store(ticket, LIST, key, entry)
+    return body, etag
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={404: _ERRORS[404]})
