@@ -43,13 +43,13 @@ class _BatchSession(Session):
 class Channel(kombu_sqla.Channel):
     """kombu's SQLAlchemy channel with `batch()`; anything outside a batch is kombu's."""
 
-    _session: _BatchSession | None = None
+    _session: _BatchSession | None = None  # type: ignore[assignment]  # kombu's: None
     _queues: dict[str, Any] | None = None  # queue rows of the open batch, by name
 
     @property
     def session(self) -> _BatchSession:
         if self._session is None:
-            engine, _ = self._open()  # kombu's engine cache; its sessionmaker is plain too
+            engine, _ = self._open()  # type: ignore[no-untyped-call]  # kombu's engine cache
             self._session = _BatchSession(bind=engine)
         return self._session
 
@@ -82,7 +82,7 @@ class Channel(kombu_sqla.Channel):
     def _get_or_create(self, queue: str) -> Any:
         """kombu's lookup of the queue's row; within a batch, once per queue."""
         if self._queues is None:
-            return super()._get_or_create(queue)
+            return super()._get_or_create(queue)  # type: ignore[no-untyped-call]
         if queue not in self._queues:
             obj = self._find_queue(queue)
             if obj is None:
@@ -96,7 +96,7 @@ class Channel(kombu_sqla.Channel):
 
     def _create_queue(self, queue: str) -> None:
         """kombu's creation of a queue's row (a rival's insert wins), committed now."""
-        _, make_session = self._open()
+        _, make_session = self._open()  # type: ignore[no-untyped-call]
         with make_session() as session, kombu_sqla._MUTEX:
             if session.query(self.queue_cls).filter(self.queue_cls.name == queue).first():
                 return

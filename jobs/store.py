@@ -408,14 +408,14 @@ def _ahead_params(job: Job) -> tuple[tuple[str, ...], dict[str, Any]]:
 # queued job and every submission asks for its place, and building the statement cost as
 # much as running it.
 @lru_cache(maxsize=16)
-def _position_query(never: tuple[str, ...]) -> Select[tuple[int, int]]:
+def _position_query(never: tuple[str, ...]) -> Select[int, int]:
     return select(func.count(), func.coalesce(func.sum(Job.total_steps), 0)).where(
         _queued_ahead_of(never)
     )
 
 
 @lru_cache(maxsize=16)
-def _passes_query(never: tuple[str, ...]) -> Select[tuple[int]]:
+def _passes_query(never: tuple[str, ...]) -> Select[int]:
     every = Job.params["sample_every"].as_integer()
     return select(func.coalesce(func.sum(Job.total_steps // every + 2), 0)).where(
         _queued_ahead_of(never), every > 0

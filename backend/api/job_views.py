@@ -165,24 +165,24 @@ async def answer_cached(
     if hit is not None:
         views.refresh_ahead(view, key, hit)
         return encoded_response(request, hit.body, hit.etag)
+    # Not cached, or aged out (a live entry's interval passed, the hub was late): one
+    # request reads it, the polls that come meanwhile wait for its entry instead of all
+    # taking the thread pool (fifty pollers of a list that is not cached yet made fifty
+    # reads at once: 400 ms on PostgreSQL). On this loop only: `reading` needs no lock.
     entry_key = (view, key)
-    if views.holds(*entry_key):
-        # An entry aged out (a live one's interval passed, or the hub was late): one request
-        # reads it again, the polls that come meanwhile wait for its entry instead of all
-        # taking the thread pool (on this loop only: `reading` needs no lock).
-        reading = views.reading.get(entry_key)
-        if reading is None:
-            views.reading[entry_key] = reading = anyio.Event()
-            try:
-                return encoded_response(request, *await run_in_threadpool(read, views))
-            finally:
-                del views.reading[entry_key]
-                reading.set()
-        with anyio.move_on_after(views.max_age):
-            await reading.wait()
-        hit = views.lookup(view, key, owner)
-        if hit is not None:
-            return encoded_response(request, hit.body, hit.etag)
+    reading = views.reading.get(entry_key)
+    if reading is None:
+        views.reading[entry_key] = reading = anyio.Event()
+        try:
+            return encoded_response(request, *await run_in_threadpool(read, views))
+        finally:
+            del views.reading[entry_key]
+            reading.set()
+    with anyio.move_on_after(views.max_age):
+        await reading.wait()
+    hit = views.lookup(view, key, owner)
+    if hit is not None:
+        return encoded_response(request, hit.body, hit.etag)
     return encoded_response(request, *await run_in_threadpool(read, views))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -384,3 +385,33 @@ def test_a_live_entry_is_renewed_ahead_by_a_poll_and_none_waits(
             assert views.lookup(view, key, None) is not None
             if view == DETAIL:
                 assert len(reads) == 1  # the renewal's one read, in the background
+
+
+def test_concurrent_polls_of_what_is_not_cached_yet_make_one_read(
+    settings: Settings, queue: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fifty pollers of a list nobody read yet (a restart, a new query) wait for the first
+    one's read instead of each reading: one read, everyone gets its answer."""
+    slow = Settings.model_validate({**settings.model_dump(), "sse_poll_seconds": 4.0})
+    with TestClient(create_app(slow, queue=queue)) as client:
+        _queued_job(client)
+        reads: list[int] = []
+        original = store.list_jobs
+
+        def slow_read(*args: Any, **kwargs: Any) -> Any:
+            reads.append(1)
+            time.sleep(0.3)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(store, "list_jobs", slow_read)
+        answers: list[int] = []
+
+        def poll() -> None:
+            answers.append(client.get(f"{API}/jobs?limit=7").status_code)
+
+        pollers = [threading.Thread(target=poll) for _ in range(10)]
+        for t in pollers:
+            t.start()
+        for t in pollers:
+            t.join()
+        assert answers == [200] * 10 and len(reads) == 1
